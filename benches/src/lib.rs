@@ -1,0 +1,1 @@
+//! `tickwire-benches`: criterion benchmarks (`benches/benches/`) and load-bench scripts.

@@ -1,0 +1,330 @@
+//! Protocol v1: every message in both directions, as typed enums.
+//!
+//! Joining happens at the WebSocket handshake (see [`crate::join`]), so after the upgrade the
+//! server speaks first: [`ServerMessage::Welcome`], then snapshots. Messages are encoded by
+//! [`crate::codec`]; after decoding, [`ClientMessage::validate`] checks the bounds that the
+//! types alone cannot express.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::ids::{ClientId, NetId};
+use crate::tick::Tick;
+
+/// The protocol version. A client states it at the handshake (subprotocol [`SUBPROTOCOL`] or
+/// the query parameter `v`); the server refuses any other.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The WebSocket subprotocol that names this protocol version.
+pub const SUBPROTOCOL: &str = "tickwire.v1";
+
+/// At most this many input frames in one [`InputBatch`]: the newest frame plus the redundant
+/// copies of the ones before it. Eight frames cover 133 ms of loss at 60 Hz.
+pub const MAX_INPUT_FRAMES: usize = 8;
+
+/// Longest chat message, in bytes of UTF-8.
+pub const MAX_CHAT_BYTES: usize = 200;
+
+/// Longest player name, in characters.
+pub const MAX_NAME_CHARS: usize = 24;
+
+/// Longest free-text reason or name the server sends, in bytes.
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// Buttons held during one input frame, one bit each.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
+pub struct Buttons(pub u8);
+
+impl Buttons {
+    /// Shoot a projectile along the aim.
+    pub const FIRE: Buttons = Buttons(1);
+    /// Dash along the movement vector (on a cooldown).
+    pub const DASH: Buttons = Buttons(2);
+    /// Every defined button.
+    pub const ALL: Buttons = Buttons(3);
+
+    /// Whether every button of `other` is held.
+    #[must_use]
+    pub fn contains(self, other: Buttons) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// `self` with the buttons of `other` held as well.
+    #[must_use]
+    pub fn with(self, other: Buttons) -> Buttons {
+        Buttons(self.0 | other.0)
+    }
+}
+
+/// One tick's worth of player input. Its sequence number is implied by its place in an
+/// [`InputBatch`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct InputFrame {
+    /// Movement vector, each axis quantized by [`crate::quantize::axis`].
+    pub movement: [i8; 2],
+    /// Aim direction, quantized by [`crate::quantize::angle`].
+    pub aim: u16,
+    /// Buttons held.
+    pub buttons: Buttons,
+}
+
+/// The client's input message: its newest frames (oldest first) and its acknowledgement.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct InputBatch {
+    /// The newest snapshot tick the client received and decoded: the server deltas against it.
+    pub ack: Option<Tick>,
+    /// The sequence number of `frames[0]`; the others follow one by one. The server applies
+    /// each sequence number once, in order.
+    pub first_seq: u32,
+    /// The last few frames, oldest first.
+    pub frames: Vec<InputFrame>,
+}
+
+impl InputBatch {
+    /// The frames with their sequence numbers, oldest first.
+    pub fn sequenced(&self) -> impl Iterator<Item = (u32, InputFrame)> + '_ {
+        (0u32..).zip(&self.frames).map(|(i, f)| (self.first_seq.wrapping_add(i), *f))
+    }
+
+    /// The sequence number of the newest frame (`None` when there are no frames).
+    #[must_use]
+    pub fn last_seq(&self) -> Option<u32> {
+        let n = u32::try_from(self.frames.len()).ok()?.checked_sub(1)?;
+        Some(self.first_seq.wrapping_add(n))
+    }
+}
+
+/// Everything a client can say.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// Input frames and the snapshot acknowledgement.
+    Input(InputBatch),
+    /// A round-trip probe; the server answers [`ServerMessage::Pong`] with the same values.
+    Ping {
+        /// Chosen by the client.
+        id: u32,
+        /// The client's clock when sent, in microseconds (opaque to the server).
+        client_time_us: u64,
+    },
+    /// A chat line for the room.
+    Chat {
+        /// The text, at most [`MAX_CHAT_BYTES`].
+        text: String,
+    },
+    /// The player leaves for good (no resume).
+    Leave,
+}
+
+/// Why a message that decoded is still refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolError {
+    /// An input batch has no frames or more than [`MAX_INPUT_FRAMES`].
+    #[error("input batch of {0} frames (1..={MAX_INPUT_FRAMES} allowed)")]
+    FrameCount(usize),
+    /// A button bit that means nothing.
+    #[error("unknown button bits {0:#x}")]
+    UnknownButtons(u8),
+    /// A chat line over [`MAX_CHAT_BYTES`].
+    #[error("chat message of {0} bytes (at most {MAX_CHAT_BYTES})")]
+    ChatTooLong(usize),
+    /// A server text field over [`MAX_TEXT_BYTES`].
+    #[error("text field too long")]
+    TextTooLong,
+}
+
+impl ClientMessage {
+    /// Checks what the types cannot: frame counts, sequence order, lengths.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        match self {
+            ClientMessage::Input(batch) => {
+                let n = batch.frames.len();
+                if n == 0 || n > MAX_INPUT_FRAMES {
+                    return Err(ProtocolError::FrameCount(n));
+                }
+                if let Some(f) = batch.frames.iter().find(|f| !Buttons::ALL.contains(f.buttons)) {
+                    return Err(ProtocolError::UnknownButtons(f.buttons.0));
+                }
+                Ok(())
+            }
+            ClientMessage::Chat { text } if text.len() > MAX_CHAT_BYTES => {
+                Err(ProtocolError::ChatTooLong(text.len()))
+            }
+            ClientMessage::Ping { .. } | ClientMessage::Chat { .. } | ClientMessage::Leave => {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The first message of every session.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Welcome {
+    /// [`PROTOCOL_VERSION`] of the server.
+    pub protocol: u16,
+    /// This session's client id.
+    pub client_id: ClientId,
+    /// The room joined.
+    pub room: String,
+    /// The player's entity.
+    pub entity: NetId,
+    /// Simulation ticks per second.
+    pub tick_rate: u16,
+    /// Snapshots per second.
+    pub snapshot_rate: u16,
+    /// The current server tick.
+    pub tick: Tick,
+    /// Present on reconnect: resumes this player within the grace period.
+    pub resume_token: String,
+    /// [`crate::registry::ReplicationRegistry::fingerprint`] of the server's registry.
+    pub registry_fingerprint: u64,
+}
+
+/// A snapshot of the replicated world as one client sees it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SnapshotMessage {
+    /// The simulation tick it shows.
+    pub tick: Tick,
+    /// The acknowledged tick it is a delta against; `None` for a full snapshot.
+    pub baseline: Option<Tick>,
+    /// The last input sequence the server applied for this client (for reconciliation).
+    pub last_input_seq: Option<u32>,
+    /// The bit-packed body ([`crate::snapshot`]).
+    #[serde(with = "crate::codec::bytes")]
+    pub body: Vec<u8>,
+}
+
+/// Something that happened in the room, delivered reliably.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum GameEvent {
+    /// A player joined (or came back).
+    Joined {
+        /// Their client id.
+        client: ClientId,
+        /// Their entity.
+        entity: NetId,
+        /// Their name.
+        name: String,
+    },
+    /// A player left.
+    Left {
+        /// Their entity.
+        entity: NetId,
+        /// Their name.
+        name: String,
+    },
+    /// An entity killed another.
+    Killed {
+        /// The killer (`None`: the arena).
+        killer: Option<NetId>,
+        /// The one that died.
+        victim: NetId,
+    },
+    /// An entity came back to life.
+    Respawned {
+        /// The entity.
+        entity: NetId,
+    },
+}
+
+/// Why the server ends a session. Each maps to a WebSocket close code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum DisconnectReason {
+    /// The server is shutting down (1001).
+    ServerShutdown,
+    /// The room closed (1001).
+    RoomClosed,
+    /// A message could not be decoded or broke the protocol (1002).
+    ProtocolError,
+    /// A message was too large (1009).
+    MessageTooLarge,
+    /// Too many messages or bytes (1008).
+    RateLimited,
+    /// The client could not keep up with reliable messages (1008).
+    TooSlow,
+    /// No message or pong within the timeout (1001).
+    Timeout,
+    /// The same player resumed on another connection (1000).
+    Replaced,
+    /// The client asked to leave (1000).
+    Left,
+    /// The server failed (1011).
+    Internal,
+}
+
+impl DisconnectReason {
+    /// The WebSocket close code for this reason (RFC 6455 §7.4.1).
+    #[must_use]
+    pub fn close_code(self) -> u16 {
+        match self {
+            DisconnectReason::ServerShutdown
+            | DisconnectReason::RoomClosed
+            | DisconnectReason::Timeout => 1001,
+            DisconnectReason::ProtocolError => 1002,
+            DisconnectReason::MessageTooLarge => 1009,
+            DisconnectReason::RateLimited | DisconnectReason::TooSlow => 1008,
+            DisconnectReason::Replaced | DisconnectReason::Left => 1000,
+            DisconnectReason::Internal => 1011,
+        }
+    }
+
+    /// A stable lower-case label (metrics, logs).
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            DisconnectReason::ServerShutdown => "server_shutdown",
+            DisconnectReason::RoomClosed => "room_closed",
+            DisconnectReason::ProtocolError => "protocol_error",
+            DisconnectReason::MessageTooLarge => "message_too_large",
+            DisconnectReason::RateLimited => "rate_limited",
+            DisconnectReason::TooSlow => "too_slow",
+            DisconnectReason::Timeout => "timeout",
+            DisconnectReason::Replaced => "replaced",
+            DisconnectReason::Left => "left",
+            DisconnectReason::Internal => "internal",
+        }
+    }
+}
+
+/// Everything the server can say.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The session is live; snapshots follow.
+    Welcome(Welcome),
+    /// The world as this client sees it.
+    Snapshot(SnapshotMessage),
+    /// The answer to [`ClientMessage::Ping`].
+    Pong {
+        /// The ping's id.
+        id: u32,
+        /// The ping's client time, echoed.
+        client_time_us: u64,
+        /// The server tick when answered.
+        tick: Tick,
+    },
+    /// A chat line, attributed by the server.
+    Chat {
+        /// The sender's entity.
+        from: NetId,
+        /// The sender's name.
+        name: String,
+        /// The text (control characters stripped).
+        text: String,
+    },
+    /// A game event, delivered reliably.
+    Event(GameEvent),
+    /// The server is closing the session; the transport closes right after.
+    Disconnect {
+        /// Why.
+        reason: DisconnectReason,
+        /// For humans.
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    /// Whether it may be dropped in favour of a newer one (only snapshots).
+    #[must_use]
+    pub fn is_droppable(&self) -> bool {
+        matches!(self, ServerMessage::Snapshot(_))
+    }
+}

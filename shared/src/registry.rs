@@ -1,0 +1,282 @@
+//! The replication registry: the one place where a game says which components are replicated
+//! and how each one quantizes. The server and every client build the registry with the same
+//! calls in the same order; the snapshot codec, the server's capture and the client's reads are
+//! driven by it, so a new replicated component needs no change to the codec or the server.
+//!
+//! A replicated component is a fixed list of integer fields (its quantized form). The codec
+//! deltas each field on its own, so only the fields that changed are sent.
+
+use std::any::TypeId;
+
+use bevy_ecs::component::Component;
+use bevy_ecs::world::{EntityRef, World};
+use thiserror::Error;
+
+use crate::ids::NetId;
+use crate::snapshot::{EntityView, ReplicatedState};
+
+/// At most this many replicated component types: a presence mask is a `u32`.
+pub const MAX_COMPONENTS: usize = 32;
+
+/// At most this many fields per entity across all components: bounds a state row (4 bytes
+/// each), which keeps the server's state ring small.
+pub const MAX_FIELDS: usize = 64;
+
+/// How a field is compared and sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldKind {
+    /// Any `i32`. Sent in full as a zigzag varint, as a delta as the zigzag of the wrapping
+    /// difference.
+    Int,
+    /// A 16-bit angle from [`crate::quantize::angle`], stored as `0..=65535`. Deltas wrap around
+    /// the circle, so turning through 0 costs a small delta rather than a full turn.
+    Angle,
+}
+
+/// One field of a replicated component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldSpec {
+    /// The field's name (documentation and the registry fingerprint).
+    pub name: &'static str,
+    /// How it is compared and sent.
+    pub kind: FieldKind,
+}
+
+impl FieldSpec {
+    /// An [`FieldKind::Int`] field.
+    #[must_use]
+    pub const fn int(name: &'static str) -> FieldSpec {
+        FieldSpec { name, kind: FieldKind::Int }
+    }
+
+    /// An [`FieldKind::Angle`] field.
+    #[must_use]
+    pub const fn angle(name: &'static str) -> FieldSpec {
+        FieldSpec { name, kind: FieldKind::Angle }
+    }
+}
+
+/// A component that can be replicated: its quantized form is `FIELDS.len()` integers.
+///
+/// `dequantize(quantize(c))` need not equal `c` (quantization is lossy), but
+/// `quantize(dequantize(q)) == q` must hold, so that what the client reconstructs quantizes back
+/// to exactly what the server sent.
+pub trait Replicate: Component + Sized {
+    /// A stable name, part of the registry fingerprint.
+    const NAME: &'static str;
+    /// The quantized fields, in wire order. At least one.
+    const FIELDS: &'static [FieldSpec];
+    /// Writes the quantized fields into `out` (`out.len() == FIELDS.len()`).
+    fn quantize(&self, out: &mut [i32]);
+    /// Rebuilds a component from quantized fields (`fields.len() == FIELDS.len()`).
+    fn dequantize(fields: &[i32]) -> Self;
+}
+
+/// A registered component's index: its bit in presence masks and its place in a state row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComponentIdx(pub u8);
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RegistryError {
+    /// More than [`MAX_COMPONENTS`] components.
+    #[error("at most {MAX_COMPONENTS} replicated components")]
+    TooManyComponents,
+    /// More than [`MAX_FIELDS`] fields in all.
+    #[error("at most {MAX_FIELDS} replicated fields per entity")]
+    TooManyFields,
+    /// The component type (or its name) is registered already.
+    #[error("component {0} is registered twice")]
+    Duplicate(&'static str),
+    /// The component declares no fields.
+    #[error("component {0} has no fields")]
+    NoFields(&'static str),
+}
+
+type ExtractFn = fn(&EntityRef<'_>, &mut [i32]) -> bool;
+
+#[derive(Clone)]
+struct Entry {
+    name: &'static str,
+    fields: &'static [FieldSpec],
+    offset: usize,
+    type_id: TypeId,
+    extract: ExtractFn,
+}
+
+/// The registered replicated components, in registration order.
+#[derive(Clone, Default)]
+pub struct ReplicationRegistry {
+    entries: Vec<Entry>,
+    stride: usize,
+}
+
+impl std::fmt::Debug for ReplicationRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.entries.iter().map(|e| e.name)).finish()
+    }
+}
+
+fn extract<C: Replicate>(entity: &EntityRef<'_>, out: &mut [i32]) -> bool {
+    match entity.get::<C>() {
+        Some(c) => {
+            c.quantize(out);
+            true
+        }
+        None => false,
+    }
+}
+
+impl ReplicationRegistry {
+    /// An empty registry.
+    #[must_use]
+    pub fn new() -> ReplicationRegistry {
+        ReplicationRegistry::default()
+    }
+
+    /// Registers `C`; from now on every entity with a [`NetId`] and a `C` replicates it.
+    pub fn register<C: Replicate>(&mut self) -> Result<ComponentIdx, RegistryError> {
+        let type_id = TypeId::of::<C>();
+        if self.entries.iter().any(|e| e.type_id == type_id || e.name == C::NAME) {
+            return Err(RegistryError::Duplicate(C::NAME));
+        }
+        if C::FIELDS.is_empty() {
+            return Err(RegistryError::NoFields(C::NAME));
+        }
+        if self.entries.len() == MAX_COMPONENTS {
+            return Err(RegistryError::TooManyComponents);
+        }
+        if self.stride + C::FIELDS.len() > MAX_FIELDS {
+            return Err(RegistryError::TooManyFields);
+        }
+        let idx = ComponentIdx(self.entries.len() as u8);
+        self.entries.push(Entry {
+            name: C::NAME,
+            fields: C::FIELDS,
+            offset: self.stride,
+            type_id,
+            extract: extract::<C>,
+        });
+        self.stride += C::FIELDS.len();
+        Ok(idx)
+    }
+
+    /// How many components are registered.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no component is registered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Fields per entity row across all components.
+    #[must_use]
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// The mask with a bit for every registered component.
+    #[must_use]
+    pub fn full_mask(&self) -> u32 {
+        if self.entries.len() == MAX_COMPONENTS {
+            u32::MAX
+        } else {
+            (1u32 << self.entries.len()) - 1
+        }
+    }
+
+    /// The index `C` was registered at.
+    #[must_use]
+    pub fn index_of<C: Replicate>(&self) -> Option<ComponentIdx> {
+        let type_id = TypeId::of::<C>();
+        self.entries.iter().position(|e| e.type_id == type_id).map(|i| ComponentIdx(i as u8))
+    }
+
+    /// The fields of component `idx`.
+    #[must_use]
+    pub fn fields(&self, idx: ComponentIdx) -> &'static [FieldSpec] {
+        self.entries[usize::from(idx.0)].fields
+    }
+
+    /// Where component `idx`'s fields start in a row.
+    #[must_use]
+    pub fn offset(&self, idx: ComponentIdx) -> usize {
+        self.entries[usize::from(idx.0)].offset
+    }
+
+    /// The name of component `idx`.
+    #[must_use]
+    pub fn name(&self, idx: ComponentIdx) -> &'static str {
+        self.entries[usize::from(idx.0)].name
+    }
+
+    /// `(index, offset, fields)` of every component, in order.
+    pub fn layout(&self) -> impl Iterator<Item = (ComponentIdx, usize, &'static [FieldSpec])> + '_ {
+        self.entries.iter().enumerate().map(|(i, e)| (ComponentIdx(i as u8), e.offset, e.fields))
+    }
+
+    /// A 64-bit FNV-1a hash of the names, fields and order: two sides that registered the same
+    /// components in the same order have the same fingerprint. The server sends it in `Welcome`.
+    #[must_use]
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            h ^= 0xff;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        };
+        for e in &self.entries {
+            eat(e.name.as_bytes());
+            for f in e.fields {
+                eat(f.name.as_bytes());
+                eat(&[f.kind as u8]);
+            }
+        }
+        h
+    }
+
+    /// Reads component `C` of one entity of a replicated state, dequantized.
+    #[must_use]
+    pub fn get<C: Replicate>(&self, entity: EntityView<'_>) -> Option<C> {
+        let idx = self.index_of::<C>()?;
+        if entity.mask & (1 << idx.0) == 0 {
+            return None;
+        }
+        let offset = self.offset(idx);
+        Some(C::dequantize(&entity.fields[offset..offset + C::FIELDS.len()]))
+    }
+
+    /// Captures the replicated, quantized state of every entity that has a [`NetId`], in id
+    /// order. An entity whose id repeats an earlier one is left out (ids must be unique).
+    #[must_use]
+    pub fn capture(&self, world: &mut World) -> ReplicatedState {
+        let mut query = world.query::<(bevy_ecs::entity::Entity, &NetId)>();
+        let mut ids: Vec<(NetId, bevy_ecs::entity::Entity)> =
+            query.iter(world).map(|(e, id)| (*id, e)).collect();
+        ids.sort_unstable_by_key(|&(id, _)| id);
+        ids.dedup_by_key(|&mut (id, _)| id);
+        let mut state = ReplicatedState::with_capacity(self.stride, ids.len());
+        let mut row = vec![0i32; self.stride];
+        for (id, entity) in ids {
+            let entity = world.entity(entity);
+            let mut mask = 0u32;
+            row.fill(0);
+            for (i, e) in self.entries.iter().enumerate() {
+                if (e.extract)(&entity, &mut row[e.offset..e.offset + e.fields.len()]) {
+                    mask |= 1 << i;
+                }
+            }
+            // Ids are sorted and deduplicated, and the row has the state's stride.
+            let pushed = state.push(id, mask, &row);
+            debug_assert!(pushed.is_ok());
+        }
+        state
+    }
+}

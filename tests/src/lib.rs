@@ -1,0 +1,3 @@
+//! Shared helpers and fixtures for Tickwire's integration tests (the tests live in `tests/tests/`).
+
+pub mod fixtures;

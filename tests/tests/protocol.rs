@@ -1,0 +1,239 @@
+//! Protocol v1 and its codec: every message round-trips, arbitrary bytes never panic the
+//! decoder, and a hostile length prefix is refused without allocating what it claims.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use proptest::prelude::*;
+use tickwire_shared::codec::{self, CodecError, MAX_CLIENT_MESSAGE_BYTES};
+use tickwire_shared::protocol::*;
+use tickwire_shared::{ClientId, NetId, Tick};
+
+/// Records the largest single allocation, so a test can prove a decode did not allocate what a
+/// length prefix claimed.
+struct TrackingAlloc;
+
+static LARGEST_ALLOC: AtomicUsize = AtomicUsize::new(0);
+
+#[expect(unsafe_code, reason = "a global allocator is unsafe by definition; it only forwards")]
+// SAFETY: every call forwards to the system allocator with the caller's own arguments.
+unsafe impl GlobalAlloc for TrackingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(new_size, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: TrackingAlloc = TrackingAlloc;
+
+fn frames(n: usize) -> Vec<InputFrame> {
+    (0..n)
+        .map(|i| InputFrame {
+            movement: [127, -64],
+            aim: 40_000 + i as u16,
+            buttons: Buttons::FIRE,
+        })
+        .collect()
+}
+
+fn all_client_messages() -> Vec<ClientMessage> {
+    vec![
+        ClientMessage::Input(InputBatch { ack: None, first_seq: 0, frames: frames(1) }),
+        ClientMessage::Input(InputBatch {
+            ack: Some(Tick(u32::MAX)),
+            first_seq: u32::MAX - 3,
+            frames: frames(8),
+        }),
+        ClientMessage::Ping { id: 7, client_time_us: u64::MAX },
+        ClientMessage::Chat { text: "hello, arena — ünïcode".into() },
+        ClientMessage::Chat { text: String::new() },
+        ClientMessage::Leave,
+    ]
+}
+
+fn all_server_messages() -> Vec<ServerMessage> {
+    let mut msgs = vec![
+        ServerMessage::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            client_id: ClientId(3),
+            room: "arena-1".into(),
+            entity: NetId(42),
+            tick_rate: 60,
+            snapshot_rate: 30,
+            tick: Tick(1234),
+            resume_token: "secret".into(),
+            registry_fingerprint: 0xdead_beef_cafe_f00d,
+        }),
+        ServerMessage::Snapshot(SnapshotMessage {
+            tick: Tick(100),
+            baseline: Some(Tick(96)),
+            last_input_seq: Some(17),
+            body: vec![1, 2, 3, 255],
+        }),
+        ServerMessage::Snapshot(SnapshotMessage {
+            tick: Tick(0),
+            baseline: None,
+            last_input_seq: None,
+            body: vec![],
+        }),
+        ServerMessage::Pong { id: 1, client_time_us: 99, tick: Tick(5) },
+        ServerMessage::Chat { from: NetId(1), name: "ann".into(), text: "gg".into() },
+        ServerMessage::Event(GameEvent::Joined {
+            client: ClientId(1),
+            entity: NetId(2),
+            name: "bo".into(),
+        }),
+        ServerMessage::Event(GameEvent::Left { entity: NetId(2), name: "bo".into() }),
+        ServerMessage::Event(GameEvent::Killed { killer: Some(NetId(2)), victim: NetId(3) }),
+        ServerMessage::Event(GameEvent::Killed { killer: None, victim: NetId(3) }),
+        ServerMessage::Event(GameEvent::Respawned { entity: NetId(3) }),
+    ];
+    for reason in [
+        DisconnectReason::ServerShutdown,
+        DisconnectReason::RoomClosed,
+        DisconnectReason::ProtocolError,
+        DisconnectReason::MessageTooLarge,
+        DisconnectReason::RateLimited,
+        DisconnectReason::TooSlow,
+        DisconnectReason::Timeout,
+        DisconnectReason::Replaced,
+        DisconnectReason::Left,
+        DisconnectReason::Internal,
+    ] {
+        msgs.push(ServerMessage::Disconnect { reason, message: reason.label().into() });
+    }
+    msgs
+}
+
+#[test]
+fn input_batches_number_their_frames_across_the_wrap() {
+    let batch = InputBatch { ack: None, first_seq: u32::MAX - 1, frames: frames(3) };
+    let seqs: Vec<u32> = batch.sequenced().map(|(s, _)| s).collect();
+    assert_eq!(seqs, vec![u32::MAX - 1, u32::MAX, 0]);
+    assert_eq!(batch.last_seq(), Some(0));
+    assert_eq!(InputBatch::default().last_seq(), None);
+}
+
+#[test]
+fn every_client_message_round_trips() {
+    for msg in all_client_messages() {
+        let bytes = codec::encode_client(&msg).unwrap();
+        assert_eq!(codec::decode_client(&bytes), Ok(msg.clone()), "{msg:?}");
+    }
+}
+
+#[test]
+fn every_server_message_round_trips() {
+    for msg in all_server_messages() {
+        let bytes = codec::encode_server(&msg).unwrap();
+        assert_eq!(codec::decode_server(&bytes), Ok(msg.clone()), "{msg:?}");
+    }
+}
+
+#[test]
+fn typical_input_message_is_small() {
+    // Four redundant frames and an ack: the message a client sends every tick.
+    let msg = ClientMessage::Input(InputBatch {
+        ack: Some(Tick(5_000)),
+        first_seq: 1000,
+        frames: frames(4),
+    });
+    let bytes = codec::encode_client(&msg).unwrap();
+    assert_eq!(bytes.len(), 33, "input message size changed");
+}
+
+#[test]
+fn invalid_messages_are_refused_with_a_reason() {
+    let check = |msg: ClientMessage, want: ProtocolError| {
+        let bytes = codec::encode_client(&msg).unwrap();
+        assert_eq!(codec::decode_client(&bytes), Err(CodecError::Invalid(want)));
+    };
+    check(ClientMessage::Input(InputBatch::default()), ProtocolError::FrameCount(0));
+    check(
+        ClientMessage::Input(InputBatch { ack: None, first_seq: 0, frames: frames(9) }),
+        ProtocolError::FrameCount(9),
+    );
+    let mut bad = frames(2);
+    bad[1].buttons = Buttons(0x80);
+    check(
+        ClientMessage::Input(InputBatch { ack: None, first_seq: 0, frames: bad }),
+        ProtocolError::UnknownButtons(0x80),
+    );
+    check(ClientMessage::Chat { text: "x".repeat(201) }, ProtocolError::ChatTooLong(201));
+}
+
+#[test]
+fn oversize_and_trailing_bytes_are_refused() {
+    let big = vec![0u8; MAX_CLIENT_MESSAGE_BYTES + 1];
+    assert!(matches!(codec::decode_client(&big), Err(CodecError::TooLarge { .. })));
+    let mut bytes = codec::encode_client(&ClientMessage::Leave).unwrap();
+    bytes.push(0);
+    assert_eq!(codec::decode_client(&bytes), Err(CodecError::TrailingBytes(1)));
+    // Encoding refuses a message over the limit too.
+    let huge = ServerMessage::Snapshot(SnapshotMessage {
+        tick: Tick(0),
+        baseline: None,
+        last_input_seq: None,
+        body: vec![0; 300 * 1024],
+    });
+    assert!(codec::encode_server(&huge).is_err());
+}
+
+#[test]
+fn a_length_prefix_claiming_gigabytes_is_refused_without_allocating() {
+    // Chat (variant 2) whose string claims 2^62 bytes: varint marker 253 then a u64.
+    let mut hostile = vec![2u8, 253];
+    hostile.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    // A snapshot whose body claims 4 GiB: variant 1, tick 0, no baseline, no seq, length u64.
+    let mut hostile_server = vec![1u8, 0, 0, 0, 253];
+    hostile_server.extend_from_slice(&(4u64 << 30).to_le_bytes());
+
+    LARGEST_ALLOC.store(0, Ordering::Relaxed);
+    let client = codec::decode_client(&hostile);
+    let server = codec::decode_server(&hostile_server);
+    let largest = LARGEST_ALLOC.load(Ordering::Relaxed);
+
+    assert!(matches!(client, Err(CodecError::Malformed(_))), "{client:?}");
+    assert!(matches!(server, Err(CodecError::Malformed(_))), "{server:?}");
+    assert!(largest < 64 * 1024, "decode allocated {largest} bytes");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        // Either direction: an error or a valid message, never a panic.
+        if let Ok(msg) = codec::decode_client(&bytes) {
+            prop_assert!(msg.validate().is_ok());
+            // What decodes re-encodes and decodes to the same message.
+            let again = codec::encode_client(&msg).unwrap();
+            prop_assert_eq!(codec::decode_client(&again), Ok(msg));
+        }
+        let _ = codec::decode_server(&bytes);
+    }
+
+    #[test]
+    fn mutated_valid_messages_never_panic(
+        idx in 0usize..6,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = codec::encode_client(&all_client_messages()[idx]).unwrap();
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        let _ = codec::decode_client(&bytes);
+    }
+}
