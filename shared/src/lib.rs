@@ -9,7 +9,9 @@
 //! browser run the very same code.
 
 pub mod bits;
+pub mod client;
 pub mod codec;
+pub mod game;
 pub mod ids;
 pub mod join;
 pub mod protocol;

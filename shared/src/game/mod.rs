@@ -1,0 +1,1 @@
+//! The arena game rules (components, systems, `install`). Being written.
