@@ -1,6 +1,18 @@
 //! `tickwire-server`: the authoritative game server. It owns rooms and their tick threads,
-//! per-client replication state, sessions over WebSocket (and later QUIC), HTTP, auth, config,
-//! and the headless bot client and match runner.
+//! per-client replication state, sessions over WebSocket (QUIC to follow), HTTP, auth, config.
 //!
 //! **Architecture invariant:** the simulation lives in `tickwire-shared`; this crate drives it
-//! and moves bytes. It knows nothing of the browser.
+//! and moves bytes. Tick threads never await the network: sessions (tokio tasks) and rooms
+//! (threads) meet only in bounded channels and per-client outboxes.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod limiter;
+pub mod metrics;
+pub mod outbox;
+pub mod room;
+pub mod rooms;
+pub mod server;
+pub mod session;
+pub mod ws;

@@ -247,6 +247,8 @@ pub enum DisconnectReason {
     Replaced,
     /// The client asked to leave (1000).
     Left,
+    /// No room could take the player (1013, try again later).
+    RoomFull,
     /// The server failed (1011).
     Internal,
 }
@@ -263,6 +265,7 @@ impl DisconnectReason {
             DisconnectReason::MessageTooLarge => 1009,
             DisconnectReason::RateLimited | DisconnectReason::TooSlow => 1008,
             DisconnectReason::Replaced | DisconnectReason::Left => 1000,
+            DisconnectReason::RoomFull => 1013,
             DisconnectReason::Internal => 1011,
         }
     }
@@ -280,6 +283,7 @@ impl DisconnectReason {
             DisconnectReason::Timeout => "timeout",
             DisconnectReason::Replaced => "replaced",
             DisconnectReason::Left => "left",
+            DisconnectReason::RoomFull => "room_full",
             DisconnectReason::Internal => "internal",
         }
     }

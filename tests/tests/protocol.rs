@@ -109,6 +109,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
         DisconnectReason::Timeout,
         DisconnectReason::Replaced,
         DisconnectReason::Left,
+        DisconnectReason::RoomFull,
         DisconnectReason::Internal,
     ] {
         msgs.push(ServerMessage::Disconnect { reason, message: reason.label().into() });

@@ -1,0 +1,304 @@
+//! Server configuration: CLI flags (clap) with `TICKWIRE_*` environment overrides, an optional
+//! TOML file, and defaults that run locally. Precedence: flag or env > file > default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Default simulation rate. 60 Hz: one tick per frame of a 60 fps client, and a 16.7 ms budget
+/// that leaves most of a core idle for a 32-player room.
+pub const DEFAULT_TICK_RATE: u16 = 60;
+
+/// Default snapshot rate. 30 Hz halves bandwidth against 60 Hz; interpolation hides the rest.
+pub const DEFAULT_SNAPSHOT_RATE: u16 = 30;
+
+/// Default players (humans) per room.
+pub const DEFAULT_ROOM_CAPACITY: usize = 32;
+
+/// Default NPC bots per room, so a lone player has opponents.
+pub const DEFAULT_NPC_COUNT: usize = 4;
+
+/// Default radius of a client's area of interest, in world units: a bit more than a 1080p screen
+/// at 1:1 zoom seen from its centre, so nothing pops in on screen.
+pub const DEFAULT_INTEREST_RADIUS: f32 = 1_200.0;
+
+/// Per-connection limits. Every one is configurable; the defaults suit a browser arena client.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest inbound WebSocket message (close 1009 past it).
+    pub max_message_bytes: usize,
+    /// Sustained inbound messages per second (a client sends about 60 inputs and a few pings).
+    pub messages_per_sec: f64,
+    /// Burst of messages allowed above the sustained rate.
+    pub message_burst: f64,
+    /// Sustained inbound bytes per second.
+    pub bytes_per_sec: f64,
+    /// Burst of bytes allowed above the sustained rate.
+    pub byte_burst: f64,
+    /// Chat lines per second (a burst of [`Limits::chat_burst`]); extra lines are dropped.
+    pub chat_per_sec: f64,
+    /// Chat lines allowed in a burst.
+    pub chat_burst: f64,
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// A session with no inbound traffic (messages or pongs) for this long is closed.
+    pub idle_timeout: Duration,
+    /// Concurrent connections per client IP address.
+    pub max_connections_per_ip: usize,
+    /// Reliable messages (chat, events) queued for one client before it counts as too slow.
+    pub max_reliable_queue: usize,
+    /// A write that takes longer than this ends the session (the peer stopped reading).
+    pub write_timeout: Duration,
+    /// tungstenite's per-connection read buffer. Its default of 128 KiB would cost gigabytes at
+    /// tens of thousands of sessions; our messages are under 1 KiB.
+    pub read_buffer_bytes: usize,
+    /// tungstenite's write buffer target before a flush.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: tickwire_shared::codec::MAX_CLIENT_MESSAGE_BYTES,
+            messages_per_sec: 120.0,
+            message_burst: 240.0,
+            bytes_per_sec: 32.0 * 1024.0,
+            byte_burst: 64.0 * 1024.0,
+            chat_per_sec: 1.0,
+            chat_burst: 5.0,
+            ping_interval: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(15),
+            max_connections_per_ip: 64,
+            max_reliable_queue: 256,
+            write_timeout: Duration::from_secs(5),
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 0,
+        }
+    }
+}
+
+/// Everything `tickwire serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address for HTTP and WebSocket.
+    pub bind: SocketAddr,
+    /// Simulation ticks per second.
+    pub tick_rate: u16,
+    /// Snapshots per second (a divisor of the tick rate is best).
+    pub snapshot_rate: u16,
+    /// Human players per room.
+    pub room_capacity: usize,
+    /// NPC bots per room.
+    pub npc_count: usize,
+    /// Area-of-interest radius in world units.
+    pub interest_radius: f32,
+    /// Seconds a disconnected player's entity waits for its resume token.
+    pub resume_grace: Duration,
+    /// A room with no human players for this long closes.
+    pub room_idle_close: Duration,
+    /// HS256 secret for JWTs. `None`: a random one per process (dev mode).
+    pub jwt_secret: Option<String>,
+    /// Whether `POST /api/guest` issues guest tokens.
+    pub guest_tokens: bool,
+    /// Extra allowed WebSocket origins (same-origin and localhost are always allowed).
+    pub allowed_origins: Vec<String>,
+    /// Where the built browser client is.
+    pub static_dir: PathBuf,
+    /// Seed for the rooms' game rules.
+    pub seed: u64,
+    /// Per-connection limits.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tick_rate: DEFAULT_TICK_RATE,
+            snapshot_rate: DEFAULT_SNAPSHOT_RATE,
+            room_capacity: DEFAULT_ROOM_CAPACITY,
+            npc_count: DEFAULT_NPC_COUNT,
+            interest_radius: DEFAULT_INTEREST_RADIUS,
+            resume_grace: Duration::from_secs(30),
+            room_idle_close: Duration::from_secs(60),
+            jwt_secret: None,
+            guest_tokens: true,
+            allowed_origins: Vec::new(),
+            static_dir: PathBuf::from("client-web/dist"),
+            seed: 1,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// `tickwire serve` flags. Each has a `TICKWIRE_…` environment override; unset ones fall back
+/// to the TOML file given with `--config`, then to the defaults.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below (snake_case keys).
+    #[arg(long, env = "TICKWIRE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address for HTTP and WebSocket [default: 127.0.0.1:8080].
+    #[arg(long, env = "TICKWIRE_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Simulation ticks per second [default: 60].
+    #[arg(long, env = "TICKWIRE_TICK_RATE")]
+    pub tick_rate: Option<u16>,
+    /// Snapshots per second [default: 30].
+    #[arg(long, env = "TICKWIRE_SNAPSHOT_RATE")]
+    pub snapshot_rate: Option<u16>,
+    /// Human players per room [default: 32].
+    #[arg(long, env = "TICKWIRE_ROOM_CAPACITY")]
+    pub room_capacity: Option<usize>,
+    /// NPC bots per room [default: 4].
+    #[arg(long, env = "TICKWIRE_NPCS")]
+    pub npcs: Option<usize>,
+    /// Area-of-interest radius in world units [default: 1200].
+    #[arg(long, env = "TICKWIRE_INTEREST_RADIUS")]
+    pub interest_radius: Option<f32>,
+    /// Seconds a dropped player can resume [default: 30].
+    #[arg(long, env = "TICKWIRE_RESUME_GRACE_SECS")]
+    pub resume_grace_secs: Option<u64>,
+    /// HS256 secret for JWTs [default: random per process].
+    #[arg(long, env = "TICKWIRE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Issue guest tokens at POST /api/guest [default: true].
+    #[arg(long, env = "TICKWIRE_GUEST_TOKENS")]
+    pub guest_tokens: Option<bool>,
+    /// Allowed WebSocket origin (repeatable; same-origin and localhost always allowed).
+    #[arg(long = "allow-origin", env = "TICKWIRE_ALLOW_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Directory of the built browser client [default: client-web/dist].
+    #[arg(long, env = "TICKWIRE_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Seed for the game rules [default: 1].
+    #[arg(long, env = "TICKWIRE_SEED")]
+    pub seed: Option<u64>,
+    /// Largest inbound message in bytes [default: 1024].
+    #[arg(long, env = "TICKWIRE_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Sustained inbound messages per second per connection [default: 120].
+    #[arg(long, env = "TICKWIRE_MESSAGES_PER_SEC")]
+    pub messages_per_sec: Option<f64>,
+    /// Seconds without inbound traffic before a session is closed [default: 15].
+    #[arg(long, env = "TICKWIRE_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Concurrent connections per IP [default: 64].
+    #[arg(long, env = "TICKWIRE_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+}
+
+/// The TOML file's shape: the same keys as the flags.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<SocketAddr>,
+    tick_rate: Option<u16>,
+    snapshot_rate: Option<u16>,
+    room_capacity: Option<usize>,
+    npcs: Option<usize>,
+    interest_radius: Option<f32>,
+    resume_grace_secs: Option<u64>,
+    jwt_secret: Option<String>,
+    guest_tokens: Option<bool>,
+    allowed_origins: Option<Vec<String>>,
+    static_dir: Option<PathBuf>,
+    seed: Option<u64>,
+    max_message_bytes: Option<usize>,
+    messages_per_sec: Option<f64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections_per_ip: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Merges flags, the file and defaults, and checks the result.
+    pub fn resolve(&self) -> anyhow::Result<ServerConfig> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let d = ServerConfig::default();
+        let mut limits = Limits::default();
+        limits.max_message_bytes =
+            self.max_message_bytes.or(file.max_message_bytes).unwrap_or(limits.max_message_bytes);
+        limits.messages_per_sec =
+            self.messages_per_sec.or(file.messages_per_sec).unwrap_or(limits.messages_per_sec);
+        limits.message_burst = limits.messages_per_sec * 2.0;
+        if let Some(secs) = self.idle_timeout_secs.or(file.idle_timeout_secs) {
+            limits.idle_timeout = Duration::from_secs(secs);
+        }
+        limits.max_connections_per_ip = self
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(limits.max_connections_per_ip);
+        let mut origins = file.allowed_origins.unwrap_or_default();
+        origins.extend(self.allowed_origins.iter().cloned());
+        let cfg = ServerConfig {
+            bind: self.bind.or(file.bind).unwrap_or(d.bind),
+            tick_rate: self.tick_rate.or(file.tick_rate).unwrap_or(d.tick_rate),
+            snapshot_rate: self.snapshot_rate.or(file.snapshot_rate).unwrap_or(d.snapshot_rate),
+            room_capacity: self.room_capacity.or(file.room_capacity).unwrap_or(d.room_capacity),
+            npc_count: self.npcs.or(file.npcs).unwrap_or(d.npc_count),
+            interest_radius: self
+                .interest_radius
+                .or(file.interest_radius)
+                .unwrap_or(d.interest_radius),
+            resume_grace: self
+                .resume_grace_secs
+                .or(file.resume_grace_secs)
+                .map_or(d.resume_grace, Duration::from_secs),
+            room_idle_close: d.room_idle_close,
+            jwt_secret: self.jwt_secret.clone().or(file.jwt_secret),
+            guest_tokens: self.guest_tokens.or(file.guest_tokens).unwrap_or(d.guest_tokens),
+            allowed_origins: origins,
+            static_dir: self.static_dir.clone().or(file.static_dir).unwrap_or(d.static_dir),
+            seed: self.seed.or(file.seed).unwrap_or(d.seed),
+            limits,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl ServerConfig {
+    /// Refuses settings that cannot work, with a message that says which.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=240).contains(&self.tick_rate) {
+            bail!("tick rate {} must be 1-240", self.tick_rate);
+        }
+        if self.snapshot_rate == 0 || self.snapshot_rate > self.tick_rate {
+            bail!(
+                "snapshot rate {} must be 1..=tick rate ({})",
+                self.snapshot_rate,
+                self.tick_rate
+            );
+        }
+        if self.room_capacity == 0 {
+            bail!("room capacity must be at least 1");
+        }
+        if !(self.interest_radius.is_finite() && self.interest_radius > 0.0) {
+            bail!("interest radius must be a positive number");
+        }
+        if self.limits.max_message_bytes < 64 {
+            bail!("max message bytes must be at least 64");
+        }
+        if !(self.limits.messages_per_sec > 0.0) {
+            bail!("messages per second must be positive");
+        }
+        Ok(())
+    }
+
+    /// Ticks between snapshots (at least 1).
+    #[must_use]
+    pub fn ticks_per_snapshot(&self) -> u32 {
+        u32::from((self.tick_rate / self.snapshot_rate.max(1)).max(1))
+    }
+}

@@ -1,0 +1,123 @@
+//! HTTP routes on the same port as the WebSocket: `GET /` (the built browser client),
+//! `GET /healthz`, `GET /metrics`, `GET /api/rooms`, `POST /api/guest`, and `GET /ws`.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::auth::{Claims, GUEST_TOKEN_TTL_SECS, random_hex, unix_now};
+use crate::server::AppState;
+
+/// Every response body is a whole buffer.
+pub type Body = Full<Bytes>;
+
+/// A plain-text response.
+#[must_use]
+pub fn text_response(status: StatusCode, text: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+fn json_response(value: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Routes one request.
+pub async fn handle(
+    req: Request<hyper::body::Incoming>,
+    state: Arc<AppState>,
+    ip: IpAddr,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let resp = match (req.method(), path.as_str()) {
+        (&Method::GET, "/ws") => crate::ws::upgrade(req, state, ip),
+        (&Method::GET, "/healthz") => text_response(StatusCode::OK, "ok".into()),
+        (&Method::GET, "/metrics") => {
+            let mut resp = text_response(StatusCode::OK, state.metrics.render());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        (&Method::GET, "/api/rooms") => {
+            json_response(&serde_json::json!({ "rooms": state.rooms.list() }))
+        }
+        (&Method::POST, "/api/guest") => guest(&state),
+        (&Method::GET | &Method::HEAD, _) => static_file(&state.config.static_dir, &path).await,
+        _ => text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into()),
+    };
+    Ok(resp)
+}
+
+fn guest(state: &AppState) -> Response<Body> {
+    if !state.config.guest_tokens {
+        return text_response(StatusCode::FORBIDDEN, "guest tokens are disabled".into());
+    }
+    let claims =
+        Claims { sub: format!("guest-{}", random_hex(6)), exp: unix_now() + GUEST_TOKEN_TTL_SECS };
+    let token = state.keys.sign(&claims);
+    json_response(&serde_json::json!({
+        "token": token,
+        "player": claims.sub,
+        "expires_in": GUEST_TOKEN_TTL_SECS,
+    }))
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("png") => "image/png",
+        Some("svg") => "image/svg+xml",
+        Some("ico") => "image/x-icon",
+        _ => "application/octet-stream",
+    }
+}
+
+const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Tickwire</title>\
+<h1>Tickwire server is running</h1><p>The browser client is not built. Build it with \
+<code>client-web/build.sh</code> (or start everything with <code>scripts/run.sh</code>), then reload.</p>\
+<p><a href=/healthz>/healthz</a> · <a href=/metrics>/metrics</a> · <a href=/api/rooms>/api/rooms</a></p>";
+
+async fn static_file(root: &Path, url_path: &str) -> Response<Body> {
+    let rel = url_path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "index.html" } else { rel };
+    let rel_path = PathBuf::from(rel);
+    // Only plain names below the root: no `..`, no absolute paths.
+    if !rel_path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return text_response(StatusCode::BAD_REQUEST, "bad path".into());
+    }
+    let full = root.join(&rel_path);
+    match tokio::fs::read(&full).await {
+        Ok(data) => {
+            let mut resp = Response::new(Full::new(Bytes::from(data)));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&full)));
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            resp
+        }
+        Err(_) if rel == "index.html" => {
+            let mut resp = text_response(StatusCode::OK, NOT_BUILT.into());
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            resp
+        }
+        Err(_) => text_response(StatusCode::NOT_FOUND, format!("not found: {url_path}")),
+    }
+}

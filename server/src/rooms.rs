@@ -1,0 +1,162 @@
+//! The process's rooms: matchmaking (the fullest room with space, else a new one), named rooms,
+//! resume routing, and shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tickwire_shared::game::GameConfig;
+use tickwire_shared::join::JoinRequest;
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::room::{ResumeIndex, Room, RoomConfig, RoomHandle};
+
+/// What `GET /api/rooms` lists for a room.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Room id.
+    pub id: String,
+    /// Human players.
+    pub players: usize,
+    /// Capacity.
+    pub capacity: usize,
+    /// Ticks per second.
+    pub tick_rate: u16,
+}
+
+struct Entry {
+    handle: RoomHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Every room of this process.
+pub struct Rooms {
+    config: ServerConfig,
+    metrics: Arc<Metrics>,
+    rooms: Mutex<BTreeMap<String, Entry>>,
+    resume_index: ResumeIndex,
+    next_room: AtomicU32,
+}
+
+impl Rooms {
+    /// No rooms yet.
+    #[must_use]
+    pub fn new(config: ServerConfig, metrics: Arc<Metrics>) -> Rooms {
+        Rooms {
+            config,
+            metrics,
+            rooms: Mutex::new(BTreeMap::new()),
+            resume_index: ResumeIndex::default(),
+            next_room: AtomicU32::new(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn room_config(&self, id: String) -> RoomConfig {
+        let c = &self.config;
+        let tick_rate = u64::from(c.tick_rate);
+        RoomConfig {
+            id,
+            tick_rate: c.tick_rate,
+            ticks_per_snapshot: c.ticks_per_snapshot(),
+            capacity: c.room_capacity,
+            interest_radius: c.interest_radius,
+            resume_grace_ticks: c.resume_grace.as_secs() * tick_rate
+                + u64::from(c.resume_grace.subsec_millis()) * tick_rate / 1000,
+            idle_close_ticks: c.room_idle_close.as_secs().max(1) * tick_rate,
+            game: GameConfig {
+                tick_rate: c.tick_rate,
+                npc_count: c.npc_count,
+                seed: c.seed,
+                ..GameConfig::default()
+            },
+        }
+    }
+
+    fn open(&self, rooms: &mut BTreeMap<String, Entry>, id: String) -> anyhow::Result<RoomHandle> {
+        let (room, handle) = Room::new(
+            self.room_config(id.clone()),
+            self.metrics.clone(),
+            self.resume_index.clone(),
+        );
+        let thread = room.spawn()?;
+        rooms.insert(id, Entry { handle: handle.clone(), thread: Some(thread) });
+        Ok(handle)
+    }
+
+    /// The room a join request goes to: the room holding its resume token, else the named room
+    /// (opened if new), else the fullest room with space, else a new room.
+    pub fn pick(&self, req: &JoinRequest) -> anyhow::Result<RoomHandle> {
+        let mut rooms = self.lock();
+        rooms.retain(|_, e| !e.handle.is_closed());
+        if let Some(token) = &req.resume {
+            let room_id = self
+                .resume_index
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(token)
+                .cloned();
+            if let Some(entry) = room_id.and_then(|id| rooms.get(&id)) {
+                return Ok(entry.handle.clone());
+            }
+        }
+        if let Some(id) = &req.room {
+            if let Some(entry) = rooms.get(id) {
+                return Ok(entry.handle.clone());
+            }
+            return self.open(&mut rooms, id.clone());
+        }
+        let best = rooms
+            .values()
+            .filter(|e| e.handle.players() < e.handle.capacity())
+            .max_by_key(|e| e.handle.players())
+            .map(|e| e.handle.clone());
+        if let Some(handle) = best {
+            return Ok(handle);
+        }
+        let id = loop {
+            let id = format!("room-{}", self.next_room.fetch_add(1, Ordering::Relaxed));
+            if !rooms.contains_key(&id) {
+                break id;
+            }
+        };
+        self.open(&mut rooms, id)
+    }
+
+    /// The open rooms.
+    #[must_use]
+    pub fn list(&self) -> Vec<RoomInfo> {
+        self.lock()
+            .values()
+            .filter(|e| !e.handle.is_closed())
+            .map(|e| RoomInfo {
+                id: e.handle.id().to_owned(),
+                players: e.handle.players(),
+                capacity: e.handle.capacity(),
+                tick_rate: e.handle.tick_rate(),
+            })
+            .collect()
+    }
+
+    /// Tells every room to close its sessions with 1001 and stop, and waits for their threads.
+    pub fn shutdown(&self) {
+        let threads: Vec<std::thread::JoinHandle<()>> = {
+            let mut rooms = self.lock();
+            rooms
+                .values_mut()
+                .filter_map(|e| {
+                    e.handle.shutdown();
+                    e.thread.take()
+                })
+                .collect()
+        };
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The WebSocket transport: the handshake checks (version, origin, token, per-IP limit) that
+//! answer an HTTP error *before* upgrading, and the tokio-tungstenite halves that implement the
+//! session's transport traits.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tickwire_shared::join::JoinRequest;
+use tickwire_shared::protocol::{PROTOCOL_VERSION, SUBPROTOCOL};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use crate::auth::{AuthError, unix_now};
+use crate::http::{Body, text_response};
+use crate::server::{AppState, IpGuard};
+use crate::session::{Inbound, TransportRx, TransportTx};
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The receiving half of a WebSocket.
+pub struct WsRx(SplitStream<Ws>);
+
+/// The sending half of a WebSocket.
+pub struct WsTx(SplitSink<Ws, Message>);
+
+impl TransportRx for WsRx {
+    async fn recv(&mut self) -> Inbound {
+        loop {
+            return match self.0.next().await {
+                None => Inbound::Closed,
+                Some(Ok(Message::Binary(b))) => Inbound::Binary(b),
+                Some(Ok(Message::Text(_))) => Inbound::Text,
+                Some(Ok(Message::Pong(_) | Message::Ping(_))) => Inbound::Alive,
+                Some(Ok(Message::Close(_))) => Inbound::Closed,
+                Some(Ok(Message::Frame(_))) => continue,
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                    Inbound::TooLarge
+                }
+                Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Inbound::Closed,
+                Some(Err(e)) => Inbound::Error(e.to_string()),
+            };
+        }
+    }
+}
+
+impl TransportTx for WsTx {
+    async fn send(&mut self, bytes: Bytes) -> Result<(), String> {
+        self.0.send(Message::Binary(bytes)).await.map_err(|e| e.to_string())
+    }
+
+    async fn ping(&mut self) -> Result<(), String> {
+        self.0.send(Message::Ping(Bytes::new())).await.map_err(|e| e.to_string())
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        // A close reason is at most 123 bytes (RFC 6455 §5.5: control payload ≤ 125).
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let frame = CloseFrame { code: code.into(), reason: reason[..end].into() };
+        let _ = self.0.send(Message::Close(Some(frame))).await;
+        let _ = self.0.flush().await;
+    }
+}
+
+/// A handshake that passed every check.
+pub struct Accepted {
+    /// The join request from the query.
+    pub join: JoinRequest,
+    /// Whether to answer with the `tickwire.v1` subprotocol.
+    pub echo_subprotocol: bool,
+    /// The Sec-WebSocket-Key.
+    pub key: HeaderValue,
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The host of an origin (`scheme://host[:port]`), lower-cased, without the port.
+fn origin_host(origin: &str) -> Option<String> {
+    let rest = origin.split_once("://")?.1;
+    let host_port = rest.split('/').next()?;
+    let host = if let Some(stripped) = host_port.strip_prefix('[') {
+        format!("[{}]", stripped.split(']').next()?)
+    } else {
+        host_port.split(':').next()?.to_owned()
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Some(host) = origin_host(origin) else { return false };
+    if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
+        return true;
+    }
+    // Same origin: the page was served by this very host.
+    header_str(headers, header::HOST)
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase())
+        .is_some_and(|h| h == host)
+}
+
+/// Runs every check on an upgrade request, in order: it is a WebSocket upgrade (400), the join
+/// query parses (400), the protocol version matches (426), the origin is allowed (403), the token
+/// verifies (401).
+pub fn check_handshake(
+    req: &Request<hyper::body::Incoming>,
+    state: &AppState,
+) -> Result<Accepted, (StatusCode, String)> {
+    let headers = req.headers();
+    let bad = |msg: &str| (StatusCode::BAD_REQUEST, msg.to_owned());
+    if !has_token(headers, header::CONNECTION, "upgrade")
+        || !has_token(headers, header::UPGRADE, "websocket")
+    {
+        return Err(bad("expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)"));
+    }
+    if header_str(headers, header::SEC_WEBSOCKET_VERSION) != Some("13") {
+        return Err(bad("unsupported WebSocket version (13 required)"));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .cloned()
+        .ok_or_else(|| bad("missing Sec-WebSocket-Key"))?;
+    let join = JoinRequest::from_query(req.uri().query().unwrap_or(""))
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad join query: {e}")))?;
+
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let echo_subprotocol = offered.contains(&SUBPROTOCOL);
+    let version_ok = match join.version {
+        Some(v) => v == PROTOCOL_VERSION,
+        None => echo_subprotocol,
+    };
+    if !version_ok {
+        let got = join
+            .version
+            .map(|v| format!("v={v}"))
+            .or_else(|| (!offered.is_empty()).then(|| offered.join(",")))
+            .unwrap_or_else(|| "nothing".to_owned());
+        return Err((
+            StatusCode::UPGRADE_REQUIRED,
+            format!(
+                "protocol version mismatch: this server speaks {SUBPROTOCOL} (subprotocol {SUBPROTOCOL} or ?v={PROTOCOL_VERSION}); the client sent {got}"
+            ),
+        ));
+    }
+
+    if let Some(origin) = header_str(headers, header::ORIGIN) {
+        if !origin_allowed(origin, headers, &state.config.allowed_origins) {
+            return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
+        }
+    }
+
+    let bearer = header_str(headers, header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let token = bearer.or(join.token.as_deref()).ok_or(AuthError::Missing);
+    if let Err(e) = token.and_then(|t| state.keys.verify(t, unix_now())) {
+        return Err((StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")));
+    }
+    Ok(Accepted { join, echo_subprotocol, key })
+}
+
+/// Handles `GET /ws`: checks, then answers 101 and runs the session on the upgraded connection.
+pub fn upgrade(
+    mut req: Request<hyper::body::Incoming>,
+    state: Arc<AppState>,
+    ip: IpAddr,
+) -> Response<Body> {
+    let accepted = match check_handshake(&req, &state) {
+        Ok(a) => a,
+        Err((status, why)) => {
+            state.metrics.handshakes_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(%status, %why, "handshake refused");
+            return text_response(status, why);
+        }
+    };
+    let Some(guard) = IpGuard::acquire(&state, ip) else {
+        state.metrics.handshakes_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return text_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many connections from {ip}"),
+        );
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let limits = state.config.limits.clone();
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(limits.read_buffer_bytes)
+        .write_buffer_size(limits.write_buffer_bytes)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(Some(limits.max_message_bytes))
+        .max_frame_size(Some(limits.max_message_bytes));
+    let session_state = state.clone();
+    state.tracker.spawn(async move {
+        let _guard = guard;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
+                .await;
+        let (sink, stream) = ws.split();
+        crate::server::run_session(session_state, accepted.join, WsRx(stream), WsTx(sink)).await;
+    });
+    let mut resp = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, derive_accept_key(accepted.key.as_bytes()));
+    if accepted.echo_subprotocol {
+        resp = resp.header(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
+    }
+    resp.body(Body::default())
+        .unwrap_or_else(|_| text_response(StatusCode::INTERNAL_SERVER_ERROR, "response".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_host;
+
+    #[test]
+    fn origin_hosts() {
+        assert_eq!(origin_host("http://localhost:8080").as_deref(), Some("localhost"));
+        assert_eq!(origin_host("https://Game.Example.com").as_deref(), Some("game.example.com"));
+        assert_eq!(origin_host("http://[::1]:80").as_deref(), Some("[::1]"));
+        assert_eq!(origin_host("null"), None);
+    }
+}
