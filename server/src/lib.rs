@@ -6,6 +6,7 @@
 //! (threads) meet only in bounded channels and per-client outboxes.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod limiter;

@@ -194,8 +194,18 @@ async fn read_loop<R: TransportRx>(
                 }
             }
             Inbound::Alive => {}
+            Inbound::Closed | Inbound::Error(_) if closing => {
+                // Our close is on its way. Dropping the socket now, with the peer's unread
+                // bytes in it, would make the kernel answer with a reset that can destroy the
+                // close frame before the peer reads it: wait for the writer and the linger.
+                tokio::select! {
+                    () = done.cancelled() => {}
+                    () = tokio::time::sleep_until(deadline) => {}
+                }
+                return left;
+            }
             Inbound::Closed | Inbound::Error(_) => {
-                // Wake the writer so it stops; the close reason below is never sent.
+                // The peer went first: stop the writer.
                 done.cancel();
                 return left;
             }

@@ -1,3 +1,4 @@
 //! Shared helpers and fixtures for Tickwire's integration tests (the tests live in `tests/tests/`).
 
 pub mod fixtures;
+pub mod net;

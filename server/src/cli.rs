@@ -1,0 +1,115 @@
+//! The `tickwire` command line: `tickwire serve` runs the game server. The binary's `main` is
+//! only a call to [`main`], so tests can run the very same CLI as a process.
+//!
+//! ```sh
+//! cargo run --release -p tickwire-server -- serve
+//! # Tickwire is listening: open http://127.0.0.1:8080/
+//! ```
+
+use std::process::ExitCode;
+
+use crate::config::ServeArgs;
+use crate::server::Server;
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Tickwire: an authoritative multiplayer game-state server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "TICKWIRE_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the game server (HTTP, WebSocket, rooms). Logs obey RUST_LOG (default: info).
+    Serve(ServeArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Prints a line for the operator. A closed stdout (piped into `head`, say) is not a reason to
+/// fail: unlike `println!`, this never panics.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let server = Server::start(config).await?;
+    let addr = server.local_addr();
+    say(&format!("Tickwire is listening: open http://{addr}/ (WebSocket at ws://{addr}/ws)"));
+    wait_for_signal().await;
+    server.shutdown().await;
+    say("Tickwire stopped");
+    Ok(())
+}
+
+/// Parses the command line, runs the command, and returns the process's exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

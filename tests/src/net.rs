@@ -1,0 +1,161 @@
+//! Helpers for tests over real sockets: start a server on `127.0.0.1:0`, mint tokens, open
+//! WebSocket sessions, read messages and close frames with deadlines, and make HTTP requests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tickwire_server::auth::{Claims, JwtKeys, unix_now};
+use tickwire_server::config::ServerConfig;
+use tickwire_server::server::Server;
+use tickwire_shared::codec;
+use tickwire_shared::protocol::{ClientMessage, ServerMessage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The JWT secret every test server uses.
+pub const TEST_SECRET: &str = "tickwire-test-secret";
+
+/// Default deadline for anything a test waits on.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A test configuration: ephemeral port, known secret, fast rates.
+#[must_use]
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        jwt_secret: Some(TEST_SECRET.to_owned()),
+        ..ServerConfig::default()
+    }
+}
+
+/// Starts a server.
+pub async fn start(config: ServerConfig) -> Server {
+    Server::start(config).await.expect("server starts")
+}
+
+/// A valid token for the test secret.
+#[must_use]
+pub fn token() -> String {
+    JwtKeys::new(TEST_SECRET.as_bytes())
+        .sign(&Claims { sub: "tester".into(), exp: unix_now() + 600 })
+}
+
+/// A client WebSocket.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens `/ws?{query}` with extra headers. On a refused handshake, returns the HTTP status and
+/// body.
+pub async fn connect_with(
+    addr: SocketAddr,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, (u16, String)> {
+    let mut req = format!("ws://{addr}/ws?{query}").into_client_request().expect("valid url");
+    for (k, v) in headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+            .expect("valid header name");
+        req.headers_mut().insert(name, HeaderValue::from_str(v).expect("valid header"));
+    }
+    match tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(req)).await {
+        Err(_) => Err((0, "handshake timed out".into())),
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+            let status = resp.status().as_u16();
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Err((status, body))
+        }
+        Ok(Err(e)) => Err((0, e.to_string())),
+    }
+}
+
+/// Opens a session with protocol v1, a valid token and the given extra query (`&room=…`).
+pub async fn connect(addr: SocketAddr, extra_query: &str) -> Ws {
+    let query = format!("v=1&token={}{extra_query}", token());
+    connect_with(addr, &query, &[]).await.expect("handshake accepted")
+}
+
+/// What the next frame was.
+#[derive(Debug)]
+pub enum Received {
+    /// A protocol message.
+    Message(ServerMessage),
+    /// A close frame: code and reason.
+    Close(u16, String),
+    /// The stream ended without a close frame.
+    Ended,
+}
+
+/// The next protocol message or close, skipping pings. Panics at the deadline.
+pub async fn recv(ws: &mut Ws) -> Received {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("no frame before the deadline");
+        match next {
+            None => return Received::Ended,
+            Some(Err(_)) => return Received::Ended,
+            Some(Ok(Message::Binary(b))) => {
+                return Received::Message(codec::decode_server(&b).expect("server bytes decode"));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame
+                    .map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                return Received::Close(code, reason);
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads until a close frame and returns its code and reason (messages before it are skipped).
+pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match recv(ws).await {
+            Received::Close(code, reason) => return (code, reason),
+            Received::Ended => panic!("connection ended without a close frame"),
+            Received::Message(_) => {}
+        }
+    }
+}
+
+/// Sends a client message.
+pub async fn send(ws: &mut Ws, msg: &ClientMessage) {
+    send_result(ws, msg).await.expect("send");
+}
+
+/// Sends a client message, returning the transport's error (the server may have closed).
+pub async fn send_result(
+    ws: &mut Ws,
+    msg: &ClientMessage,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let bytes = codec::encode_client(msg).expect("encodes");
+    ws.send(Message::Binary(bytes.into())).await
+}
+
+/// A plain HTTP/1.1 request; returns the status and body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut buf))
+        .await
+        .expect("reply in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}

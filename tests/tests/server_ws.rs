@@ -1,0 +1,198 @@
+//! The server over real sockets on 127.0.0.1: what only sockets show — the handshake's refusals,
+//! size and rate limits with their close codes, HTTP routes, metrics, and SIGTERM.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tickwire_shared::protocol::{
+    Buttons, ClientMessage, InputBatch, InputFrame, SUBPROTOCOL, ServerMessage,
+};
+use tickwire_tests::net::{self, Received};
+use tokio_tungstenite::tungstenite::Message;
+
+fn input(seq: u32) -> ClientMessage {
+    ClientMessage::Input(InputBatch {
+        ack: None,
+        first_seq: seq,
+        frames: vec![InputFrame { movement: [0, 0], aim: 0, buttons: Buttons::default() }],
+    })
+}
+
+#[tokio::test]
+async fn handshake_refusals_say_why_before_upgrading() {
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let token = net::token();
+
+    // 401: no token, then a bad one.
+    let (status, body) = net::connect_with(addr, "v=1", &[]).await.unwrap_err();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("missing token"), "{body}");
+    let (status, body) = net::connect_with(addr, "v=1&token=a.b.c", &[]).await.unwrap_err();
+    assert_eq!(status, 401, "{body}");
+
+    // 403: a foreign origin; same-host and localhost origins pass.
+    let q = format!("v=1&token={token}");
+    let (status, body) =
+        net::connect_with(addr, &q, &[("Origin", "https://evil.example")]).await.unwrap_err();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("evil.example"), "{body}");
+    assert!(net::connect_with(addr, &q, &[("Origin", "http://localhost:3000")]).await.is_ok());
+
+    // 426: wrong or missing version; the subprotocol alone is enough.
+    let (status, body) =
+        net::connect_with(addr, &format!("v=2&token={token}"), &[]).await.unwrap_err();
+    assert_eq!(status, 426, "{body}");
+    assert!(body.contains(SUBPROTOCOL), "{body}");
+    let (status, _) = net::connect_with(addr, &format!("token={token}"), &[]).await.unwrap_err();
+    assert_eq!(status, 426);
+    let by_subprotocol = net::connect_with(
+        addr,
+        &format!("token={token}"),
+        &[("Sec-WebSocket-Protocol", SUBPROTOCOL)],
+    )
+    .await;
+    assert!(by_subprotocol.is_ok(), "{:?}", by_subprotocol.err());
+
+    // 400: a bad join query.
+    let (status, body) =
+        net::connect_with(addr, &format!("v=1&token={token}&room=a%20b"), &[]).await.unwrap_err();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("room id"), "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn welcome_comes_first_then_snapshots() {
+    let server = net::start(net::test_config()).await;
+    let mut ws = net::connect(server.local_addr(), "&name=ann").await;
+    let Received::Message(ServerMessage::Welcome(welcome)) = net::recv(&mut ws).await else {
+        panic!("first message is not Welcome");
+    };
+    assert_eq!(welcome.tick_rate, 60);
+    assert_eq!(welcome.snapshot_rate, 30);
+    assert!(!welcome.resume_token.is_empty());
+    let mut snapshots = 0;
+    while snapshots < 3 {
+        if let Received::Message(ServerMessage::Snapshot(s)) = net::recv(&mut ws).await {
+            // No ack sent, so every snapshot is full.
+            assert_eq!(s.baseline, None);
+            snapshots += 1;
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_oversize_message_closes_with_1009() {
+    let server = net::start(net::test_config()).await;
+    let mut ws = net::connect(server.local_addr(), "").await;
+    ws.send(Message::Binary(vec![0u8; 4096].into())).await.unwrap();
+    let (code, reason) = net::expect_close(&mut ws).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("1024"), "{reason}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_and_text_messages_close_with_1002() {
+    let server = net::start(net::test_config()).await;
+    let mut ws = net::connect(server.local_addr(), "").await;
+    ws.send(Message::Binary(vec![0xff, 0xff, 0xff].into())).await.unwrap();
+    let (code, reason) = net::expect_close(&mut ws).await;
+    assert_eq!(code, 1002, "{reason}");
+    let mut ws = net::connect(server.local_addr(), "").await;
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    let (code, reason) = net::expect_close(&mut ws).await;
+    assert_eq!(code, 1002, "{reason}");
+    assert!(reason.contains("binary"), "{reason}");
+    // The server is still fine.
+    let (status, body) = net::http(server.local_addr(), "GET", "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flood_closes_with_1008_while_a_neighbour_keeps_its_snapshots() {
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let mut good = net::connect(addr, "&room=flood&name=good").await;
+    let mut bad = net::connect(addr, "&room=flood&name=bad").await;
+
+    let flooder = tokio::spawn(async move {
+        // Far past 120 messages/s with a burst of 240.
+        for seq in 0..2_000u32 {
+            if net::send_result(&mut bad, &input(seq)).await.is_err() {
+                break;
+            }
+        }
+        net::expect_close(&mut bad).await
+    });
+
+    // Meanwhile the good client receives snapshots at the configured rate: at 30 Hz, 30
+    // snapshots take one second; allow twice that.
+    let start = tokio::time::Instant::now();
+    let mut snapshots = 0;
+    while snapshots < 30 {
+        if let Received::Message(ServerMessage::Snapshot(_)) = net::recv(&mut good).await {
+            snapshots += 1;
+        }
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "30 snapshots took {took:?}");
+    let (code, reason) = flooder.await.unwrap();
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("rate"), "{reason}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_routes_and_metric_names() {
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let _ws = net::connect(addr, "&room=metrics").await;
+    let (status, body) = net::http(addr, "GET", "/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "tickwire_connections",
+        "tickwire_rooms",
+        "tickwire_players",
+        "tickwire_tick_duration_seconds_bucket",
+        "tickwire_tick_overruns_total",
+        "tickwire_bytes_sent_total",
+        "tickwire_bytes_received_total",
+        "tickwire_snapshot_bytes_bucket{kind=\"full\"",
+        "tickwire_snapshot_bytes_bucket{kind=\"delta\"",
+        "tickwire_decode_errors_total",
+        "tickwire_disconnects_total{reason=\"rate_limited\"}",
+    ] {
+        assert!(body.contains(name), "/metrics lacks {name}");
+    }
+    assert!(body.contains("tickwire_connections 1"), "{body}");
+    let (status, body) = net::http(addr, "GET", "/api/rooms").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"id\":\"metrics\"") && body.contains("\"capacity\":32"), "{body}");
+    let (status, body) = net::http(addr, "POST", "/api/guest").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"token\":\"ey"), "{body}");
+    let (status, _) = net::http(addr, "GET", "/../etc/passwd").await;
+    assert!(status == 400 || status == 404, "{status}");
+    let (status, body) = net::http(addr, "GET", "/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Tickwire"), "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn per_ip_connection_limit_answers_429() {
+    let mut config = net::test_config();
+    config.limits.max_connections_per_ip = 2;
+    let server = net::start(config).await;
+    let addr = server.local_addr();
+    let _a = net::connect(addr, "").await;
+    let _b = net::connect(addr, "").await;
+    let q = format!("v=1&token={}", net::token());
+    let (status, body) = net::connect_with(addr, &q, &[]).await.unwrap_err();
+    assert_eq!(status, 429, "{body}");
+    server.shutdown().await;
+}
