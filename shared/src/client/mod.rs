@@ -306,7 +306,19 @@ impl Client {
 
     /// Handles one server message received at `now_us` (the driver's clock, microseconds).
     ///
-    /// On `Err` nothing changed except [`ClientStats::decode_errors`]; the client stays usable.
+    /// - `Welcome`: checked (protocol version, registry fingerprint) and stored. A later
+    ///   `Welcome` starts a new session: the kept states are dropped (the server holds no
+    ///   baseline of the new session), inputs and their numbering continue.
+    /// - `Snapshot`: refused before a welcome; ignored (counted in
+    ///   [`ClientStats::stale_snapshots`]) unless newer than the newest applied; otherwise
+    ///   decoded in full or against the kept state of its baseline, kept (the oldest kept state
+    ///   is dropped past [`ClientConfig::max_stored_states`]) and acknowledged. Its
+    ///   `last_input_seq` drops the applied inputs.
+    /// - `Pong`: the round trip is `now_us - client_time_us` (0 if negative).
+    /// - `Chat`, `Event`, `Disconnect`: become events.
+    ///
+    /// On `Err` nothing changed except [`ClientStats::decode_errors`] and
+    /// [`ClientStats::bytes_received`]; the client stays usable.
     pub fn handle_bytes(&mut self, now_us: u64, bytes: &[u8]) -> Result<(), ClientError> {
         self.stats.bytes_received = self.stats.bytes_received.saturating_add(bytes.len() as u64);
         let result = codec::decode_server(bytes)

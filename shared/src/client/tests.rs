@@ -494,3 +494,30 @@ fn transmit_queue_is_bounded() {
     assert_eq!(sent.last(), Some(&ClientMessage::Chat { text: "kept".into() }));
     assert_eq!(c.stats().transmits_dropped, 11);
 }
+
+#[test]
+fn snapshots_apply_across_the_tick_wrap() {
+    let mut c = welcomed();
+    let s1 = state(&[(1, 0, 0)]);
+    let s2 = state(&[(1, 1, 1)]);
+    c.handle_bytes(1, &full_bytes(u32::MAX, &s1, None)).expect("full");
+    c.handle_bytes(2, &delta_bytes(1, u32::MAX, &s1, &s2, None)).expect("delta across the wrap");
+    assert_eq!(c.latest(), Some((Tick(1), &s2)));
+    c.handle_bytes(3, &full_bytes(u32::MAX - 1, &s1, None)).expect("stale");
+    assert_eq!(c.stats().stale_snapshots, 1);
+    assert_eq!(c.ack(), Some(Tick(1)));
+}
+
+#[test]
+fn a_second_welcome_drops_the_kept_baselines() {
+    let mut c = welcomed();
+    let s1 = state(&[(1, 0, 0)]);
+    c.handle_bytes(1, &full_bytes(10, &s1, None)).expect("full");
+    c.push_input(frame(1));
+    c.handle_bytes(2, &welcome_bytes()).expect("welcome again");
+    assert_eq!(c.ack(), None);
+    let s2 = state(&[(1, 1, 0)]);
+    let err = c.handle_bytes(3, &delta_bytes(12, 10, &s1, &s2, None)).unwrap_err();
+    assert_eq!(err, ClientError::UnknownBaseline(Tick(10)));
+    assert_eq!(c.push_input(frame(2)), 1, "input numbering continues");
+}
