@@ -290,7 +290,7 @@ impl ServerConfig {
         if self.limits.max_message_bytes < 64 {
             bail!("max message bytes must be at least 64");
         }
-        if !(self.limits.messages_per_sec > 0.0) {
+        if self.limits.messages_per_sec.is_nan() || self.limits.messages_per_sec <= 0.0 {
             bail!("messages per second must be positive");
         }
         Ok(())

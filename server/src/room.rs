@@ -445,10 +445,10 @@ impl Room {
 
     fn send_reliable(&self, client: ClientId, msg: &ServerMessage) {
         let Some(slot) = self.clients.get(&client) else { return };
-        if let Ok(b) = codec::encode_server(msg) {
-            if slot.outbox.push_reliable(Bytes::from(b)) == Err(OutboxFull) {
-                slot.outbox.close(DisconnectReason::TooSlow, "too slow to receive events");
-            }
+        if let Ok(b) = codec::encode_server(msg)
+            && slot.outbox.push_reliable(Bytes::from(b)) == Err(OutboxFull)
+        {
+            slot.outbox.close(DisconnectReason::TooSlow, "too slow to receive events");
         }
     }
 
@@ -479,11 +479,10 @@ impl Room {
             Some(token) => {
                 // Take the player over from an old session that has not noticed it is gone.
                 let old = self.players[&token].client;
-                if let Some(old) = old {
-                    if let Some(slot) = self.clients.remove(&old) {
-                        slot.outbox
-                            .close(DisconnectReason::Replaced, "resumed on another connection");
-                    }
+                if let Some(old) = old
+                    && let Some(slot) = self.clients.remove(&old)
+                {
+                    slot.outbox.close(DisconnectReason::Replaced, "resumed on another connection");
                 }
                 (token, true)
             }
@@ -579,13 +578,13 @@ impl Room {
             self.remove_player(&slot.token);
             return;
         }
-        if let Some(player) = self.players.get_mut(&slot.token) {
-            if player.client == Some(client) {
-                player.client = None;
-                player.detached_at = Some(self.steps);
-                if let Ok(mut e) = self.world.get_entity_mut(player.entity) {
-                    e.insert(PlayerInput::default());
-                }
+        if let Some(player) = self.players.get_mut(&slot.token)
+            && player.client == Some(client)
+        {
+            player.client = None;
+            player.detached_at = Some(self.steps);
+            if let Ok(mut e) = self.world.get_entity_mut(player.entity) {
+                e.insert(PlayerInput::default());
             }
         }
     }
@@ -649,10 +648,10 @@ impl Room {
                 // No frame arrived in time: keep moving as last told, press nothing.
                 None => slot.input.buttons = Buttons::default(),
             }
-            if let Some(player) = self.players.get(&slot.token) {
-                if let Ok(mut e) = self.world.get_entity_mut(player.entity) {
-                    e.insert(slot.input);
-                }
+            if let Some(player) = self.players.get(&slot.token)
+                && let Ok(mut e) = self.world.get_entity_mut(player.entity)
+            {
+                e.insert(slot.input);
             }
         }
     }

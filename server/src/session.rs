@@ -148,10 +148,10 @@ async fn read_loop<R: TransportRx>(
                     Ok(ClientMessage::Ping { id, client_time_us }) => {
                         let pong =
                             ServerMessage::Pong { id, client_time_us, tick: ctx.room.tick() };
-                        if let Ok(b) = codec::encode_server(&pong) {
-                            if ctx.outbox.push_reliable(Bytes::from(b)).is_err() {
-                                reject(DisconnectReason::TooSlow, "not reading replies".into());
-                            }
+                        if let Ok(b) = codec::encode_server(&pong)
+                            && ctx.outbox.push_reliable(Bytes::from(b)).is_err()
+                        {
+                            reject(DisconnectReason::TooSlow, "not reading replies".into());
                         }
                     }
                     Ok(ClientMessage::Chat { text }) => {

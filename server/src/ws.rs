@@ -84,7 +84,7 @@ pub struct Accepted {
     pub key: HeaderValue,
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -173,10 +173,10 @@ pub fn check_handshake(
         ));
     }
 
-    if let Some(origin) = header_str(headers, header::ORIGIN) {
-        if !origin_allowed(origin, headers, &state.config.allowed_origins) {
-            return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
-        }
+    if let Some(origin) = header_str(headers, header::ORIGIN)
+        && !origin_allowed(origin, headers, &state.config.allowed_origins)
+    {
+        return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
     }
 
     let bearer = header_str(headers, header::AUTHORIZATION)

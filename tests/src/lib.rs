@@ -1,4 +1,5 @@
 //! Shared helpers and fixtures for Tickwire's integration tests (the tests live in `tests/tests/`).
 
 pub mod fixtures;
+pub mod harness;
 pub mod net;

@@ -196,3 +196,28 @@ async fn per_ip_connection_limit_answers_429() {
     assert_eq!(status, 429, "{body}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_as_the_same_entity_over_sockets() {
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let mut ws = net::connect(addr, "&name=ann").await;
+    let Received::Message(ServerMessage::Welcome(first)) = net::recv(&mut ws).await else {
+        panic!("no welcome");
+    };
+    drop(ws); // the network fails: no close handshake
+    let mut ws = net::connect(addr, &format!("&name=ann&resume={}", first.resume_token)).await;
+    let Received::Message(ServerMessage::Welcome(again)) = net::recv(&mut ws).await else {
+        panic!("no welcome on resume");
+    };
+    assert_eq!(again.entity, first.entity);
+    assert_eq!(again.room, first.room);
+    assert_eq!(again.resume_token, first.resume_token);
+    // An unknown token is just a fresh join.
+    let mut other = net::connect(addr, "&name=bob&resume=nope").await;
+    let Received::Message(ServerMessage::Welcome(fresh)) = net::recv(&mut other).await else {
+        panic!("no welcome");
+    };
+    assert_ne!(fresh.entity, first.entity);
+    server.shutdown().await;
+}

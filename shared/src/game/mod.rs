@@ -90,7 +90,7 @@ pub struct NetIdAllocator(u32);
 
 impl NetIdAllocator {
     /// Next id.
-    pub fn next(&mut self) -> NetId {
+    pub fn allocate(&mut self) -> NetId {
         self.0 += 1;
         NetId(self.0)
     }
@@ -123,7 +123,7 @@ pub fn install(world: &mut World, schedule: &mut Schedule, config: &GameConfig) 
     world.insert_resource(GameEvents::default());
     world.insert_resource(NetIdAllocator::default());
     for i in 0..config.npc_count {
-        let id = world.resource_mut::<NetIdAllocator>().next();
+        let id = world.resource_mut::<NetIdAllocator>().allocate();
         world.spawn((id, Position(Vec2::new(i as f32 * 50.0, 100.0))));
     }
     schedule.add_systems((movement, advance).chain());
@@ -131,7 +131,7 @@ pub fn install(world: &mut World, schedule: &mut Schedule, config: &GameConfig) 
 
 /// Spawn.
 pub fn spawn_player(world: &mut World, _name: &str) -> (Entity, NetId) {
-    let id = world.resource_mut::<NetIdAllocator>().next();
+    let id = world.resource_mut::<NetIdAllocator>().allocate();
     let e = world.spawn((id, Position(Vec2::ZERO), PlayerInput::default())).id();
     (e, id)
 }

@@ -1,0 +1,285 @@
+//! The in-memory harness: one [`Room`] stepped by hand and N clients running the shared sans-IO
+//! [`Client`] (the same logic the browser and the bots use), wired through in-memory links with a
+//! seeded link conditioner (latency, jitter, loss). No sockets, no threads, no clock: time is the
+//! step count, so every run with the same seed is identical.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tickwire_server::metrics::Metrics;
+use tickwire_server::outbox::{OutItem, Outbox};
+use tickwire_server::room::{JoinInfo, JoinRefused, ResumeIndex, Room, RoomConfig, RoomHandle};
+use tickwire_shared::client::{Client, ClientConfig, ClientEvent};
+use tickwire_shared::codec;
+use tickwire_shared::game::{self, GameConfig};
+use tickwire_shared::protocol::{ClientMessage, DisconnectReason, InputFrame};
+use tickwire_shared::{ClientId, NetId};
+
+/// A link's impairments, in steps (ticks) and probability.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Conditioner {
+    /// Fixed one-way delay, in steps.
+    pub latency: u64,
+    /// Extra random delay, 0..=jitter steps.
+    pub jitter: u64,
+    /// Probability that a droppable message (snapshot or input) is lost.
+    pub loss: f64,
+}
+
+/// A small deterministic PRNG (xorshift64*), so links are reproducible by seed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    #[must_use]
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A float in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One direction of a link: messages with the step they arrive at, in order. Droppable ones
+/// (snapshots, inputs) may be lost.
+#[derive(Default)]
+struct Link {
+    queue: BTreeMap<(u64, u64), Bytes>,
+    seq: u64,
+    last_at: u64,
+}
+
+impl Link {
+    fn push(&mut self, now: u64, bytes: Bytes, droppable: bool, c: &Conditioner, rng: &mut Rng) {
+        if droppable && c.loss > 0.0 && rng.unit() < c.loss {
+            return;
+        }
+        let jitter = if c.jitter > 0 { rng.next_u64() % (c.jitter + 1) } else { 0 };
+        // A WebSocket delivers in order: jitter delays a message and those behind it, but
+        // nothing overtakes.
+        let at = (now + c.latency + jitter).max(self.last_at);
+        self.last_at = at;
+        self.seq += 1;
+        self.queue.insert((at, self.seq), bytes);
+    }
+
+    fn due(&mut self, now: u64) -> Vec<Bytes> {
+        let later = self.queue.split_off(&(now + 1, 0));
+        let due = std::mem::replace(&mut self.queue, later);
+        due.into_values().collect()
+    }
+}
+
+/// A simulated client: the shared [`Client`] plus its link and outbox.
+pub struct SimClient {
+    /// Its id at the room.
+    pub id: ClientId,
+    /// The sans-IO client.
+    pub client: Client,
+    /// Events it produced, in order.
+    pub events: Vec<ClientEvent>,
+    /// Decode errors it reported.
+    pub errors: Vec<String>,
+    /// Whether its session is connected.
+    pub connected: bool,
+    /// Snapshot message sizes received (bytes, full?).
+    pub snapshot_sizes: Vec<(usize, bool)>,
+    /// A close the room asked for.
+    pub closed: Option<DisconnectReason>,
+    outbox: Arc<Outbox>,
+    down: Link,
+    up: Link,
+    conditioner: Conditioner,
+}
+
+/// A room and its clients.
+pub struct Harness {
+    /// The room, stepped by [`Harness::step`].
+    pub room: Room,
+    /// Its handle.
+    pub handle: RoomHandle,
+    /// The clients, by index.
+    pub clients: Vec<SimClient>,
+    /// Metrics the room writes.
+    pub metrics: Arc<Metrics>,
+    /// Steps run so far.
+    pub steps: u64,
+    tick_us: u64,
+    rng: Rng,
+    next_client: u32,
+}
+
+/// A room configuration for tests: 60 Hz, 30 Hz snapshots, short grace, given NPCs.
+#[must_use]
+pub fn room_config(npc_count: usize) -> RoomConfig {
+    RoomConfig {
+        id: "test".into(),
+        tick_rate: 60,
+        ticks_per_snapshot: 2,
+        capacity: 8,
+        interest_radius: 5_000.0,
+        resume_grace_ticks: 120,
+        idle_close_ticks: 600,
+        game: GameConfig { npc_count, ..GameConfig::default() },
+    }
+}
+
+impl Harness {
+    /// A room with `config`; the links' randomness comes from `seed`.
+    #[must_use]
+    pub fn new(config: RoomConfig, seed: u64) -> Harness {
+        let metrics = Arc::new(Metrics::default());
+        let tick_us = 1_000_000 / u64::from(config.tick_rate);
+        let (room, handle) = Room::new(config, metrics.clone(), ResumeIndex::default());
+        Harness {
+            room,
+            handle,
+            clients: Vec::new(),
+            metrics,
+            steps: 0,
+            tick_us,
+            rng: Rng::new(seed),
+            next_client: 1,
+        }
+    }
+
+    /// Joins a client (optionally resuming) over a link with `conditioner`; returns its index.
+    pub fn join(
+        &mut self,
+        name: &str,
+        resume: Option<String>,
+        conditioner: Conditioner,
+    ) -> Result<(usize, JoinInfo), JoinRefused> {
+        let id = ClientId(self.next_client);
+        self.next_client += 1;
+        let outbox = Arc::new(Outbox::new(256));
+        let mut reply = self.handle.try_join(id, name.to_owned(), resume, outbox.clone());
+        self.step();
+        let info = reply.try_recv().map_err(|_| JoinRefused::Closed)??;
+        self.clients.push(SimClient {
+            id,
+            client: Client::new(game::registry(), ClientConfig::default()),
+            events: Vec::new(),
+            errors: Vec::new(),
+            connected: true,
+            snapshot_sizes: Vec::new(),
+            closed: None,
+            outbox,
+            down: Link::default(),
+            up: Link::default(),
+            conditioner,
+        });
+        Ok((self.clients.len() - 1, info))
+    }
+
+    /// Drops client `idx`'s connection (as a network failure would; it may resume).
+    pub fn drop_connection(&mut self, idx: usize) {
+        let c = &mut self.clients[idx];
+        c.connected = false;
+        self.handle.try_disconnect(c.id, false);
+    }
+
+    /// One step: client → room messages that are due, the room's tick, room → client messages.
+    pub fn step(&mut self) {
+        self.steps += 1;
+        let now = self.steps;
+        let now_us = now * self.tick_us;
+        // Client → room.
+        for c in self.clients.iter_mut().filter(|c| c.connected) {
+            while let Some(bytes) = c.client.poll_transmit() {
+                let droppable = matches!(codec::decode_client(&bytes), Ok(ClientMessage::Input(_)));
+                c.up.push(now, Bytes::from(bytes), droppable, &c.conditioner, &mut self.rng);
+            }
+            for bytes in c.up.due(now) {
+                match codec::decode_client(&bytes).expect("the client sends valid messages") {
+                    ClientMessage::Input(batch) => self.handle.input(c.id, batch),
+                    ClientMessage::Chat { text } => self.handle.try_chat(c.id, text),
+                    ClientMessage::Leave => {
+                        self.handle.try_disconnect(c.id, true);
+                        c.connected = false;
+                    }
+                    ClientMessage::Ping { .. } => {}
+                }
+            }
+        }
+        self.room.step();
+        // Room → client.
+        for c in self.clients.iter_mut() {
+            while let Some(item) = c.outbox.try_next() {
+                match item {
+                    OutItem::Send(bytes) => {
+                        let droppable =
+                            codec::decode_server(&bytes).is_ok_and(|m| m.is_droppable());
+                        c.down.push(now, bytes, droppable, &c.conditioner, &mut self.rng);
+                    }
+                    OutItem::Close(reason, _) => {
+                        c.closed = Some(reason);
+                        break;
+                    }
+                }
+            }
+            for bytes in c.down.due(now) {
+                if !c.connected {
+                    continue;
+                }
+                if let Ok(codec_msg) = codec::decode_server(&bytes)
+                    && let tickwire_shared::protocol::ServerMessage::Snapshot(s) = &codec_msg
+                {
+                    c.snapshot_sizes.push((bytes.len(), s.baseline.is_none()));
+                }
+                if let Err(e) = c.client.handle_bytes(now_us, &bytes) {
+                    c.errors.push(e.to_string());
+                }
+                while let Some(ev) = c.client.poll_event() {
+                    c.events.push(ev);
+                }
+            }
+        }
+    }
+
+    /// Runs `n` steps.
+    pub fn run(&mut self, n: u64) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    /// Steps until `cond` holds, at most `max_steps`; returns whether it held.
+    pub fn run_until(&mut self, max_steps: u64, mut cond: impl FnMut(&Harness) -> bool) -> bool {
+        for _ in 0..max_steps {
+            if cond(self) {
+                return true;
+            }
+            self.step();
+        }
+        cond(self)
+    }
+
+    /// The position client `idx` last received for entity `id`, if it sees it.
+    #[must_use]
+    pub fn seen_position(&self, idx: usize, id: NetId) -> Option<glam::Vec2> {
+        let c = &self.clients[idx].client;
+        let (_, state) = c.latest()?;
+        let e = state.get(id)?;
+        c.registry().get::<game::Position>(e).map(|p| p.0)
+    }
+
+    /// Pushes one input frame for client `idx` (it is sent on the next step).
+    pub fn input(&mut self, idx: usize, frame: InputFrame) -> u32 {
+        self.clients[idx].client.push_input(frame)
+    }
+}

@@ -1,0 +1,171 @@
+//! Room behaviour through the in-memory harness: a real `Room` and clients running the shared
+//! sans-IO `Client`, over conditioned in-memory links, stepped deterministically.
+
+use glam::Vec2;
+use tickwire_shared::client::ClientEvent;
+use tickwire_shared::game::Position;
+use tickwire_shared::protocol::{Buttons, GameEvent, InputFrame};
+use tickwire_shared::{NetId, quantize};
+use tickwire_tests::harness::{Conditioner, Harness, room_config};
+
+fn moving(dx: f32, dy: f32) -> InputFrame {
+    InputFrame {
+        movement: [quantize::axis(dx), quantize::axis(dy)],
+        aim: 0,
+        buttons: Buttons::default(),
+    }
+}
+
+fn own(h: &Harness, idx: usize) -> NetId {
+    h.clients[idx].client.own_entity().expect("welcomed")
+}
+
+fn snapshots(h: &Harness, idx: usize) -> usize {
+    h.clients[idx].events.iter().filter(|e| matches!(e, ClientEvent::Snapshot { .. })).count()
+}
+
+#[test]
+fn join_gives_welcome_first_then_snapshots_at_the_configured_rate() {
+    let mut h = Harness::new(room_config(2), 1);
+    let (a, _) = h.join("ann", None, Conditioner::default()).unwrap();
+    h.run(60);
+    let events = &h.clients[a].events;
+    assert!(matches!(events.first(), Some(ClientEvent::Welcomed(w)) if w.snapshot_rate == 30));
+    // 60 ticks at 30 snapshots/s: 30 snapshots, give or take the one in flight.
+    let n = snapshots(&h, a);
+    assert!((29..=31).contains(&n), "{n} snapshots in one second");
+    assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
+}
+
+#[test]
+fn an_input_moves_the_player_and_its_sequence_is_echoed() {
+    let mut h = Harness::new(room_config(0), 2);
+    let (a, _) = h.join("ann", None, Conditioner::default()).unwrap();
+    h.run(4);
+    let me = own(&h, a);
+    let start = h.seen_position(a, me).expect("sees itself");
+    let mut last = 0;
+    for _ in 0..30 {
+        last = h.input(a, moving(1.0, 0.0));
+        h.step();
+    }
+    let echoed = h.run_until(20, |h| h.clients[a].client.last_applied_input() == Some(last));
+    assert!(echoed, "last applied {:?}, sent {last}", h.clients[a].client.last_applied_input());
+    let end = h.seen_position(a, me).unwrap();
+    assert!(end.x > start.x + 20.0, "moved from {start} to {end}");
+    assert!((end.y - start.y).abs() < 1.0, "moved sideways: {start} -> {end}");
+    assert_eq!(h.metrics.inputs_dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[test]
+fn two_clients_see_each_other_and_chat_is_attributed_by_the_server() {
+    let mut h = Harness::new(room_config(0), 3);
+    let (a, _) = h.join("ann", None, Conditioner::default()).unwrap();
+    let (b, _) = h.join("bob", None, Conditioner::default()).unwrap();
+    h.run(6);
+    let (ea, eb) = (own(&h, a), own(&h, b));
+    assert!(h.seen_position(a, eb).is_some(), "ann does not see bob");
+    assert!(h.seen_position(b, ea).is_some(), "bob does not see ann");
+    // Ann learns bob's name from the reliable join event.
+    assert!(h.clients[a].events.iter().any(
+        |e| matches!(e, ClientEvent::Game(GameEvent::Joined { entity, name, .. }) if *entity == eb && name == "bob")
+    ));
+    h.clients[a].client.send_chat("hi\u{7}\u{1b} bob");
+    h.run(3);
+    let chat = h.clients[b].events.iter().find_map(|e| match e {
+        ClientEvent::Chat { from, name, text } => Some((*from, name.clone(), text.clone())),
+        _ => None,
+    });
+    assert_eq!(chat, Some((ea, "ann".to_owned(), "hi bob".to_owned())));
+}
+
+#[test]
+fn after_an_ack_deltas_are_smaller_than_the_full_snapshot() {
+    let mut h = Harness::new(room_config(4), 4);
+    let (a, _) = h.join("ann", None, Conditioner::default()).unwrap();
+    for _ in 0..60 {
+        h.input(a, moving(0.5, 0.5));
+        h.step();
+    }
+    let sizes = &h.clients[a].snapshot_sizes;
+    let (first, first_full) = sizes[0];
+    assert!(first_full, "the first snapshot is full");
+    let deltas: Vec<usize> = sizes.iter().filter(|(_, full)| !full).map(|(n, _)| *n).collect();
+    assert!(deltas.len() >= sizes.len() - 3, "mostly deltas after the ack: {sizes:?}");
+    assert!(deltas.iter().all(|&n| n < first), "a delta was not smaller: {sizes:?}");
+    assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
+}
+
+/// Moves entity `id` in the room's world (a teleport, to test interest without walking).
+fn teleport(h: &mut Harness, id: NetId, to: Vec2) {
+    let world = h.room.world_mut();
+    let mut q = world.query::<(&NetId, &mut Position)>();
+    for (net_id, mut pos) in q.iter_mut(world) {
+        if *net_id == id {
+            pos.0 = to;
+        }
+    }
+}
+
+#[test]
+fn an_entity_leaving_the_view_is_despawned_and_comes_back() {
+    let mut config = room_config(0);
+    config.interest_radius = 100.0;
+    let mut h = Harness::new(config, 5);
+    let (a, _) = h.join("ann", None, Conditioner::default()).unwrap();
+    let (b, _) = h.join("bob", None, Conditioner::default()).unwrap();
+    h.run(4);
+    let (ea, eb) = (own(&h, a), own(&h, b));
+    let here = h.seen_position(a, ea).unwrap();
+    teleport(&mut h, eb, here + Vec2::new(40.0, 0.0));
+    assert!(h.run_until(10, |h| h.seen_position(a, eb).is_some()), "bob not seen nearby");
+    teleport(&mut h, eb, here + Vec2::new(300.0, 0.0));
+    assert!(h.run_until(10, |h| h.seen_position(a, eb).is_none()), "bob still seen far away");
+    // Ann still sees herself: her own entity is always in view.
+    assert!(h.seen_position(a, ea).is_some());
+    teleport(&mut h, eb, here + Vec2::new(50.0, 0.0));
+    assert!(h.run_until(10, |h| h.seen_position(a, eb).is_some()), "bob did not come back");
+    let back = h.seen_position(a, eb).unwrap();
+    assert!((back - (here + Vec2::new(50.0, 0.0))).length() < 5.0, "bob at {back}");
+    assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
+}
+
+#[test]
+fn resume_within_the_grace_period_keeps_the_entity_and_after_it_does_not() {
+    let mut h = Harness::new(room_config(0), 6);
+    let (a, first) = h.join("ann", None, Conditioner::default()).unwrap();
+    h.run(4);
+    let token = h.clients[a].client.welcome().unwrap().resume_token.clone();
+    h.drop_connection(a);
+    h.run(60); // half a second, grace is two seconds (120 ticks)
+    let (a2, again) = h.join("ann", Some(token.clone()), Conditioner::default()).unwrap();
+    assert!(again.resumed);
+    assert_eq!(again.entity, first.entity);
+    h.run(4);
+    assert_eq!(h.clients[a2].client.welcome().unwrap().resume_token, token);
+    h.drop_connection(a2);
+    h.run(130);
+    let (_, later) = h.join("ann", Some(token), Conditioner::default()).unwrap();
+    assert!(!later.resumed);
+    assert_ne!(later.entity, first.entity);
+}
+
+#[test]
+fn a_bad_network_still_converges_without_decode_errors() {
+    let mut h = Harness::new(room_config(4), 7);
+    // 100 ms one way, up to 33 ms of jitter, 5% loss of snapshots and inputs.
+    let bad = Conditioner { latency: 6, jitter: 2, loss: 0.05 };
+    let (a, _) = h.join("ann", None, bad).unwrap();
+    let mut last = 0;
+    for _ in 0..240 {
+        last = h.input(a, moving(0.3, -0.2));
+        h.step();
+    }
+    let applied = h.clients[a].client.last_applied_input().expect("inputs applied");
+    assert!(last - applied <= 20, "applied {applied} of {last}");
+    let n = snapshots(&h, a);
+    assert!(n >= 100, "only {n} snapshots in 4 s (expected about 114 after loss)");
+    assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
+    let deltas = h.clients[a].snapshot_sizes.iter().filter(|(_, full)| !full).count();
+    assert!(deltas > n * 9 / 10, "{deltas} deltas of {n}");
+}
