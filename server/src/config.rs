@@ -111,6 +111,8 @@ pub struct ServerConfig {
     pub seed: u64,
     /// Per-connection limits.
     pub limits: Limits,
+    /// Enables test-only endpoints (`POST /api/debug/drop?entity=N`). Never in production.
+    pub debug_endpoints: bool,
 }
 
 impl Default for ServerConfig {
@@ -130,6 +132,7 @@ impl Default for ServerConfig {
             static_dir: PathBuf::from("client-web/dist"),
             seed: 1,
             limits: Limits::default(),
+            debug_endpoints: false,
         }
     }
 }
@@ -189,6 +192,10 @@ pub struct ServeArgs {
     /// Concurrent connections per IP [default: 64].
     #[arg(long, env = "TICKWIRE_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+    /// Enable test-only endpoints (POST /api/debug/drop?entity=N drops that player's
+    /// connection). Never in production.
+    #[arg(long)]
+    pub debug_endpoints: bool,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -262,6 +269,7 @@ impl ServeArgs {
             static_dir: self.static_dir.clone().or(file.static_dir).unwrap_or(d.static_dir),
             seed: self.seed.or(file.seed).unwrap_or(d.seed),
             limits,
+            debug_endpoints: self.debug_endpoints,
         };
         cfg.validate()?;
         Ok(cfg)

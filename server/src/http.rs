@@ -56,6 +56,22 @@ pub async fn handle(
             json_response(&serde_json::json!({ "rooms": state.rooms.list() }))
         }
         (&Method::POST, "/api/guest") => guest(&state),
+        (&Method::POST, "/api/debug/drop") if state.config.debug_endpoints => {
+            let entity = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("entity="))
+                .and_then(|v| v.parse::<u32>().ok());
+            match entity {
+                Some(id) => {
+                    state.rooms.drop_connection(tickwire_shared::NetId(id));
+                    text_response(StatusCode::ACCEPTED, format!("dropping entity {id}"))
+                }
+                None => text_response(StatusCode::BAD_REQUEST, "expected ?entity=N".into()),
+            }
+        }
         (&Method::GET | &Method::HEAD, _) => static_file(&state.config.static_dir, &path).await,
         _ => text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into()),
     };

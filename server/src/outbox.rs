@@ -17,6 +17,9 @@ pub enum OutItem {
     Send(Bytes),
     /// Close with this reason (the `Disconnect` message was queued before it, when possible).
     Close(DisconnectReason, String),
+    /// Drop the connection at once, with no message and no close frame (a simulated network
+    /// failure, for tests).
+    Abort,
 }
 
 #[derive(Default)]
@@ -24,6 +27,7 @@ struct Inner {
     snapshot: Option<Bytes>,
     reliable: VecDeque<Bytes>,
     close: Option<(DisconnectReason, String)>,
+    abort: bool,
 }
 
 /// One client's outbound queue, shared by the room (producer) and the session (consumer).
@@ -92,6 +96,14 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Asks the session to drop the connection without a word, as a network failure would.
+    pub fn abort(&self) {
+        let mut inner = self.lock();
+        inner.abort = true;
+        drop(inner);
+        self.notify.notify_one();
+    }
+
     /// Whether a close was requested.
     #[must_use]
     pub fn is_closed(&self) -> bool {
@@ -102,6 +114,9 @@ impl Outbox {
     #[must_use]
     pub fn try_next(&self) -> Option<OutItem> {
         let mut inner = self.lock();
+        if inner.abort {
+            return Some(OutItem::Abort);
+        }
         if let Some(b) = inner.reliable.pop_front() {
             return Some(OutItem::Send(b));
         }

@@ -118,6 +118,9 @@ enum Control {
         client: ClientId,
         left: bool,
     },
+    Drop {
+        entity: NetId,
+    },
 }
 
 /// The sending side of a room, cheap to clone.
@@ -219,6 +222,12 @@ impl RoomHandle {
     /// Tells the room the session ended; `left` means for good (no resume).
     pub async fn disconnect(&self, client: ClientId, left: bool) {
         let _ = self.control.send(Control::Disconnect { client, left }).await;
+    }
+
+    /// Drops the connection of the player whose entity is `entity`, with no close frame, as a
+    /// network failure would (the test-only `/api/debug/drop` endpoint).
+    pub fn drop_connection(&self, entity: NetId) {
+        let _ = self.control.try_send(Control::Drop { entity });
     }
 
     /// Queues a disconnect without waiting.
@@ -439,6 +448,13 @@ impl Room {
                 }
                 Control::Chat { client, text } => self.chat(client, &text),
                 Control::Disconnect { client, left } => self.disconnect(client, left),
+                Control::Drop { entity } => {
+                    let client =
+                        self.players.values().find(|p| p.net_id == entity).and_then(|p| p.client);
+                    if let Some(slot) = client.and_then(|c| self.clients.get(&c)) {
+                        slot.outbox.abort();
+                    }
+                }
             }
         }
     }

@@ -143,6 +143,13 @@ impl Rooms {
             .collect()
     }
 
+    /// Asks every room to drop the connection of the player with entity `entity` (test hook).
+    pub fn drop_connection(&self, entity: tickwire_shared::NetId) {
+        for e in self.lock().values() {
+            e.handle.drop_connection(entity);
+        }
+    }
+
     /// Tells every room to close its sessions with 1001 and stop, and waits for their threads.
     pub fn shutdown(&self) {
         let threads: Vec<std::thread::JoinHandle<()>> = {

@@ -246,6 +246,11 @@ async fn write_loop<T: TransportTx>(
                     _ => break Some(DisconnectKind::TransportError),
                 }
             }
+            OutItem::Abort => {
+                // No close frame: stop the reader now so the socket drops at once.
+                done.cancel();
+                return Some(DisconnectKind::TransportError);
+            }
             OutItem::Close(reason, message) => {
                 let goodbye = ServerMessage::Disconnect { reason, message: message.clone() };
                 if let Ok(b) = codec::encode_server(&goodbye) {

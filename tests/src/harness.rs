@@ -230,6 +230,10 @@ impl Harness {
                         c.closed = Some(reason);
                         break;
                     }
+                    OutItem::Abort => {
+                        c.connected = false;
+                        break;
+                    }
                 }
             }
             for bytes in c.down.due(now) {

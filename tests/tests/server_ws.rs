@@ -221,3 +221,31 @@ async fn a_dropped_connection_resumes_as_the_same_entity_over_sockets() {
     assert_ne!(fresh.entity, first.entity);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_debug_drop_endpoint_is_off_by_default_and_drops_without_a_close_frame() {
+    let server = net::start(net::test_config()).await;
+    let (status, _) = net::http(server.local_addr(), "POST", "/api/debug/drop?entity=1").await;
+    assert_eq!(status, 405, "debug endpoints must be off by default");
+    server.shutdown().await;
+
+    let mut config = net::test_config();
+    config.debug_endpoints = true;
+    let server = net::start(config).await;
+    let addr = server.local_addr();
+    let mut ws = net::connect(addr, "").await;
+    let Received::Message(ServerMessage::Welcome(w)) = net::recv(&mut ws).await else {
+        panic!("no welcome");
+    };
+    let (status, _) =
+        net::http(addr, "POST", &format!("/api/debug/drop?entity={}", w.entity.0)).await;
+    assert_eq!(status, 202);
+    loop {
+        match net::recv(&mut ws).await {
+            Received::Ended => break,
+            Received::Close(code, reason) => panic!("got a close frame {code} {reason}"),
+            Received::Message(_) => {}
+        }
+    }
+    server.shutdown().await;
+}
