@@ -310,3 +310,29 @@ impl ServerConfig {
         u32::from((self.tick_rate / self.snapshot_rate.max(1)).max(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("tickwire-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tickwire.toml");
+        std::fs::write(&file, "tick_rate = 30\nsnapshot_rate = 10\nnpcs = 7\n").unwrap();
+        let args = ServeArgs { config: Some(file.clone()), npcs: Some(2), ..ServeArgs::default() };
+        let cfg = args.resolve().unwrap();
+        assert_eq!((cfg.tick_rate, cfg.snapshot_rate, cfg.npc_count), (30, 10, 2));
+        assert_eq!(cfg.ticks_per_snapshot(), 3);
+        assert_eq!(cfg.bind, ServerConfig::default().bind);
+
+        std::fs::write(&file, "tick_rat = 30\n").unwrap();
+        let err = args.resolve().unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        std::fs::write(&file, "snapshot_rate = 90\n").unwrap();
+        let err = args.resolve().unwrap_err();
+        assert!(format!("{err:#}").contains("snapshot rate 90"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

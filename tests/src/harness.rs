@@ -100,6 +100,8 @@ pub struct SimClient {
     pub snapshot_sizes: Vec<(usize, bool)>,
     /// A close the room asked for.
     pub closed: Option<DisconnectReason>,
+    /// While set, the client's outbox is not read (a client that stopped reading).
+    pub stalled: bool,
     outbox: Arc<Outbox>,
     down: Link,
     up: Link,
@@ -164,9 +166,20 @@ impl Harness {
         resume: Option<String>,
         conditioner: Conditioner,
     ) -> Result<(usize, JoinInfo), JoinRefused> {
+        self.join_with_queue(name, resume, conditioner, 256)
+    }
+
+    /// [`Harness::join`] with an outbox holding at most `max_reliable` reliable messages.
+    pub fn join_with_queue(
+        &mut self,
+        name: &str,
+        resume: Option<String>,
+        conditioner: Conditioner,
+        max_reliable: usize,
+    ) -> Result<(usize, JoinInfo), JoinRefused> {
         let id = ClientId(self.next_client);
         self.next_client += 1;
-        let outbox = Arc::new(Outbox::new(256));
+        let outbox = Arc::new(Outbox::new(max_reliable));
         let mut reply = self.handle.try_join(id, name.to_owned(), resume, outbox.clone());
         self.step();
         let info = reply.try_recv().map_err(|_| JoinRefused::Closed)??;
@@ -178,6 +191,7 @@ impl Harness {
             connected: true,
             snapshot_sizes: Vec::new(),
             closed: None,
+            stalled: false,
             outbox,
             down: Link::default(),
             up: Link::default(),
@@ -219,7 +233,7 @@ impl Harness {
         self.room.step();
         // Room → client.
         for c in self.clients.iter_mut() {
-            while let Some(item) = c.outbox.try_next() {
+            while let Some(item) = if c.stalled { None } else { c.outbox.try_next() } {
                 match item {
                     OutItem::Send(bytes) => {
                         let droppable =

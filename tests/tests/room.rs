@@ -4,7 +4,7 @@
 use glam::Vec2;
 use tickwire_shared::client::ClientEvent;
 use tickwire_shared::game::Position;
-use tickwire_shared::protocol::{Buttons, GameEvent, InputFrame};
+use tickwire_shared::protocol::{Buttons, DisconnectReason, GameEvent, InputFrame};
 use tickwire_shared::{NetId, quantize};
 use tickwire_tests::harness::{Conditioner, Harness, room_config};
 
@@ -168,4 +168,24 @@ fn a_bad_network_still_converges_without_decode_errors() {
     assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
     let deltas = h.clients[a].snapshot_sizes.iter().filter(|(_, full)| !full).count();
     assert!(deltas > n * 9 / 10, "{deltas} deltas of {n}");
+}
+
+#[test]
+fn a_client_too_slow_for_reliable_messages_is_closed_and_others_are_not() {
+    let mut h = Harness::new(room_config(0), 8);
+    let (slow, _) = h.join_with_queue("slow", None, Conditioner::default(), 8).unwrap();
+    let (talker, _) = h.join("talker", None, Conditioner::default()).unwrap();
+    h.run(2);
+    h.clients[slow].stalled = true;
+    for i in 0..20 {
+        h.clients[talker].client.send_chat(&format!("line {i}"));
+        h.step();
+    }
+    h.clients[slow].stalled = false;
+    h.run(2);
+    assert_eq!(h.clients[slow].closed, Some(DisconnectReason::TooSlow));
+    assert_eq!(h.clients[talker].closed, None);
+    let lines =
+        h.clients[talker].events.iter().filter(|e| matches!(e, ClientEvent::Chat { .. })).count();
+    assert_eq!(lines, 20, "the talker hears every line of its own");
 }

@@ -249,3 +249,26 @@ async fn the_debug_drop_endpoint_is_off_by_default_and_drops_without_a_close_fra
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_silent_client_is_closed_by_the_idle_timeout() {
+    let mut config = net::test_config();
+    config.limits.idle_timeout = Duration::from_millis(400);
+    config.limits.ping_interval = Duration::from_secs(60);
+    let server = net::start(config).await;
+    let mut ws = net::connect(server.local_addr(), "").await;
+    // Not reading means not answering pings: wait until the server counts the timeout.
+    let metrics = server.state().metrics.clone();
+    let timeout = tickwire_server::metrics::DisconnectKind::Server(
+        tickwire_shared::protocol::DisconnectReason::Timeout,
+    );
+    let deadline = tokio::time::Instant::now() + net::DEADLINE;
+    while metrics.disconnects(timeout) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no idle timeout");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, reason) = net::expect_close(&mut ws).await;
+    assert_eq!(code, 1001, "{reason}");
+    assert!(reason.contains("idle"), "{reason}");
+    server.shutdown().await;
+}
