@@ -66,8 +66,9 @@ pub struct SimClock {
     pub dt: f32,
 }
 
-/// Hands out [`NetId`]s upward from 1; an id is never reused, so a client's baseline can
-/// never confuse a new entity with a gone one.
+/// Hands out [`NetId`]s upward from 1; an id is never reused (it would take 2^32 − 1 ids, over
+/// two years of 60 shots a second, to wrap), so a client's baseline can never confuse a new
+/// entity with a gone one.
 #[derive(Resource, Debug)]
 pub struct NetIdAllocator {
     next: u32,
@@ -81,6 +82,10 @@ impl Default for NetIdAllocator {
 
 impl NetIdAllocator {
     /// A fresh id.
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "the server's API names it `next`; an id allocator is not an iterator"
+    )]
     pub fn next(&mut self) -> NetId {
         let id = NetId(self.next);
         self.next = self.next.wrapping_add(1).max(1);
@@ -132,7 +137,7 @@ impl GameRng {
 
     /// True with probability `1 / n` (never for `n == 0`).
     pub fn one_in(&mut self, n: u32) -> bool {
-        n != 0 && self.next_u64() % u64::from(n) == 0
+        n != 0 && self.next_u64().is_multiple_of(u64::from(n))
     }
 }
 
@@ -153,6 +158,16 @@ pub fn pick_spawn_point(arena: &Arena, occupied: &[Vec2]) -> Vec2 {
     best
 }
 
+/// Filter for living combatants: not dead, not a projectile.
+type Living = (Without<Dead>, Without<Velocity>);
+
+/// Filter for pickup takers: living combatants that are not pickups.
+type LivingTaker = (Without<Dead>, Without<Pickup>, Without<Velocity>);
+
+/// What [`respawn_dead`] changes on a dead combatant.
+type DeadItem<'a> =
+    (Entity, &'a NetId, &'a Dead, &'a mut Position, &'a mut Health, &'a mut Dash, &'a mut Weapon);
+
 /// Replaces non-finite input values and over-long movement in every [`PlayerInput`]
 /// (`GameSet::Input`).
 pub fn sanitize_inputs(mut inputs: Query<'_, '_, &mut PlayerInput>) {
@@ -169,12 +184,7 @@ pub fn sanitize_inputs(mut inputs: Query<'_, '_, &mut PlayerInput>) {
 pub fn move_combatants(
     arena: Res<'_, Arena>,
     clock: Res<'_, SimClock>,
-    mut movers: Query<
-        '_,
-        '_,
-        (&PlayerInput, &mut Position, &mut Dash, &mut Aim),
-        (Without<Dead>, Without<Velocity>),
-    >,
+    mut movers: Query<'_, '_, (&PlayerInput, &mut Position, &mut Dash, &mut Aim), Living>,
 ) {
     for (input, mut position, mut dash, mut aim) in &mut movers {
         let mut state = MoverState {
@@ -207,12 +217,7 @@ pub fn fire_weapons(
     mut commands: Commands<'_, '_>,
     clock: Res<'_, SimClock>,
     mut ids: ResMut<'_, NetIdAllocator>,
-    mut shooters: Query<
-        '_,
-        '_,
-        (&NetId, &Position, &Aim, &PlayerInput, &mut Weapon),
-        (Without<Dead>, Without<Velocity>),
-    >,
+    mut shooters: Query<'_, '_, (&NetId, &Position, &Aim, &PlayerInput, &mut Weapon), Living>,
 ) {
     let mut shooters: Vec<_> = shooters.iter_mut().collect();
     shooters.sort_by_key(|s| *s.0);
@@ -299,12 +304,7 @@ pub fn collect_pickups(
     mut commands: Commands<'_, '_>,
     clock: Res<'_, SimClock>,
     pickups: Query<'_, '_, (Entity, &NetId, &Position, &Pickup)>,
-    mut takers: Query<
-        '_,
-        '_,
-        (&NetId, &Position, &mut Health),
-        (Without<Dead>, Without<Pickup>, Without<Velocity>),
-    >,
+    mut takers: Query<'_, '_, (&NetId, &Position, &mut Health), LivingTaker>,
 ) {
     let mut pickups: Vec<_> = pickups.iter().collect();
     pickups.sort_by_key(|p| *p.1);
@@ -332,12 +332,7 @@ pub fn respawn_dead(
     clock: Res<'_, SimClock>,
     arena: Res<'_, Arena>,
     mut events: ResMut<'_, GameEvents>,
-    mut dead: Query<
-        '_,
-        '_,
-        (Entity, &NetId, &Dead, &mut Position, &mut Health, &mut Dash, &mut Weapon),
-        With<Dead>,
-    >,
+    mut dead: Query<'_, '_, DeadItem<'_>, With<Dead>>,
     living: Query<'_, '_, &Position, (Without<Dead>, With<Health>)>,
 ) {
     let mut occupied: Vec<Vec2> = living.iter().map(|p| p.0).collect();
