@@ -1,0 +1,293 @@
+//! The arena's ECS components: the replicated ones (each implements [`Replicate`]) and the
+//! server-only ones that drive the rules.
+//!
+//! Replicated components are quantized exactly as the wire sends them; for each of them
+//! `quantize(dequantize(q)) == q` holds for every value the simulation can produce.
+
+use bevy_ecs::prelude::*;
+use glam::Vec2;
+
+use crate::ids::NetId;
+use crate::quantize;
+use crate::registry::{FieldSpec, Replicate};
+use crate::tick::Tick;
+
+/// Where an entity is, in world units (origin at the arena's centre, +y up).
+///
+/// Players' and NPCs' positions are kept on the quantization grid by
+/// [`super::step_mover`], so what the server sends is exactly what it simulates. Replicated
+/// first (registry index 0). The round trip holds for grid values up to 2^24 in magnitude,
+/// far beyond the arena.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Position(pub Vec2);
+
+impl Replicate for Position {
+    const NAME: &'static str = "Position";
+    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("x"), FieldSpec::int("y")];
+
+    fn quantize(&self, out: &mut [i32]) {
+        let [x, y] = quantize::position2(self.0);
+        out[0] = x;
+        out[1] = y;
+    }
+
+    fn dequantize(fields: &[i32]) -> Self {
+        Position(quantize::position2_value([fields[0], fields[1]]))
+    }
+}
+
+/// What an entity is, so a client knows how to draw it.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A human player.
+    #[default]
+    Player,
+    /// A bot driven by the server's AI.
+    Npc,
+    /// A shot in flight.
+    Projectile,
+    /// A health pickup waiting to be taken.
+    Pickup,
+}
+
+impl Kind {
+    /// The wire value.
+    #[must_use]
+    pub fn to_i32(self) -> i32 {
+        match self {
+            Kind::Player => 0,
+            Kind::Npc => 1,
+            Kind::Projectile => 2,
+            Kind::Pickup => 3,
+        }
+    }
+
+    /// The kind a wire value stands for; unknown values read as [`Kind::Player`].
+    #[must_use]
+    pub fn from_i32(v: i32) -> Kind {
+        match v {
+            1 => Kind::Npc,
+            2 => Kind::Projectile,
+            3 => Kind::Pickup,
+            _ => Kind::Player,
+        }
+    }
+
+    /// Whether this kind fights (can shoot, be hit, score, die and respawn).
+    #[must_use]
+    pub fn is_combatant(self) -> bool {
+        matches!(self, Kind::Player | Kind::Npc)
+    }
+}
+
+impl Replicate for Kind {
+    const NAME: &'static str = "Kind";
+    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("kind")];
+
+    fn quantize(&self, out: &mut [i32]) {
+        out[0] = self.to_i32();
+    }
+
+    fn dequantize(fields: &[i32]) -> Self {
+        Kind::from_i32(fields[0])
+    }
+}
+
+/// The direction a combatant faces and shoots, in radians (0 is +x, counter-clockwise).
+/// Kept on the 16-bit angle grid by the movement system.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Aim(pub f32);
+
+impl Replicate for Aim {
+    const NAME: &'static str = "Aim";
+    const FIELDS: &'static [FieldSpec] = &[FieldSpec::angle("aim")];
+
+    fn quantize(&self, out: &mut [i32]) {
+        out[0] = i32::from(quantize::angle(self.0));
+    }
+
+    fn dequantize(fields: &[i32]) -> Self {
+        // Angle fields are 0..=65535 by contract; the mask keeps a hostile value total.
+        Aim(quantize::angle_value((fields[0] & 0xffff) as u16))
+    }
+}
+
+/// Hit points of a combatant: `0` means dead, [`super::MAX_HEALTH`] is full. Whole numbers,
+/// sent with [`quantize::small`].
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Health(pub f32);
+
+impl Replicate for Health {
+    const NAME: &'static str = "Health";
+    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("health")];
+
+    fn quantize(&self, out: &mut [i32]) {
+        out[0] = i32::from(quantize::small(self.0));
+    }
+
+    fn dequantize(fields: &[i32]) -> Self {
+        Health(fields[0].clamp(0, 255) as f32)
+    }
+}
+
+/// A combatant's tally in this room.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Score {
+    /// Opponents this one killed.
+    pub kills: u16,
+    /// Times this one died.
+    pub deaths: u16,
+}
+
+impl Replicate for Score {
+    const NAME: &'static str = "Score";
+    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("kills"), FieldSpec::int("deaths")];
+
+    fn quantize(&self, out: &mut [i32]) {
+        out[0] = i32::from(self.kills);
+        out[1] = i32::from(self.deaths);
+    }
+
+    fn dequantize(fields: &[i32]) -> Self {
+        Score {
+            kills: fields[0].clamp(0, i32::from(u16::MAX)) as u16,
+            deaths: fields[1].clamp(0, i32::from(u16::MAX)) as u16,
+        }
+    }
+}
+
+/// A mover's dash state (the dash fields of [`super::MoverState`]), replicated so a client
+/// can reconcile its predicted dash with the server's.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dash {
+    /// Ticks until the next dash may start.
+    pub cooldown: u16,
+    /// Ticks of the current dash still to run (0: not dashing).
+    pub ticks_left: u16,
+}
+
+impl Replicate for Dash {
+    const NAME: &'static str = "Dash";
+    const FIELDS: &'static [FieldSpec] =
+        &[FieldSpec::int("cooldown"), FieldSpec::int("ticks_left")];
+
+    fn quantize(&self, out: &mut [i32]) {
+        out[0] = i32::from(self.cooldown);
+        out[1] = i32::from(self.ticks_left);
+    }
+
+    fn dequantize(fields: &[i32]) -> Self {
+        Dash {
+            cooldown: fields[0].clamp(0, i32::from(u16::MAX)) as u16,
+            ticks_left: fields[1].clamp(0, i32::from(u16::MAX)) as u16,
+        }
+    }
+}
+
+/// A projectile's velocity in units per second (server only; clients extrapolate from
+/// positions).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Velocity(pub Vec2);
+
+/// Ticks a projectile has left before it disappears (server only).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifetime(pub u32);
+
+/// Who fired a projectile: credited with the kill, and never hit by it (server only).
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner(pub NetId);
+
+/// Marks a dead combatant: it neither moves, shoots nor is hit until `respawn_at`
+/// (server only; clients see `Health(0)`).
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dead {
+    /// The tick at which it comes back.
+    pub respawn_at: Tick,
+}
+
+/// A combatant's weapon (server only).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Weapon {
+    /// Ticks until it may fire again.
+    pub cooldown: u16,
+}
+
+/// A human player's name (server only; clients learn names from `GameEvent::Joined`).
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlayerName(pub String);
+
+/// Marks a health pickup entity (server only).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pickup {
+    /// Which of [`super::Arena::pickup_spots`] it sits on.
+    pub spot: usize,
+}
+
+/// A taken pickup waiting to come back: a non-replicated entity that spawns a fresh pickup
+/// (with a new [`NetId`]) at `at` once `respawn_at` is reached.
+#[derive(Component, Clone, Copy, Debug, PartialEq)]
+pub struct PickupRespawn {
+    /// Which of [`super::Arena::pickup_spots`] it comes back on.
+    pub spot: usize,
+    /// The tick at which it comes back.
+    pub respawn_at: Tick,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<C: Replicate>(samples: &[&[i32]]) {
+        let mut out = vec![0i32; C::FIELDS.len()];
+        for q in samples {
+            assert_eq!(q.len(), C::FIELDS.len(), "{}", C::NAME);
+            C::dequantize(q).quantize(&mut out);
+            assert_eq!(&out[..], *q, "{} round trip", C::NAME);
+        }
+    }
+
+    #[test]
+    fn position_round_trips() {
+        round_trip::<Position>(&[
+            &[0, 0],
+            &[1, -1],
+            &[38_400, -25_600],
+            &[-38_400, 25_600],
+            &[12_345, -999],
+            &[1 << 24, -(1 << 24)],
+        ]);
+    }
+
+    #[test]
+    fn kind_round_trips() {
+        round_trip::<Kind>(&[&[0], &[1], &[2], &[3]]);
+        for k in [Kind::Player, Kind::Npc, Kind::Projectile, Kind::Pickup] {
+            assert_eq!(Kind::from_i32(k.to_i32()), k);
+        }
+    }
+
+    #[test]
+    fn aim_round_trips_every_step() {
+        let mut out = [0i32];
+        for q in 0..=65_535i32 {
+            Aim::dequantize(&[q]).quantize(&mut out);
+            assert_eq!(out[0], q);
+        }
+    }
+
+    #[test]
+    fn health_score_dash_round_trip() {
+        round_trip::<Health>(&[&[0], &[1], &[50], &[100], &[255]]);
+        round_trip::<Score>(&[&[0, 0], &[3, 7], &[65_535, 1], &[0, 65_535]]);
+        round_trip::<Dash>(&[&[0, 0], &[90, 9], &[1, 0], &[65_535, 65_535]]);
+    }
+
+    #[test]
+    fn hostile_values_are_total() {
+        assert_eq!(Health::dequantize(&[-5]), Health(0.0));
+        assert_eq!(Health::dequantize(&[9_999]), Health(255.0));
+        assert_eq!(Score::dequantize(&[-1, 1 << 20]), Score { kills: 0, deaths: 65_535 });
+        assert_eq!(Kind::dequantize(&[77]), Kind::Player);
+        let _ = Aim::dequantize(&[i32::MIN]);
+    }
+}

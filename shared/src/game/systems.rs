@@ -1,0 +1,421 @@
+//! The arena's resources and its rule systems, in the order [`super::GameSet`] runs them:
+//! input sanitizing, movement, combat (firing, hits, pickups) and lifecycle (respawns, the
+//! clock).
+//!
+//! Every system that allocates ids, consumes randomness or resolves contests between entities
+//! walks them sorted by [`NetId`], so a run is a pure function of the seed and the inputs.
+
+use bevy_ecs::prelude::*;
+use glam::Vec2;
+
+use super::GameConfig;
+use super::arena::Arena;
+use super::components::{
+    Aim, Dash, Dead, Health, Kind, Lifetime, Owner, Pickup, PickupRespawn, Position, Score,
+    Velocity, Weapon,
+};
+use super::movement::{MoverState, PLAYER_RADIUS, PlayerInput, step_mover, ticks_for};
+use crate::ids::NetId;
+use crate::protocol::{Buttons, GameEvent};
+use crate::quantize;
+use crate::tick::Tick;
+
+/// Full health of a player or NPC: five hits of [`PROJECTILE_DAMAGE`], fits
+/// [`quantize::small`].
+pub const MAX_HEALTH: f32 = 100.0;
+
+/// Projectile speed in units per second: under 10 units a tick at 60 Hz, less than the
+/// combined radii of a projectile and a player (20), so a hit is never skipped; about three
+/// times walking speed, so a shot seen early can be dodged.
+pub const PROJECTILE_SPEED: f32 = 600.0;
+
+/// Radius of a projectile's collision circle, in units.
+pub const PROJECTILE_RADIUS: f32 = 4.0;
+
+/// Health one projectile hit takes: five hits kill, so a fight lasts about a second.
+pub const PROJECTILE_DAMAGE: f32 = 20.0;
+
+/// How long a projectile flies before it vanishes, in seconds: 900 units, most of the arena.
+pub const PROJECTILE_LIFETIME_SECS: f32 = 1.5;
+
+/// Time between two shots of one weapon, in seconds (5 shots a second): a stream dense enough
+/// to feel responsive, sparse enough that a kill takes a second of aim.
+pub const FIRE_COOLDOWN_SECS: f32 = 0.2;
+
+/// Radius of a health pickup, in units (touching it takes it).
+pub const PICKUP_RADIUS: f32 = 12.0;
+
+/// Health a pickup restores, capped at [`MAX_HEALTH`]: two hits' worth.
+pub const PICKUP_HEAL: f32 = 40.0;
+
+/// Time a taken pickup stays away, in seconds: long enough to be worth fighting over.
+pub const PICKUP_RESPAWN_SECS: f32 = 10.0;
+
+/// What happened during the ticks since the server last drained it: systems push
+/// [`GameEvent::Killed`] and [`GameEvent::Respawned`].
+#[derive(Resource, Default, Debug)]
+pub struct GameEvents(pub Vec<GameEvent>);
+
+/// The simulation's clock: the tick being simulated and its length.
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct SimClock {
+    /// The tick the current schedule run simulates; [`advance_clock`] moves it on at the end
+    /// of the run.
+    pub tick: Tick,
+    /// Seconds per tick (`1 / tick_rate`).
+    pub dt: f32,
+}
+
+/// Hands out [`NetId`]s upward from 1; an id is never reused (it would take 2^32 − 1 ids, over
+/// two years of 60 shots a second, to wrap), so a client's baseline can never confuse a new
+/// entity with a gone one.
+#[derive(Resource, Debug)]
+pub struct NetIdAllocator {
+    next: u32,
+}
+
+impl Default for NetIdAllocator {
+    fn default() -> Self {
+        NetIdAllocator { next: 1 }
+    }
+}
+
+impl NetIdAllocator {
+    /// A fresh id.
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "the server's API names it `next`; an id allocator is not an iterator"
+    )]
+    pub fn next(&mut self) -> NetId {
+        let id = NetId(self.next);
+        self.next = self.next.wrapping_add(1).max(1);
+        id
+    }
+}
+
+/// The room's deterministic random numbers: SplitMix64-seeded xorshift64*. The only source of
+/// randomness in the rules.
+#[derive(Resource, Clone, Debug)]
+pub struct GameRng {
+    state: u64,
+}
+
+impl GameRng {
+    /// A generator for `seed` (any value, zero included).
+    #[must_use]
+    pub fn new(seed: u64) -> GameRng {
+        // SplitMix64 spreads close seeds apart and never yields the all-zero xorshift state
+        // for more than one seed; the `| 1` rules that one out too.
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        GameRng { state: (z ^ (z >> 31)) | 1 }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A uniform value in `[0, 1)`.
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// A value in `lo..hi` (`lo` when the range is empty).
+    pub fn range_u32(&mut self, lo: u32, hi: u32) -> u32 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + (self.next_u64() % u64::from(hi - lo)) as u32
+    }
+
+    /// True with probability `1 / n` (never for `n == 0`).
+    pub fn one_in(&mut self, n: u32) -> bool {
+        n != 0 && self.next_u64().is_multiple_of(u64::from(n))
+    }
+}
+
+/// The spawn point farthest from every position in `occupied` (the first point when nothing
+/// is occupied; ties go to the earlier point).
+#[must_use]
+pub fn pick_spawn_point(arena: &Arena, occupied: &[Vec2]) -> Vec2 {
+    let points = arena.spawn_points();
+    let mut best = points[0];
+    let mut best_d = f32::NEG_INFINITY;
+    for &p in points {
+        let d = occupied.iter().map(|&o| p.distance_squared(o)).fold(f32::INFINITY, f32::min);
+        if d > best_d {
+            best = p;
+            best_d = d;
+        }
+    }
+    best
+}
+
+/// Filter for living combatants: not dead, not a projectile.
+type Living = (Without<Dead>, Without<Velocity>);
+
+/// Filter for pickup takers: living combatants that are not pickups.
+type LivingTaker = (Without<Dead>, Without<Pickup>, Without<Velocity>);
+
+/// What [`respawn_dead`] changes on a dead combatant.
+type DeadItem<'a> =
+    (Entity, &'a NetId, &'a Dead, &'a mut Position, &'a mut Health, &'a mut Dash, &'a mut Weapon);
+
+/// Replaces non-finite input values and over-long movement in every [`PlayerInput`]
+/// (`GameSet::Input`).
+pub fn sanitize_inputs(mut inputs: Query<'_, '_, &mut PlayerInput>) {
+    for mut input in &mut inputs {
+        let clean = input.sanitized();
+        if clean.movement != input.movement || clean.aim.to_bits() != input.aim.to_bits() {
+            *input = clean;
+        }
+    }
+}
+
+/// Steps every living combatant with [`step_mover`] and sets its aim from its input, snapped
+/// to the angle grid (`GameSet::Movement`).
+pub fn move_combatants(
+    arena: Res<'_, Arena>,
+    clock: Res<'_, SimClock>,
+    mut movers: Query<'_, '_, (&PlayerInput, &mut Position, &mut Dash, &mut Aim), Living>,
+) {
+    for (input, mut position, mut dash, mut aim) in &mut movers {
+        let mut state = MoverState {
+            position: position.0,
+            dash_cooldown: dash.cooldown,
+            dash_ticks_left: dash.ticks_left,
+        };
+        step_mover(&mut state, input, &arena, clock.dt);
+        position.0 = state.position;
+        *dash = Dash { cooldown: state.dash_cooldown, ticks_left: state.dash_ticks_left };
+        aim.0 = quantize::angle_value(quantize::angle(input.aim));
+    }
+}
+
+/// Moves projectiles along their velocity and counts their lifetime down
+/// (`GameSet::Movement`).
+pub fn move_projectiles(
+    clock: Res<'_, SimClock>,
+    mut projectiles: Query<'_, '_, (&Velocity, &mut Position, &mut Lifetime)>,
+) {
+    for (velocity, mut position, mut lifetime) in &mut projectiles {
+        position.0 += velocity.0 * clock.dt;
+        lifetime.0 = lifetime.0.saturating_sub(1);
+    }
+}
+
+/// Fires a projectile for every living combatant holding FIRE whose weapon is ready
+/// (`GameSet::Combat`).
+pub fn fire_weapons(
+    mut commands: Commands<'_, '_>,
+    clock: Res<'_, SimClock>,
+    mut ids: ResMut<'_, NetIdAllocator>,
+    mut shooters: Query<'_, '_, (&NetId, &Position, &Aim, &PlayerInput, &mut Weapon), Living>,
+) {
+    let mut shooters: Vec<_> = shooters.iter_mut().collect();
+    shooters.sort_by_key(|s| *s.0);
+    for (&id, position, aim, input, mut weapon) in shooters {
+        weapon.cooldown = weapon.cooldown.saturating_sub(1);
+        if !input.buttons.contains(Buttons::FIRE) || weapon.cooldown > 0 {
+            continue;
+        }
+        weapon.cooldown = ticks_for(FIRE_COOLDOWN_SECS, clock.dt);
+        let dir = Vec2::from_angle(aim.0);
+        let start = position.0 + dir * (PLAYER_RADIUS + PROJECTILE_RADIUS + 1.0);
+        commands.spawn((
+            ids.next(),
+            Kind::Projectile,
+            Position(start),
+            Aim(aim.0),
+            Velocity(dir * PROJECTILE_SPEED),
+            Lifetime(u32::from(ticks_for(PROJECTILE_LIFETIME_SECS, clock.dt))),
+            Owner(id),
+        ));
+    }
+}
+
+/// A combatant as [`resolve_projectiles`] sees it.
+type CombatantItem<'a> =
+    (Entity, &'a NetId, &'a Position, &'a mut Health, &'a mut Score, Has<Dead>);
+
+/// Removes projectiles that expired, left the arena or hit an obstacle, and applies hits:
+/// damage, deaths (with [`Dead`], scores and [`GameEvent::Killed`]) (`GameSet::Combat`).
+pub fn resolve_projectiles(
+    mut commands: Commands<'_, '_>,
+    clock: Res<'_, SimClock>,
+    config: Res<'_, GameConfig>,
+    arena: Res<'_, Arena>,
+    mut events: ResMut<'_, GameEvents>,
+    projectiles: Query<'_, '_, (Entity, &NetId, &Position, &Owner, &Lifetime), With<Velocity>>,
+    mut combatants: Query<'_, '_, CombatantItem<'_>, Without<Velocity>>,
+) {
+    let mut shots: Vec<_> = projectiles.iter().collect();
+    shots.sort_by_key(|s| *s.1);
+    let mut order: Vec<(NetId, Entity)> = combatants.iter().map(|c| (*c.1, c.0)).collect();
+    order.sort_unstable();
+
+    for (shot, _, position, owner, lifetime) in shots {
+        if lifetime.0 == 0 || !arena.is_free(position.0, PROJECTILE_RADIUS) {
+            commands.entity(shot).despawn();
+            continue;
+        }
+        let reach = PLAYER_RADIUS + PROJECTILE_RADIUS;
+        let mut hit: Option<(f32, Entity)> = None;
+        for &(id, entity) in &order {
+            if id == owner.0 {
+                continue;
+            }
+            let Ok((_, _, target, health, _, dead)) = combatants.get(entity) else { continue };
+            let d2 = target.0.distance_squared(position.0);
+            if !dead && health.0 > 0.0 && d2 < reach * reach && hit.is_none_or(|(b, _)| d2 < b) {
+                hit = Some((d2, entity));
+            }
+        }
+        let Some((_, victim)) = hit else { continue };
+        commands.entity(shot).despawn();
+        let Ok((_, &victim_id, _, mut health, mut score, _)) = combatants.get_mut(victim) else {
+            continue;
+        };
+        health.0 = (health.0 - PROJECTILE_DAMAGE).max(0.0);
+        if health.0 > 0.0 {
+            continue;
+        }
+        score.deaths = score.deaths.saturating_add(1);
+        commands.entity(victim).insert(Dead { respawn_at: clock.tick.plus(config.respawn_ticks) });
+        events.0.push(GameEvent::Killed { killer: Some(owner.0), victim: victim_id });
+        if let Ok(i) = order.binary_search_by_key(&owner.0, |&(id, _)| id)
+            && let Ok((_, _, _, _, mut killer, _)) = combatants.get_mut(order[i].1)
+        {
+            killer.kills = killer.kills.saturating_add(1);
+        }
+    }
+}
+
+/// Lets the living combatant touching a pickup (lowest [`NetId`] first) take it if hurt: it
+/// heals, the pickup goes and a [`PickupRespawn`] waits to bring it back (`GameSet::Combat`).
+pub fn collect_pickups(
+    mut commands: Commands<'_, '_>,
+    clock: Res<'_, SimClock>,
+    pickups: Query<'_, '_, (Entity, &NetId, &Position, &Pickup)>,
+    mut takers: Query<'_, '_, (&NetId, &Position, &mut Health), LivingTaker>,
+) {
+    let mut pickups: Vec<_> = pickups.iter().collect();
+    pickups.sort_by_key(|p| *p.1);
+    let mut takers: Vec<_> = takers.iter_mut().collect();
+    takers.sort_by_key(|t| *t.0);
+    let reach = PLAYER_RADIUS + PICKUP_RADIUS;
+    for (entity, _, position, pickup) in pickups {
+        let taker = takers.iter_mut().find(|(_, p, h)| {
+            h.0 > 0.0 && h.0 < MAX_HEALTH && p.0.distance_squared(position.0) < reach * reach
+        });
+        let Some((_, _, health)) = taker else { continue };
+        health.0 = (health.0 + PICKUP_HEAL).min(MAX_HEALTH);
+        commands.entity(entity).despawn();
+        commands.spawn(PickupRespawn {
+            spot: pickup.spot,
+            respawn_at: clock.tick.plus(u32::from(ticks_for(PICKUP_RESPAWN_SECS, clock.dt))),
+        });
+    }
+}
+
+/// Brings back dead combatants whose time has come, at the spawn point farthest from the
+/// living, with full health, and pushes [`GameEvent::Respawned`] (`GameSet::Lifecycle`).
+pub fn respawn_dead(
+    mut commands: Commands<'_, '_>,
+    clock: Res<'_, SimClock>,
+    arena: Res<'_, Arena>,
+    mut events: ResMut<'_, GameEvents>,
+    mut dead: Query<'_, '_, DeadItem<'_>, With<Dead>>,
+    living: Query<'_, '_, &Position, (Without<Dead>, With<Health>)>,
+) {
+    let mut occupied: Vec<Vec2> = living.iter().map(|p| p.0).collect();
+    let mut due: Vec<_> =
+        dead.iter_mut().filter(|d| clock.tick.diff(d.2.respawn_at) >= 0).collect();
+    due.sort_by_key(|d| *d.1);
+    for (entity, &id, _, mut position, mut health, mut dash, mut weapon) in due {
+        let at = pick_spawn_point(&arena, &occupied);
+        occupied.push(at);
+        position.0 = at;
+        health.0 = MAX_HEALTH;
+        *dash = Dash::default();
+        *weapon = Weapon::default();
+        commands.entity(entity).remove::<Dead>();
+        events.0.push(GameEvent::Respawned { entity: id });
+    }
+}
+
+/// Brings back taken pickups whose time has come, each with a new [`NetId`]
+/// (`GameSet::Lifecycle`).
+pub fn respawn_pickups(
+    mut commands: Commands<'_, '_>,
+    clock: Res<'_, SimClock>,
+    arena: Res<'_, Arena>,
+    mut ids: ResMut<'_, NetIdAllocator>,
+    waiting: Query<'_, '_, (Entity, &PickupRespawn)>,
+) {
+    let mut due: Vec<_> =
+        waiting.iter().filter(|(_, w)| clock.tick.diff(w.respawn_at) >= 0).collect();
+    due.sort_by_key(|(_, w)| w.spot);
+    for (entity, wait) in due {
+        commands.entity(entity).despawn();
+        commands.spawn(pickup_bundle(ids.next(), &arena, wait.spot));
+    }
+}
+
+/// The components of a health pickup on `spot`.
+pub(crate) fn pickup_bundle(id: NetId, arena: &Arena, spot: usize) -> impl Bundle {
+    let at = arena.pickup_spots().get(spot).copied().unwrap_or(Vec2::ZERO);
+    (id, Kind::Pickup, Position(at), Pickup { spot })
+}
+
+/// Ends the run: the next run simulates the next tick (`GameSet::Lifecycle`, last).
+pub fn advance_clock(mut clock: ResMut<'_, SimClock>) {
+    clock.tick = clock.tick.next();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_seeded_and_deterministic() {
+        let mut a = GameRng::new(7);
+        let mut b = GameRng::new(7);
+        let mut c = GameRng::new(8);
+        let xs: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..8).map(|_| b.next_u64()).collect();
+        let zs: Vec<u64> = (0..8).map(|_| c.next_u64()).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(xs, zs);
+        let mut z = GameRng::new(0);
+        for _ in 0..1000 {
+            let f = z.next_f32();
+            assert!((0.0..1.0).contains(&f));
+            let r = z.range_u32(5, 9);
+            assert!((5..9).contains(&r));
+        }
+    }
+
+    #[test]
+    fn ids_count_up_from_one() {
+        let mut ids = NetIdAllocator::default();
+        assert_eq!(ids.next(), NetId(1));
+        assert_eq!(ids.next(), NetId(2));
+    }
+
+    #[test]
+    fn spawn_point_avoids_the_occupied() {
+        let arena = Arena::standard();
+        let pts = arena.spawn_points();
+        assert_eq!(pick_spawn_point(&arena, &[]), pts[0]);
+        let p = pick_spawn_point(&arena, &[pts[0]]);
+        assert_eq!(p, pts[1], "the opposite corner");
+    }
+}

@@ -1,0 +1,218 @@
+//! Whole-game tests: combat, respawn, pickups, determinism and the registry.
+
+use super::*;
+use crate::protocol::{Buttons, GameEvent};
+
+fn room(config: &GameConfig) -> (World, Schedule) {
+    let mut world = World::new();
+    let mut schedule = Schedule::default();
+    install(&mut world, &mut schedule, config);
+    (world, schedule)
+}
+
+/// Runs one tick and returns the events it produced.
+fn tick(world: &mut World, schedule: &mut Schedule) -> Vec<GameEvent> {
+    schedule.run(world);
+    std::mem::take(&mut world.resource_mut::<GameEvents>().0)
+}
+
+fn no_npcs() -> GameConfig {
+    GameConfig { npc_count: 0, ..GameConfig::default() }
+}
+
+#[test]
+fn registry_is_stable_with_position_first() {
+    let a = registry();
+    let b = registry();
+    assert_eq!(a.index_of::<Position>().map(|i| i.0), Some(0));
+    assert_eq!(a.len(), 6);
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    assert_eq!(a.index_of::<Dash>(), b.index_of::<Dash>());
+}
+
+#[test]
+fn install_spawns_pickups_and_npcs() {
+    let (mut world, _) = room(&GameConfig::default());
+    let mut q = world.query::<(&NetId, &Kind)>();
+    let mut kinds: Vec<(NetId, Kind)> = q.iter(&world).map(|(i, k)| (*i, *k)).collect();
+    kinds.sort_unstable();
+    let npcs = kinds.iter().filter(|k| k.1 == Kind::Npc).count();
+    let pickups = kinds.iter().filter(|k| k.1 == Kind::Pickup).count();
+    assert_eq!(npcs, 4);
+    assert_eq!(pickups, Arena::standard().pickup_spots().len());
+    assert_eq!(kinds[0].0, NetId(1));
+    let (_, id) = spawn_player(&mut world, "ann");
+    assert_eq!(id, NetId(9));
+    assert_eq!(world.resource::<SimClock>().dt, 1.0 / 60.0);
+}
+
+#[test]
+fn projectiles_kill_score_and_respawn() {
+    let config = no_npcs();
+    let (mut world, mut schedule) = room(&config);
+    let (shooter, shooter_id) = spawn_player(&mut world, "shooter");
+    let (victim, victim_id) = spawn_player(&mut world, "victim");
+    world.get_mut::<Position>(shooter).unwrap().0 = Vec2::new(-160.0, 100.0);
+    world.get_mut::<Position>(victim).unwrap().0 = Vec2::new(100.0, 100.0);
+    *world.get_mut::<PlayerInput>(shooter).unwrap() =
+        PlayerInput { movement: Vec2::ZERO, aim: 0.0, buttons: Buttons::FIRE };
+
+    let mut killed_at = None;
+    let mut hits_seen = Vec::new();
+    for t in 0..300 {
+        let events = tick(&mut world, &mut schedule);
+        hits_seen.push(world.get::<Health>(victim).unwrap().0);
+        if events.contains(&GameEvent::Killed { killer: Some(shooter_id), victim: victim_id }) {
+            killed_at = Some(t);
+            break;
+        }
+        assert!(events.is_empty(), "{events:?}");
+    }
+    let killed_at = killed_at.expect("the victim died");
+    // Five hits: health went 100, 80, 60, 40, 20, 0.
+    let mut distinct = hits_seen.clone();
+    distinct.dedup();
+    assert_eq!(distinct, vec![100.0, 80.0, 60.0, 40.0, 20.0, 0.0]);
+    assert!(killed_at > 40, "hits are spaced by the fire cooldown: {killed_at}");
+    assert_eq!(world.get::<Score>(shooter).unwrap(), &Score { kills: 1, deaths: 0 });
+    assert_eq!(world.get::<Score>(victim).unwrap(), &Score { kills: 0, deaths: 1 });
+    assert!(world.get::<Dead>(victim).is_some());
+
+    // Stop shooting; the victim stays dead for respawn_ticks.
+    *world.get_mut::<PlayerInput>(shooter).unwrap() = PlayerInput::default();
+    for _ in 0..config.respawn_ticks - 1 {
+        let events = tick(&mut world, &mut schedule);
+        assert!(events.is_empty(), "{events:?}");
+        assert!(world.get::<Dead>(victim).is_some());
+        assert_eq!(world.get::<Health>(victim).unwrap().0, 0.0);
+    }
+    let events = tick(&mut world, &mut schedule);
+    assert_eq!(events, vec![GameEvent::Respawned { entity: victim_id }]);
+    assert!(world.get::<Dead>(victim).is_none());
+    assert_eq!(world.get::<Health>(victim).unwrap().0, MAX_HEALTH);
+    let at = world.get::<Position>(victim).unwrap().0;
+    assert!(Arena::standard().spawn_points().contains(&at));
+    assert!(at.distance(Vec2::new(-160.0, 100.0)) > 300.0, "respawned away from the shooter");
+}
+
+#[test]
+fn projectiles_stop_at_obstacles_and_never_hit_their_owner() {
+    let (mut world, mut schedule) = room(&no_npcs());
+    let (shooter, _) = spawn_player(&mut world, "a");
+    let (victim, _) = spawn_player(&mut world, "b");
+    // The central block stands between them.
+    world.get_mut::<Position>(shooter).unwrap().0 = Vec2::new(-160.0, 0.0);
+    world.get_mut::<Position>(victim).unwrap().0 = Vec2::new(160.0, 0.0);
+    *world.get_mut::<PlayerInput>(shooter).unwrap() =
+        PlayerInput { movement: Vec2::ZERO, aim: 0.0, buttons: Buttons::FIRE };
+    for _ in 0..200 {
+        tick(&mut world, &mut schedule);
+    }
+    assert_eq!(world.get::<Health>(victim).unwrap().0, MAX_HEALTH);
+    assert_eq!(world.get::<Health>(shooter).unwrap().0, MAX_HEALTH);
+    let mut q = world.query::<&Kind>();
+    let flying = q.iter(&world).filter(|k| **k == Kind::Projectile).count();
+    assert!(flying <= 3, "projectiles are removed at the block: {flying}");
+}
+
+#[test]
+fn pickups_heal_and_come_back_with_a_new_id() {
+    let (mut world, mut schedule) = room(&no_npcs());
+    let (player, _) = spawn_player(&mut world, "p");
+    let spot = Arena::standard().pickup_spots()[0];
+    world.get_mut::<Position>(player).unwrap().0 = spot + Vec2::new(0.0, -60.0);
+    world.get_mut::<Health>(player).unwrap().0 = 30.0;
+    let pickup_at = |world: &mut World| {
+        let mut q = world.query::<(&NetId, &Position, &Kind)>();
+        q.iter(world).find(|(_, p, k)| **k == Kind::Pickup && p.0 == spot).map(|(i, _, _)| *i)
+    };
+    let first = pickup_at(&mut world).expect("a pickup on spot 0");
+    *world.get_mut::<PlayerInput>(player).unwrap() =
+        PlayerInput { movement: Vec2::Y, ..PlayerInput::default() };
+    for _ in 0..30 {
+        tick(&mut world, &mut schedule);
+    }
+    assert_eq!(world.get::<Health>(player).unwrap().0, 30.0 + PICKUP_HEAL);
+    assert_eq!(pickup_at(&mut world), None);
+    // Step away and wait for it.
+    *world.get_mut::<PlayerInput>(player).unwrap() = PlayerInput::default();
+    world.get_mut::<Position>(player).unwrap().0 = spot + Vec2::new(0.0, -100.0);
+    for _ in 0..u32::from(ticks_for(PICKUP_RESPAWN_SECS, 1.0 / 60.0)) {
+        tick(&mut world, &mut schedule);
+    }
+    let second = pickup_at(&mut world).expect("the pickup came back");
+    assert!(second > first, "{second} is a new id after {first}");
+}
+
+/// Scripted inputs for player `p` at tick `t`.
+fn scripted(p: usize, t: u32) -> PlayerInput {
+    let dirs = [Vec2::X, Vec2::Y, Vec2::NEG_X, Vec2::NEG_Y];
+    let phase = (t / 45) as usize + p;
+    let mut buttons = Buttons::default();
+    if t % 3 == p as u32 {
+        buttons = buttons.with(Buttons::FIRE);
+    }
+    if t % 100 == 7 * p as u32 {
+        buttons = buttons.with(Buttons::DASH);
+    }
+    PlayerInput { movement: dirs[phase % 4] * 0.9, aim: t as f32 * 0.05 + p as f32, buttons }
+}
+
+fn run_match(seed: u64) -> (u64, Vec<GameEvent>) {
+    let config = GameConfig { seed, ..GameConfig::default() };
+    let (mut world, mut schedule) = room(&config);
+    let players = [spawn_player(&mut world, "a").0, spawn_player(&mut world, "b").0];
+    let mut events = Vec::new();
+    let start = state_hash(&mut world);
+    for t in 0..600 {
+        for (p, &e) in players.iter().enumerate() {
+            *world.get_mut::<PlayerInput>(e).unwrap() = scripted(p, t);
+        }
+        events.extend(tick(&mut world, &mut schedule));
+    }
+    assert_eq!(world.resource::<SimClock>().tick, Tick(600));
+    let end = state_hash(&mut world);
+    assert_ne!(start, end, "the world changed");
+    (end, events)
+}
+
+#[test]
+fn same_seed_same_game_other_seed_other_game() {
+    let (a, events_a) = run_match(42);
+    let (b, events_b) = run_match(42);
+    assert_eq!(a, b);
+    assert_eq!(events_a, events_b);
+    let (c, _) = run_match(43);
+    assert_ne!(a, c, "the seed drives the NPCs");
+}
+
+#[test]
+fn npcs_fight_a_lone_player() {
+    let (mut world, mut schedule) = room(&GameConfig::default());
+    spawn_player(&mut world, "lonely");
+    let mut kills = 0;
+    for _ in 0..(60 * 60) {
+        kills += tick(&mut world, &mut schedule)
+            .iter()
+            .filter(|e| matches!(e, GameEvent::Killed { .. }))
+            .count();
+    }
+    assert!(kills > 0, "a minute with four bots sees a kill");
+    // Nobody ever stands inside an obstacle.
+    let arena = Arena::standard();
+    let mut q = world.query::<(&Position, &Kind)>();
+    for (p, k) in q.iter(&world) {
+        if k.is_combatant() {
+            assert!(arena.is_free(p.0, PLAYER_RADIUS - 0.05), "{k:?} at {}", p.0);
+        }
+    }
+}
+
+#[test]
+fn despawned_player_leaves_the_state() {
+    let (mut world, _) = room(&no_npcs());
+    let (e, id) = spawn_player(&mut world, "x");
+    assert!(registry().capture(&mut world).get(id).is_some());
+    despawn_player(&mut world, e);
+    assert!(registry().capture(&mut world).get(id).is_none());
+}
