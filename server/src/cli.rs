@@ -34,6 +34,10 @@ enum LogFormat {
 enum Command {
     /// Run the game server (HTTP, WebSocket, rooms). Logs obey RUST_LOG (default: info).
     Serve(ServeArgs),
+    /// Run N headless bots against a server over WebSockets and write a JSON report.
+    Bots(crate::bots::BotsArgs),
+    /// Simulate a whole NPC match in-process as fast as possible; print scores and the state hash.
+    Match(crate::matchrun::MatchArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -103,6 +107,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Bots(args) => crate::bots::cli(&args).await,
+            Command::Match(args) => crate::matchrun::cli(&args),
         }
     });
     match result {

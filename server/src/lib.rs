@@ -6,10 +6,12 @@
 //! (threads) meet only in bounded channels and per-client outboxes.
 
 pub mod auth;
+pub mod bots;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod limiter;
+pub mod matchrun;
 pub mod metrics;
 pub mod outbox;
 pub mod room;

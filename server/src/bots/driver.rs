@@ -1,0 +1,395 @@
+//! One bot: a tokio-tungstenite WebSocket driving the shared sans-IO [`Client`], exactly as a
+//! browser tab would (same query, same messages, inputs every tick with redundancy, acks, a ping
+//! a second), plus the measurements the report needs. The driver only moves bytes between the
+//! socket, the optional [`DelayQueue`]s of the conditioner and the client.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use glam::Vec2;
+use tickwire_shared::client::{
+    Client, ClientConfig, ClientEvent, InterpolationBuffer, PredictionStats, Predictor,
+};
+use tickwire_shared::game::{self, Arena, Position};
+use tickwire_shared::protocol::DisconnectReason;
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::behavior::{Behavior, Brain};
+use super::conditioner::{ConditionerSpec, DelayQueue};
+
+/// How long a bot waits for its WebSocket handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A send that takes longer than this ends the bot (the server stopped reading).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After the run's deadline a bot sends `Leave` and waits this long for the server's close.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Round-trip samples kept per bot (one a second: over an hour); the oldest go first.
+pub const MAX_RTT_SAMPLES: usize = 4_096;
+
+/// The interpolation buffer is sampled at this period, like a 60 fps render loop.
+pub const SAMPLE_PERIOD: Duration = Duration::from_millis(16);
+
+/// How often a bot pings, for RTT.
+pub const PING_PERIOD: Duration = Duration::from_secs(1);
+
+/// tungstenite's per-connection read buffer: our messages are small, and the 128 KiB default
+/// would cost over a gigabyte at ten thousand bots.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Live counters shared by all bots, for the progress bar.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bots whose handshake succeeded.
+    pub connected: AtomicU64,
+    /// Bots whose handshake failed.
+    pub failed: AtomicU64,
+    /// Bots that ended (for any reason).
+    pub finished: AtomicU64,
+    /// Snapshots decoded by all bots.
+    pub snapshots: AtomicU64,
+    /// Decode errors of all bots.
+    pub decode_errors: AtomicU64,
+}
+
+/// What one bot needs.
+#[derive(Clone, Debug)]
+pub struct BotSpec {
+    /// Its index (0-based); its name is `bot-{index}`.
+    pub index: u32,
+    /// The full WebSocket URL, query included.
+    pub url: String,
+    /// Its behaviour.
+    pub behavior: Behavior,
+    /// Its seed (the run's seed plus its index).
+    pub seed: u64,
+    /// Delays on its traffic, if any.
+    pub conditioner: Option<ConditionerSpec>,
+    /// The run's clock origin (for the client's microsecond clock).
+    pub epoch: Instant,
+    /// When the run ends.
+    pub deadline: Instant,
+}
+
+/// How a bot ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BotEnd {
+    /// The handshake failed: why.
+    ConnectFailed(String),
+    /// It ran until the run's deadline.
+    Completed,
+    /// The server closed the session early: the close code and the `Disconnect` reason, if sent.
+    Closed {
+        /// The WebSocket close code (1005 when the frame had none).
+        code: u16,
+        /// The `Disconnect` message's reason.
+        reason: Option<DisconnectReason>,
+    },
+    /// The connection broke without a close frame: the transport's error.
+    Broken(String),
+}
+
+/// One bot's measurements.
+#[derive(Clone, Debug)]
+pub struct BotResult {
+    /// Its index.
+    pub index: u32,
+    /// How it ended.
+    pub end: BotEnd,
+    /// Seconds from its `Welcome` to its end (0 without a welcome).
+    pub active_secs: f64,
+    /// `snapshot_rate` from its `Welcome` (0 without one).
+    pub snapshot_rate: u16,
+    /// Snapshots decoded.
+    pub snapshots: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Server messages the client refused.
+    pub decode_errors: u64,
+    /// Round trips, in microseconds.
+    pub rtt_us: Vec<u64>,
+    /// Prediction reconciliation statistics.
+    pub prediction: PredictionStats,
+    /// Interpolation stalls.
+    pub stalls: u64,
+    /// Messages the conditioner dropped because its queue was full.
+    pub conditioner_dropped: u64,
+}
+
+impl BotResult {
+    fn new(index: u32) -> BotResult {
+        BotResult {
+            index,
+            end: BotEnd::Completed,
+            active_secs: 0.0,
+            snapshot_rate: 0,
+            snapshots: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            decode_errors: 0,
+            rtt_us: Vec::new(),
+            prediction: PredictionStats::default(),
+            stalls: 0,
+            conditioner_dropped: 0,
+        }
+    }
+}
+
+/// A short, groupable description of a handshake failure.
+fn describe_connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Http(resp) => {
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).trim().to_owned())
+                .unwrap_or_default();
+            let body: String = body.chars().take(120).collect();
+            format!("HTTP {}: {body}", resp.status().as_u16())
+        }
+        Error::Io(io) => format!("io: {}", io.kind()),
+        other => other.to_string(),
+    }
+}
+
+/// Runs one bot until the deadline (plus the drain) and returns what it measured.
+pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
+    let mut result = BotResult::new(spec.index);
+    let request = match spec.url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => {
+            progress.failed.fetch_add(1, Ordering::Relaxed);
+            progress.finished.fetch_add(1, Ordering::Relaxed);
+            result.end = BotEnd::ConnectFailed(e.to_string());
+            return result;
+        }
+    };
+    let ws_config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let connect_by = (Instant::now() + CONNECT_TIMEOUT).min(spec.deadline);
+    let connected = tokio::time::timeout_at(
+        connect_by,
+        tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true),
+    )
+    .await;
+    let ws = match connected {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => {
+            result.end = BotEnd::ConnectFailed(describe_connect_error(&e));
+            progress.failed.fetch_add(1, Ordering::Relaxed);
+            progress.finished.fetch_add(1, Ordering::Relaxed);
+            return result;
+        }
+        Err(_) => {
+            result.end = BotEnd::ConnectFailed("handshake timed out".into());
+            progress.failed.fetch_add(1, Ordering::Relaxed);
+            progress.finished.fetch_add(1, Ordering::Relaxed);
+            return result;
+        }
+    };
+    progress.connected.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = ws.split();
+
+    let epoch = spec.epoch;
+    let now_us = move || Instant::now().saturating_duration_since(epoch).as_micros() as u64;
+    let conditioner = spec.conditioner.unwrap_or_default();
+    let mut inbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x1111);
+    let mut outbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x2222);
+    let mut client = Client::new(game::registry(), ClientConfig::default());
+    let mut brain = Brain::new(spec.behavior, spec.seed);
+    let mut predictor: Option<Predictor> = None;
+    let mut interp: Option<InterpolationBuffer> = None;
+    let mut welcomed_at: Option<Instant> = None;
+    let mut tick_rate = 0u16;
+    let mut tick_timer: Option<tokio::time::Interval> = None;
+    let mut sample_timer: Option<tokio::time::Interval> = None;
+    let mut ping_timer = tokio::time::interval(PING_PERIOD);
+    ping_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut rtt: VecDeque<u64> = VecDeque::new();
+    let mut disconnect_reason: Option<DisconnectReason> = None;
+    let mut reported_snapshots = 0u64;
+    let mut reported_errors = 0u64;
+    let far = spec.deadline + Duration::from_secs(3600);
+
+    let end = 'run: loop {
+        let next_due = match (inbound.next_due(), outbound.next_due()) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => far,
+        };
+        let tick_fut = async {
+            match tick_timer.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let sample_fut = async {
+            match sample_timer.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                    true
+                }
+                None => std::future::pending::<bool>().await,
+            }
+        };
+        enum Wake {
+            Deadline,
+            Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+            Tick,
+            Ping,
+            Sample,
+            Due,
+        }
+        let wake = tokio::select! {
+            biased;
+            () = sleep_until(spec.deadline) => Wake::Deadline,
+            frame = stream.next() => Wake::Frame(frame),
+            () = tick_fut => Wake::Tick,
+            _ = ping_timer.tick() => Wake::Ping,
+            _ = sample_fut => Wake::Sample,
+            () = sleep_until(next_due) => Wake::Due,
+        };
+        let now = Instant::now();
+        match wake {
+            Wake::Deadline => break 'run BotEnd::Completed,
+            Wake::Frame(None) => break 'run BotEnd::Broken("stream ended".into()),
+            Wake::Frame(Some(Err(e))) => break 'run BotEnd::Broken(e.to_string()),
+            Wake::Frame(Some(Ok(Message::Binary(bytes)))) => inbound.push(now, bytes.to_vec()),
+            Wake::Frame(Some(Ok(Message::Close(frame)))) => {
+                let code = frame.map_or(1005, |f| u16::from(f.code));
+                break 'run BotEnd::Closed { code, reason: disconnect_reason };
+            }
+            // Pings are answered by tungstenite; text frames are not part of the protocol.
+            Wake::Frame(Some(Ok(_))) => {}
+            Wake::Tick => {
+                let frame = brain.think(tick_rate, &client);
+                client.push_input(frame);
+                if let Some(p) = predictor.as_mut() {
+                    p.apply_input(&frame);
+                }
+            }
+            Wake::Ping => {
+                if welcomed_at.is_some() {
+                    client.send_ping(now_us());
+                }
+            }
+            Wake::Sample => {
+                if let Some(buf) = interp.as_mut() {
+                    let _ = buf.sample(now_us());
+                }
+            }
+            Wake::Due => {}
+        }
+
+        while let Some(bytes) = inbound.pop_due(now) {
+            // A refused message is counted in the client's stats; the client stays usable.
+            let _ = client.handle_bytes(now_us(), &bytes);
+        }
+        while let Some(event) = client.poll_event() {
+            match event {
+                ClientEvent::Welcomed(welcome) => {
+                    tick_rate = welcome.tick_rate.max(1);
+                    result.snapshot_rate = welcome.snapshot_rate;
+                    welcomed_at.get_or_insert(now);
+                    predictor = Some(Predictor::new(Arena::standard(), tick_rate));
+                    interp = Some(InterpolationBuffer::new(tick_rate, welcome.snapshot_rate));
+                    let period = Duration::from_secs_f64(1.0 / f64::from(tick_rate));
+                    let mut t = tokio::time::interval(period);
+                    t.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                    tick_timer = Some(t);
+                    let mut s = tokio::time::interval(SAMPLE_PERIOD);
+                    s.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                    sample_timer = Some(s);
+                }
+                ClientEvent::Snapshot { tick, .. } => {
+                    if let Some(p) = predictor.as_mut() {
+                        p.reconcile(&client);
+                    }
+                    if let (Some(buf), Some((_, state))) = (interp.as_mut(), client.latest()) {
+                        let own = client.own_entity();
+                        let registry = client.registry();
+                        let positions: Vec<(tickwire_shared::NetId, Vec2)> = state
+                            .iter()
+                            .filter(|e| Some(e.id) != own)
+                            .filter_map(|e| registry.get::<Position>(e).map(|p| (e.id, p.0)))
+                            .collect();
+                        buf.push(tick, now_us(), positions);
+                    }
+                }
+                ClientEvent::Pong { rtt_us, .. } => {
+                    if rtt.len() >= MAX_RTT_SAMPLES {
+                        rtt.pop_front();
+                    }
+                    rtt.push_back(rtt_us);
+                }
+                ClientEvent::Disconnected { reason, .. } => disconnect_reason = Some(reason),
+                ClientEvent::Chat { .. } | ClientEvent::Game(_) => {}
+            }
+        }
+        let stats = client.stats();
+        progress.snapshots.fetch_add(stats.snapshots - reported_snapshots, Ordering::Relaxed);
+        progress.decode_errors.fetch_add(stats.decode_errors - reported_errors, Ordering::Relaxed);
+        reported_snapshots = stats.snapshots;
+        reported_errors = stats.decode_errors;
+
+        while let Some(bytes) = client.poll_transmit() {
+            outbound.push(now, bytes);
+        }
+        while let Some(bytes) = outbound.pop_due(now) {
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(bytes.into())))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break 'run BotEnd::Broken(e.to_string()),
+                Err(_) => break 'run BotEnd::Broken("send timed out".into()),
+            }
+        }
+    };
+
+    let ended_at = Instant::now();
+    let stats = client.stats().clone();
+    result.active_secs =
+        welcomed_at.map_or(0.0, |w| ended_at.saturating_duration_since(w).as_secs_f64());
+    result.snapshots = stats.snapshots;
+    result.bytes_received = stats.bytes_received;
+    result.bytes_sent = stats.bytes_sent;
+    result.decode_errors = stats.decode_errors;
+    result.rtt_us = rtt.into_iter().collect();
+    result.prediction = predictor.map(|p| p.stats().clone()).unwrap_or_default();
+    result.stalls = interp.map_or(0, |b| b.stalls());
+    result.conditioner_dropped = inbound.dropped() + outbound.dropped();
+    result.end = end;
+
+    if result.end == BotEnd::Completed {
+        // Leave politely (bypassing the conditioner: the measurement is over), then wait a
+        // little for the server's close frame so it sees an orderly end.
+        client.leave();
+        let drain_by = Instant::now() + DRAIN_TIMEOUT;
+        let _ = tokio::time::timeout_at(drain_by, async {
+            while let Some(bytes) = client.poll_transmit() {
+                sink.send(Message::Binary(bytes.into())).await?;
+            }
+            while let Some(frame) = stream.next().await {
+                if matches!(frame?, Message::Close(_)) {
+                    break;
+                }
+            }
+            sink.close().await
+        })
+        .await;
+    }
+    progress.finished.fetch_add(1, Ordering::Relaxed);
+    result
+}

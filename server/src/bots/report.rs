@@ -1,0 +1,470 @@
+//! The bots' JSON report and the human summary, built from every bot's [`BotResult`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::BotsConfig;
+use super::behavior::Behavior;
+use super::conditioner::ConditionerSpec;
+use super::driver::{BotEnd, BotResult};
+use super::scrape::TickMetrics;
+
+/// Version of the report's layout; bumped when a field changes meaning or goes away.
+pub const REPORT_SCHEMA: u32 = 1;
+
+/// A bot counts as starved when it received less than this fraction of the expected snapshots.
+pub const SNAPSHOT_FRACTION_OK: f64 = 0.9;
+
+/// Bot counts.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BotCounts {
+    /// Bots asked for.
+    pub requested: u32,
+    /// Bots started before the deadline (the ramp-up may not reach them all).
+    pub started: u32,
+    /// Handshakes that succeeded.
+    pub connected: u32,
+    /// Handshakes that failed.
+    pub failed: u32,
+    /// Bots that ran until the end of the run.
+    pub completed: u32,
+    /// Bots whose session ended early (closed by the server or broken).
+    pub disconnected: u32,
+}
+
+/// Sessions that ended before the run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Disconnects {
+    /// All of them.
+    pub total: u64,
+    /// By WebSocket close code (`"none"`: the connection broke without a close frame).
+    pub by_code: BTreeMap<String, u64>,
+    /// By the `Disconnect` message's reason (`"none"` when the server sent none).
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+/// Quantiles of a set of samples.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Quantiles {
+    /// Number of samples.
+    pub samples: u64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest sample.
+    pub max: f64,
+}
+
+/// Mean, minimum and maximum over bots.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Spread {
+    /// Mean over bots.
+    pub mean: f64,
+    /// Smallest bot.
+    pub min: f64,
+    /// Largest bot.
+    pub max: f64,
+}
+
+/// Snapshot delivery.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SnapshotSummary {
+    /// `snapshot_rate` from the `Welcome`.
+    pub expected_per_sec: f64,
+    /// Snapshots decoded per bot per second of its session.
+    pub per_bot_per_sec: Spread,
+    /// `per_bot_per_sec / expected_per_sec`.
+    pub fraction_of_expected: Spread,
+    /// Bots under [`SNAPSHOT_FRACTION_OK`] of the expected rate.
+    pub bots_below_90_percent: u64,
+    /// Snapshots decoded by all bots.
+    pub total: u64,
+}
+
+/// Own-player prediction: reconciliation snaps.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PredictionSummary {
+    /// Snapshots reconciled.
+    pub reconciliations: u64,
+    /// Reconciliations that moved the predicted position (a misprediction).
+    pub corrections: u64,
+    /// Mean correction distance, world units.
+    pub mean_distance: f64,
+    /// 99th percentile of correction distance, world units (over each bot's recent ones).
+    pub p99_distance: f64,
+}
+
+/// Remote-entity interpolation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InterpolationSummary {
+    /// Times render time caught up with the newest snapshot (sampled every 16 ms), all bots.
+    pub stalls: u64,
+    /// Stalls per bot per minute of session.
+    pub stalls_per_bot_per_min: f64,
+}
+
+/// The server's tick duration over this run, from `/metrics` (scraped before and after).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerSummary {
+    /// Ticks run during the run (all rooms).
+    pub ticks: u64,
+    /// Median tick duration, seconds: the upper bound of its histogram bucket.
+    pub tick_p50_seconds: Option<f64>,
+    /// 99th percentile tick duration, seconds: the upper bound of its histogram bucket
+    /// (`null`: above the largest finite bucket, or no ticks).
+    pub tick_p99_seconds: Option<f64>,
+    /// Always true: the quantiles are histogram bucket upper bounds, not exact values.
+    pub quantiles_are_bucket_upper_bounds: bool,
+    /// Ticks longer than the tick period during the run.
+    pub overruns: u64,
+}
+
+/// One bot's line.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PerBot {
+    /// Index (its name is `bot-{index}`).
+    pub index: u32,
+    /// `completed`, `connect_failed`, `closed` or `broken`.
+    pub end: String,
+    /// The handshake error, close code or transport error.
+    pub detail: Option<String>,
+    /// Seconds from `Welcome` to the end.
+    pub active_secs: f64,
+    /// Snapshots decoded.
+    pub snapshots: u64,
+    /// Of the expected number.
+    pub snapshot_fraction: f64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+    /// Decode errors.
+    pub decode_errors: u64,
+    /// Median round trip, ms.
+    pub rtt_p50_ms: Option<f64>,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct BotsReport {
+    /// [`REPORT_SCHEMA`].
+    pub schema: u32,
+    /// The server (without the token).
+    pub url: String,
+    /// Behaviour.
+    pub behavior: Behavior,
+    /// Seed.
+    pub seed: u64,
+    /// Requested run length, seconds.
+    pub duration_secs: f64,
+    /// Wall-clock time from the first connection to the last bot's end, seconds.
+    pub wall_secs: f64,
+    /// Connections per second.
+    pub ramp_up_per_sec: f64,
+    /// Room, if one was named.
+    pub room: Option<String>,
+    /// The link conditioner, if any.
+    pub conditioner: Option<ConditionerSpec>,
+    /// Bot counts.
+    pub bots: BotCounts,
+    /// Handshake failures by error.
+    pub connect_errors: BTreeMap<String, u64>,
+    /// Early session ends.
+    pub disconnects: Disconnects,
+    /// Round trips (ping/pong, once a second per bot), milliseconds.
+    pub rtt_ms: Quantiles,
+    /// Snapshot delivery.
+    pub snapshots: SnapshotSummary,
+    /// Payload bytes received per bot per second of session.
+    pub bytes_received_per_bot_per_sec: Spread,
+    /// Payload bytes sent per bot per second of session.
+    pub bytes_sent_per_bot_per_sec: Spread,
+    /// Server messages the bots' clients refused.
+    pub decode_errors: u64,
+    /// Own-player prediction.
+    pub prediction: PredictionSummary,
+    /// Interpolation.
+    pub interpolation: InterpolationSummary,
+    /// Messages the conditioner dropped (its queues were full).
+    pub conditioner_dropped: u64,
+    /// The server's ticks during the run; `null` when `/metrics` could not be read.
+    pub server: Option<ServerSummary>,
+    /// Why `server` is `null`.
+    pub server_error: Option<String>,
+    /// One line per started bot.
+    pub per_bot: Vec<PerBot>,
+}
+
+/// The `q` quantile (nearest rank) of `sorted`.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn quantiles(mut samples: Vec<f64>) -> Quantiles {
+    samples.sort_by(f64::total_cmp);
+    Quantiles {
+        samples: samples.len() as u64,
+        p50: quantile(&samples, 0.50),
+        p95: quantile(&samples, 0.95),
+        p99: quantile(&samples, 0.99),
+        max: samples.last().copied().unwrap_or(0.0),
+    }
+}
+
+fn spread(values: &[f64]) -> Spread {
+    if values.is_empty() {
+        return Spread::default();
+    }
+    Spread {
+        mean: values.iter().sum::<f64>() / values.len() as f64,
+        min: values.iter().copied().fold(f64::INFINITY, f64::min),
+        max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    }
+}
+
+/// Builds the report from the bots' results and the server's tick metrics for the run.
+#[must_use]
+pub fn build(
+    config: &BotsConfig,
+    results: &[BotResult],
+    wall: Duration,
+    server: Result<TickMetrics, String>,
+) -> BotsReport {
+    let mut bots = BotCounts {
+        requested: config.count,
+        started: results.len() as u32,
+        ..BotCounts::default()
+    };
+    let mut connect_errors = BTreeMap::new();
+    let mut disconnects = Disconnects::default();
+    let mut rtt = Vec::new();
+    let (mut snap_rates, mut fractions, mut rx_rates, mut tx_rates) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut snapshots = SnapshotSummary::default();
+    let mut prediction = PredictionSummary::default();
+    let mut correction_sum = 0.0;
+    let mut corrections = Vec::new();
+    let mut stalls = 0u64;
+    let mut active_total = 0.0;
+    let mut decode_errors = 0;
+    let mut conditioner_dropped = 0;
+    let mut per_bot = Vec::with_capacity(results.len());
+
+    for r in results {
+        let (end, detail) = match &r.end {
+            BotEnd::ConnectFailed(why) => {
+                bots.failed += 1;
+                *connect_errors.entry(why.clone()).or_insert(0) += 1;
+                ("connect_failed", Some(why.clone()))
+            }
+            BotEnd::Completed => {
+                bots.connected += 1;
+                bots.completed += 1;
+                ("completed", None)
+            }
+            BotEnd::Closed { code, reason } => {
+                bots.connected += 1;
+                bots.disconnected += 1;
+                disconnects.total += 1;
+                *disconnects.by_code.entry(code.to_string()).or_insert(0) += 1;
+                let label = reason.map_or("none", |r| r.label());
+                *disconnects.by_reason.entry(label.to_owned()).or_insert(0) += 1;
+                ("closed", Some(format!("{code} {label}")))
+            }
+            BotEnd::Broken(why) => {
+                bots.connected += 1;
+                bots.disconnected += 1;
+                disconnects.total += 1;
+                *disconnects.by_code.entry("none".to_owned()).or_insert(0) += 1;
+                *disconnects.by_reason.entry("none".to_owned()).or_insert(0) += 1;
+                ("broken", Some(why.clone()))
+            }
+        };
+        decode_errors += r.decode_errors;
+        conditioner_dropped += r.conditioner_dropped;
+        snapshots.total += r.snapshots;
+        let mut bot_rtt: Vec<f64> = r.rtt_us.iter().map(|&us| us as f64 / 1e3).collect();
+        bot_rtt.sort_by(f64::total_cmp);
+        let mut fraction = 0.0;
+        if r.active_secs > 0.0 {
+            let rate = r.snapshots as f64 / r.active_secs;
+            let expected = f64::from(r.snapshot_rate.max(1));
+            snapshots.expected_per_sec = expected;
+            fraction = rate / expected;
+            snap_rates.push(rate);
+            fractions.push(fraction);
+            if fraction < SNAPSHOT_FRACTION_OK {
+                snapshots.bots_below_90_percent += 1;
+            }
+            rx_rates.push(r.bytes_received as f64 / r.active_secs);
+            tx_rates.push(r.bytes_sent as f64 / r.active_secs);
+            active_total += r.active_secs;
+        }
+        rtt.extend_from_slice(&bot_rtt);
+        prediction.reconciliations += r.prediction.reconciliations;
+        prediction.corrections += r.prediction.corrections;
+        correction_sum += r.prediction.correction_sum;
+        corrections.extend(r.prediction.recent.iter().map(|&d| f64::from(d)));
+        stalls += r.stalls;
+        per_bot.push(PerBot {
+            index: r.index,
+            end: end.to_owned(),
+            detail,
+            active_secs: r.active_secs,
+            snapshots: r.snapshots,
+            snapshot_fraction: fraction,
+            bytes_received: r.bytes_received,
+            decode_errors: r.decode_errors,
+            rtt_p50_ms: (!bot_rtt.is_empty()).then(|| quantile(&bot_rtt, 0.5)),
+        });
+    }
+    snapshots.per_bot_per_sec = spread(&snap_rates);
+    snapshots.fraction_of_expected = spread(&fractions);
+    if prediction.corrections > 0 {
+        prediction.mean_distance = correction_sum / prediction.corrections as f64;
+    }
+    corrections.sort_by(f64::total_cmp);
+    prediction.p99_distance = quantile(&corrections, 0.99);
+    let interpolation = InterpolationSummary {
+        stalls,
+        stalls_per_bot_per_min: if active_total > 0.0 {
+            stalls as f64 / (active_total / 60.0)
+        } else {
+            0.0
+        },
+    };
+    let (server, server_error) = match server {
+        Ok(m) => (
+            Some(ServerSummary {
+                ticks: m.count(),
+                tick_p50_seconds: m.quantile_upper_bound(0.50),
+                tick_p99_seconds: m.quantile_upper_bound(0.99),
+                quantiles_are_bucket_upper_bounds: true,
+                overruns: m.overruns,
+            }),
+            None,
+        ),
+        Err(e) => (None, Some(e)),
+    };
+    BotsReport {
+        schema: REPORT_SCHEMA,
+        url: config.url.to_string(),
+        behavior: config.behavior,
+        seed: config.seed,
+        duration_secs: config.duration.as_secs_f64(),
+        wall_secs: wall.as_secs_f64(),
+        ramp_up_per_sec: config.ramp_up,
+        room: config.room.clone(),
+        conditioner: config.conditioner,
+        bots,
+        connect_errors,
+        disconnects,
+        rtt_ms: quantiles(rtt),
+        snapshots,
+        bytes_received_per_bot_per_sec: spread(&rx_rates),
+        bytes_sent_per_bot_per_sec: spread(&tx_rates),
+        decode_errors,
+        prediction,
+        interpolation,
+        conditioner_dropped,
+        server,
+        server_error,
+        per_bot,
+    }
+}
+
+impl BotsReport {
+    /// The human summary table.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let mut row = |k: &str, v: String| {
+            let _ = writeln!(out, "  {k:<28} {v}");
+        };
+        let b = &self.bots;
+        row("server", self.url.clone());
+        row(
+            "bots",
+            format!(
+                "{} requested, {} connected, {} failed, {} completed, {} disconnected early",
+                b.requested, b.connected, b.failed, b.completed, b.disconnected
+            ),
+        );
+        for (why, n) in &self.connect_errors {
+            row("  connect error", format!("{n} × {why}"));
+        }
+        for (code, n) in &self.disconnects.by_code {
+            row("  disconnect (close code)", format!("{n} × {code}"));
+        }
+        for (reason, n) in &self.disconnects.by_reason {
+            row("  disconnect (reason)", format!("{n} × {reason}"));
+        }
+        let r = &self.rtt_ms;
+        row(
+            "rtt ms p50 / p95 / p99",
+            format!("{:.2} / {:.2} / {:.2} ({} samples)", r.p50, r.p95, r.p99, r.samples),
+        );
+        let s = &self.snapshots;
+        row(
+            "snapshots /bot/s",
+            format!(
+                "mean {:.2}, min {:.2} of {} expected ({:.1}% mean, {:.1}% min)",
+                s.per_bot_per_sec.mean,
+                s.per_bot_per_sec.min,
+                s.expected_per_sec,
+                s.fraction_of_expected.mean * 100.0,
+                s.fraction_of_expected.min * 100.0
+            ),
+        );
+        row("bots under 90% snapshots", s.bots_below_90_percent.to_string());
+        row(
+            "bytes /bot/s in / out",
+            format!(
+                "{:.0} / {:.0}",
+                self.bytes_received_per_bot_per_sec.mean, self.bytes_sent_per_bot_per_sec.mean
+            ),
+        );
+        row("decode errors", self.decode_errors.to_string());
+        let p = &self.prediction;
+        row(
+            "prediction corrections",
+            format!(
+                "{} of {} reconciliations, mean {:.2}, p99 {:.2} units",
+                p.corrections, p.reconciliations, p.mean_distance, p.p99_distance
+            ),
+        );
+        row(
+            "interpolation stalls",
+            format!(
+                "{} ({:.2} per bot per minute)",
+                self.interpolation.stalls, self.interpolation.stalls_per_bot_per_min
+            ),
+        );
+        let ms = |v: Option<f64>| v.map_or_else(|| "> largest bucket".to_owned(), |s| format!("≤ {:.2} ms", s * 1e3));
+        match (&self.server, &self.server_error) {
+            (Some(sv), _) => {
+                row(
+                    "server tick p50 / p99",
+                    format!(
+                        "{} / {} (bucket upper bounds, {} ticks)",
+                        ms(sv.tick_p50_seconds),
+                        ms(sv.tick_p99_seconds),
+                        sv.ticks
+                    ),
+                );
+                row("server tick overruns", sv.overruns.to_string());
+            }
+            (None, Some(e)) => row("server metrics", format!("unavailable: {e}")),
+            (None, None) => {}
+        }
+        format!("tickwire bots: {} × {:?} for {} s\n{out}", b.requested, self.behavior, self.duration_secs)
+    }
+}

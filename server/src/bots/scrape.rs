@@ -1,0 +1,192 @@
+//! The bots' HTTP side: a guest token from `POST /api/guest` and the tick histogram from
+//! `GET /metrics`, over a minimal HTTP/1.1 client (one request per connection, `Connection:
+//! close`), so the bots need nothing the server does not already link.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// Deadline of one HTTP request, connect included.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest HTTP response read (the metrics text is a few KiB).
+pub const MAX_HTTP_RESPONSE_BYTES: u64 = 1 << 20;
+
+/// Sends `method path` to `host:port` and returns the status and body.
+///
+/// # Errors
+///
+/// When the server cannot be reached, times out, or does not answer HTTP.
+pub async fn request(host: &str, port: u16, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let work = async {
+        let mut stream = TcpStream::connect((host, port))
+            .await
+            .with_context(|| format!("cannot reach the server at {host}:{port}"))?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.context("sending the HTTP request")?;
+        let mut buf = Vec::new();
+        (&mut stream)
+            .take(MAX_HTTP_RESPONSE_BYTES)
+            .read_to_end(&mut buf)
+            .await
+            .context("reading the HTTP response")?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text
+            .strip_prefix("HTTP/1.1 ")
+            .or_else(|| text.strip_prefix("HTTP/1.0 "))
+            .and_then(|rest| rest.get(..3))
+            .and_then(|s| s.parse::<u16>().ok())
+            .with_context(|| format!("{host}:{port} did not answer HTTP to {method} {path}"))?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Ok((status, body))
+    };
+    match tokio::time::timeout(HTTP_TIMEOUT, work).await {
+        Ok(result) => result,
+        Err(_) => bail!("{method} http://{host}:{port}{path} timed out after {HTTP_TIMEOUT:?}"),
+    }
+}
+
+/// A guest token from `POST /api/guest`.
+///
+/// # Errors
+///
+/// When the server is unreachable or refuses (guest tokens disabled: pass `--token`).
+pub async fn guest_token(host: &str, port: u16) -> anyhow::Result<String> {
+    let (status, body) = request(host, port, "POST", "/api/guest").await?;
+    if status != 200 {
+        bail!(
+            "POST /api/guest answered {status} ({}); pass a token with --token",
+            body.trim()
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&body).context("POST /api/guest did not return JSON")?;
+    json.get("token")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .context("POST /api/guest returned no token")
+}
+
+/// The server's tick-duration histogram and overrun counter, as scraped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TickMetrics {
+    /// `(upper bound in seconds, cumulative count)`, ascending; the last bound is `+Inf`.
+    pub buckets: Vec<(f64, u64)>,
+    /// `tickwire_tick_overruns_total`.
+    pub overruns: u64,
+}
+
+impl TickMetrics {
+    /// Reads `tickwire_tick_duration_seconds_bucket{le="…"}` and `tickwire_tick_overruns_total`
+    /// from the Prometheus text.
+    ///
+    /// # Errors
+    ///
+    /// When the text has no tick-duration buckets.
+    pub fn parse(text: &str) -> anyhow::Result<TickMetrics> {
+        let mut m = TickMetrics::default();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("tickwire_tick_duration_seconds_bucket{") {
+                let Some(le) = rest.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
+                    continue;
+                };
+                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+                let count = rest.rsplit(' ').next().and_then(|c| c.trim().parse::<f64>().ok());
+                if let (false, Some(count)) = (bound.is_nan(), count) {
+                    m.buckets.push((bound, count as u64));
+                }
+            } else if let Some(rest) = line.strip_prefix("tickwire_tick_overruns_total ") {
+                m.overruns = rest.trim().parse::<f64>().map_or(0, |v| v as u64);
+            }
+        }
+        if m.buckets.is_empty() {
+            bail!("no tickwire_tick_duration_seconds buckets in /metrics");
+        }
+        m.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(m)
+    }
+
+    /// `self - earlier`, bucket by bucket: the ticks of the time between two scrapes.
+    #[must_use]
+    pub fn since(&self, earlier: &TickMetrics) -> TickMetrics {
+        let buckets = self
+            .buckets
+            .iter()
+            .map(|&(bound, count)| {
+                let before = earlier
+                    .buckets
+                    .iter()
+                    .find(|(b, _)| b.total_cmp(&bound).is_eq())
+                    .map_or(0, |&(_, c)| c);
+                (bound, count.saturating_sub(before))
+            })
+            .collect();
+        TickMetrics { buckets, overruns: self.overruns.saturating_sub(earlier.overruns) }
+    }
+
+    /// Observations (the `+Inf` bucket's count).
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.buckets.last().map_or(0, |&(_, c)| c)
+    }
+
+    /// The upper bound of the bucket holding the `q` quantile (seconds); `None` with no ticks
+    /// or when it falls in the `+Inf` bucket.
+    #[must_use]
+    pub fn quantile_upper_bound(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        self.buckets.iter().find(|&&(_, c)| c >= rank).map(|&(b, _)| b).filter(|b| b.is_finite())
+    }
+}
+
+/// Scrapes `GET /metrics`.
+///
+/// # Errors
+///
+/// When the server is unreachable or the text has no tick histogram.
+pub async fn tick_metrics(host: &str, port: u16) -> anyhow::Result<TickMetrics> {
+    let (status, body) = request(host, port, "GET", "/metrics").await?;
+    if status != 200 {
+        bail!("GET /metrics answered {status}");
+    }
+    TickMetrics::parse(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# TYPE tickwire_tick_duration_seconds histogram
+tickwire_tick_duration_seconds_bucket{le=\"0.0005\"} 10
+tickwire_tick_duration_seconds_bucket{le=\"0.001\"} 90
+tickwire_tick_duration_seconds_bucket{le=\"0.005\"} 99
+tickwire_tick_duration_seconds_bucket{le=\"+Inf\"} 100
+tickwire_tick_duration_seconds_sum 0.05
+tickwire_tick_duration_seconds_count 100
+tickwire_tick_overruns_total 3
+";
+
+    #[test]
+    fn quantiles_are_bucket_bounds() {
+        let m = TickMetrics::parse(TEXT).unwrap();
+        assert_eq!(m.count(), 100);
+        assert_eq!(m.overruns, 3);
+        assert_eq!(m.quantile_upper_bound(0.5), Some(0.001));
+        assert_eq!(m.quantile_upper_bound(0.99), Some(0.005));
+        assert_eq!(m.quantile_upper_bound(1.0), None);
+        let earlier = TickMetrics { buckets: vec![(0.0005, 10), (0.001, 10)], overruns: 1 };
+        let d = m.since(&earlier);
+        assert_eq!(d.buckets[0], (0.0005, 0));
+        assert_eq!(d.buckets[1], (0.001, 80));
+        assert_eq!(d.overruns, 2);
+        assert!(TickMetrics::parse("nothing here").is_err());
+    }
+}
