@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use bevy_ecs::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tickwire_shared::NetId;
 use tickwire_shared::game::{self, GameConfig, GameEvents, Kind, Score};
 use tickwire_shared::protocol::GameEvent;
@@ -46,7 +46,7 @@ impl Default for MatchConfig {
 }
 
 /// One NPC's result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NpcScore {
     /// Its entity id.
     pub id: u32,
@@ -57,7 +57,7 @@ pub struct NpcScore {
 }
 
 /// The outcome of [`run_match`].
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MatchReport {
     /// NPC players.
     pub npcs: usize,
@@ -125,7 +125,7 @@ pub fn run_match(config: &MatchConfig, mut progress: impl FnMut(u64)) -> MatchRe
         tick_rate,
         simulated_secs: config.ticks as f64 / f64::from(tick_rate),
         elapsed_secs: elapsed,
-        ticks_per_sec: if elapsed > 0.0 { config.ticks as f64 / elapsed } else { f64::INFINITY },
+        ticks_per_sec: config.ticks as f64 / elapsed.max(1e-9),
         kills,
         scores,
         final_state_hash: format!("{hash:016x}"),
@@ -133,6 +133,15 @@ pub fn run_match(config: &MatchConfig, mut progress: impl FnMut(u64)) -> MatchRe
 }
 
 impl MatchReport {
+    /// Parses the output of `tickwire match --json`.
+    ///
+    /// # Errors
+    ///
+    /// When the text is not such a report.
+    pub fn from_json(text: &str) -> Result<MatchReport, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
     /// The human-readable report: one line per NPC, then the totals and the hash.
     #[must_use]
     pub fn to_text(&self) -> String {

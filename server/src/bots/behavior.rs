@@ -4,7 +4,7 @@
 //! reproducible for the same snapshots.
 
 use glam::Vec2;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tickwire_shared::client::Client;
 use tickwire_shared::game::{Health, Kind, Position};
 use tickwire_shared::protocol::{Buttons, InputFrame};
@@ -24,7 +24,7 @@ pub const FIGHT_FIRE_RANGE: f32 = 400.0;
 pub const FIGHT_HOLD_DISTANCE: f32 = 160.0;
 
 /// What the bots do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Behavior {
     /// Send neutral input every tick (measures pure replication load).
@@ -33,6 +33,18 @@ pub enum Behavior {
     Wander,
     /// Chase and shoot the nearest other combatant in the newest snapshot.
     Fight,
+}
+
+impl Behavior {
+    /// The flag value (`idle`, `wander`, `fight`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Behavior::Idle => "idle",
+            Behavior::Wander => "wander",
+            Behavior::Fight => "fight",
+        }
+    }
 }
 
 /// A small deterministic PRNG (xorshift64*), one per bot.

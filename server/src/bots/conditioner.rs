@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::behavior::BotRng;
@@ -20,8 +20,9 @@ pub const MAX_DELAYED_MESSAGES: usize = 1_024;
 /// Longest latency or jitter accepted: beyond a minute nothing interactive is being measured.
 pub const MAX_CONDITIONER_DELAY: Duration = Duration::from_secs(60);
 
-/// Delays applied to each bot's traffic, each way.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Delays applied to each bot's traffic, each way. In JSON: `{"latency_ms": …, "jitter_ms": …}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "ConditionerMs", from = "ConditionerMs")]
 pub struct ConditionerSpec {
     /// Fixed one-way delay.
     pub latency: Duration,
@@ -29,13 +30,26 @@ pub struct ConditionerSpec {
     pub jitter: Duration,
 }
 
-impl Serialize for ConditionerSpec {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct as _;
-        let mut st = s.serialize_struct("ConditionerSpec", 2)?;
-        st.serialize_field("latency_ms", &(self.latency.as_secs_f64() * 1e3))?;
-        st.serialize_field("jitter_ms", &(self.jitter.as_secs_f64() * 1e3))?;
-        st.end()
+/// [`ConditionerSpec`] as the report writes it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct ConditionerMs {
+    latency_ms: f64,
+    jitter_ms: f64,
+}
+
+impl From<ConditionerSpec> for ConditionerMs {
+    fn from(s: ConditionerSpec) -> Self {
+        ConditionerMs {
+            latency_ms: s.latency.as_secs_f64() * 1e3,
+            jitter_ms: s.jitter.as_secs_f64() * 1e3,
+        }
+    }
+}
+
+impl From<ConditionerMs> for ConditionerSpec {
+    fn from(m: ConditionerMs) -> Self {
+        let ms = |v: f64| Duration::from_secs_f64((v / 1e3).clamp(0.0, MAX_CONDITIONER_DELAY.as_secs_f64()));
+        ConditionerSpec { latency: ms(m.latency_ms), jitter: ms(m.jitter_ms) }
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::BotsConfig;
 use super::behavior::Behavior;
@@ -19,7 +19,7 @@ pub const REPORT_SCHEMA: u32 = 1;
 pub const SNAPSHOT_FRACTION_OK: f64 = 0.9;
 
 /// Bot counts.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BotCounts {
     /// Bots asked for.
     pub requested: u32,
@@ -36,7 +36,7 @@ pub struct BotCounts {
 }
 
 /// Sessions that ended before the run did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Disconnects {
     /// All of them.
     pub total: u64,
@@ -47,7 +47,7 @@ pub struct Disconnects {
 }
 
 /// Quantiles of a set of samples.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Quantiles {
     /// Number of samples.
     pub samples: u64,
@@ -62,7 +62,7 @@ pub struct Quantiles {
 }
 
 /// Mean, minimum and maximum over bots.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Mean over bots.
     pub mean: f64,
@@ -73,7 +73,7 @@ pub struct Spread {
 }
 
 /// Snapshot delivery.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotSummary {
     /// `snapshot_rate` from the `Welcome`.
     pub expected_per_sec: f64,
@@ -88,7 +88,7 @@ pub struct SnapshotSummary {
 }
 
 /// Own-player prediction: reconciliation snaps.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PredictionSummary {
     /// Snapshots reconciled.
     pub reconciliations: u64,
@@ -101,7 +101,7 @@ pub struct PredictionSummary {
 }
 
 /// Remote-entity interpolation.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InterpolationSummary {
     /// Times render time caught up with the newest snapshot (sampled every 16 ms), all bots.
     pub stalls: u64,
@@ -110,7 +110,7 @@ pub struct InterpolationSummary {
 }
 
 /// The server's tick duration over this run, from `/metrics` (scraped before and after).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerSummary {
     /// Ticks run during the run (all rooms).
     pub ticks: u64,
@@ -126,7 +126,7 @@ pub struct ServerSummary {
 }
 
 /// One bot's line.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PerBot {
     /// Index (its name is `bot-{index}`).
     pub index: u32,
@@ -148,8 +148,8 @@ pub struct PerBot {
     pub rtt_p50_ms: Option<f64>,
 }
 
-/// The whole report.
-#[derive(Clone, Debug, Serialize)]
+/// The whole report. It reads back with [`BotsReport::from_json`]; every field is required.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BotsReport {
     /// [`REPORT_SCHEMA`].
     pub schema: u32,
@@ -382,6 +382,15 @@ pub fn build(
 }
 
 impl BotsReport {
+    /// Parses a report written by `tickwire bots --report`.
+    ///
+    /// # Errors
+    ///
+    /// When the text is not such a report (a field missing or of the wrong type).
+    pub fn from_json(text: &str) -> Result<BotsReport, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
     /// The human summary table.
     #[must_use]
     pub fn summary(&self) -> String {
@@ -465,6 +474,11 @@ impl BotsReport {
             (None, Some(e)) => row("server metrics", format!("unavailable: {e}")),
             (None, None) => {}
         }
-        format!("tickwire bots: {} × {:?} for {} s\n{out}", b.requested, self.behavior, self.duration_secs)
+        format!(
+            "tickwire bots: {} × {} for {} s\n{out}",
+            b.requested,
+            self.behavior.name(),
+            self.duration_secs
+        )
     }
 }
