@@ -366,8 +366,7 @@ pub async fn cli(args: &BotsArgs) -> anyhow::Result<()> {
     let config = BotsConfig::from_args(args);
     let report = run(&config).await?;
     print_stdout(&report.summary());
-    let json = serde_json::to_string_pretty(&report)?;
-    std::fs::write(&args.report, json + "\n")
+    std::fs::write(&args.report, report.to_json() + "\n")
         .with_context(|| format!("writing the report to {}", args.report.display()))?;
     print_stdout(&format!("report written to {}\n", args.report.display()));
     if report.bots.failed > 0 || report.decode_errors > 0 {

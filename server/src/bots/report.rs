@@ -382,6 +382,13 @@ pub fn build(
 }
 
 impl BotsReport {
+    /// The report as pretty-printed JSON (what `--report` writes).
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        // Only plain data and string-keyed maps: serializing cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
     /// Parses a report written by `tickwire bots --report`.
     ///
     /// # Errors
