@@ -22,8 +22,22 @@ async fn fifty_bots_for_ten_seconds() {
     let report_path =
         std::env::temp_dir().join(format!("tickwire-bots-smoke-{}.json", std::process::id()));
     let args: Vec<String> = [
-        "bots", "--url", &url(addr), "--count", "50", "--duration", "10", "--seed", "7",
-        "--behavior", "wander", "--ramp-up", "100", "--token", &net::token(), "--report",
+        "bots",
+        "--url",
+        &url(addr),
+        "--count",
+        "50",
+        "--duration",
+        "10",
+        "--seed",
+        "7",
+        "--behavior",
+        "wander",
+        "--ramp-up",
+        "100",
+        "--token",
+        &net::token(),
+        "--report",
         report_path.to_str().expect("UTF-8 temp path"),
     ]
     .iter()
@@ -106,7 +120,11 @@ async fn conditioner_delays_both_ways() {
 #[tokio::test]
 async fn unreachable_server_is_an_error() {
     // Bind and drop a listener to get a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let config = BotsConfig {
         url: WsUrl::parse(&format!("ws://127.0.0.1:{port}/ws")).expect("valid"),
         count: 1,

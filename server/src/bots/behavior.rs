@@ -121,11 +121,7 @@ impl Brain {
         let to = target - own;
         let dist = to.length();
         let dir = to.normalize_or_zero();
-        let movement = if dist > FIGHT_HOLD_DISTANCE {
-            dir
-        } else {
-            dir.perp() * self.orbit
-        };
+        let movement = if dist > FIGHT_HOLD_DISTANCE { dir } else { dir.perp() * self.orbit };
         let aim = to.y.atan2(to.x);
         let buttons = if dist < FIGHT_FIRE_RANGE { Buttons::FIRE } else { Buttons::default() };
         frame(movement, aim, buttons)

@@ -48,7 +48,9 @@ impl From<ConditionerSpec> for ConditionerMs {
 
 impl From<ConditionerMs> for ConditionerSpec {
     fn from(m: ConditionerMs) -> Self {
-        let ms = |v: f64| Duration::from_secs_f64((v / 1e3).clamp(0.0, MAX_CONDITIONER_DELAY.as_secs_f64()));
+        let ms = |v: f64| {
+            Duration::from_secs_f64((v / 1e3).clamp(0.0, MAX_CONDITIONER_DELAY.as_secs_f64()))
+        };
         ConditionerSpec { latency: ms(m.latency_ms), jitter: ms(m.jitter_ms) }
     }
 }
@@ -86,9 +88,9 @@ impl FromStr for ConditionerSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut spec = ConditionerSpec::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("{part:?}: expected key=value (latency=100ms,jitter=20ms)"))?;
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                format!("{part:?}: expected key=value (latency=100ms,jitter=20ms)")
+            })?;
             match key.trim() {
                 "latency" => spec.latency = parse_delay(value)?,
                 "jitter" => spec.jitter = parse_delay(value)?,
@@ -115,7 +117,13 @@ impl<T> DelayQueue<T> {
     /// A queue applying `spec` (no delay: messages are due at once), jitter drawn from `seed`.
     #[must_use]
     pub fn new(spec: ConditionerSpec, seed: u64) -> DelayQueue<T> {
-        DelayQueue { spec, rng: BotRng::new(seed), queue: VecDeque::new(), last_due: None, dropped: 0 }
+        DelayQueue {
+            spec,
+            rng: BotRng::new(seed),
+            queue: VecDeque::new(),
+            last_due: None,
+            dropped: 0,
+        }
     }
 
     /// Queues `item`, sent at `now`. Dropped (and counted) when [`MAX_DELAYED_MESSAGES`] wait.

@@ -348,8 +348,7 @@ pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
             outbound.push(now, bytes);
         }
         while let Some(bytes) = outbound.pop_due(now) {
-            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(bytes.into())))
-                .await
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(bytes.into()))).await
             {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => break 'run BotEnd::Broken(e.to_string()),

@@ -387,7 +387,10 @@ mod tests {
     #[test]
     fn urls() {
         let u = WsUrl::parse("ws://127.0.0.1:8080/ws").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str(), u.query), ("127.0.0.1", 8080, "/ws", None));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str(), u.query),
+            ("127.0.0.1", 8080, "/ws", None)
+        );
         let u = WsUrl::parse("ws://example.test").unwrap();
         assert_eq!((u.port, u.path.as_str()), (80, "/ws"));
         let u = WsUrl::parse("ws://[::1]:9/x?a=b").unwrap();

@@ -464,7 +464,9 @@ impl BotsReport {
                 self.interpolation.stalls, self.interpolation.stalls_per_bot_per_min
             ),
         );
-        let ms = |v: Option<f64>| v.map_or_else(|| "> largest bucket".to_owned(), |s| format!("≤ {:.2} ms", s * 1e3));
+        let ms = |v: Option<f64>| {
+            v.map_or_else(|| "> largest bucket".to_owned(), |s| format!("≤ {:.2} ms", s * 1e3))
+        };
         match (&self.server, &self.server_error) {
             (Some(sv), _) => {
                 row(

@@ -19,7 +19,12 @@ pub const MAX_HTTP_RESPONSE_BYTES: u64 = 1 << 20;
 /// # Errors
 ///
 /// When the server cannot be reached, times out, or does not answer HTTP.
-pub async fn request(host: &str, port: u16, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+pub async fn request(
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<(u16, String)> {
     let work = async {
         let mut stream = TcpStream::connect((host, port))
             .await
@@ -58,10 +63,7 @@ pub async fn request(host: &str, port: u16, method: &str, path: &str) -> anyhow:
 pub async fn guest_token(host: &str, port: u16) -> anyhow::Result<String> {
     let (status, body) = request(host, port, "POST", "/api/guest").await?;
     if status != 200 {
-        bail!(
-            "POST /api/guest answered {status} ({}); pass a token with --token",
-            body.trim()
-        );
+        bail!("POST /api/guest answered {status} ({}); pass a token with --token", body.trim());
     }
     let json: serde_json::Value =
         serde_json::from_str(&body).context("POST /api/guest did not return JSON")?;
@@ -94,7 +96,8 @@ impl TickMetrics {
                 let Some(le) = rest.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
                     continue;
                 };
-                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+                let bound =
+                    if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
                 let count = rest.rsplit(' ').next().and_then(|c| c.trim().parse::<f64>().ok());
                 if let (false, Some(count)) = (bound.is_nan(), count) {
                     m.buckets.push((bound, count as u64));
