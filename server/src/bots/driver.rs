@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use glam::Vec2;
+use tickwire_shared::client::predict::{CORRECTION_EPSILON, MAX_CORRECTION_SAMPLES};
 use tickwire_shared::client::{
     Client, ClientConfig, ClientEvent, InterpolationBuffer, PredictionStats, Predictor,
 };
@@ -120,6 +121,9 @@ pub struct BotResult {
     pub rtt_us: Vec<u64>,
     /// Prediction reconciliation statistics.
     pub prediction: PredictionStats,
+    /// Reconciliations that were a respawn (the dead player came back elsewhere), left out of
+    /// [`BotResult::prediction`].
+    pub respawn_snaps: u64,
     /// Interpolation stalls.
     pub stalls: u64,
     /// Messages the conditioner dropped because its queue was full.
@@ -139,9 +143,24 @@ impl BotResult {
             decode_errors: 0,
             rtt_us: Vec::new(),
             prediction: PredictionStats::default(),
+            respawn_snaps: 0,
             stalls: 0,
             conditioner_dropped: 0,
         }
+    }
+}
+
+/// Counts one reconciliation in `stats` like the shared `Predictor` does (a distance above
+/// `CORRECTION_EPSILON` is a correction; the newest [`MAX_CORRECTION_SAMPLES`] are kept).
+fn record_correction(stats: &mut PredictionStats, distance: f32) {
+    stats.reconciliations += 1;
+    if distance > CORRECTION_EPSILON {
+        stats.corrections += 1;
+        stats.correction_sum += f64::from(distance);
+        if stats.recent.len() >= MAX_CORRECTION_SAMPLES {
+            stats.recent.remove(0);
+        }
+        stats.recent.push(distance);
     }
 }
 
@@ -315,7 +334,16 @@ pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
                 }
                 ClientEvent::Snapshot { tick, .. } => {
                     if let Some(p) = predictor.as_mut() {
-                        p.reconcile(&client);
+                        let was_alive = p.alive();
+                        if let Some(distance) = p.reconcile(&client) {
+                            if !was_alive && p.alive() {
+                                // A respawn moves the player across the arena: not a
+                                // misprediction.
+                                result.respawn_snaps += 1;
+                            } else {
+                                record_correction(&mut result.prediction, distance);
+                            }
+                        }
                     }
                     if let (Some(buf), Some((_, state))) = (interp.as_mut(), client.latest()) {
                         let own = client.own_entity();
@@ -366,7 +394,6 @@ pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
     result.bytes_sent = stats.bytes_sent;
     result.decode_errors = stats.decode_errors;
     result.rtt_us = rtt.into_iter().collect();
-    result.prediction = predictor.map(|p| p.stats().clone()).unwrap_or_default();
     result.stalls = interp.map_or(0, |b| b.stalls());
     result.conditioner_dropped = inbound.dropped() + outbound.dropped();
     result.end = end;

@@ -94,6 +94,8 @@ pub struct PredictionSummary {
     pub reconciliations: u64,
     /// Reconciliations that moved the predicted position (a misprediction).
     pub corrections: u64,
+    /// Reconciliations after the own player respawned, not counted as corrections.
+    pub respawn_snaps: u64,
     /// Mean correction distance, world units.
     pub mean_distance: f64,
     /// 99th percentile of correction distance, world units (over each bot's recent ones).
@@ -311,6 +313,7 @@ pub fn build(
         rtt.extend_from_slice(&bot_rtt);
         prediction.reconciliations += r.prediction.reconciliations;
         prediction.corrections += r.prediction.corrections;
+        prediction.respawn_snaps += r.respawn_snaps;
         correction_sum += r.prediction.correction_sum;
         corrections.extend(r.prediction.recent.iter().map(|&d| f64::from(d)));
         stalls += r.stalls;
@@ -453,8 +456,8 @@ impl BotsReport {
         row(
             "prediction corrections",
             format!(
-                "{} of {} reconciliations, mean {:.2}, p99 {:.2} units",
-                p.corrections, p.reconciliations, p.mean_distance, p.p99_distance
+                "{} of {} reconciliations, mean {:.2}, p99 {:.2} units ({} respawns left out)",
+                p.corrections, p.reconciliations, p.mean_distance, p.p99_distance, p.respawn_snaps
             ),
         );
         row(
