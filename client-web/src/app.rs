@@ -49,6 +49,9 @@ const LOG_LINES: usize = 8;
 
 type Shared = Rc<RefCell<App>>;
 
+/// The animation-frame callback, which re-registers itself.
+type FrameSlot = Rc<RefCell<Option<Closure<dyn FnMut()>>>>;
+
 /// Which movement and action keys are held.
 #[derive(Clone, Copy, Debug, Default)]
 struct Keys {
@@ -281,7 +284,7 @@ fn install_input(app: &Shared, window: &Window) -> Result<(), JsValue> {
 
 fn install_loops(app: &Shared, window: &Window) -> Result<(), JsValue> {
     // Animation frames draw (and pump); a timer pumps when frames stop.
-    let slot: Rc<RefCell<Option<Closure<dyn FnMut()>>>> = Rc::new(RefCell::new(None));
+    let slot: FrameSlot = Rc::new(RefCell::new(None));
     let again = Rc::clone(&slot);
     let a = Rc::clone(app);
     *slot.borrow_mut() = Some(Closure::<dyn FnMut()>::new(move || {
@@ -396,7 +399,8 @@ fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
         a.token = None;
     }
     if a.attempts >= MAX_ATTEMPTS {
-        a.phase = Phase::Failed { reason: format!("{reason} (gave up after {} attempts)", a.attempts) };
+        a.phase =
+            Phase::Failed { reason: format!("{reason} (gave up after {} attempts)", a.attempts) };
         return;
     }
     let delay = backoff_ms(a.attempts, js_sys::Math::random());
@@ -509,10 +513,7 @@ impl App {
     /// Handles the client's events; returns the server's disconnect, if one came.
     fn drain_events(&mut self, now_ms: f64) -> Option<(DisconnectReason, String)> {
         let mut ended = None;
-        loop {
-            let Some(event) = self.session.as_mut().and_then(|s| s.client.poll_event()) else {
-                break;
-            };
+        while let Some(event) = self.session.as_mut().and_then(|s| s.client.poll_event()) {
             match event {
                 ClientEvent::Welcomed(w) => {
                     if self.welcomes > 0 {

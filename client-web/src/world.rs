@@ -27,7 +27,11 @@ pub struct Sprite {
 /// The replicated components of the entity `id` in `state`, as a [`Sprite`] at its snapshot
 /// position.
 #[must_use]
-pub fn sprite(registry: &ReplicationRegistry, state: &ReplicatedState, id: NetId) -> Option<Sprite> {
+pub fn sprite(
+    registry: &ReplicationRegistry,
+    state: &ReplicatedState,
+    id: NetId,
+) -> Option<Sprite> {
     let view = state.get(id)?;
     let position = registry.get::<Position>(view)?.0;
     Some(Sprite {
@@ -149,7 +153,7 @@ mod tests {
         let state = r.capture(&mut world);
         let s = sprite(&r, &state, NetId(3)).unwrap();
         assert_eq!((s.kind, s.position, s.health), (Kind::Npc, Vec2::new(10.0, -20.0), Some(0.5)));
-        assert_eq!(mover(&r, &state, NetId(5)).unwrap().1, false, "health 0 is dead");
+        assert!(!mover(&r, &state, NetId(5)).unwrap().1, "health 0 is dead");
         let board = scoreboard(&r, &state);
         assert_eq!(board.iter().map(|l| l.id).collect::<Vec<_>>(), [NetId(5), NetId(3)]);
         assert_eq!(Names::default().of(NetId(3), Kind::Npc), "bot 3");
