@@ -882,6 +882,15 @@ impl App {
             }
         }
         set("entities", &entities);
+        let prediction = session.and_then(|s| s.net.as_ref()).map(|n| {
+            let o = Object::new();
+            let p = &n.predictor;
+            let _ = Reflect::set(&o, &"mispredictions".into(), &(p.mispredictions as f64).into());
+            let _ = Reflect::set(&o, &"maxError".into(), &f64::from(p.max_error).into());
+            let _ = Reflect::set(&o, &"lastError".into(), &f64::from(p.last_error).into());
+            JsValue::from(o)
+        });
+        set("prediction", &prediction.unwrap_or(JsValue::NULL));
         set(
             "rttMs",
             &session

@@ -41,6 +41,8 @@ pub struct Predictor {
     pub mispredictions: u64,
     /// The size of the last misprediction, in world units.
     pub last_error: f32,
+    /// The largest smoothed misprediction so far (teleports excluded), in world units.
+    pub max_error: f32,
 }
 
 impl Predictor {
@@ -56,6 +58,7 @@ impl Predictor {
             alive: true,
             mispredictions: 0,
             last_error: 0.0,
+            max_error: 0.0,
         }
     }
 
@@ -99,6 +102,7 @@ impl Predictor {
                     self.correction = Vec2::ZERO;
                     self.previous = state.position;
                 } else {
+                    self.max_error = self.max_error.max(distance);
                     // Shift the drawn segment with the prediction and compensate with the
                     // offset, so the drawn position does not move this frame.
                     self.previous -= error;

@@ -16,6 +16,9 @@ const TEST_TIMEOUT_MS = 60_000;
 /** How far (world units) the player must go for a key press to count as movement. */
 const MOVED = 30;
 
+/** The largest prediction correction (world units) tolerated while walking in open space. */
+const MAX_PREDICTION_ERROR = 1;
+
 let server;
 let browser;
 
@@ -89,7 +92,12 @@ describe("browser client", { timeout: 5 * TEST_TIMEOUT_MS }, () => {
           { timeout: 10_000, polling: 50 },
         );
       }
-      assert.equal((await state(page)).entity, s.entity);
+      const end = await state(page);
+      assert.equal(end.entity, s.entity);
+      console.log(`prediction: ${JSON.stringify(end.prediction)}`);
+      // Prediction runs the server's own movement code on the same inputs: replaying the
+      // unacknowledged inputs lands where the prediction already was, so nothing snaps.
+      assert.ok(end.prediction.maxError < MAX_PREDICTION_ERROR, JSON.stringify(end.prediction));
       assert.deepEqual(page.problems, []);
     } finally {
       await page.close();
