@@ -140,7 +140,7 @@ fn element<T: JsCast>(document: &Document, id: &str) -> Result<T, JsValue> {
         .map_err(|_| JsValue::from_str(&format!("#{id} has the wrong element type")))
 }
 
-/// Starts the client on the page: reads `?room=` and `?name=`, installs the input handlers, the
+/// Starts the client on the page: reads `?room=`, `?name=` and `?resume=`, installs the input handlers, the
 /// frame loop and `window.tickwire`, then fetches a guest token and connects.
 pub fn start() -> Result<(), JsValue> {
     let window = web_sys::window().ok_or("no window")?;
@@ -158,6 +158,8 @@ pub fn start() -> Result<(), JsValue> {
     };
     let params = UrlSearchParams::new_with_str(&window.location().search()?)?;
     let room = params.get("room").filter(|r| !r.is_empty());
+    // `?resume=` takes over a player from another page or an earlier visit.
+    let resume = params.get("resume").filter(|r| !r.is_empty());
     let name = params
         .get("name")
         .filter(|n| !n.trim().is_empty())
@@ -172,7 +174,7 @@ pub fn start() -> Result<(), JsValue> {
         room,
         name,
         token: None,
-        resume: None,
+        resume,
         phase: Phase::Connecting,
         attempts: 0,
         last_reason: String::new(),
@@ -845,6 +847,7 @@ impl App {
         };
         set("connection", &self.phase.label().into());
         set("reason", &self.last_reason.as_str().into());
+        set("resumeToken", &self.resume.as_deref().map_or(JsValue::NULL, JsValue::from));
         set("entity", &self.own.map_or(JsValue::NULL, |e| e.0.into()));
         set("reconnects", &self.welcomes.saturating_sub(1).into());
         let session = self.session.as_ref();

@@ -186,6 +186,36 @@ describe("browser client", { timeout: 5 * TEST_TIMEOUT_MS }, () => {
     }
   });
 
+  test("a terminal close (the player resumed elsewhere) fails with the server's reason and stays failed", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const first = await openClient(browser.context, `${server.url}/?room=e2e-replaced&name=twin`);
+    let second;
+    try {
+      const s = await waitLive(first);
+      assert.ok(s.resumeToken, "the welcome carried a resume token");
+      second = await openClient(browser.context, `${server.url}/?room=e2e-replaced&name=twin&resume=${encodeURIComponent(s.resumeToken)}`);
+      const taken = await waitLive(second);
+      assert.equal(taken.entity, s.entity, "the second page took over the same entity");
+      await first.waitForFunction(() => window.tickwire.state().connection === "failed", null, { timeout: 10_000, polling: 50 });
+      await first.waitForFunction(
+        () => document.getElementById("status").textContent.startsWith("failed: resumed on another connection"),
+        null,
+        { timeout: 5_000 },
+      );
+      // No reconnect fight: the second page stays live, the first stays failed.
+      await second.waitForFunction(
+        (tick) => { const s = window.tickwire.state(); return s.connection === "live" && s.tick > tick + 60; },
+        taken.tick,
+        { timeout: 10_000 },
+      );
+      const f = await state(first);
+      assert.equal(f.connection, "failed");
+      assert.equal(f.reconnects, 0);
+    } finally {
+      await first.close();
+      await second?.close();
+    }
+  });
+
   test("screenshot of a live match", { timeout: TEST_TIMEOUT_MS }, async () => {
     const page = await openClient(browser.context, `${server.url}/?room=e2e-shot&name=shooter`);
     try {
