@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -80,6 +81,72 @@ pub async fn run<R: TransportRx, T: TransportTx>(rx: R, tx: T, ctx: SessionConte
     ctx.room.disconnect(ctx.client, left).await;
 }
 
+/// Why the reader asks for a close.
+type CloseRequest = (DisconnectReason, String);
+
+/// The reader's per-session state: its rate limits.
+struct Limiters {
+    messages: TokenBucket,
+    bytes: TokenBucket,
+    chat: TokenBucket,
+}
+
+impl Limiters {
+    fn new(limits: &Limits) -> Limiters {
+        let now = Instant::now();
+        Limiters {
+            messages: TokenBucket::new(limits.messages_per_sec, limits.message_burst, now),
+            bytes: TokenBucket::new(limits.bytes_per_sec, limits.byte_burst, now),
+            chat: TokenBucket::new(limits.chat_per_sec, limits.chat_burst, now),
+        }
+    }
+}
+
+fn count_decode_error(ctx: &SessionContext) {
+    ctx.metrics.decode_errors.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Handles one binary message: rate limits, decoding, forwarding. `Err` asks for a close.
+async fn handle_binary(
+    data: &[u8],
+    ctx: &SessionContext,
+    limiters: &mut Limiters,
+) -> Result<(), CloseRequest> {
+    ctx.metrics.bytes_received.fetch_add(data.len() as u64, Ordering::Relaxed);
+    let now = Instant::now();
+    if !limiters.messages.take(1.0, now) || !limiters.bytes.take(data.len() as f64, now) {
+        return Err((DisconnectReason::RateLimited, "message rate limit exceeded".into()));
+    }
+    let msg = codec::decode_client(data).map_err(|e| {
+        count_decode_error(ctx);
+        let reason = match e {
+            codec::CodecError::TooLarge { .. } => DisconnectReason::MessageTooLarge,
+            _ => DisconnectReason::ProtocolError,
+        };
+        (reason, format!("bad message: {e}"))
+    })?;
+    match msg {
+        ClientMessage::Input(batch) => ctx.room.input(ctx.client, batch),
+        ClientMessage::Ping { id, client_time_us } => {
+            let pong = ServerMessage::Pong { id, client_time_us, tick: ctx.room.tick() };
+            if let Ok(b) = codec::encode_server(&pong)
+                && ctx.outbox.push_reliable(Bytes::from(b)).is_err()
+            {
+                return Err((DisconnectReason::TooSlow, "not reading replies".into()));
+            }
+        }
+        ClientMessage::Chat { text } => {
+            if limiters.chat.take(1.0, Instant::now()) {
+                ctx.room.chat(ctx.client, text).await;
+            } else {
+                ctx.metrics.chat_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        ClientMessage::Leave => return Err((DisconnectReason::Left, "goodbye".into())),
+    }
+    Ok(())
+}
+
 /// Reads until the peer closes, the transport fails, or the writer finished closing. Returns
 /// whether the client asked to leave for good.
 async fn read_loop<R: TransportRx>(
@@ -87,11 +154,8 @@ async fn read_loop<R: TransportRx>(
     ctx: &SessionContext,
     done: &CancellationToken,
 ) -> bool {
-    let now = Instant::now();
     let limits = &ctx.limits;
-    let mut messages = TokenBucket::new(limits.messages_per_sec, limits.message_burst, now);
-    let mut bytes = TokenBucket::new(limits.bytes_per_sec, limits.byte_burst, now);
-    let mut chat = TokenBucket::new(limits.chat_per_sec, limits.chat_burst, now);
+    let mut limiters = Limiters::new(limits);
     let mut left = false;
     let mut deadline = tokio::time::Instant::now() + limits.idle_timeout;
     let mut closing = false;
@@ -103,111 +167,54 @@ async fn read_loop<R: TransportRx>(
                 if closing {
                     return left;
                 }
-                ctx.outbox.close(DisconnectReason::Timeout, "no traffic within the idle timeout");
+                None
+            }
+            inbound = rx.recv() => Some(inbound),
+        };
+        let request = match inbound {
+            None => Err((DisconnectReason::Timeout, "no traffic within the idle timeout".into())),
+            Some(Inbound::Closed | Inbound::Error(_)) => {
+                if closing {
+                    // Our close is on its way. Dropping the socket now, with the peer's unread
+                    // bytes in it, would make the kernel answer with a reset that can destroy
+                    // the close frame before the peer reads it: wait for the writer and the
+                    // linger.
+                    tokio::select! {
+                        () = done.cancelled() => {}
+                        () = tokio::time::sleep_until(deadline) => {}
+                    }
+                } else {
+                    // The peer went first: stop the writer.
+                    done.cancel();
+                }
+                return left;
+            }
+            // Once closing, the rest of what the peer sends is ignored.
+            Some(_) if closing => continue,
+            Some(Inbound::Alive) => Ok(()),
+            Some(Inbound::Binary(data)) => handle_binary(&data, ctx, &mut limiters).await,
+            Some(Inbound::Text) => {
+                count_decode_error(ctx);
+                Err((
+                    DisconnectReason::ProtocolError,
+                    "text messages are not part of the protocol; send binary".into(),
+                ))
+            }
+            Some(Inbound::TooLarge) => {
+                count_decode_error(ctx);
+                Err((
+                    DisconnectReason::MessageTooLarge,
+                    format!("message larger than {} bytes", limits.max_message_bytes),
+                ))
+            }
+        };
+        match request {
+            Ok(()) => deadline = tokio::time::Instant::now() + limits.idle_timeout,
+            Err((reason, message)) => {
+                left |= reason == DisconnectReason::Left;
+                ctx.outbox.close(reason, message);
                 closing = true;
                 deadline = tokio::time::Instant::now() + CLOSE_LINGER;
-                continue;
-            }
-            inbound = rx.recv() => inbound,
-        };
-        if !closing {
-            deadline = tokio::time::Instant::now() + limits.idle_timeout;
-        }
-        let reject = |reason: DisconnectReason, message: String| {
-            ctx.outbox.close(reason, message);
-        };
-        match inbound {
-            Inbound::Binary(data) => {
-                if closing {
-                    continue;
-                }
-                ctx.metrics
-                    .bytes_received
-                    .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                let now = Instant::now();
-                if !messages.take(1.0, now) || !bytes.take(data.len() as f64, now) {
-                    reject(DisconnectReason::RateLimited, "message rate limit exceeded".into());
-                    closing = true;
-                    deadline = tokio::time::Instant::now() + CLOSE_LINGER;
-                    continue;
-                }
-                match codec::decode_client(&data) {
-                    Err(e) => {
-                        ctx.metrics
-                            .decode_errors
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let reason = match e {
-                            codec::CodecError::TooLarge { .. } => DisconnectReason::MessageTooLarge,
-                            _ => DisconnectReason::ProtocolError,
-                        };
-                        reject(reason, format!("bad message: {e}"));
-                        closing = true;
-                        deadline = tokio::time::Instant::now() + CLOSE_LINGER;
-                    }
-                    Ok(ClientMessage::Input(batch)) => ctx.room.input(ctx.client, batch),
-                    Ok(ClientMessage::Ping { id, client_time_us }) => {
-                        let pong =
-                            ServerMessage::Pong { id, client_time_us, tick: ctx.room.tick() };
-                        if let Ok(b) = codec::encode_server(&pong)
-                            && ctx.outbox.push_reliable(Bytes::from(b)).is_err()
-                        {
-                            reject(DisconnectReason::TooSlow, "not reading replies".into());
-                        }
-                    }
-                    Ok(ClientMessage::Chat { text }) => {
-                        if chat.take(1.0, Instant::now()) {
-                            ctx.room.chat(ctx.client, text).await;
-                        } else {
-                            ctx.metrics
-                                .chat_dropped
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                    Ok(ClientMessage::Leave) => {
-                        left = true;
-                        reject(DisconnectReason::Left, "goodbye".into());
-                        closing = true;
-                        deadline = tokio::time::Instant::now() + CLOSE_LINGER;
-                    }
-                }
-            }
-            Inbound::Text => {
-                if !closing {
-                    ctx.metrics.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    reject(
-                        DisconnectReason::ProtocolError,
-                        "text messages are not part of the protocol; send binary".into(),
-                    );
-                    closing = true;
-                    deadline = tokio::time::Instant::now() + CLOSE_LINGER;
-                }
-            }
-            Inbound::TooLarge => {
-                if !closing {
-                    ctx.metrics.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    reject(
-                        DisconnectReason::MessageTooLarge,
-                        format!("message larger than {} bytes", limits.max_message_bytes),
-                    );
-                    closing = true;
-                    deadline = tokio::time::Instant::now() + CLOSE_LINGER;
-                }
-            }
-            Inbound::Alive => {}
-            Inbound::Closed | Inbound::Error(_) if closing => {
-                // Our close is on its way. Dropping the socket now, with the peer's unread
-                // bytes in it, would make the kernel answer with a reset that can destroy the
-                // close frame before the peer reads it: wait for the writer and the linger.
-                tokio::select! {
-                    () = done.cancelled() => {}
-                    () = tokio::time::sleep_until(deadline) => {}
-                }
-                return left;
-            }
-            Inbound::Closed | Inbound::Error(_) => {
-                // The peer went first: stop the writer.
-                done.cancel();
-                return left;
             }
         }
     }
@@ -241,7 +248,7 @@ async fn write_loop<T: TransportTx>(
                 let n = bytes.len() as u64;
                 match tokio::time::timeout(limits.write_timeout, tx.send(bytes)).await {
                     Ok(Ok(())) => {
-                        ctx.metrics.bytes_sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        ctx.metrics.bytes_sent.fetch_add(n, Ordering::Relaxed);
                     }
                     _ => break Some(DisconnectKind::TransportError),
                 }

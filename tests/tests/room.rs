@@ -3,7 +3,7 @@
 
 use glam::Vec2;
 use tickwire_shared::client::ClientEvent;
-use tickwire_shared::game::Position;
+use tickwire_shared::game::{Arena, Position, Score};
 use tickwire_shared::protocol::{Buttons, DisconnectReason, GameEvent, InputFrame};
 use tickwire_shared::{NetId, quantize};
 use tickwire_tests::harness::{Conditioner, Harness, room_config};
@@ -96,6 +96,22 @@ fn after_an_ack_deltas_are_smaller_than_the_full_snapshot() {
     assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
 }
 
+fn set_score(h: &mut Harness, id: NetId, kills: u16, deaths: u16) {
+    let world = h.room.world_mut();
+    let mut q = world.query::<(&NetId, &mut Score)>();
+    for (net_id, mut score) in q.iter_mut(world) {
+        if *net_id == id {
+            *score = Score { kills, deaths };
+        }
+    }
+}
+
+fn seen_score(h: &Harness, idx: usize, id: NetId) -> Option<Score> {
+    let c = &h.clients[idx].client;
+    let (_, state) = c.latest()?;
+    c.registry().get::<Score>(state.get(id)?)
+}
+
 /// Moves entity `id` in the room's world (a teleport, to test interest without walking).
 fn teleport(h: &mut Harness, id: NetId, to: Vec2) {
     let world = h.room.world_mut();
@@ -136,6 +152,7 @@ fn resume_within_the_grace_period_keeps_the_entity_and_after_it_does_not() {
     let (a, first) = h.join("ann", None, Conditioner::default()).unwrap();
     h.run(4);
     let token = h.clients[a].client.welcome().unwrap().resume_token.clone();
+    set_score(&mut h, first.entity, 3, 1);
     h.drop_connection(a);
     h.run(60); // half a second, grace is two seconds (120 ticks)
     let (a2, again) = h.join("ann", Some(token.clone()), Conditioner::default()).unwrap();
@@ -143,11 +160,14 @@ fn resume_within_the_grace_period_keeps_the_entity_and_after_it_does_not() {
     assert_eq!(again.entity, first.entity);
     h.run(4);
     assert_eq!(h.clients[a2].client.welcome().unwrap().resume_token, token);
+    assert_eq!(seen_score(&h, a2, first.entity), Some(Score { kills: 3, deaths: 1 }));
     h.drop_connection(a2);
     h.run(130);
-    let (_, later) = h.join("ann", Some(token), Conditioner::default()).unwrap();
+    let (a3, later) = h.join("ann", Some(token), Conditioner::default()).unwrap();
     assert!(!later.resumed);
     assert_ne!(later.entity, first.entity);
+    h.run(4);
+    assert_eq!(seen_score(&h, a3, later.entity), Some(Score::default()));
 }
 
 #[test]
@@ -188,4 +208,88 @@ fn a_client_too_slow_for_reliable_messages_is_closed_and_others_are_not() {
     let lines =
         h.clients[talker].events.iter().filter(|e| matches!(e, ClientEvent::Chat { .. })).count();
     assert_eq!(lines, 20, "the talker hears every line of its own");
+}
+
+/// Runs `steps` ticks of client `idx` walking (and dashing now and then) with prediction,
+/// returning the predictor.
+fn predict_walk(h: &mut Harness, idx: usize, steps: u32) -> tickwire_shared::client::Predictor {
+    use tickwire_shared::client::Predictor;
+    use tickwire_shared::game::Arena;
+    let mut p = Predictor::new(Arena::standard(), 60);
+    for i in 0..steps {
+        let mut frame = moving(if (i / 90) % 2 == 0 { 1.0 } else { -1.0 }, 0.4);
+        if i % 100 == 50 {
+            frame.buttons = Buttons::DASH;
+        }
+        h.input(idx, frame);
+        p.apply_input(&frame);
+        h.step();
+        p.reconcile(&h.clients[idx].client);
+    }
+    p
+}
+
+#[test]
+fn prediction_matches_the_server_exactly_on_a_steady_link() {
+    let mut h = Harness::new(room_config(0), 9);
+    let (a, _) = h.join("ann", None, Conditioner { latency: 5, jitter: 0, loss: 0.0 }).unwrap();
+    let p = predict_walk(&mut h, a, 300);
+    let stats = p.stats();
+    assert!(stats.reconciliations > 100, "{stats:?}");
+    assert_eq!(stats.corrections, 0, "mispredicted: {stats:?}");
+    // The prediction runs ahead of the last snapshot by the unacknowledged inputs.
+    let me = own(&h, a);
+    let seen = h.seen_position(a, me).unwrap();
+    let ahead = p.position().unwrap().distance(seen);
+    assert!(ahead > 1.0 && ahead < 120.0, "prediction {ahead} units ahead of the snapshot");
+}
+
+#[test]
+fn prediction_corrections_are_measured_on_a_jittery_lossy_link() {
+    let mut h = Harness::new(room_config(0), 10);
+    let (a, _) = h.join("ann", None, Conditioner { latency: 6, jitter: 3, loss: 0.05 }).unwrap();
+    let p = predict_walk(&mut h, a, 300);
+    let stats = p.stats();
+    assert!(stats.reconciliations > 80, "{stats:?}");
+    // Late inputs make the server repeat movement, so some corrections happen; they stay small.
+    assert!(stats.quantile(0.99) < 60.0, "{stats:?}");
+    assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
+}
+
+#[test]
+fn kills_go_out_as_reliable_events_and_scores_follow() {
+    let mut h = Harness::new(room_config(0), 11);
+    let (shooter, _) = h.join("ann", None, Conditioner::default()).unwrap();
+    let (victim, _) = h.join("bob", None, Conditioner::default()).unwrap();
+    h.run(2);
+    let (es, ev) = (own(&h, shooter), own(&h, victim));
+    // A clear line: a spawn point and a free spot 120 units to its right.
+    let arena = Arena::standard();
+    let (from, to) = arena
+        .spawn_points()
+        .iter()
+        .map(|&p| (p, p + Vec2::new(120.0, 0.0)))
+        .find(|&(a, b)| arena.is_free(b, 20.0) && arena.line_of_sight(a, b))
+        .expect("a spawn point with room to its right");
+    teleport(&mut h, es, from);
+    teleport(&mut h, ev, to);
+    let fire = InputFrame { movement: [0, 0], aim: quantize::angle(0.0), buttons: Buttons::FIRE };
+    let killed = |h: &Harness, idx: usize| {
+        h.clients[idx].events.iter().any(|e| {
+            matches!(e, ClientEvent::Game(GameEvent::Killed { killer: Some(k), victim: v }) if *k == es && *v == ev)
+        })
+    };
+    let mut done = false;
+    for _ in 0..180 {
+        h.input(shooter, fire);
+        h.step();
+        if killed(&h, shooter) && killed(&h, victim) {
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "no Killed event for both within 3 s");
+    h.run(4);
+    assert_eq!(seen_score(&h, shooter, es).map(|s| s.kills), Some(1));
+    assert_eq!(seen_score(&h, shooter, ev).map(|s| s.deaths), Some(1));
 }

@@ -18,6 +18,7 @@
 //! [`interp::InterpolationBuffer`] smooths remote entities between snapshots.
 
 pub mod interp;
+pub mod predict;
 
 use std::collections::VecDeque;
 
@@ -34,6 +35,7 @@ use crate::snapshot::{self, ReplicatedState, SnapshotError};
 use crate::tick::Tick;
 
 pub use interp::InterpolationBuffer;
+pub use predict::{PredictionStats, Predictor};
 
 /// Default [`ClientConfig::input_redundancy`]: each input message repeats the last four frames,
 /// so up to three consecutive lost messages cost no input (67 ms at 60 Hz) while a message stays
