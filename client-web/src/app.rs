@@ -25,7 +25,7 @@ use web_sys::{
 };
 
 use crate::conn::{MAX_ATTEMPTS, Phase, RateMeter, backoff_ms, is_terminal};
-use crate::predict::Predictor;
+use crate::predict::OwnPlayer;
 use crate::render::{self, Camera};
 use crate::world::{self, Names};
 
@@ -74,7 +74,7 @@ struct Hud {
 /// Per-session netcode state, from the `Welcome` on.
 struct Net {
     interp: InterpolationBuffer,
-    predictor: Predictor,
+    predictor: OwnPlayer,
     tick_ms: f64,
     acc_ms: f64,
     last_pump_ms: f64,
@@ -530,7 +530,7 @@ impl App {
                     let Some(session) = self.session.as_mut() else { break };
                     session.net = Some(Net {
                         interp: InterpolationBuffer::new(w.tick_rate, w.snapshot_rate),
-                        predictor: Predictor::new(w.tick_rate),
+                        predictor: OwnPlayer::new(w.tick_rate),
                         tick_ms: 1000.0 / f64::from(w.tick_rate.max(1)),
                         acc_ms: 0.0,
                         last_pump_ms: now_ms,
@@ -549,12 +549,7 @@ impl App {
                         .filter_map(|v| reg.get::<Position>(v).map(|p| (v.id, p.0)))
                         .collect::<Vec<_>>();
                     net.interp.push(tick, ms_to_us(now_ms), positions);
-                    if let Some(own) = self.own
-                        && let Some((mover, alive)) = world::mover(reg, state, own)
-                    {
-                        let unacked = client.unacked_inputs().map(|(_, f)| f);
-                        net.predictor.reconcile(mover, alive, unacked);
-                    }
+                    net.predictor.reconcile(client);
                 }
                 ClientEvent::Chat { from, name, text } => {
                     self.names.insert(from, name.clone());
@@ -887,10 +882,12 @@ impl App {
         set("entities", &entities);
         let prediction = session.and_then(|s| s.net.as_ref()).map(|n| {
             let o = Object::new();
-            let p = &n.predictor;
-            let _ = Reflect::set(&o, &"mispredictions".into(), &(p.mispredictions as f64).into());
-            let _ = Reflect::set(&o, &"maxError".into(), &f64::from(p.max_error).into());
-            let _ = Reflect::set(&o, &"lastError".into(), &f64::from(p.last_error).into());
+            let stats = n.predictor.predictor().stats();
+            let smoothing = n.predictor.smoothing();
+            let _ =
+                Reflect::set(&o, &"reconciliations".into(), &(stats.reconciliations as f64).into());
+            let _ = Reflect::set(&o, &"mispredictions".into(), &(stats.corrections as f64).into());
+            let _ = Reflect::set(&o, &"maxError".into(), &f64::from(smoothing.max_error).into());
             JsValue::from(o)
         });
         set("prediction", &prediction.unwrap_or(JsValue::NULL));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use glam::Vec2;
 use tickwire_shared::NetId;
-use tickwire_shared::game::{Aim, Dash, Health, Kind, MAX_HEALTH, MoverState, Position, Score};
+use tickwire_shared::game::{Aim, Health, Kind, MAX_HEALTH, Position, Score};
 use tickwire_shared::registry::ReplicationRegistry;
 use tickwire_shared::snapshot::ReplicatedState;
 
@@ -41,24 +41,6 @@ pub fn sprite(
         aim: registry.get::<Aim>(view).map_or(0.0, |a| a.0),
         health: registry.get::<Health>(view).map(|h| (h.0 / MAX_HEALTH).clamp(0.0, 1.0)),
     })
-}
-
-/// The server's mover state of `id` (position and dash) and whether it is alive, for
-/// reconciliation.
-#[must_use]
-pub fn mover(
-    registry: &ReplicationRegistry,
-    state: &ReplicatedState,
-    id: NetId,
-) -> Option<(MoverState, bool)> {
-    let view = state.get(id)?;
-    let position = registry.get::<Position>(view)?.0;
-    let dash = registry.get::<Dash>(view).unwrap_or_default();
-    let alive = registry.get::<Health>(view).is_none_or(|h| h.0 > 0.0);
-    Some((
-        MoverState { position, dash_cooldown: dash.cooldown, dash_ticks_left: dash.ticks_left },
-        alive,
-    ))
 }
 
 /// The score of `id`, if it has one.
@@ -132,7 +114,7 @@ mod tests {
     use tickwire_shared::game::registry;
 
     #[test]
-    fn reads_sprites_movers_and_the_scoreboard() {
+    fn reads_sprites_and_the_scoreboard() {
         let r = registry();
         let mut world = World::new();
         world.spawn((
@@ -153,7 +135,7 @@ mod tests {
         let state = r.capture(&mut world);
         let s = sprite(&r, &state, NetId(3)).unwrap();
         assert_eq!((s.kind, s.position, s.health), (Kind::Npc, Vec2::new(10.0, -20.0), Some(0.5)));
-        assert!(!mover(&r, &state, NetId(5)).unwrap().1, "health 0 is dead");
+        assert_eq!(sprite(&r, &state, NetId(5)).unwrap().health, Some(0.0), "health 0 is dead");
         let board = scoreboard(&r, &state);
         assert_eq!(board.iter().map(|l| l.id).collect::<Vec<_>>(), [NetId(5), NetId(3)]);
         assert_eq!(Names::default().of(NetId(3), Kind::Npc), "bot 3");
