@@ -11,4 +11,26 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# Headless Chromium for the browser end-to-end tests (Debian's package; playwright-core drives
+# it and never downloads a browser of its own).
+if [[ ! -x /usr/bin/chromium ]]; then
+  log "installing chromium (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+# Node and npm run the end-to-end tests.
+if ! command -v npm >/dev/null; then
+  log "installing nodejs and npm (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+
+# The e2e tests' node dependencies (playwright-core, pinned in tests/e2e/package.json).
+e2e="$(dirname "$0")/../tests/e2e"
+if [[ ! -f "$e2e/node_modules/playwright-core/package.json" ]]; then
+  log "installing the e2e tests' node dependencies"
+  (cd "$e2e" && npm install --no-audit --no-fund --loglevel=error)
+fi
+
 log "ok"

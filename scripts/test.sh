@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Tickwire test: formatting, lints, the wasm32 build of the shared crate, then the
-# whole workspace's tests. Installs what is missing first (scripts/setup.sh).
+# whole workspace's tests, then the browser end-to-end tests (headless Chromium). Installs what
+# is missing first (scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +18,11 @@ cargo build -p tickwire-shared --target wasm32-unknown-unknown --locked
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== browser client build (client-web/build.sh)"
+client-web/build.sh
+
+echo "== browser end-to-end tests (headless Chromium)"
+# The debug server that `cargo test` just built: no second (release) build of the workspace.
+cargo build -p tickwire-server --locked
+TICKWIRE_BIN="${CARGO_TARGET_DIR:-target}/debug/tickwire" node --test tests/e2e/

@@ -1,0 +1,194 @@
+//! The own player as drawn: the shared prediction, plus what only a renderer needs.
+//!
+//! [`tickwire_shared::client::predict::Predictor`] does the netcode: each input the client
+//! sends is applied at once with the shared `step_mover` (the very function the server's
+//! movement system runs), and on each snapshot the prediction restarts from the server's
+//! state after the last input it applied and replays the inputs it has not applied yet.
+//! Because `step_mover` is deterministic and ends on the quantization grid, the replay usually
+//! lands exactly where the prediction already was. When it does not (a collision with
+//! something the client did not know of, a lost input), [`OwnPlayer`] puts the difference
+//! into a visual offset that fades away over a few frames instead of snapping the player, and
+//! draws between the last two predicted steps so that motion is smooth at any frame rate.
+
+use glam::Vec2;
+use tickwire_shared::client::Client;
+use tickwire_shared::client::predict::Predictor;
+use tickwire_shared::game::Arena;
+use tickwire_shared::protocol::InputFrame;
+
+/// Half-life of the visual correction, in seconds: 60 ms hides a small correction within four
+/// frames at 60 fps, quick enough that the drawn player never feels detached from the input.
+pub const CORRECTION_HALF_LIFE_SECS: f32 = 0.06;
+
+/// A prediction error larger than this (in world units) is a teleport (a respawn, a resumed
+/// session), not a misprediction: it is applied at once instead of smoothed. 120 units is
+/// more than a dash covers in a round trip of 100 ms.
+pub const SNAP_DISTANCE: f32 = 120.0;
+
+/// A correction shorter than this (world units) is dropped: a sixteenth of the quantization
+/// grid, far below a pixel.
+const NEGLIGIBLE_CORRECTION: f32 = 1.0 / 1024.0;
+
+/// The visual layer over a predicted position: the previous step (drawn towards the newest)
+/// and a fading correction. Pure data, driven by [`OwnPlayer`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Smoothing {
+    /// The predicted position one step before the newest.
+    previous: Option<Vec2>,
+    /// Visual offset added to the prediction; decays to zero.
+    correction: Vec2,
+    /// The largest smoothed correction so far (teleports excluded), in world units.
+    pub max_error: f32,
+}
+
+impl Smoothing {
+    /// The prediction stepped from `before` to a new position.
+    pub fn stepped(&mut self, before: Vec2) {
+        self.previous = Some(before);
+    }
+
+    /// Reconciliation moved the prediction from `old` (`None`: there was none) to `new`.
+    /// The drawn position does not move on this frame: small errors go into the correction,
+    /// teleports (over [`SNAP_DISTANCE`]) are taken at once.
+    pub fn reconciled(&mut self, old: Option<Vec2>, new: Vec2) {
+        let Some(old) = old else {
+            self.previous = Some(new);
+            return;
+        };
+        let error = old - new;
+        let distance = error.length();
+        if distance > SNAP_DISTANCE || !distance.is_finite() {
+            self.correction = Vec2::ZERO;
+            self.previous = Some(new);
+        } else if distance > 0.0 {
+            self.max_error = self.max_error.max(distance);
+            // Shift the drawn segment with the prediction and compensate with the offset.
+            self.previous = self.previous.map(|p| p - error);
+            self.correction += error;
+        }
+    }
+
+    /// Lets `elapsed_secs` of the correction fade.
+    pub fn decay(&mut self, elapsed_secs: f32) {
+        let keep = 0.5f32.powf(elapsed_secs.max(0.0) / CORRECTION_HALF_LIFE_SECS);
+        self.correction *= keep;
+        if self.correction.length() < NEGLIGIBLE_CORRECTION {
+            self.correction = Vec2::ZERO;
+        }
+    }
+
+    /// Where to draw: `alpha` (0..=1) of the way from the previous step to `current`, plus
+    /// the correction.
+    #[must_use]
+    pub fn render(&self, current: Vec2, alpha: f32) -> Vec2 {
+        self.previous.unwrap_or(current).lerp(current, alpha.clamp(0.0, 1.0)) + self.correction
+    }
+
+    /// The current visual correction (world units).
+    #[must_use]
+    pub fn correction(&self) -> Vec2 {
+        self.correction
+    }
+}
+
+/// The shared [`Predictor`] with [`Smoothing`]; see the [module documentation](self).
+#[derive(Debug)]
+pub struct OwnPlayer {
+    predictor: Predictor,
+    smoothing: Smoothing,
+}
+
+impl OwnPlayer {
+    /// For a server stepping `tick_rate` times a second in the standard arena.
+    #[must_use]
+    pub fn new(tick_rate: u16) -> OwnPlayer {
+        OwnPlayer {
+            predictor: Predictor::new(Arena::standard(), tick_rate),
+            smoothing: Smoothing::default(),
+        }
+    }
+
+    /// Applies one input just given to [`Client::push_input`].
+    pub fn step(&mut self, frame: &InputFrame) {
+        if let Some(before) = self.predictor.position() {
+            self.smoothing.stepped(before);
+        }
+        self.predictor.apply_input(frame);
+    }
+
+    /// Reconciles with the client's newest snapshot.
+    pub fn reconcile(&mut self, client: &Client) {
+        let old = self.predictor.position();
+        if self.predictor.reconcile(client).is_some()
+            && let Some(new) = self.predictor.position()
+        {
+            self.smoothing.reconciled(old, new);
+        }
+    }
+
+    /// Lets `elapsed_secs` of the visual correction fade.
+    pub fn decay(&mut self, elapsed_secs: f32) {
+        self.smoothing.decay(elapsed_secs);
+    }
+
+    /// The predicted position after the newest input (no smoothing), once known.
+    #[must_use]
+    pub fn position(&self) -> Option<Vec2> {
+        self.predictor.position()
+    }
+
+    /// Where to draw the player, `alpha` of the way into the current tick.
+    #[must_use]
+    pub fn render_position(&self, alpha: f32) -> Option<Vec2> {
+        Some(self.smoothing.render(self.predictor.position()?, alpha))
+    }
+
+    /// The shared predictor (for its statistics).
+    #[must_use]
+    pub fn predictor(&self) -> &Predictor {
+        &self.predictor
+    }
+
+    /// The visual layer (for its statistics).
+    #[must_use]
+    pub fn smoothing(&self) -> &Smoothing {
+        &self.smoothing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_error_is_smoothed_not_snapped() {
+        let mut s = Smoothing::default();
+        let at = Vec2::new(0.0, 200.0);
+        s.reconciled(None, at);
+        let drawn = s.render(at, 1.0);
+        let fixed = Vec2::new(10.0, 200.0);
+        s.reconciled(Some(at), fixed);
+        assert_eq!(s.render(fixed, 1.0), drawn, "no jump on the frame of the fix");
+        assert_eq!(s.render(fixed, 0.0), drawn, "whatever the sub-tick position");
+        s.decay(1.0);
+        assert_eq!(s.render(fixed, 1.0), fixed);
+        assert_eq!(s.max_error, 10.0);
+    }
+
+    #[test]
+    fn a_teleport_snaps() {
+        let mut s = Smoothing::default();
+        s.reconciled(None, Vec2::new(-520.0, -320.0));
+        s.reconciled(Some(Vec2::new(-520.0, -320.0)), Vec2::new(520.0, 320.0));
+        assert_eq!(s.render(Vec2::new(520.0, 320.0), 0.0), Vec2::new(520.0, 320.0));
+        assert_eq!(s.max_error, 0.0, "a teleport is not a misprediction");
+    }
+
+    #[test]
+    fn steps_are_drawn_in_between() {
+        let mut s = Smoothing::default();
+        s.reconciled(None, Vec2::ZERO);
+        s.stepped(Vec2::ZERO);
+        assert_eq!(s.render(Vec2::new(4.0, 0.0), 0.5), Vec2::new(2.0, 0.0));
+    }
+}
