@@ -22,7 +22,8 @@ fn bench_input(c: &mut Criterion) {
             buttons: if i == 3 { Buttons::FIRE } else { Buttons::default() },
         })
         .collect();
-    let msg = ClientMessage::Input(InputBatch { ack: Some(Tick(123_456)), first_seq: 7_890, frames });
+    let msg =
+        ClientMessage::Input(InputBatch { ack: Some(Tick(123_456)), first_seq: 7_890, frames });
     let bytes = codec::encode_client(&msg).expect("encodes");
     eprintln!("input message: {} bytes", bytes.len());
     let mut g = c.benchmark_group("codec");

@@ -23,7 +23,10 @@ use tickwire_shared::bits::BitWriter;
 use tickwire_shared::game;
 use tickwire_shared::snapshot::{self, ReplicatedState};
 
-fn encode_full(reg: &tickwire_shared::registry::ReplicationRegistry, s: &ReplicatedState) -> Vec<u8> {
+fn encode_full(
+    reg: &tickwire_shared::registry::ReplicationRegistry,
+    s: &ReplicatedState,
+) -> Vec<u8> {
     let mut w = BitWriter::new(Vec::with_capacity(256));
     snapshot::encode_full(reg, s.iter(), &mut w);
     w.finish()
@@ -66,7 +69,9 @@ fn bench_codec(c: &mut Criterion) {
             b.iter(|| snapshot::decode_full(&reg, black_box(&full)).expect("valid"));
         });
         g.bench_with_input(BenchmarkId::new("decode_delta", n), &n, |b, _| {
-            b.iter(|| snapshot::decode_delta(&reg, black_box(&base), black_box(&delta)).expect("valid"));
+            b.iter(|| {
+                snapshot::decode_delta(&reg, black_box(&base), black_box(&delta)).expect("valid")
+            });
         });
     }
     g.finish();
@@ -86,7 +91,9 @@ fn bench_codec(c: &mut Criterion) {
     );
     g.throughput(Throughput::Elements(30));
     g.bench_function("full", |b| b.iter(|| encode_full(&reg, black_box(&cur30))));
-    g.bench_function("delta", |b| b.iter(|| encode_delta(&reg, black_box(&base30), black_box(&cur30))));
+    g.bench_function("delta", |b| {
+        b.iter(|| encode_delta(&reg, black_box(&base30), black_box(&cur30)))
+    });
     g.finish();
 }
 

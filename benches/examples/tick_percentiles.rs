@@ -29,7 +29,8 @@ fn main() {
     let args: Vec<usize> =
         std::env::args().skip(1).map(|a| a.parse().expect("numeric arguments")).collect();
     let get = |i: usize, default: usize| args.get(i).copied().unwrap_or(default);
-    let config = ScenarioConfig { n_players: get(0, 64), n_npcs: get(1, 50), n_drifters: get(2, 946) };
+    let config =
+        ScenarioConfig { n_players: get(0, 64), n_npcs: get(1, 50), n_drifters: get(2, 946) };
     let ticks = get(3, 6_000);
     let mut s = RoomScenario::new(config, 120);
     println!(
@@ -51,5 +52,9 @@ fn main() {
     report("all ticks", all);
     report("snapshot ticks", snap);
     report("sim-only ticks", sim);
-    println!("mean snapshot message: {:.0} bytes; replicated entities at the end: {}", s.mean_snapshot_bytes(), s.replicated());
+    println!(
+        "mean snapshot message: {:.0} bytes; replicated entities at the end: {}",
+        s.mean_snapshot_bytes(),
+        s.replicated()
+    );
 }

@@ -135,7 +135,13 @@ impl RoomScenario {
                 let dir = Vec2::from_angle(rng.unit() * std::f32::consts::TAU);
                 // 60-240 units/s: projectiles are fast, most movers are slower.
                 let speed = 60.0 + rng.unit() * 180.0;
-                world.spawn((id, Kind::Projectile, Position(at), Aim(dir.to_angle()), Drift(dir * speed)));
+                world.spawn((
+                    id,
+                    Kind::Projectile,
+                    Position(at),
+                    Aim(dir.to_angle()),
+                    Drift(dir * speed),
+                ));
             }
         }
         let mut clients = Vec::with_capacity(config.n_players);

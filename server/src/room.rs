@@ -23,7 +23,7 @@ use tickwire_shared::protocol::{
     SnapshotMessage, Welcome,
 };
 use tickwire_shared::registry::ReplicationRegistry;
-use tickwire_shared::snapshot::{self, ReplicatedState};
+use tickwire_shared::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View};
 use tickwire_shared::{ClientId, NetId, Tick};
 use tokio::sync::{mpsc, oneshot};
 
@@ -255,13 +255,14 @@ struct ClientSlot {
     last_applied: Option<u32>,
     input: PlayerInput,
     acked: Option<Tick>,
-    sent: VecDeque<(Tick, Arc<[NetId]>)>,
+    /// The snapshots sent, with the view (positions in that tick's state) each one showed.
+    sent: VecDeque<(Tick, Arc<View>)>,
     last_position: [i32; 2],
 }
 
 /// Caches encoded bodies within one snapshot tick: clients with the same baseline and the same
-/// view share the bytes.
-type BodyKey = (Option<Tick>, Arc<[NetId]>, Arc<[NetId]>);
+/// views share the bytes.
+type BodyKey = (Option<Tick>, Arc<View>, Arc<View>);
 
 /// One match.
 pub struct Room {
@@ -679,10 +680,13 @@ impl Room {
         }
     }
 
-    fn position(&self, fields: &[i32]) -> Option<[i32; 2]> {
-        self.position_offset.map(|o| [fields[o], fields[o + 1]])
-    }
-
+    /// Captures the state and sends every client its snapshot.
+    ///
+    /// The work shared by all clients is done once: the state's entities are written in full
+    /// once ([`PreparedState`], for full snapshots and spawns), and the changes from each
+    /// acknowledged baseline once ([`PreparedDelta`], however many clients acked it). Per client
+    /// only the interest test (a pass over the positions) and a walk of the prepared steps with
+    /// its two views remain, and clients with the same baseline and views share the body.
     fn replicate(&mut self) {
         let tick = self.tick();
         let state = Arc::new(self.registry.capture(&mut self.world));
@@ -691,55 +695,75 @@ impl Room {
         }
         self.history.push_back((tick, state.clone()));
         self.body_cache.clear();
+        let prepared = PreparedState::new(&self.registry, &state);
+        let mut deltas: Vec<(Tick, PreparedDelta)> = Vec::new();
+        // Positions as one flat array (without a registered position, everything is visible).
+        let n = state.len();
+        let positions: Vec<Option<[i32; 2]>> = match self.position_offset {
+            Some(o) => state.iter().map(|e| Some([e.fields[o], e.fields[o + 1]])).collect(),
+            None => vec![None; n],
+        };
         let radius = tickwire_shared::quantize::position(self.config.interest_radius);
         let r2 = i64::from(radius) * i64::from(radius);
-        let client_ids: Vec<ClientId> = self.clients.keys().copied().collect();
-        for client in client_ids {
-            let (own, center, baseline) = {
-                let slot = &self.clients[&client];
-                let own = self.players.get(&slot.token).map(|p| p.net_id);
-                let center = own
-                    .and_then(|id| state.get(id))
-                    .and_then(|e| self.position(e.fields))
-                    .unwrap_or(slot.last_position);
-                let baseline = slot.acked.and_then(|acked| {
-                    let (_, base_state) = self.history.iter().find(|(t, _)| *t == acked)?;
-                    let (_, base_ids) = slot.sent.iter().find(|(t, _)| *t == acked)?;
-                    Some((acked, base_state.clone(), base_ids.clone()))
-                });
-                (own, center, baseline)
-            };
-            let visible: Arc<[NetId]> = state
-                .iter()
-                .filter(|e| {
-                    Some(e.id) == own
-                        || self.position(e.fields).is_none_or(|p| distance2(p, center) <= r2)
-                })
-                .map(|e| e.id)
-                .collect();
+        let Room { clients, players, history, registry, metrics, body_cache, .. } = self;
+        for slot in clients.values_mut() {
+            let own = players.get(&slot.token).map(|p| p.net_id);
+            let own_idx = own.and_then(|id| state.ids().binary_search(&id).ok());
+            let center = own_idx.and_then(|i| positions[i]).unwrap_or(slot.last_position);
+            let baseline = slot.acked.and_then(|acked| {
+                let (_, base_state) = history.iter().find(|(t, _)| *t == acked)?;
+                let (_, base_view) = slot.sent.iter().find(|(t, _)| *t == acked)?;
+                Some((acked, base_state, base_view.clone()))
+            });
+            let mut words = vec![0u64; n.div_ceil(64)];
+            for (i, p) in positions.iter().enumerate() {
+                let visible = p.is_none_or(|p| distance2(p, center) <= r2);
+                words[i / 64] |= u64::from(visible) << (i % 64);
+            }
+            if let Some(i) = own_idx {
+                words[i / 64] |= 1 << (i % 64);
+            }
+            let view = Arc::new(View::from_words(words));
             let key: BodyKey = (
                 baseline.as_ref().map(|(t, _, _)| *t),
-                baseline.as_ref().map_or_else(|| Arc::from([]), |(_, _, ids)| ids.clone()),
-                visible.clone(),
+                baseline.as_ref().map_or_else(|| Arc::new(View::default()), |(_, _, v)| v.clone()),
+                view.clone(),
             );
-            let body = match self.body_cache.get(&key) {
+            let body = match body_cache.get(&key) {
                 Some(body) => body.clone(),
                 None => {
                     let mut w = BitWriter::new(Vec::with_capacity(256));
-                    let current = visible.iter().filter_map(|&id| state.get(id));
                     match &baseline {
-                        Some((_, base_state, base_ids)) => {
-                            let base = base_ids.iter().filter_map(|&id| base_state.get(id));
-                            snapshot::encode_delta(&self.registry, base, current, &mut w);
+                        Some((acked, base_state, base_view)) => {
+                            let at = match deltas.iter().position(|(t, _)| t == acked) {
+                                Some(at) => at,
+                                None => {
+                                    deltas.push((
+                                        *acked,
+                                        PreparedDelta::new(registry, base_state, &state),
+                                    ));
+                                    deltas.len() - 1
+                                }
+                            };
+                            snapshot::encode_delta_prepared(
+                                registry,
+                                &state,
+                                &prepared,
+                                &deltas[at].1,
+                                base_view,
+                                &view,
+                                &mut w,
+                            );
                         }
-                        None => snapshot::encode_full(&self.registry, current, &mut w),
+                        None => snapshot::encode_full_prepared(
+                            registry, &state, &prepared, &view, &mut w,
+                        ),
                     }
                     let body = Arc::new(w.finish());
-                    self.body_cache.insert(key, body.clone());
+                    body_cache.insert(key, body.clone());
                     body
                 }
             };
-            let slot = self.clients.get_mut(&client).expect("client ids taken from the map");
             slot.last_position = center;
             let msg = ServerMessage::Snapshot(SnapshotMessage {
                 tick,
@@ -751,19 +775,16 @@ impl Room {
                 slot.outbox.close(DisconnectReason::Internal, "snapshot too large");
                 continue;
             };
-            let histogram = if baseline.is_some() {
-                &self.metrics.snapshot_delta
-            } else {
-                &self.metrics.snapshot_full
-            };
+            let histogram =
+                if baseline.is_some() { &metrics.snapshot_delta } else { &metrics.snapshot_full };
             histogram.observe(bytes.len() as u64);
             if slot.outbox.push_snapshot(Bytes::from(bytes)) {
-                self.metrics.snapshots_superseded.fetch_add(1, Ordering::Relaxed);
+                metrics.snapshots_superseded.fetch_add(1, Ordering::Relaxed);
             }
             if slot.sent.len() == HISTORY_LEN {
                 slot.sent.pop_front();
             }
-            slot.sent.push_back((tick, visible));
+            slot.sent.push_back((tick, view));
         }
     }
 }
