@@ -282,12 +282,8 @@ pub struct Room {
     empty_since: u64,
     position_offset: Option<usize>,
     body_cache: HashMap<BodyKey, Arc<Vec<u8>>>,
-}
-
-fn distance2(a: [i32; 2], b: [i32; 2]) -> i64 {
-    let dx = i64::from(a[0]) - i64::from(b[0]);
-    let dy = i64::from(a[1]) - i64::from(b[1]);
-    dx * dx + dy * dy
+    /// The largest body of the last snapshot tick: the writer's initial capacity.
+    body_capacity: usize,
 }
 
 impl Room {
@@ -338,6 +334,7 @@ impl Room {
             empty_since: 0,
             position_offset,
             body_cache: HashMap::new(),
+            body_capacity: 256,
         };
         (room, handle)
     }
@@ -697,33 +694,54 @@ impl Room {
         self.body_cache.clear();
         let prepared = PreparedState::new(&self.registry, &state);
         let mut deltas: Vec<(Tick, PreparedDelta)> = Vec::new();
-        // Positions as one flat array (without a registered position, everything is visible).
+        // Positions as two flat arrays, for a tight interest loop. Without a registered
+        // position, everything is visible.
         let n = state.len();
-        let positions: Vec<Option<[i32; 2]>> = match self.position_offset {
-            Some(o) => state.iter().map(|e| Some([e.fields[o], e.fields[o + 1]])).collect(),
-            None => vec![None; n],
+        // `f64` holds these integer distances exactly (grid values below 2^26) and vectorizes.
+        let (xs, ys): (Vec<f64>, Vec<f64>) = match self.position_offset {
+            Some(o) => {
+                state.iter().map(|e| (f64::from(e.fields[o]), f64::from(e.fields[o + 1]))).unzip()
+            }
+            None => (Vec::new(), Vec::new()),
         };
         let radius = tickwire_shared::quantize::position(self.config.interest_radius);
-        let r2 = i64::from(radius) * i64::from(radius);
+        let r2 = f64::from(radius) * f64::from(radius);
+        let mut self_body_capacity = self.body_capacity;
         let Room { clients, players, history, registry, metrics, body_cache, .. } = self;
         for slot in clients.values_mut() {
             let own = players.get(&slot.token).map(|p| p.net_id);
             let own_idx = own.and_then(|id| state.ids().binary_search(&id).ok());
-            let center = own_idx.and_then(|i| positions[i]).unwrap_or(slot.last_position);
+            let center = match own_idx {
+                Some(i) if !xs.is_empty() => [xs[i] as i32, ys[i] as i32],
+                _ => slot.last_position,
+            };
             let baseline = slot.acked.and_then(|acked| {
                 let (_, base_state) = history.iter().find(|(t, _)| *t == acked)?;
                 let (_, base_view) = slot.sent.iter().find(|(t, _)| *t == acked)?;
                 Some((acked, base_state, base_view.clone()))
             });
-            let mut words = vec![0u64; n.div_ceil(64)];
-            for (i, p) in positions.iter().enumerate() {
-                let visible = p.is_none_or(|p| distance2(p, center) <= r2);
-                words[i / 64] |= u64::from(visible) << (i % 64);
-            }
+            let mut view = if xs.is_empty() {
+                View::all(n)
+            } else {
+                let (cx, cy) = (f64::from(center[0]), f64::from(center[1]));
+                let words = xs
+                    .chunks(64)
+                    .zip(ys.chunks(64))
+                    .map(|(xs, ys)| {
+                        let mut word = 0u64;
+                        for (bit, (&x, &y)) in xs.iter().zip(ys).enumerate() {
+                            let d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+                            word |= u64::from(d2 <= r2) << bit;
+                        }
+                        word
+                    })
+                    .collect();
+                View::from_words(words)
+            };
             if let Some(i) = own_idx {
-                words[i / 64] |= 1 << (i % 64);
+                view.insert(i);
             }
-            let view = Arc::new(View::from_words(words));
+            let view = Arc::new(view);
             let key: BodyKey = (
                 baseline.as_ref().map(|(t, _, _)| *t),
                 baseline.as_ref().map_or_else(|| Arc::new(View::default()), |(_, _, v)| v.clone()),
@@ -732,7 +750,8 @@ impl Room {
             let body = match body_cache.get(&key) {
                 Some(body) => body.clone(),
                 None => {
-                    let mut w = BitWriter::new(Vec::with_capacity(256));
+                    // Room for a body as big as the last one, so it never grows while written.
+                    let mut w = BitWriter::new(Vec::with_capacity(self_body_capacity));
                     match &baseline {
                         Some((acked, base_state, base_view)) => {
                             let at = match deltas.iter().position(|(t, _)| t == acked) {
@@ -760,6 +779,7 @@ impl Room {
                         ),
                     }
                     let body = Arc::new(w.finish());
+                    self_body_capacity = self_body_capacity.max(body.len() + 64);
                     body_cache.insert(key, body.clone());
                     body
                 }
@@ -771,7 +791,8 @@ impl Room {
                 last_input_seq: slot.last_applied,
                 body: body.as_ref().clone(),
             });
-            let Ok(bytes) = codec::encode_server(&msg) else {
+            let mut bytes = Vec::with_capacity(body.len() + 32);
+            let Ok(()) = codec::encode_server_into(&msg, &mut bytes) else {
                 slot.outbox.close(DisconnectReason::Internal, "snapshot too large");
                 continue;
             };
@@ -786,6 +807,7 @@ impl Room {
             }
             slot.sent.push_back((tick, view));
         }
+        self.body_capacity = self_body_capacity;
     }
 }
 

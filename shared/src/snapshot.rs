@@ -627,6 +627,24 @@ impl View {
         })
     }
 
+    /// The first position at or after `from` that is not in the view, or `len` if there is none
+    /// before `len`.
+    #[must_use]
+    pub fn next_missing(&self, from: usize, len: usize) -> usize {
+        let mut wi = from / 64;
+        let mut missing = !self.words.get(wi).copied().unwrap_or(0) & (u64::MAX << (from % 64));
+        loop {
+            if missing != 0 {
+                return (wi * 64 + missing.trailing_zeros() as usize).min(len);
+            }
+            wi += 1;
+            if wi * 64 >= len {
+                return len;
+            }
+            missing = !self.words.get(wi).copied().unwrap_or(0);
+        }
+    }
+
     /// The ids of `state` in the view, ascending.
     #[must_use]
     pub fn ids(&self, state: &ReplicatedState) -> Vec<NetId> {
@@ -686,6 +704,46 @@ struct DeltaStep {
 pub struct PreparedDelta {
     steps: Vec<DeltaStep>,
     runs: BitRuns,
+    /// The whole delta as a client that sees every entity at both ticks gets it.
+    stream: BitRuns,
+    /// Where step `k`'s entry starts in `stream` and the encoder's context before it
+    /// (`steps.len() + 1` of them: the last is the end of the list).
+    marks: Vec<(u32, Context)>,
+    /// For each step `k`: how many baseline and current entities come before it, that is the
+    /// position of the next baseline and current entity from step `k` on.
+    next_pos: Vec<(u32, u32)>,
+    /// The step of each baseline position, then of each current position.
+    base_step: Vec<u32>,
+    cur_step: Vec<u32>,
+}
+
+/// What an entry's bits depend on besides the entity: the previous entry's id and the masks a
+/// one-bit "same as before" refers to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Context {
+    previous_id: Option<NetId>,
+    previous_touched: u32,
+    previous_spawn_mask: u32,
+}
+
+/// What a client's body says about one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Nothing,
+    Update,
+    Despawn,
+    Spawn,
+}
+
+impl DeltaStep {
+    fn action(&self, in_base: bool, in_cur: bool) -> Action {
+        match (in_base, in_cur) {
+            (true, true) if self.touched != 0 => Action::Update,
+            (true, true) | (false, false) => Action::Nothing,
+            (true, false) => Action::Despawn,
+            (false, true) => Action::Spawn,
+        }
+    }
 }
 
 impl PreparedDelta {
@@ -731,7 +789,78 @@ impl PreparedDelta {
                 }
             }
         }
-        PreparedDelta { steps, runs }
+        let n_components = registry.len() as u32;
+        let mut stream = BitRuns::default();
+        let mut marks = Vec::with_capacity(steps.len() + 1);
+        let mut ctx = Context::default();
+        for step in &steps {
+            marks.push((stream.bit_len() as u32, ctx));
+            let action = step.action(step.base != ABSENT, step.cur != ABSENT);
+            write_action(&mut stream, &mut ctx, n_components, step, action, current, &runs, |w| {
+                write_entity_fields(w, registry, current.entity(step.cur as usize));
+            });
+        }
+        marks.push((stream.bit_len() as u32, ctx));
+        let mut next_pos = Vec::with_capacity(steps.len() + 1);
+        let mut base_step = Vec::with_capacity(baseline.len());
+        let mut cur_step = Vec::with_capacity(current.len());
+        for (k, step) in steps.iter().enumerate() {
+            next_pos.push((base_step.len() as u32, cur_step.len() as u32));
+            if step.base != ABSENT {
+                base_step.push(k as u32);
+            }
+            if step.cur != ABSENT {
+                cur_step.push(k as u32);
+            }
+        }
+        next_pos.push((base_step.len() as u32, cur_step.len() as u32));
+        PreparedDelta { steps, runs, stream, marks, next_pos, base_step, cur_step }
+    }
+}
+
+/// Writes one step's entry for `action`; `spawn_fields` writes a spawned entity's fields.
+#[expect(clippy::too_many_arguments, reason = "one call site per encoder, all plain borrows")]
+fn write_action<W: BitSink>(
+    w: &mut W,
+    ctx: &mut Context,
+    n_components: u32,
+    step: &DeltaStep,
+    action: Action,
+    current: &ReplicatedState,
+    update_runs: &BitRuns,
+    spawn_fields: impl FnOnce(&mut W),
+) {
+    let gap = |w: &mut W, ctx: &mut Context| {
+        let gap = match ctx.previous_id {
+            None => step.id.0.wrapping_add(1),
+            Some(p) => step.id.0 - p.0,
+        };
+        w.write_var(gap);
+        ctx.previous_id = Some(step.id);
+    };
+    match action {
+        Action::Nothing => {}
+        Action::Update => {
+            gap(w, ctx);
+            w.write_bits(KIND_UPDATED, 1);
+            write_mask(w, step.touched, &mut ctx.previous_touched, n_components);
+            let (start, len) = step.span;
+            for pos in (start..start + len).step_by(32) {
+                let take = (start + len - pos).min(32);
+                w.write_bits(update_runs.get(pos as usize, take), take);
+            }
+        }
+        Action::Despawn => {
+            gap(w, ctx);
+            w.write_bits(KIND_DESPAWNED, 2);
+        }
+        Action::Spawn => {
+            gap(w, ctx);
+            w.write_bits(KIND_SPAWNED, 2);
+            let mask = current.masks[step.cur as usize];
+            write_mask(w, mask, &mut ctx.previous_spawn_mask, n_components);
+            spawn_fields(w);
+        }
     }
 }
 
@@ -768,36 +897,63 @@ pub fn encode_delta_prepared(
     view: &View,
     w: &mut BitWriter,
 ) {
+    // Wherever this client's entries and context match the see-everything stream, its bits are
+    // that stream's: copy them in runs, and write entries one by one only where they differ.
     let n_components = registry.len() as u32;
-    let mut previous_id = None;
-    let mut previous_spawn_mask = 0;
-    let mut previous_touched = 0;
-    for step in &delta.steps {
-        let in_base = step.base != ABSENT && base_view.contains(step.base as usize);
-        let in_cur = step.cur != ABSENT && view.contains(step.cur as usize);
-        match (in_base, in_cur) {
-            (true, true) => {
-                if step.touched != 0 {
-                    write_gap(w, &mut previous_id, step.id);
-                    w.write_bits(KIND_UPDATED, 1);
-                    write_mask(w, step.touched, &mut previous_touched, n_components);
-                    w.write_run(&delta.runs, step.span.0 as usize, step.span.1 as usize);
+    let mut ctx = Context::default();
+    let mut in_sync = true;
+    let mut run_start: Option<u32> = None;
+    let n_steps = delta.steps.len();
+    let (base_len, cur_len) = (delta.base_step.len(), delta.cur_step.len());
+    let mut k = 0;
+    while k < n_steps {
+        if in_sync {
+            // Every step before the next entity missing from a view matches the stream.
+            let (b, c) = delta.next_pos[k];
+            let b = base_view.next_missing(b as usize, base_len);
+            let c = view.next_missing(c as usize, cur_len);
+            let event = delta
+                .base_step
+                .get(b)
+                .copied()
+                .unwrap_or(n_steps as u32)
+                .min(delta.cur_step.get(c).copied().unwrap_or(n_steps as u32))
+                as usize;
+            if event > k {
+                if run_start.is_none() && delta.marks[event].0 > delta.marks[k].0 {
+                    run_start = Some(delta.marks[k].0);
                 }
+                k = event;
+                continue;
             }
-            (true, false) => {
-                write_gap(w, &mut previous_id, step.id);
-                w.write_bits(KIND_DESPAWNED, 2);
-            }
-            (false, true) => {
-                let i = step.cur as usize;
-                write_gap(w, &mut previous_id, step.id);
-                w.write_bits(KIND_SPAWNED, 2);
-                write_mask(w, current.masks[i], &mut previous_spawn_mask, n_components);
-                let (start, len) = prepared.spans[i];
-                w.write_run(&prepared.runs, start as usize, len as usize);
-            }
-            (false, false) => {}
         }
+        let step = &delta.steps[k];
+        let (has_base, has_cur) = (step.base != ABSENT, step.cur != ABSENT);
+        let in_base = has_base && base_view.contains(step.base as usize);
+        let in_cur = has_cur && view.contains(step.cur as usize);
+        let action = step.action(in_base, in_cur);
+        if in_sync && action == step.action(has_base, has_cur) {
+            if action != Action::Nothing && run_start.is_none() {
+                run_start = Some(delta.marks[k].0);
+            }
+            k += 1;
+            continue;
+        }
+        if let Some(start) = run_start.take() {
+            let end = delta.marks[k].0;
+            w.write_run(&delta.stream, start as usize, (end - start) as usize);
+            ctx = delta.marks[k].1;
+        }
+        write_action(w, &mut ctx, n_components, step, action, current, &delta.runs, |w| {
+            let (start, len) = prepared.spans[step.cur as usize];
+            w.write_run(&prepared.runs, start as usize, len as usize);
+        });
+        in_sync = ctx == delta.marks[k + 1].1;
+        k += 1;
+    }
+    if let Some(start) = run_start.take() {
+        let end = delta.marks[delta.steps.len()].0;
+        w.write_run(&delta.stream, start as usize, (end - start) as usize);
     }
     w.write_var(0);
 }
@@ -840,6 +996,15 @@ mod tests {
         v
     }
 
+    /// Every position but one in `every`.
+    fn sparse(n: usize, every: usize) -> View {
+        let mut v = View::empty(n);
+        for i in (0..n).filter(|i| !(i + 5).is_multiple_of(every)) {
+            v.insert(i);
+        }
+        v
+    }
+
     #[test]
     fn prepared_encoders_write_the_same_bits_as_the_plain_ones() {
         let reg = game::registry();
@@ -853,6 +1018,8 @@ mod tests {
                 (view(base.len(), 1), view(cur.len(), 2)),
                 (View::empty(base.len()), view(cur.len(), 3)),
                 (view(base.len(), 4), View::empty(cur.len())),
+                (sparse(base.len(), 97), sparse(cur.len(), 89)),
+                (View::all(base.len()), sparse(cur.len(), 61)),
             ] {
                 let (base_sub, cur_sub) = (base.subset(&bv.ids(&base)), cur.subset(&cv.ids(&cur)));
                 let mut plain = BitWriter::default();
@@ -882,5 +1049,8 @@ mod tests {
         assert!(v.contains(64) && !v.contains(65) && !v.contains(1_000));
         assert_eq!(View::all(130).iter().count(), 130);
         assert_eq!(View::all(128).iter().count(), 128);
+        assert_eq!(v.next_missing(0, 130), 1);
+        assert_eq!(View::all(130).next_missing(3, 130), 130);
+        assert_eq!(View::all(130).next_missing(3, 100), 100);
     }
 }
