@@ -241,12 +241,15 @@ impl<'a> BitReader<'a> {
     #[inline]
     fn peek64(&self) -> u64 {
         let byte = self.bit_pos / 8;
+        // A shift of up to 7 leaves at least 57 valid bits, enough for any read of 32.
+        if let Some(chunk) = self.data.get(byte..byte + 8) {
+            let word: [u8; 8] = chunk.try_into().expect("eight bytes");
+            return u64::from_le_bytes(word) >> (self.bit_pos % 8);
+        }
         let mut buf = [0u8; 8];
         let avail = self.data.len().saturating_sub(byte).min(8);
         buf[..avail].copy_from_slice(&self.data[byte..byte + avail]);
-        let word = u64::from_le_bytes(buf) >> (self.bit_pos % 8);
-        // A shift of up to 7 leaves at least 57 valid bits, enough for any read of 32.
-        word
+        u64::from_le_bytes(buf) >> (self.bit_pos % 8)
     }
 
     /// Reads `n_bits` (at most 32).
