@@ -23,7 +23,7 @@ use tickwire_shared::protocol::{
     SnapshotMessage, Welcome,
 };
 use tickwire_shared::registry::ReplicationRegistry;
-use tickwire_shared::snapshot::{self, ReplicatedState};
+use tickwire_shared::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View};
 use tickwire_shared::{ClientId, NetId, Tick};
 use tokio::sync::{mpsc, oneshot};
 
@@ -255,13 +255,14 @@ struct ClientSlot {
     last_applied: Option<u32>,
     input: PlayerInput,
     acked: Option<Tick>,
-    sent: VecDeque<(Tick, Arc<[NetId]>)>,
+    /// The snapshots sent, with the view (positions in that tick's state) each one showed.
+    sent: VecDeque<(Tick, Arc<View>)>,
     last_position: [i32; 2],
 }
 
 /// Caches encoded bodies within one snapshot tick: clients with the same baseline and the same
-/// view share the bytes.
-type BodyKey = (Option<Tick>, Arc<[NetId]>, Arc<[NetId]>);
+/// views share the bytes.
+type BodyKey = (Option<Tick>, Arc<View>, Arc<View>);
 
 /// One match.
 pub struct Room {
@@ -281,12 +282,8 @@ pub struct Room {
     empty_since: u64,
     position_offset: Option<usize>,
     body_cache: HashMap<BodyKey, Arc<Vec<u8>>>,
-}
-
-fn distance2(a: [i32; 2], b: [i32; 2]) -> i64 {
-    let dx = i64::from(a[0]) - i64::from(b[0]);
-    let dy = i64::from(a[1]) - i64::from(b[1]);
-    dx * dx + dy * dy
+    /// The largest body of the last snapshot tick: the writer's initial capacity.
+    body_capacity: usize,
 }
 
 impl Room {
@@ -337,6 +334,7 @@ impl Room {
             empty_since: 0,
             position_offset,
             body_cache: HashMap::new(),
+            body_capacity: 256,
         };
         (room, handle)
     }
@@ -679,10 +677,13 @@ impl Room {
         }
     }
 
-    fn position(&self, fields: &[i32]) -> Option<[i32; 2]> {
-        self.position_offset.map(|o| [fields[o], fields[o + 1]])
-    }
-
+    /// Captures the state and sends every client its snapshot.
+    ///
+    /// The work shared by all clients is done once: the state's entities are written in full
+    /// once ([`PreparedState`], for full snapshots and spawns), and the changes from each
+    /// acknowledged baseline once ([`PreparedDelta`], however many clients acked it). Per client
+    /// only the interest test (a pass over the positions) and a walk of the prepared steps with
+    /// its two views remain, and clients with the same baseline and views share the body.
     fn replicate(&mut self) {
         let tick = self.tick();
         let state = Arc::new(self.registry.capture(&mut self.world));
@@ -691,55 +692,98 @@ impl Room {
         }
         self.history.push_back((tick, state.clone()));
         self.body_cache.clear();
+        let prepared = PreparedState::new(&self.registry, &state);
+        let mut deltas: Vec<(Tick, PreparedDelta)> = Vec::new();
+        // Positions as two flat arrays, for a tight interest loop. Without a registered
+        // position, everything is visible.
+        let n = state.len();
+        // `f64` holds these integer distances exactly (grid values below 2^26) and vectorizes.
+        let (xs, ys): (Vec<f64>, Vec<f64>) = match self.position_offset {
+            Some(o) => {
+                state.iter().map(|e| (f64::from(e.fields[o]), f64::from(e.fields[o + 1]))).unzip()
+            }
+            None => (Vec::new(), Vec::new()),
+        };
         let radius = tickwire_shared::quantize::position(self.config.interest_radius);
-        let r2 = i64::from(radius) * i64::from(radius);
-        let client_ids: Vec<ClientId> = self.clients.keys().copied().collect();
-        for client in client_ids {
-            let (own, center, baseline) = {
-                let slot = &self.clients[&client];
-                let own = self.players.get(&slot.token).map(|p| p.net_id);
-                let center = own
-                    .and_then(|id| state.get(id))
-                    .and_then(|e| self.position(e.fields))
-                    .unwrap_or(slot.last_position);
-                let baseline = slot.acked.and_then(|acked| {
-                    let (_, base_state) = self.history.iter().find(|(t, _)| *t == acked)?;
-                    let (_, base_ids) = slot.sent.iter().find(|(t, _)| *t == acked)?;
-                    Some((acked, base_state.clone(), base_ids.clone()))
-                });
-                (own, center, baseline)
+        let r2 = f64::from(radius) * f64::from(radius);
+        let mut self_body_capacity = self.body_capacity;
+        let Room { clients, players, history, registry, metrics, body_cache, .. } = self;
+        for slot in clients.values_mut() {
+            let own = players.get(&slot.token).map(|p| p.net_id);
+            let own_idx = own.and_then(|id| state.ids().binary_search(&id).ok());
+            let center = match own_idx {
+                Some(i) if !xs.is_empty() => [xs[i] as i32, ys[i] as i32],
+                _ => slot.last_position,
             };
-            let visible: Arc<[NetId]> = state
-                .iter()
-                .filter(|e| {
-                    Some(e.id) == own
-                        || self.position(e.fields).is_none_or(|p| distance2(p, center) <= r2)
-                })
-                .map(|e| e.id)
-                .collect();
+            let baseline = slot.acked.and_then(|acked| {
+                let (_, base_state) = history.iter().find(|(t, _)| *t == acked)?;
+                let (_, base_view) = slot.sent.iter().find(|(t, _)| *t == acked)?;
+                Some((acked, base_state, base_view.clone()))
+            });
+            let mut view = if xs.is_empty() {
+                View::all(n)
+            } else {
+                let (cx, cy) = (f64::from(center[0]), f64::from(center[1]));
+                let words = xs
+                    .chunks(64)
+                    .zip(ys.chunks(64))
+                    .map(|(xs, ys)| {
+                        let mut word = 0u64;
+                        for (bit, (&x, &y)) in xs.iter().zip(ys).enumerate() {
+                            let d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+                            word |= u64::from(d2 <= r2) << bit;
+                        }
+                        word
+                    })
+                    .collect();
+                View::from_words(words)
+            };
+            if let Some(i) = own_idx {
+                view.insert(i);
+            }
+            let view = Arc::new(view);
             let key: BodyKey = (
                 baseline.as_ref().map(|(t, _, _)| *t),
-                baseline.as_ref().map_or_else(|| Arc::from([]), |(_, _, ids)| ids.clone()),
-                visible.clone(),
+                baseline.as_ref().map_or_else(|| Arc::new(View::default()), |(_, _, v)| v.clone()),
+                view.clone(),
             );
-            let body = match self.body_cache.get(&key) {
+            let body = match body_cache.get(&key) {
                 Some(body) => body.clone(),
                 None => {
-                    let mut w = BitWriter::new(Vec::with_capacity(256));
-                    let current = visible.iter().filter_map(|&id| state.get(id));
+                    // Room for a body as big as the last one, so it never grows while written.
+                    let mut w = BitWriter::new(Vec::with_capacity(self_body_capacity));
                     match &baseline {
-                        Some((_, base_state, base_ids)) => {
-                            let base = base_ids.iter().filter_map(|&id| base_state.get(id));
-                            snapshot::encode_delta(&self.registry, base, current, &mut w);
+                        Some((acked, base_state, base_view)) => {
+                            let at = match deltas.iter().position(|(t, _)| t == acked) {
+                                Some(at) => at,
+                                None => {
+                                    deltas.push((
+                                        *acked,
+                                        PreparedDelta::new(registry, base_state, &state),
+                                    ));
+                                    deltas.len() - 1
+                                }
+                            };
+                            snapshot::encode_delta_prepared(
+                                registry,
+                                &state,
+                                &prepared,
+                                &deltas[at].1,
+                                base_view,
+                                &view,
+                                &mut w,
+                            );
                         }
-                        None => snapshot::encode_full(&self.registry, current, &mut w),
+                        None => snapshot::encode_full_prepared(
+                            registry, &state, &prepared, &view, &mut w,
+                        ),
                     }
                     let body = Arc::new(w.finish());
-                    self.body_cache.insert(key, body.clone());
+                    self_body_capacity = self_body_capacity.max(body.len() + 64);
+                    body_cache.insert(key, body.clone());
                     body
                 }
             };
-            let slot = self.clients.get_mut(&client).expect("client ids taken from the map");
             slot.last_position = center;
             let msg = ServerMessage::Snapshot(SnapshotMessage {
                 tick,
@@ -747,24 +791,23 @@ impl Room {
                 last_input_seq: slot.last_applied,
                 body: body.as_ref().clone(),
             });
-            let Ok(bytes) = codec::encode_server(&msg) else {
+            let mut bytes = Vec::with_capacity(body.len() + 32);
+            let Ok(()) = codec::encode_server_into(&msg, &mut bytes) else {
                 slot.outbox.close(DisconnectReason::Internal, "snapshot too large");
                 continue;
             };
-            let histogram = if baseline.is_some() {
-                &self.metrics.snapshot_delta
-            } else {
-                &self.metrics.snapshot_full
-            };
+            let histogram =
+                if baseline.is_some() { &metrics.snapshot_delta } else { &metrics.snapshot_full };
             histogram.observe(bytes.len() as u64);
             if slot.outbox.push_snapshot(Bytes::from(bytes)) {
-                self.metrics.snapshots_superseded.fetch_add(1, Ordering::Relaxed);
+                metrics.snapshots_superseded.fetch_add(1, Ordering::Relaxed);
             }
             if slot.sent.len() == HISTORY_LEN {
                 slot.sent.pop_front();
             }
-            slot.sent.push_back((tick, visible));
+            slot.sent.push_back((tick, view));
         }
+        self.body_capacity = self_body_capacity;
     }
 }
 

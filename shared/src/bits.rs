@@ -29,10 +29,61 @@ const VAR_STARTS: [u32; 5] = [0, 8, 72, 1_096, 263_240];
 #[error("bit stream ended early")]
 pub struct EndOfBits;
 
+/// Where bits can be written: the variable-length code is written the same way into every sink
+/// ([`BitWriter`] for bodies, [`BitRuns`] for runs of bits prepared once and copied into many
+/// bodies).
+pub trait BitSink {
+    /// Writes the low `n_bits` of `value` (`n_bits` at most 32).
+    fn write_bits(&mut self, value: u32, n_bits: u32);
+
+    /// Writes one bit.
+    fn write_bool(&mut self, bit: bool) {
+        self.write_bits(u32::from(bit), 1);
+    }
+
+    /// Writes an unsigned value with the variable-length code.
+    fn write_var(&mut self, value: u32) {
+        let bucket = var_bucket(value);
+        let payload = value - VAR_STARTS[bucket];
+        if bucket < VAR_WIDTHS.len() - 1 {
+            // Prefix (`bucket` ones then a zero) and payload in one write: at most 4 + 18 bits.
+            let prefix_len = bucket as u32 + 1;
+            let ones = (1u32 << bucket) - 1;
+            self.write_bits(ones | (payload << prefix_len), prefix_len + VAR_WIDTHS[bucket]);
+        } else {
+            // The last bucket needs no terminating zero.
+            self.write_bits(0b1111, 4);
+            self.write_bits(payload, 32);
+        }
+    }
+
+    /// Writes a signed value with the variable-length code (zigzag: small magnitudes are short).
+    fn write_signed_var(&mut self, value: i32) {
+        self.write_var(zigzag(value));
+    }
+}
+
+/// The bucket of the variable-length code that holds `value`.
+#[inline]
+fn var_bucket(value: u32) -> usize {
+    if value < VAR_STARTS[1] {
+        0
+    } else if value < VAR_STARTS[2] {
+        1
+    } else if value < VAR_STARTS[3] {
+        2
+    } else if value < VAR_STARTS[4] {
+        3
+    } else {
+        4
+    }
+}
+
 /// Appends bits, least significant first, to a byte buffer.
 #[derive(Debug, Default)]
 pub struct BitWriter {
     bytes: Vec<u8>,
+    /// Pending bits, fewer than 32 between calls.
     acc: u64,
     n_acc: u32,
 }
@@ -45,42 +96,46 @@ impl BitWriter {
     }
 
     /// Writes the low `n_bits` of `value` (`n_bits` at most 32).
+    #[inline]
     pub fn write_bits(&mut self, value: u32, n_bits: u32) {
         debug_assert!(n_bits <= 32);
-        if n_bits == 0 {
-            return;
-        }
         let masked = u64::from(value) & ((1u64 << n_bits) - 1);
         self.acc |= masked << self.n_acc;
         self.n_acc += n_bits;
-        while self.n_acc >= 8 {
-            self.bytes.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n_acc -= 8;
+        if self.n_acc >= 32 {
+            self.bytes.extend_from_slice(&(self.acc as u32).to_le_bytes());
+            self.acc >>= 32;
+            self.n_acc -= 32;
         }
     }
 
     /// Writes one bit.
+    #[inline]
     pub fn write_bool(&mut self, bit: bool) {
         self.write_bits(u32::from(bit), 1);
     }
 
     /// Writes an unsigned value with the variable-length code.
+    #[inline]
     pub fn write_var(&mut self, value: u32) {
-        let bucket = VAR_STARTS.iter().rposition(|&s| value >= s).unwrap_or(0);
-        // Prefix: `bucket` ones then a zero, except the last bucket which needs no zero.
-        let ones = (1u32 << bucket) - 1;
-        if bucket < VAR_WIDTHS.len() - 1 {
-            self.write_bits(ones, bucket as u32 + 1);
-        } else {
-            self.write_bits(ones, bucket as u32);
-        }
-        self.write_bits(value - VAR_STARTS[bucket], VAR_WIDTHS[bucket]);
+        BitSink::write_var(self, value);
     }
 
     /// Writes a signed value with the variable-length code (zigzag: small magnitudes are short).
+    #[inline]
     pub fn write_signed_var(&mut self, value: i32) {
-        self.write_var(zigzag(value));
+        BitSink::write_signed_var(self, value);
+    }
+
+    /// Appends `len` bits of `runs` starting at bit `start`, as if written one by one.
+    pub fn write_run(&mut self, runs: &BitRuns, start: usize, len: usize) {
+        let mut pos = start;
+        let end = start + len;
+        while pos < end {
+            let take = (end - pos).min(32) as u32;
+            self.write_bits(runs.get(pos, take), take);
+            pos += take as usize;
+        }
     }
 
     /// Bits written so far.
@@ -92,10 +147,73 @@ impl BitWriter {
     /// Flushes the last partial byte (zero-padded) and returns the buffer.
     #[must_use]
     pub fn finish(mut self) -> Vec<u8> {
-        if self.n_acc > 0 {
-            self.bytes.push(self.acc as u8);
-        }
+        let n_bytes = self.n_acc.div_ceil(8) as usize;
+        self.bytes.extend_from_slice(&self.acc.to_le_bytes()[..n_bytes]);
         self.bytes
+    }
+}
+
+impl BitSink for BitWriter {
+    #[inline]
+    fn write_bits(&mut self, value: u32, n_bits: u32) {
+        BitWriter::write_bits(self, value, n_bits);
+    }
+}
+
+/// A growable buffer of bits in 64-bit words, for runs of bits prepared once (say, one entity's
+/// fields) and copied into many bodies with [`BitWriter::write_run`].
+#[derive(Debug, Default, Clone)]
+pub struct BitRuns {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl BitRuns {
+    /// Removes every bit, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.words.clear();
+        self.len = 0;
+    }
+
+    /// Bits held.
+    #[must_use]
+    pub fn bit_len(&self) -> usize {
+        self.len
+    }
+
+    /// The `n_bits` (at most 32) bits at `pos`; bits past the end read as zero.
+    #[inline]
+    #[must_use]
+    pub fn get(&self, pos: usize, n_bits: u32) -> u32 {
+        let (word, offset) = (pos / 64, (pos % 64) as u32);
+        let lo = self.words.get(word).copied().unwrap_or(0) >> offset;
+        let hi = if offset + n_bits > 64 {
+            self.words.get(word + 1).copied().unwrap_or(0) << (64 - offset)
+        } else {
+            0
+        };
+        ((lo | hi) & ((1u64 << n_bits) - 1)) as u32
+    }
+}
+
+impl BitSink for BitRuns {
+    #[inline]
+    fn write_bits(&mut self, value: u32, n_bits: u32) {
+        debug_assert!(n_bits <= 32);
+        if n_bits == 0 {
+            return;
+        }
+        let masked = u64::from(value) & ((1u64 << n_bits) - 1);
+        let offset = (self.len % 64) as u32;
+        if offset == 0 {
+            self.words.push(masked);
+        } else {
+            *self.words.last_mut().expect("a partial word exists") |= masked << offset;
+            if offset + n_bits > 64 {
+                self.words.push(masked >> (64 - offset));
+            }
+        }
+        self.len += n_bits as usize;
     }
 }
 
@@ -119,37 +237,49 @@ impl<'a> BitReader<'a> {
         self.data.len() * 8 - self.bit_pos
     }
 
+    /// The next 64 bits without consuming them (zeros past the end).
+    #[inline]
+    fn peek64(&self) -> u64 {
+        let byte = self.bit_pos / 8;
+        // A shift of up to 7 leaves at least 57 valid bits, enough for any read of 32.
+        if let Some(chunk) = self.data.get(byte..byte + 8) {
+            let word: [u8; 8] = chunk.try_into().expect("eight bytes");
+            return u64::from_le_bytes(word) >> (self.bit_pos % 8);
+        }
+        let mut buf = [0u8; 8];
+        let avail = self.data.len().saturating_sub(byte).min(8);
+        buf[..avail].copy_from_slice(&self.data[byte..byte + avail]);
+        u64::from_le_bytes(buf) >> (self.bit_pos % 8)
+    }
+
     /// Reads `n_bits` (at most 32).
+    #[inline]
     pub fn read_bits(&mut self, n_bits: u32) -> Result<u32, EndOfBits> {
         debug_assert!(n_bits <= 32);
         if n_bits as usize > self.remaining_bits() {
             return Err(EndOfBits);
         }
-        let mut value = 0u64;
-        let mut got = 0u32;
-        while got < n_bits {
-            let byte = self.data[self.bit_pos / 8];
-            let offset = (self.bit_pos % 8) as u32;
-            let take = (8 - offset).min(n_bits - got);
-            let chunk = (u64::from(byte) >> offset) & ((1u64 << take) - 1);
-            value |= chunk << got;
-            got += take;
-            self.bit_pos += take as usize;
-        }
+        let value = self.peek64() & ((1u64 << n_bits) - 1);
+        self.bit_pos += n_bits as usize;
         Ok(value as u32)
     }
 
     /// Reads one bit.
+    #[inline]
     pub fn read_bool(&mut self) -> Result<bool, EndOfBits> {
         Ok(self.read_bits(1)? == 1)
     }
 
     /// Reads a value written by [`BitWriter::write_var`].
     pub fn read_var(&mut self) -> Result<u32, EndOfBits> {
-        let mut bucket = 0;
-        while bucket < VAR_WIDTHS.len() - 1 && self.read_bool()? {
-            bucket += 1;
+        // The prefix is at most four bits: count the leading ones of the next four.
+        let peek = self.peek64();
+        let bucket = ((!peek) & 0xf).trailing_zeros().min(4) as usize;
+        let prefix = if bucket < VAR_WIDTHS.len() - 1 { bucket + 1 } else { bucket };
+        if prefix > self.remaining_bits() {
+            return Err(EndOfBits);
         }
+        self.bit_pos += prefix;
         let payload = self.read_bits(VAR_WIDTHS[bucket])?;
         VAR_STARTS[bucket].checked_add(payload).ok_or(EndOfBits)
     }
@@ -175,7 +305,7 @@ pub fn unzigzag(v: u32) -> i32 {
 /// How many bits [`BitWriter::write_var`] spends on `value`.
 #[must_use]
 pub fn var_bits(value: u32) -> u32 {
-    let bucket = VAR_STARTS.iter().rposition(|&s| value >= s).unwrap_or(0);
+    let bucket = var_bucket(value);
     let prefix = if bucket < VAR_WIDTHS.len() - 1 { bucket + 1 } else { bucket };
     prefix as u32 + VAR_WIDTHS[bucket]
 }
@@ -211,6 +341,31 @@ mod tests {
         assert_eq!(var_bits(72), 13);
         assert_eq!(var_bits(1_096), 22);
         assert_eq!(var_bits(263_240), 36);
+    }
+
+    #[test]
+    fn runs_copy_into_a_writer_bit_for_bit() {
+        // One leading bit puts the copies at an odd offset in the writer.
+        let mut runs = BitRuns::default();
+        let mut direct = BitWriter::default();
+        direct.write_bool(true);
+        let mut spans = Vec::new();
+        for i in 0..200u32 {
+            let start = runs.bit_len();
+            let v = i.wrapping_mul(2_654_435_761);
+            for sink in [&mut runs as &mut dyn BitSink, &mut direct] {
+                sink.write_var(v % (1 << (i % 30)));
+                sink.write_bits(v, i % 33);
+            }
+            spans.push((start, runs.bit_len() - start));
+        }
+        let mut copied = BitWriter::default();
+        copied.write_bool(true);
+        for &(start, len) in &spans {
+            copied.write_run(&runs, start, len);
+        }
+        assert_eq!(copied.bit_len(), direct.bit_len());
+        assert_eq!(copied.finish(), direct.finish());
     }
 
     #[test]

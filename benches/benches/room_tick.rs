@@ -1,0 +1,61 @@
+//! One room tick with clients acking like real clients (`tickwire_benches::RoomScenario`):
+//! every client sends a four-frame input batch with the ack of its newest snapshot each tick,
+//! so snapshots are deltas. Interest radius is the server default (1,200 units).
+//!
+//! One iteration = one **snapshot tick** of the server: the drifters move, then `Room::step`
+//! drains inputs, applies them, runs the game schedule, and captures, filters by interest,
+//! encodes and queues a snapshot for every client. The simulation-only tick in between and the
+//! clients' side (sending inputs, draining outboxes) run untimed.
+//!
+//! - `room_tick/32p_2000e`: 32 players, 64 NPCs, 1,904 drifters, 4 pickups (+ projectiles).
+//! - `room_tick/200p_2000e`: 200 players, 64 NPCs, 1,736 drifters (DESIGN target p99 ≤ 4 ms).
+//! - `room_tick/64p_1000e`: 64 players, 32 NPCs, 900 drifters (DESIGN target p99 ≤ 2 ms).
+//!
+//! Run: `cargo bench -p tickwire-benches --bench room_tick`. Percentiles over thousands of ticks:
+//! `cargo run --release -p tickwire-benches --example tick_percentiles`.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tickwire_benches::{RoomScenario, ScenarioConfig};
+
+fn bench_room(c: &mut Criterion) {
+    let mut g = c.benchmark_group("room_tick");
+    let cases = [
+        ("32p_2000e", ScenarioConfig { n_players: 32, n_npcs: 64, n_drifters: 1_904 }),
+        ("200p_2000e", ScenarioConfig { n_players: 200, n_npcs: 64, n_drifters: 1_736 }),
+        ("64p_1000e", ScenarioConfig { n_players: 64, n_npcs: 32, n_drifters: 900 }),
+    ];
+    for (name, config) in cases {
+        let mut s = RoomScenario::new(config, 60);
+        eprintln!("{name}: {} replicated entities after warm-up", s.replicated());
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    if !s.next_is_snapshot_tick() {
+                        s.tick();
+                    }
+                    s.send_inputs();
+                    let start = Instant::now();
+                    s.server_tick();
+                    total += start.elapsed();
+                    s.receive();
+                }
+                total
+            });
+        });
+        eprintln!("{name}: mean snapshot message {:.0} bytes", s.mean_snapshot_bytes());
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = bench_room
+}
+criterion_main!(benches);
