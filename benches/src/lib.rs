@@ -225,7 +225,7 @@ impl RoomScenario {
     pub fn receive(&mut self) {
         for c in &mut self.clients {
             while let Some(item) = c.outbox.try_next() {
-                if let OutItem::Send(bytes) = item
+                if let OutItem::Snapshot { bytes, .. } = item
                     && let Ok(ServerMessage::Snapshot(s)) = codec::decode_server(&bytes)
                 {
                     c.acked = Some(s.tick);

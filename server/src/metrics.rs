@@ -12,6 +12,7 @@ pub struct Histogram {
     counts: Vec<AtomicU64>,
     sum_micros: AtomicU64,
     count: AtomicU64,
+    max: AtomicU64,
     scale: f64,
 }
 
@@ -24,6 +25,7 @@ impl Histogram {
             counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
             sum_micros: AtomicU64::new(0),
             count: AtomicU64::new(0),
+            max: AtomicU64::new(0),
             scale,
         }
     }
@@ -36,11 +38,17 @@ impl Histogram {
         }
         self.sum_micros.fetch_add(value, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.max.fetch_max(value, Ordering::Relaxed);
     }
 
     /// Observations so far.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// The largest observation so far, in the exported unit.
+    pub fn max(&self) -> f64 {
+        self.max.load(Ordering::Relaxed) as f64 * self.scale
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -62,6 +70,13 @@ impl Histogram {
 /// Tick-duration buckets in seconds: 50 µs to 50 ms, dense around the 1–4 ms targets.
 const TICK_BUCKETS: &[f64] =
     &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.0167, 0.033, 0.05];
+
+/// Input-to-snapshot latency buckets in seconds: fine around one and two 60 Hz ticks (16.7 ms,
+/// 33.3 ms), each also with the 1 ms of the target beside it.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.012, 0.014, 0.0167, 0.0177, 0.020, 0.025,
+    0.030, 0.0333, 0.0343, 0.040, 0.050, 0.100, 0.250,
+];
 
 /// Snapshot-size buckets in bytes.
 const SNAPSHOT_BUCKETS: &[f64] =
@@ -120,6 +135,9 @@ pub struct Metrics {
     pub tick_duration: Histogram,
     /// Ticks that took longer than the tick period.
     pub tick_overruns: AtomicU64,
+    /// From an input's arrival at the server to the moment the first snapshot carrying its
+    /// effect is handed to the transport, microseconds.
+    pub input_to_snapshot: Histogram,
     /// Ticks skipped because the loop fell too far behind.
     pub ticks_dropped: AtomicU64,
     /// Bytes sent to clients (message payloads).
@@ -151,6 +169,7 @@ impl Default for Metrics {
             players: AtomicI64::new(0),
             tick_duration: Histogram::new(TICK_BUCKETS, 1e-6),
             tick_overruns: AtomicU64::new(0),
+            input_to_snapshot: Histogram::new(LATENCY_BUCKETS, 1e-6),
             ticks_dropped: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
@@ -197,12 +216,22 @@ impl Metrics {
             "# HELP tickwire_tick_duration_seconds Simulate + replicate + encode, per tick.\n# TYPE tickwire_tick_duration_seconds histogram"
         );
         self.tick_duration.render(&mut out, "tickwire_tick_duration_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP tickwire_tick_duration_max_seconds The longest tick since the server started.\n# TYPE tickwire_tick_duration_max_seconds gauge\ntickwire_tick_duration_max_seconds {}",
+            self.tick_duration.max()
+        );
         counter(
             &mut out,
             "tickwire_tick_overruns_total",
             "Ticks longer than the tick period.",
             &self.tick_overruns,
         );
+        let _ = writeln!(
+            out,
+            "# HELP tickwire_input_to_snapshot_seconds Input arrival to the first snapshot carrying its effect leaving.\n# TYPE tickwire_input_to_snapshot_seconds histogram"
+        );
+        self.input_to_snapshot.render(&mut out, "tickwire_input_to_snapshot_seconds", "");
         counter(
             &mut out,
             "tickwire_ticks_dropped_total",

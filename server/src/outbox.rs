@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tickwire_shared::protocol::DisconnectReason;
@@ -13,8 +14,16 @@ use tokio::sync::Notify;
 /// What a session should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutItem {
-    /// Send these bytes.
+    /// Send these bytes (a reliable message).
     Send(Bytes),
+    /// Send this snapshot.
+    Snapshot {
+        /// The encoded message.
+        bytes: Bytes,
+        /// When the earliest input whose effect it is the first to carry reached the server,
+        /// for the input-to-snapshot latency metric.
+        input_arrival: Option<Instant>,
+    },
     /// Close with this reason (the `Disconnect` message was queued before it, when possible).
     Close(DisconnectReason, String),
     /// Drop the connection at once, with no message and no close frame (a simulated network
@@ -24,7 +33,7 @@ pub enum OutItem {
 
 #[derive(Default)]
 struct Inner {
-    snapshot: Option<Bytes>,
+    snapshot: Option<(Bytes, Option<Instant>)>,
     reliable: VecDeque<Bytes>,
     close: Option<(DisconnectReason, String)>,
     abort: bool,
@@ -54,12 +63,22 @@ impl Outbox {
     }
 
     /// Queues a snapshot, replacing an unsent one. Returns whether one was replaced.
-    pub fn push_snapshot(&self, bytes: Bytes) -> bool {
+    ///
+    /// `input_arrival` is when the earliest input first reflected in this snapshot arrived; a
+    /// replaced snapshot's earlier arrival carries over, since its inputs are reflected here too.
+    pub fn push_snapshot(&self, bytes: Bytes, input_arrival: Option<Instant>) -> bool {
         let mut inner = self.lock();
         if inner.close.is_some() {
             return false;
         }
-        let replaced = inner.snapshot.replace(bytes).is_some();
+        let old = inner.snapshot.take();
+        let replaced = old.is_some();
+        let carried = old.and_then(|(_, a)| a);
+        let arrival = match (carried, input_arrival) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        inner.snapshot = Some((bytes, arrival));
         drop(inner);
         self.notify.notify_one();
         replaced
@@ -120,8 +139,8 @@ impl Outbox {
         if let Some(b) = inner.reliable.pop_front() {
             return Some(OutItem::Send(b));
         }
-        if let Some(b) = inner.snapshot.take() {
-            return Some(OutItem::Send(b));
+        if let Some((bytes, input_arrival)) = inner.snapshot.take() {
+            return Some(OutItem::Snapshot { bytes, input_arrival });
         }
         inner.close.as_ref().map(|(r, m)| OutItem::Close(*r, m.clone()))
     }
@@ -144,14 +163,21 @@ mod tests {
     #[test]
     fn snapshots_are_latest_wins_and_reliable_comes_first() {
         let o = Outbox::new(2);
-        assert!(!o.push_snapshot(Bytes::from_static(b"s1")));
-        assert!(o.push_snapshot(Bytes::from_static(b"s2")));
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_millis(5);
+        assert!(!o.push_snapshot(Bytes::from_static(b"s1"), Some(t0)));
+        assert!(o.push_snapshot(Bytes::from_static(b"s2"), Some(t1)));
         o.push_reliable(Bytes::from_static(b"r1")).unwrap();
         o.push_reliable(Bytes::from_static(b"r2")).unwrap();
         assert_eq!(o.push_reliable(Bytes::from_static(b"r3")), Err(OutboxFull));
         assert_eq!(o.try_next(), Some(OutItem::Send(Bytes::from_static(b"r1"))));
         assert_eq!(o.try_next(), Some(OutItem::Send(Bytes::from_static(b"r2"))));
-        assert_eq!(o.try_next(), Some(OutItem::Send(Bytes::from_static(b"s2"))));
+        // The replaced snapshot's earlier input arrival carries over to its replacement.
+        let s2 = OutItem::Snapshot { bytes: Bytes::from_static(b"s2"), input_arrival: Some(t0) };
+        assert_eq!(o.try_next(), Some(s2));
+        assert!(!o.push_snapshot(Bytes::from_static(b"s3"), None));
+        let s3 = OutItem::Snapshot { bytes: Bytes::from_static(b"s3"), input_arrival: None };
+        assert_eq!(o.try_next(), Some(s3));
         assert_eq!(o.try_next(), None);
     }
 
@@ -161,7 +187,7 @@ mod tests {
         o.push_reliable(Bytes::from_static(b"r1")).unwrap();
         o.close(DisconnectReason::TooSlow, "slow");
         o.close(DisconnectReason::ServerShutdown, "later reasons lose");
-        assert!(!o.push_snapshot(Bytes::from_static(b"s")));
+        assert!(!o.push_snapshot(Bytes::from_static(b"s"), None));
         let close = Some(OutItem::Close(DisconnectReason::TooSlow, "slow".into()));
         assert_eq!(o.try_next(), close);
         assert_eq!(o.try_next(), close);

@@ -127,7 +127,7 @@ enum Control {
 #[derive(Clone)]
 pub struct RoomHandle {
     shared: Arc<RoomShared>,
-    inputs: mpsc::Sender<(ClientId, InputBatch)>,
+    inputs: mpsc::Sender<(ClientId, InputBatch, Instant)>,
     control: mpsc::Sender<Control>,
     metrics: Arc<Metrics>,
 }
@@ -204,7 +204,7 @@ impl RoomHandle {
 
     /// Forwards an input batch; dropped (and counted) if the inbox is full.
     pub fn input(&self, client: ClientId, batch: InputBatch) {
-        if self.inputs.try_send((client, batch)).is_err() {
+        if self.inputs.try_send((client, batch, Instant::now())).is_err() {
             self.metrics.inputs_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -250,9 +250,12 @@ struct Player {
 struct ClientSlot {
     token: String,
     outbox: Arc<Outbox>,
-    pending: VecDeque<(u32, InputFrame)>,
+    /// Frames not applied yet, each with when it first reached the server.
+    pending: VecDeque<(u32, InputFrame, Instant)>,
     next_seq: Option<u32>,
     last_applied: Option<u32>,
+    /// When the earliest input applied since the last snapshot arrived.
+    unreported_arrival: Option<Instant>,
     input: PlayerInput,
     acked: Option<Tick>,
     /// The snapshots sent, with the view (positions in that tick's state) each one showed.
@@ -273,7 +276,7 @@ pub struct Room {
     players: BTreeMap<String, Player>,
     clients: BTreeMap<ClientId, ClientSlot>,
     history: VecDeque<(Tick, Arc<ReplicatedState>)>,
-    inputs: mpsc::Receiver<(ClientId, InputBatch)>,
+    inputs: mpsc::Receiver<(ClientId, InputBatch, Instant)>,
     control: mpsc::Receiver<Control>,
     shared: Arc<RoomShared>,
     metrics: Arc<Metrics>,
@@ -531,6 +534,7 @@ impl Room {
                 pending: VecDeque::with_capacity(MAX_PENDING_INPUTS),
                 next_seq: None,
                 last_applied: None,
+                unreported_arrival: None,
                 input: PlayerInput::default(),
                 acked: None,
                 sent: VecDeque::with_capacity(HISTORY_LEN),
@@ -629,14 +633,14 @@ impl Room {
 
     fn drain_inputs(&mut self) {
         for _ in 0..INPUT_CHANNEL_CAPACITY {
-            let Ok((client, batch)) = self.inputs.try_recv() else { break };
+            let Ok((client, batch, arrived)) = self.inputs.try_recv() else { break };
             let Some(slot) = self.clients.get_mut(&client) else { continue };
             for (seq, frame) in batch.sequenced() {
                 let fresh = slot.next_seq.is_none_or(|next| seq.wrapping_sub(next) as i32 >= 0);
                 if !fresh {
                     continue;
                 }
-                slot.pending.push_back((seq, frame));
+                slot.pending.push_back((seq, frame, arrived));
                 slot.next_seq = Some(seq.wrapping_add(1));
                 if slot.pending.len() > MAX_PENDING_INPUTS {
                     slot.pending.pop_front();
@@ -655,9 +659,10 @@ impl Room {
     fn apply_inputs(&mut self) {
         for slot in self.clients.values_mut() {
             match slot.pending.pop_front() {
-                Some((seq, frame)) => {
+                Some((seq, frame, arrived)) => {
                     slot.input = PlayerInput::from_frame(&frame);
                     slot.last_applied = Some(seq);
+                    slot.unreported_arrival.get_or_insert(arrived);
                 }
                 // No frame arrived in time: keep moving as last told, press nothing.
                 None => slot.input.buttons = Buttons::default(),
@@ -799,7 +804,7 @@ impl Room {
             let histogram =
                 if baseline.is_some() { &metrics.snapshot_delta } else { &metrics.snapshot_full };
             histogram.observe(bytes.len() as u64);
-            if slot.outbox.push_snapshot(Bytes::from(bytes)) {
+            if slot.outbox.push_snapshot(Bytes::from(bytes), slot.unreported_arrival.take()) {
                 metrics.snapshots_superseded.fetch_add(1, Ordering::Relaxed);
             }
             if slot.sent.len() == HISTORY_LEN {

@@ -222,6 +222,18 @@ async fn read_loop<R: TransportRx>(
 
 /// Writes the outbox, pings on the interval, and performs the close. Returns how the session
 /// ended, or `None` when the reader saw the peer go first.
+/// Sends `bytes` within the write timeout and counts them; false when the transport failed.
+async fn send_counted<T: TransportTx>(tx: &mut T, ctx: &SessionContext, bytes: Bytes) -> bool {
+    let n = bytes.len() as u64;
+    match tokio::time::timeout(ctx.limits.write_timeout, tx.send(bytes)).await {
+        Ok(Ok(())) => {
+            ctx.metrics.bytes_sent.fetch_add(n, Ordering::Relaxed);
+            true
+        }
+        _ => false,
+    }
+}
+
 async fn write_loop<T: TransportTx>(
     mut tx: T,
     ctx: &SessionContext,
@@ -245,12 +257,17 @@ async fn write_loop<T: TransportTx>(
         };
         match item {
             OutItem::Send(bytes) => {
-                let n = bytes.len() as u64;
-                match tokio::time::timeout(limits.write_timeout, tx.send(bytes)).await {
-                    Ok(Ok(())) => {
-                        ctx.metrics.bytes_sent.fetch_add(n, Ordering::Relaxed);
-                    }
-                    _ => break Some(DisconnectKind::TransportError),
+                if !send_counted(&mut tx, ctx, bytes).await {
+                    break Some(DisconnectKind::TransportError);
+                }
+            }
+            OutItem::Snapshot { bytes, input_arrival } => {
+                if !send_counted(&mut tx, ctx, bytes).await {
+                    break Some(DisconnectKind::TransportError);
+                }
+                if let Some(arrival) = input_arrival {
+                    let micros = u64::try_from(arrival.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    ctx.metrics.input_to_snapshot.observe(micros);
                 }
             }
             OutItem::Abort => {

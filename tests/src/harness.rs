@@ -236,9 +236,10 @@ impl Harness {
             while let Some(item) = if c.stalled { None } else { c.outbox.try_next() } {
                 match item {
                     OutItem::Send(bytes) => {
-                        let droppable =
-                            codec::decode_server(&bytes).is_ok_and(|m| m.is_droppable());
-                        c.down.push(now, bytes, droppable, &c.conditioner, &mut self.rng);
+                        c.down.push(now, bytes, false, &c.conditioner, &mut self.rng);
+                    }
+                    OutItem::Snapshot { bytes, .. } => {
+                        c.down.push(now, bytes, true, &c.conditioner, &mut self.rng);
                     }
                     OutItem::Close(reason, _) => {
                         c.closed = Some(reason);

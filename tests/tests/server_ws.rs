@@ -159,6 +159,8 @@ async fn http_routes_and_metric_names() {
         "tickwire_players",
         "tickwire_tick_duration_seconds_bucket",
         "tickwire_tick_overruns_total",
+        "tickwire_tick_duration_max_seconds",
+        "tickwire_input_to_snapshot_seconds_bucket",
         "tickwire_bytes_sent_total",
         "tickwire_bytes_received_total",
         "tickwire_snapshot_bytes_bucket{kind=\"full\"",
@@ -270,5 +272,35 @@ async fn a_silent_client_is_closed_by_the_idle_timeout() {
     let (code, reason) = net::expect_close(&mut ws).await;
     assert_eq!(code, 1001, "{reason}");
     assert!(reason.contains("idle"), "{reason}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn input_to_snapshot_latency_is_measured_per_applied_input() {
+    let server = net::start(net::test_config()).await;
+    let mut ws = net::connect(server.local_addr(), "&room=latency").await;
+    let metrics = server.state().metrics.clone();
+    assert_eq!(metrics.input_to_snapshot.count(), 0);
+    // Three inputs, each sent after the previous one is echoed: each is one observation, taken
+    // when the first snapshot echoing it has been handed to the socket.
+    for seq in 0..3 {
+        net::send(&mut ws, &input(seq)).await;
+        loop {
+            if let Received::Message(ServerMessage::Snapshot(s)) = net::recv(&mut ws).await
+                && s.last_input_seq == Some(seq)
+            {
+                break;
+            }
+        }
+        // Observed right after the send returns, which may be just after we read it.
+        let deadline = tokio::time::Instant::now() + net::DEADLINE;
+        while metrics.input_to_snapshot.count() < u64::from(seq) + 1 {
+            assert!(tokio::time::Instant::now() < deadline, "input {seq} not measured");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(metrics.input_to_snapshot.count(), u64::from(seq) + 1);
+    }
+    let (_, body) = net::http(server.local_addr(), "GET", "/metrics").await;
+    assert!(body.contains("tickwire_input_to_snapshot_seconds_count 3"), "{body}");
     server.shutdown().await;
 }

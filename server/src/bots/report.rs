@@ -125,6 +125,16 @@ pub struct ServerSummary {
     pub quantiles_are_bucket_upper_bounds: bool,
     /// Ticks longer than the tick period during the run.
     pub overruns: u64,
+    /// Inputs applied during the run (observations of the latency below).
+    #[serde(default)]
+    pub inputs_measured: u64,
+    /// Median time from an input's arrival to the first snapshot carrying its effect leaving
+    /// the server, seconds (bucket upper bound).
+    #[serde(default)]
+    pub input_to_snapshot_p50_seconds: Option<f64>,
+    /// 99th percentile of the same.
+    #[serde(default)]
+    pub input_to_snapshot_p99_seconds: Option<f64>,
 }
 
 /// One bot's line.
@@ -347,11 +357,14 @@ pub fn build(
     let (server, server_error) = match server {
         Ok(m) => (
             Some(ServerSummary {
-                ticks: m.count(),
-                tick_p50_seconds: m.quantile_upper_bound(0.50),
-                tick_p99_seconds: m.quantile_upper_bound(0.99),
+                ticks: m.tick.count(),
+                tick_p50_seconds: m.tick.quantile_upper_bound(0.50),
+                tick_p99_seconds: m.tick.quantile_upper_bound(0.99),
                 quantiles_are_bucket_upper_bounds: true,
                 overruns: m.overruns,
+                inputs_measured: m.input_to_snapshot.count(),
+                input_to_snapshot_p50_seconds: m.input_to_snapshot.quantile_upper_bound(0.50),
+                input_to_snapshot_p99_seconds: m.input_to_snapshot.quantile_upper_bound(0.99),
             }),
             None,
         ),
@@ -482,6 +495,15 @@ impl BotsReport {
                     ),
                 );
                 row("server tick overruns", sv.overruns.to_string());
+                row(
+                    "input → snapshot p50 / p99",
+                    format!(
+                        "{} / {} (bucket upper bounds, {} inputs)",
+                        ms(sv.input_to_snapshot_p50_seconds),
+                        ms(sv.input_to_snapshot_p99_seconds),
+                        sv.inputs_measured
+                    ),
+                );
             }
             (None, Some(e)) => row("server metrics", format!("unavailable: {e}")),
             (None, None) => {}

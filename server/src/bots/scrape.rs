@@ -1,4 +1,4 @@
-//! The bots' HTTP side: a guest token from `POST /api/guest` and the tick histogram from
+//! The bots' HTTP side: a guest token from `POST /api/guest` and the tick and latency histograms from
 //! `GET /metrics`, over a minimal HTTP/1.1 client (one request per connection, `Connection:
 //! close`), so the bots need nothing the server does not already link.
 
@@ -73,72 +73,58 @@ pub async fn guest_token(host: &str, port: u16) -> anyhow::Result<String> {
         .context("POST /api/guest returned no token")
 }
 
-/// The server's tick-duration histogram and overrun counter, as scraped.
+/// One Prometheus histogram, as scraped: `(upper bound in seconds, cumulative count)`,
+/// ascending; the last bound is `+Inf`.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct TickMetrics {
-    /// `(upper bound in seconds, cumulative count)`, ascending; the last bound is `+Inf`.
-    pub buckets: Vec<(f64, u64)>,
-    /// `tickwire_tick_overruns_total`.
-    pub overruns: u64,
-}
+pub struct Buckets(pub Vec<(f64, u64)>);
 
-impl TickMetrics {
-    /// Reads `tickwire_tick_duration_seconds_bucket{le="…"}` and `tickwire_tick_overruns_total`
-    /// from the Prometheus text.
-    ///
-    /// # Errors
-    ///
-    /// When the text has no tick-duration buckets.
-    pub fn parse(text: &str) -> anyhow::Result<TickMetrics> {
-        let mut m = TickMetrics::default();
+impl Buckets {
+    /// Reads the `{name}_bucket{le="…"}` lines of the Prometheus text (empty when absent).
+    #[must_use]
+    pub fn parse(text: &str, name: &str) -> Buckets {
+        let prefix = format!("{name}_bucket{{");
+        let mut buckets = Vec::new();
         for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("tickwire_tick_duration_seconds_bucket{") {
-                let Some(le) = rest.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
-                    continue;
-                };
-                let bound =
-                    if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
-                let count = rest.rsplit(' ').next().and_then(|c| c.trim().parse::<f64>().ok());
-                if let (false, Some(count)) = (bound.is_nan(), count) {
-                    m.buckets.push((bound, count as u64));
-                }
-            } else if let Some(rest) = line.strip_prefix("tickwire_tick_overruns_total ") {
-                m.overruns = rest.trim().parse::<f64>().map_or(0, |v| v as u64);
+            let Some(rest) = line.strip_prefix(prefix.as_str()) else { continue };
+            let Some(le) = rest.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
+                continue;
+            };
+            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+            let count = rest.rsplit(' ').next().and_then(|c| c.trim().parse::<f64>().ok());
+            if let (false, Some(count)) = (bound.is_nan(), count) {
+                buckets.push((bound, count as u64));
             }
         }
-        if m.buckets.is_empty() {
-            bail!("no tickwire_tick_duration_seconds buckets in /metrics");
-        }
-        m.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Ok(m)
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Buckets(buckets)
     }
 
-    /// `self - earlier`, bucket by bucket: the ticks of the time between two scrapes.
+    /// `self - earlier`, bucket by bucket: the observations between two scrapes.
     #[must_use]
-    pub fn since(&self, earlier: &TickMetrics) -> TickMetrics {
-        let buckets = self
-            .buckets
-            .iter()
-            .map(|&(bound, count)| {
-                let before = earlier
-                    .buckets
-                    .iter()
-                    .find(|(b, _)| b.total_cmp(&bound).is_eq())
-                    .map_or(0, |&(_, c)| c);
-                (bound, count.saturating_sub(before))
-            })
-            .collect();
-        TickMetrics { buckets, overruns: self.overruns.saturating_sub(earlier.overruns) }
+    pub fn since(&self, earlier: &Buckets) -> Buckets {
+        Buckets(
+            self.0
+                .iter()
+                .map(|&(bound, count)| {
+                    let before = earlier
+                        .0
+                        .iter()
+                        .find(|(b, _)| b.total_cmp(&bound).is_eq())
+                        .map_or(0, |&(_, c)| c);
+                    (bound, count.saturating_sub(before))
+                })
+                .collect(),
+        )
     }
 
     /// Observations (the `+Inf` bucket's count).
     #[must_use]
     pub fn count(&self) -> u64 {
-        self.buckets.last().map_or(0, |&(_, c)| c)
+        self.0.last().map_or(0, |&(_, c)| c)
     }
 
-    /// The upper bound of the bucket holding the `q` quantile (seconds); `None` with no ticks
-    /// or when it falls in the `+Inf` bucket.
+    /// The upper bound of the bucket holding the `q` quantile (seconds); `None` with no
+    /// observations or when it falls in the `+Inf` bucket.
     #[must_use]
     pub fn quantile_upper_bound(&self, q: f64) -> Option<f64> {
         let total = self.count();
@@ -146,7 +132,52 @@ impl TickMetrics {
             return None;
         }
         let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        self.buckets.iter().find(|&&(_, c)| c >= rank).map(|&(b, _)| b).filter(|b| b.is_finite())
+        self.0.iter().find(|&&(_, c)| c >= rank).map(|&(b, _)| b).filter(|b| b.is_finite())
+    }
+}
+
+/// The server's tick-duration and input-latency histograms and overrun counter, as scraped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TickMetrics {
+    /// `tickwire_tick_duration_seconds`.
+    pub tick: Buckets,
+    /// `tickwire_input_to_snapshot_seconds` (empty from a server without it).
+    pub input_to_snapshot: Buckets,
+    /// `tickwire_tick_overruns_total`.
+    pub overruns: u64,
+}
+
+impl TickMetrics {
+    /// Reads the histograms and `tickwire_tick_overruns_total` from the Prometheus text.
+    ///
+    /// # Errors
+    ///
+    /// When the text has no tick-duration buckets.
+    pub fn parse(text: &str) -> anyhow::Result<TickMetrics> {
+        let tick = Buckets::parse(text, "tickwire_tick_duration_seconds");
+        if tick.0.is_empty() {
+            bail!("no tickwire_tick_duration_seconds buckets in /metrics");
+        }
+        let overruns = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tickwire_tick_overruns_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64);
+        Ok(TickMetrics {
+            tick,
+            input_to_snapshot: Buckets::parse(text, "tickwire_input_to_snapshot_seconds"),
+            overruns,
+        })
+    }
+
+    /// `self - earlier`: the ticks and inputs of the time between two scrapes.
+    #[must_use]
+    pub fn since(&self, earlier: &TickMetrics) -> TickMetrics {
+        TickMetrics {
+            tick: self.tick.since(&earlier.tick),
+            input_to_snapshot: self.input_to_snapshot.since(&earlier.input_to_snapshot),
+            overruns: self.overruns.saturating_sub(earlier.overruns),
+        }
     }
 }
 
@@ -175,20 +206,31 @@ tickwire_tick_duration_seconds_bucket{le=\"+Inf\"} 100
 tickwire_tick_duration_seconds_sum 0.05
 tickwire_tick_duration_seconds_count 100
 tickwire_tick_overruns_total 3
+tickwire_input_to_snapshot_seconds_bucket{le=\"0.0167\"} 1
+tickwire_input_to_snapshot_seconds_bucket{le=\"0.0333\"} 2
+tickwire_input_to_snapshot_seconds_bucket{le=\"+Inf\"} 2
 ";
 
     #[test]
     fn quantiles_are_bucket_bounds() {
         let m = TickMetrics::parse(TEXT).unwrap();
-        assert_eq!(m.count(), 100);
+        assert_eq!(m.tick.count(), 100);
         assert_eq!(m.overruns, 3);
-        assert_eq!(m.quantile_upper_bound(0.5), Some(0.001));
-        assert_eq!(m.quantile_upper_bound(0.99), Some(0.005));
-        assert_eq!(m.quantile_upper_bound(1.0), None);
-        let earlier = TickMetrics { buckets: vec![(0.0005, 10), (0.001, 10)], overruns: 1 };
+        assert_eq!(m.tick.quantile_upper_bound(0.5), Some(0.001));
+        assert_eq!(m.tick.quantile_upper_bound(0.99), Some(0.005));
+        assert_eq!(m.tick.quantile_upper_bound(1.0), None);
+        assert_eq!(m.input_to_snapshot.count(), 2);
+        assert_eq!(m.input_to_snapshot.quantile_upper_bound(0.5), Some(0.0167));
+        assert_eq!(m.input_to_snapshot.quantile_upper_bound(0.99), Some(0.0333));
+        let earlier = TickMetrics {
+            tick: Buckets(vec![(0.0005, 10), (0.001, 10)]),
+            input_to_snapshot: Buckets::default(),
+            overruns: 1,
+        };
         let d = m.since(&earlier);
-        assert_eq!(d.buckets[0], (0.0005, 0));
-        assert_eq!(d.buckets[1], (0.001, 80));
+        assert_eq!(d.tick.0[0], (0.0005, 0));
+        assert_eq!(d.tick.0[1], (0.001, 80));
+        assert_eq!(d.input_to_snapshot.count(), 2);
         assert_eq!(d.overruns, 2);
         assert!(TickMetrics::parse("nothing here").is_err());
     }
