@@ -20,9 +20,9 @@ pub enum OutItem {
     Snapshot {
         /// The encoded message.
         bytes: Bytes,
-        /// When the earliest input whose effect it is the first to carry reached the server,
-        /// for the input-to-snapshot latency metric.
-        input_arrival: Option<Instant>,
+        /// When each input whose effect it is the first to carry reached the server (at most
+        /// [`MAX_TRACKED_ARRIVALS`]), for the input-to-snapshot latency metric.
+        input_arrivals: Vec<Instant>,
     },
     /// Close with this reason (the `Disconnect` message was queued before it, when possible).
     Close(DisconnectReason, String),
@@ -33,11 +33,15 @@ pub enum OutItem {
 
 #[derive(Default)]
 struct Inner {
-    snapshot: Option<(Bytes, Option<Instant>)>,
+    snapshot: Option<(Bytes, Vec<Instant>)>,
     reliable: VecDeque<Bytes>,
     close: Option<(DisconnectReason, String)>,
     abort: bool,
 }
+
+/// Input arrival times kept per queued snapshot; beyond it (a client not reading while its
+/// snapshots are replaced) the newest are not measured, so the list stays bounded.
+pub const MAX_TRACKED_ARRIVALS: usize = 16;
 
 /// One client's outbound queue, shared by the room (producer) and the session (consumer).
 pub struct Outbox {
@@ -64,21 +68,24 @@ impl Outbox {
 
     /// Queues a snapshot, replacing an unsent one. Returns whether one was replaced.
     ///
-    /// `input_arrival` is when the earliest input first reflected in this snapshot arrived; a
-    /// replaced snapshot's earlier arrival carries over, since its inputs are reflected here too.
-    pub fn push_snapshot(&self, bytes: Bytes, input_arrival: Option<Instant>) -> bool {
+    /// `input_arrivals` are when the inputs first reflected in this snapshot arrived; a replaced
+    /// snapshot's arrivals carry over (its inputs are reflected here too), up to
+    /// [`MAX_TRACKED_ARRIVALS`].
+    pub fn push_snapshot(&self, bytes: Bytes, mut input_arrivals: Vec<Instant>) -> bool {
         let mut inner = self.lock();
         if inner.close.is_some() {
             return false;
         }
-        let old = inner.snapshot.take();
-        let replaced = old.is_some();
-        let carried = old.and_then(|(_, a)| a);
-        let arrival = match (carried, input_arrival) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let replaced = match inner.snapshot.take() {
+            Some((_, mut earlier)) => {
+                earlier.append(&mut input_arrivals);
+                input_arrivals = earlier;
+                true
+            }
+            None => false,
         };
-        inner.snapshot = Some((bytes, arrival));
+        input_arrivals.truncate(MAX_TRACKED_ARRIVALS);
+        inner.snapshot = Some((bytes, input_arrivals));
         drop(inner);
         self.notify.notify_one();
         replaced
@@ -139,8 +146,8 @@ impl Outbox {
         if let Some(b) = inner.reliable.pop_front() {
             return Some(OutItem::Send(b));
         }
-        if let Some((bytes, input_arrival)) = inner.snapshot.take() {
-            return Some(OutItem::Snapshot { bytes, input_arrival });
+        if let Some((bytes, input_arrivals)) = inner.snapshot.take() {
+            return Some(OutItem::Snapshot { bytes, input_arrivals });
         }
         inner.close.as_ref().map(|(r, m)| OutItem::Close(*r, m.clone()))
     }
@@ -165,19 +172,26 @@ mod tests {
         let o = Outbox::new(2);
         let t0 = Instant::now();
         let t1 = t0 + std::time::Duration::from_millis(5);
-        assert!(!o.push_snapshot(Bytes::from_static(b"s1"), Some(t0)));
-        assert!(o.push_snapshot(Bytes::from_static(b"s2"), Some(t1)));
+        assert!(!o.push_snapshot(Bytes::from_static(b"s1"), vec![t0]));
+        assert!(o.push_snapshot(Bytes::from_static(b"s2"), vec![t1]));
         o.push_reliable(Bytes::from_static(b"r1")).unwrap();
         o.push_reliable(Bytes::from_static(b"r2")).unwrap();
         assert_eq!(o.push_reliable(Bytes::from_static(b"r3")), Err(OutboxFull));
         assert_eq!(o.try_next(), Some(OutItem::Send(Bytes::from_static(b"r1"))));
         assert_eq!(o.try_next(), Some(OutItem::Send(Bytes::from_static(b"r2"))));
-        // The replaced snapshot's earlier input arrival carries over to its replacement.
-        let s2 = OutItem::Snapshot { bytes: Bytes::from_static(b"s2"), input_arrival: Some(t0) };
+        // The replaced snapshot's input arrivals carry over to its replacement.
+        let s2 =
+            OutItem::Snapshot { bytes: Bytes::from_static(b"s2"), input_arrivals: vec![t0, t1] };
         assert_eq!(o.try_next(), Some(s2));
-        assert!(!o.push_snapshot(Bytes::from_static(b"s3"), None));
-        let s3 = OutItem::Snapshot { bytes: Bytes::from_static(b"s3"), input_arrival: None };
+        assert!(!o.push_snapshot(Bytes::from_static(b"s3"), Vec::new()));
+        let s3 = OutItem::Snapshot { bytes: Bytes::from_static(b"s3"), input_arrivals: vec![] };
         assert_eq!(o.try_next(), Some(s3));
+        // A client that never reads: the carried list stays bounded.
+        for _ in 0..100 {
+            o.push_snapshot(Bytes::from_static(b"s"), vec![t0; 3]);
+        }
+        let Some(OutItem::Snapshot { input_arrivals, .. }) = o.try_next() else { panic!() };
+        assert_eq!(input_arrivals.len(), MAX_TRACKED_ARRIVALS);
         assert_eq!(o.try_next(), None);
     }
 
@@ -187,7 +201,7 @@ mod tests {
         o.push_reliable(Bytes::from_static(b"r1")).unwrap();
         o.close(DisconnectReason::TooSlow, "slow");
         o.close(DisconnectReason::ServerShutdown, "later reasons lose");
-        assert!(!o.push_snapshot(Bytes::from_static(b"s"), None));
+        assert!(!o.push_snapshot(Bytes::from_static(b"s"), Vec::new()));
         let close = Some(OutItem::Close(DisconnectReason::TooSlow, "slow".into()));
         assert_eq!(o.try_next(), close);
         assert_eq!(o.try_next(), close);

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::random_hex;
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, OutboxFull};
+use crate::outbox::{MAX_TRACKED_ARRIVALS, Outbox, OutboxFull};
 
 /// Snapshot states kept for delta baselines: 32 snapshots is about a second at 30 Hz, more than
 /// any playable round trip. An ack older than that gets a full snapshot.
@@ -38,6 +38,11 @@ pub const HISTORY_LEN: usize = 32;
 /// Input frames queued per client. A client sends one a tick; a backlog longer than this is
 /// latency, so the oldest frames are dropped.
 pub const MAX_PENDING_INPUTS: usize = 4;
+
+/// Ticks over which a client's input queue is watched for a standing backlog: when a frame was
+/// left waiting after every tick of a window, one frame is skipped to take that tick of latency
+/// back out (a burst that drains by itself is never touched).
+pub const INPUT_QUEUE_WINDOW_TICKS: u32 = 30;
 
 /// Input messages waiting in a room's inbox (all clients). Past it, inputs are dropped (they
 /// are resent redundantly in the next message anyway).
@@ -251,11 +256,14 @@ struct ClientSlot {
     token: String,
     outbox: Arc<Outbox>,
     /// Frames not applied yet, each with when it first reached the server.
-    pending: VecDeque<(u32, InputFrame, Instant)>,
+    pending: VecDeque<PendingFrame>,
     next_seq: Option<u32>,
     last_applied: Option<u32>,
-    /// When the earliest input applied since the last snapshot arrived.
-    unreported_arrival: Option<Instant>,
+    /// When each input applied since the last snapshot arrived (bounded by
+    /// [`MAX_TRACKED_ARRIVALS`]).
+    unreported_arrivals: Vec<Instant>,
+    /// Ticks into the current input-queue window, and the shortest queue left after a tick in it.
+    queue_window: (u32, usize),
     input: PlayerInput,
     acked: Option<Tick>,
     /// The snapshots sent, with the view (positions in that tick's state) each one showed.
@@ -534,7 +542,8 @@ impl Room {
                 pending: VecDeque::with_capacity(MAX_PENDING_INPUTS),
                 next_seq: None,
                 last_applied: None,
-                unreported_arrival: None,
+                unreported_arrivals: Vec::new(),
+                queue_window: (0, usize::MAX),
                 input: PlayerInput::default(),
                 acked: None,
                 sent: VecDeque::with_capacity(HISTORY_LEN),
@@ -658,11 +667,17 @@ impl Room {
 
     fn apply_inputs(&mut self) {
         for slot in self.clients.values_mut() {
-            match slot.pending.pop_front() {
+            let (next, skipped) = next_frame(&mut slot.pending, &mut slot.queue_window);
+            if skipped {
+                self.metrics.inputs_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            match next {
                 Some((seq, frame, arrived)) => {
                     slot.input = PlayerInput::from_frame(&frame);
                     slot.last_applied = Some(seq);
-                    slot.unreported_arrival.get_or_insert(arrived);
+                    if slot.unreported_arrivals.len() < MAX_TRACKED_ARRIVALS {
+                        slot.unreported_arrivals.push(arrived);
+                    }
                 }
                 // No frame arrived in time: keep moving as last told, press nothing.
                 None => slot.input.buttons = Buttons::default(),
@@ -804,7 +819,8 @@ impl Room {
             let histogram =
                 if baseline.is_some() { &metrics.snapshot_delta } else { &metrics.snapshot_full };
             histogram.observe(bytes.len() as u64);
-            if slot.outbox.push_snapshot(Bytes::from(bytes), slot.unreported_arrival.take()) {
+            let arrivals = std::mem::take(&mut slot.unreported_arrivals);
+            if slot.outbox.push_snapshot(Bytes::from(bytes), arrivals) {
                 metrics.snapshots_superseded.fetch_add(1, Ordering::Relaxed);
             }
             if slot.sent.len() == HISTORY_LEN {
@@ -816,6 +832,37 @@ impl Room {
     }
 }
 
+/// A queued input frame: sequence number, frame, arrival at the server.
+type PendingFrame = (u32, InputFrame, Instant);
+
+/// This tick's frame from a client's queue. `window` is (ticks into the watch window, shortest
+/// queue left after a tick in it); at the end of a window in which a frame was always left
+/// waiting, the queue is standing (latency added to every input, not a burst) and this tick
+/// takes the following frame instead, keeping the skipped one's buttons (a shot or a dash is
+/// never lost, only one step of movement) and its arrival time. Returns the frame and whether
+/// one was skipped.
+fn next_frame(
+    pending: &mut VecDeque<PendingFrame>,
+    window: &mut (u32, usize),
+) -> (Option<PendingFrame>, bool) {
+    let mut next = pending.pop_front();
+    window.0 += 1;
+    window.1 = window.1.min(pending.len());
+    let mut skipped = false;
+    if window.0 >= INPUT_QUEUE_WINDOW_TICKS {
+        if window.1 >= 1
+            && let Some((_, dropped, dropped_at)) = next
+            && let Some((seq, mut frame, _)) = pending.pop_front()
+        {
+            frame.buttons = Buttons(frame.buttons.0 | dropped.buttons.0);
+            next = Some((seq, frame, dropped_at));
+            skipped = true;
+        }
+        *window = (0, usize::MAX);
+    }
+    (next, skipped)
+}
+
 impl Drop for Room {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Relaxed);
@@ -824,6 +871,64 @@ impl Drop for Room {
         let mut index = self.resume_index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for token in self.players.keys() {
             index.remove(token);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(buttons: Buttons) -> InputFrame {
+        InputFrame { movement: [1, 0], aim: 0, buttons }
+    }
+
+    #[test]
+    fn a_standing_queue_loses_one_frame_per_window_but_never_its_buttons() {
+        let t0 = Instant::now();
+        let mut window = (0, usize::MAX);
+        let mut pending: VecDeque<PendingFrame> = VecDeque::new();
+        // Two frames always waiting behind this tick's; the one due at the window's end fires.
+        for seq in 0..3 {
+            pending.push_back((seq, frame(Buttons::default()), t0));
+        }
+        let mut applied = Vec::new();
+        for (seq, tick) in (3..).zip(1..=INPUT_QUEUE_WINDOW_TICKS) {
+            let due_fires = tick == INPUT_QUEUE_WINDOW_TICKS;
+            if due_fires {
+                pending[0].1.buttons = Buttons::FIRE;
+            }
+            let (next, skipped) = next_frame(&mut pending, &mut window);
+            let (s, f, at) = next.unwrap();
+            assert_eq!(skipped, due_fires, "tick {tick}");
+            applied.push(s);
+            if due_fires {
+                assert!(f.buttons.contains(Buttons::FIRE), "the skipped frame's shot was lost");
+                assert_eq!(at, t0, "the skipped frame's arrival is kept");
+            }
+            pending.push_back((seq, frame(Buttons::default()), t0));
+        }
+        // One frame skipped: the queue is one shorter, and the sequence jumped by two once.
+        assert_eq!(pending.len(), 2);
+        assert_eq!(applied.windows(2).filter(|w| w[1] - w[0] == 2).count(), 1);
+        assert!(applied.windows(2).all(|w| w[1] - w[0] <= 2));
+    }
+
+    #[test]
+    fn a_burst_that_drains_by_itself_is_left_alone() {
+        let t0 = Instant::now();
+        let mut window = (0, usize::MAX);
+        let mut pending: VecDeque<PendingFrame> = VecDeque::new();
+        for seq in 0..3 {
+            pending.push_back((seq, frame(Buttons::default()), t0));
+        }
+        // No new frames for two ticks: the burst drains, then one a tick.
+        for tick in 0..(3 * INPUT_QUEUE_WINDOW_TICKS) {
+            let (_, skipped) = next_frame(&mut pending, &mut window);
+            assert!(!skipped, "tick {tick}");
+            if tick >= 2 {
+                pending.push_back((tick + 3, frame(Buttons::default()), t0));
+            }
         }
     }
 }

@@ -261,11 +261,11 @@ async fn write_loop<T: TransportTx>(
                     break Some(DisconnectKind::TransportError);
                 }
             }
-            OutItem::Snapshot { bytes, input_arrival } => {
+            OutItem::Snapshot { bytes, input_arrivals } => {
                 if !send_counted(&mut tx, ctx, bytes).await {
                     break Some(DisconnectKind::TransportError);
                 }
-                if let Some(arrival) = input_arrival {
+                for arrival in input_arrivals {
                     let micros = u64::try_from(arrival.elapsed().as_micros()).unwrap_or(u64::MAX);
                     ctx.metrics.input_to_snapshot.observe(micros);
                 }

@@ -293,3 +293,31 @@ fn kills_go_out_as_reliable_events_and_scores_follow() {
     assert_eq!(seen_score(&h, shooter, es).map(|s| s.kills), Some(1));
     assert_eq!(seen_score(&h, shooter, ev).map(|s| s.deaths), Some(1));
 }
+
+#[test]
+fn a_standing_input_backlog_is_drained() {
+    let mut h = Harness::new(room_config(0), 11);
+    let (a, _) = h.join("ann", None, Conditioner::default()).unwrap();
+    h.run(4);
+    // A burst of three frames in one tick, then one frame per tick: without draining, two frames
+    // would wait behind every new one forever (two ticks of latency on every input).
+    for _ in 0..2 {
+        h.input(a, moving(1.0, 0.0));
+    }
+    let mut last = h.input(a, moving(1.0, 0.0));
+    let lag = |h: &Harness, last: u32| last - h.clients[a].client.last_applied_input().unwrap();
+    assert!(h.run_until(2, |h| h.clients[a].client.last_applied_input().is_some()));
+    assert_eq!(lag(&h, last), 2, "the backlog is there at first");
+    for _ in 0..(3 * tickwire_server::room::INPUT_QUEUE_WINDOW_TICKS) {
+        h.input(a, moving(1.0, 0.0));
+        h.step();
+    }
+    // Once drained, a snapshot tick echoes the frame sent that very tick (still one a tick).
+    let mut lags = Vec::new();
+    for _ in 0..2 {
+        last = h.input(a, moving(1.0, 0.0));
+        h.step();
+        lags.push(lag(&h, last));
+    }
+    assert!(lags.contains(&0), "still frames behind on both ticks: {lags:?}");
+}
