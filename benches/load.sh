@@ -73,14 +73,17 @@ rss_before=$(rss_kib)
 cpu_before=$(cpu_ticks)
 t_before=$(date +%s.%N)
 
-# Sample the server's RSS while the bots run; keep the largest.
-peak_file="$out/rss-peak"
+# Sample the server's RSS and open rooms while the bots run; keep the largest.
+peak_file="$out/rss-peak" rooms_file="$out/rooms-peak"
 echo "$rss_before" >"$peak_file"
+echo 0 >"$rooms_file"
 (
-  peak=$rss_before
+  peak=$rss_before rooms=0
   while kill -0 "$server" 2>/dev/null; do
     r=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
     if (( r > peak )); then peak=$r; echo "$peak" >"$peak_file"; fi
+    n=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk '/^tickwire_rooms / {print $2}')
+    if (( ${n:-0} > rooms )); then rooms=$n; echo "$rooms" >"$rooms_file"; fi
     sleep 0.5
   done
 ) &
@@ -112,7 +115,7 @@ failed=$(jq -r '.bots.failed' "$report")
 (( markdown )) && printf '| load run | value |\n|---|---|\n'
 (( markdown )) || echo "tickwire load: $bots × $behavior, $duration s, tick $tick_rate Hz, snapshots $snapshot_rate Hz, $npcs NPCs/room"
 row "bots connected / failed" "$connected / $failed"
-row "rooms" "$(curl -fsS "http://127.0.0.1:$port/api/rooms" | jq 'length')"
+row "rooms (most open at once)" "$(cat "$rooms_file")"
 row "tick p50 / p99 / max (ms)" "≤ $(ms .server.tick_p50_seconds) / ≤ $(ms .server.tick_p99_seconds) / $(awk -v m="$max_tick" 'BEGIN { printf "%.2f", m * 1000 }')"
 row "tick overruns" "$(jq -r '.server.overruns' "$report")"
 row "server CPU (% of one core)" "$cpu_pct"

@@ -82,6 +82,8 @@ pub struct RoomShared {
     capacity: usize,
     tick_rate: u16,
     players: AtomicUsize,
+    /// Joins matchmaking has sent here that the room has not answered yet (see [`Seat`]).
+    joining: AtomicUsize,
     tick: AtomicU32,
     closed: AtomicBool,
     shutdown: AtomicBool,
@@ -128,6 +130,26 @@ enum Control {
     },
 }
 
+/// A place held in a room for a join on its way in, from matchmaking until the room answered
+/// (drop it then); the room is reached through [`Seat::room`].
+pub struct Seat {
+    handle: RoomHandle,
+}
+
+impl Seat {
+    /// The room the place is in.
+    #[must_use]
+    pub fn room(&self) -> &RoomHandle {
+        &self.handle
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.handle.shared.joining.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The sending side of a room, cheap to clone.
 #[derive(Clone)]
 pub struct RoomHandle {
@@ -148,6 +170,20 @@ impl RoomHandle {
     #[must_use]
     pub fn players(&self) -> usize {
         self.shared.players.load(Ordering::Relaxed)
+    }
+
+    /// Human players plus joins on their way in (held [`Seat`]s): what matchmaking compares
+    /// with the capacity, so a burst of joins does not all pick the same room.
+    #[must_use]
+    pub fn players_and_joining(&self) -> usize {
+        self.players() + self.shared.joining.load(Ordering::Relaxed)
+    }
+
+    /// Holds a place for one join until the returned [`Seat`] is dropped.
+    #[must_use]
+    pub fn reserve(&self) -> Seat {
+        self.shared.joining.fetch_add(1, Ordering::Relaxed);
+        Seat { handle: self.clone() }
     }
 
     /// Capacity in human players.
@@ -317,6 +353,7 @@ impl Room {
             capacity: config.capacity,
             tick_rate: config.tick_rate,
             players: AtomicUsize::new(0),
+            joining: AtomicUsize::new(0),
             tick: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),

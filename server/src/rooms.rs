@@ -11,7 +11,7 @@ use tickwire_shared::join::JoinRequest;
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use crate::room::{ResumeIndex, Room, RoomConfig, RoomHandle};
+use crate::room::{ResumeIndex, Room, RoomConfig, RoomHandle, Seat};
 
 /// What `GET /api/rooms` lists for a room.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
@@ -90,9 +90,19 @@ impl Rooms {
     }
 
     /// The room a join request goes to: the room holding its resume token, else the named room
-    /// (opened if new), else the fullest room with space, else a new room.
-    pub fn pick(&self, req: &JoinRequest) -> anyhow::Result<RoomHandle> {
+    /// (opened if new), else the fullest room with space, else a new room. The returned seat
+    /// counts against the room's space until dropped (after the room answered the join), so
+    /// joins picked at the same moment spread over rooms instead of overfilling one.
+    pub fn pick(&self, req: &JoinRequest) -> anyhow::Result<Seat> {
         let mut rooms = self.lock();
+        self.pick_locked(&mut rooms, req).map(|room| room.reserve())
+    }
+
+    fn pick_locked(
+        &self,
+        rooms: &mut BTreeMap<String, Entry>,
+        req: &JoinRequest,
+    ) -> anyhow::Result<RoomHandle> {
         rooms.retain(|_, e| !e.handle.is_closed());
         if let Some(token) = &req.resume {
             let room_id = self
@@ -109,12 +119,12 @@ impl Rooms {
             if let Some(entry) = rooms.get(id) {
                 return Ok(entry.handle.clone());
             }
-            return self.open(&mut rooms, id.clone());
+            return self.open(rooms, id.clone());
         }
         let best = rooms
             .values()
-            .filter(|e| e.handle.players() < e.handle.capacity())
-            .max_by_key(|e| e.handle.players())
+            .filter(|e| e.handle.players_and_joining() < e.handle.capacity())
+            .max_by_key(|e| e.handle.players_and_joining())
             .map(|e| e.handle.clone());
         if let Some(handle) = best {
             return Ok(handle);
@@ -125,7 +135,7 @@ impl Rooms {
                 break id;
             }
         };
-        self.open(&mut rooms, id)
+        self.open(rooms, id)
     }
 
     /// The open rooms.
@@ -165,5 +175,37 @@ impl Rooms {
         for t in threads {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_on_their_way_in_count_against_a_rooms_space() {
+        let config = ServerConfig { room_capacity: 3, ..ServerConfig::default() };
+        let rooms = Rooms::new(config, Arc::new(Metrics::default()));
+        let req = JoinRequest {
+            version: Some(1),
+            token: None,
+            room: None,
+            name: "p".into(),
+            resume: None,
+        };
+        // Seven joins picked before any room answered: 3 + 3 + 1, never 7 in one room.
+        let seats: Vec<Seat> = (0..7).map(|_| rooms.pick(&req).unwrap()).collect();
+        let mut per_room = BTreeMap::<String, usize>::new();
+        for seat in &seats {
+            *per_room.entry(seat.room().id().to_owned()).or_default() += 1;
+        }
+        let mut counts: Vec<usize> = per_room.values().copied().collect();
+        counts.sort_unstable();
+        assert_eq!(counts, vec![1, 3, 3], "{per_room:?}");
+        // Dropped seats free their places.
+        let first = seats[0].room().clone();
+        drop(seats);
+        assert_eq!(first.players_and_joining(), 0);
+        rooms.shutdown();
     }
 }

@@ -203,16 +203,17 @@ pub async fn run_session<R: TransportRx, T: TransportTx>(
         if state.shutdown.is_cancelled() {
             break;
         }
-        let room = match state.rooms.pick(&join) {
-            Ok(room) => room,
+        let seat = match state.rooms.pick(&join) {
+            Ok(seat) => seat,
             Err(e) => {
                 tracing::error!(error = %e, "cannot open a room");
                 break;
             }
         };
+        let room = seat.room();
         match room.join(client, join.name.clone(), join.resume.clone(), outbox.clone()).await {
             Ok(info) => {
-                joined = Some((room, info));
+                joined = Some((room.clone(), info));
                 break;
             }
             Err(e) => refused = e,
