@@ -3,18 +3,19 @@
 #
 #   benches/load.sh [--bots N] [--duration SECS] [--tick-rate HZ] [--snapshot-rate HZ]
 #                   [--behavior idle|wander|fight] [--ramp-up PER_SEC] [--npcs N] [--port P]
-#                   [--markdown]
+#                   [--room-capacity N] [--markdown]
 #
-# Prints: bots, server tick p50/p99/max, overruns, server CPU % (of one core, over the bots' run),
-# server RSS (before the bots, at the end of the run, and growth per bot), bytes per client per
-# second, snapshot delivery rate, RTT p99, input → snapshot p99. The bots' JSON report and the
-# server's log are kept in target/load/. Tick quantiles are histogram bucket upper bounds.
+# Prints: bots, rooms, server tick p50/p99/max, overruns, server CPU % (of one core, over the
+# bots' run), server RSS (before the bots and at its peak, and growth per bot), bytes per client
+# per second, snapshot delivery, RTT p99, input → snapshot p50/p99. The bots' JSON report and the
+# server's log stay in target/load/. Quantiles from /metrics are histogram bucket upper bounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bots=32 duration=20 tick_rate=60 snapshot_rate=30 behavior=wander ramp=200 npcs=4 port=18480
+capacity=32
 markdown=0
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bots) bots="$2"; shift 2 ;;
@@ -25,12 +26,13 @@ while [[ $# -gt 0 ]]; do
     --ramp-up) ramp="$2"; shift 2 ;;
     --npcs) npcs="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
+    --room-capacity) capacity="$2"; shift 2 ;;
     --markdown) markdown=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "load.sh: unknown argument '$1'" >&2; usage 2 ;;
   esac
 done
-for n in "$bots" "$duration" "$tick_rate" "$snapshot_rate" "$ramp" "$npcs" "$port"; do
+for n in "$bots" "$duration" "$tick_rate" "$snapshot_rate" "$ramp" "$npcs" "$port" "$capacity"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "load.sh: '$n' is not a whole number" >&2; exit 2; }
 done
 command -v jq >/dev/null || { echo "load.sh: needs jq (apt-get install -y jq)" >&2; exit 2; }
@@ -54,7 +56,7 @@ report="$out/report-$bots-$behavior.json"
 log="$out/server-$bots-$behavior.log"
 
 "$bin" serve --bind "127.0.0.1:$port" --tick-rate "$tick_rate" --snapshot-rate "$snapshot_rate" \
-  --npcs "$npcs" --max-connections-per-ip "$((bots + 16))" >"$log" 2>&1 &
+  --npcs "$npcs" --room-capacity "$capacity" --max-connections-per-ip "$((bots + 16))" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
@@ -74,7 +76,7 @@ cpu_before=$(cpu_ticks)
 t_before=$(date +%s.%N)
 
 # Sample the server's RSS and open rooms while the bots run; keep the largest.
-peak_file="$out/rss-peak" rooms_file="$out/rooms-peak"
+peak_file="$out/rss-peak-$port" rooms_file="$out/rooms-peak-$port"
 echo "$rss_before" >"$peak_file"
 echo 0 >"$rooms_file"
 (
@@ -113,7 +115,7 @@ row() { if (( markdown )); then printf '| %s | %s |\n' "$1" "$2"; else printf ' 
 connected=$(jq -r '.bots.connected' "$report")
 failed=$(jq -r '.bots.failed' "$report")
 (( markdown )) && printf '| load run | value |\n|---|---|\n'
-(( markdown )) || echo "tickwire load: $bots × $behavior, $duration s, tick $tick_rate Hz, snapshots $snapshot_rate Hz, $npcs NPCs/room"
+(( markdown )) || echo "tickwire load: $bots × $behavior, $duration s, tick $tick_rate Hz, snapshots $snapshot_rate Hz, rooms of $capacity + $npcs NPCs"
 row "bots connected / failed" "$connected / $failed"
 row "rooms (most open at once)" "$(cat "$rooms_file")"
 row "tick p50 / p99 / max (ms)" "≤ $(ms .server.tick_p50_seconds) / ≤ $(ms .server.tick_p99_seconds) / $(awk -v m="$max_tick" 'BEGIN { printf "%.2f", m * 1000 }')"

@@ -645,6 +645,24 @@ impl View {
         }
     }
 
+    /// The first position at or after `from` that is in the view, or `len` when none is
+    /// before `len`.
+    #[must_use]
+    pub fn next_present(&self, from: usize, len: usize) -> usize {
+        let mut wi = from / 64;
+        let mut present = self.words.get(wi).copied().unwrap_or(0) & (u64::MAX << (from % 64));
+        loop {
+            if present != 0 {
+                return (wi * 64 + present.trailing_zeros() as usize).min(len);
+            }
+            wi += 1;
+            if wi * 64 >= len {
+                return len;
+            }
+            present = self.words.get(wi).copied().unwrap_or(0);
+        }
+    }
+
     /// The ids of `state` in the view, ascending.
     #[must_use]
     pub fn ids(&self, state: &ReplicatedState) -> Vec<NetId> {
@@ -906,19 +924,38 @@ pub fn encode_delta_prepared(
     let n_steps = delta.steps.len();
     let (base_len, cur_len) = (delta.base_step.len(), delta.cur_step.len());
     let mut k = 0;
+    // The first step at or after `k` whose baseline or current entity is at view position
+    // `b` / `c` (or past the end).
+    let step_of = |b: usize, c: usize| {
+        let end = n_steps as u32;
+        delta
+            .base_step
+            .get(b)
+            .copied()
+            .unwrap_or(end)
+            .min(delta.cur_step.get(c).copied().unwrap_or(end)) as usize
+    };
     while k < n_steps {
+        if !in_sync {
+            // Steps with no entity in either view write nothing and leave the context alone:
+            // skip to the next step this client has an entity in.
+            let (b, c) = delta.next_pos[k];
+            let event = step_of(
+                base_view.next_present(b as usize, base_len),
+                view.next_present(c as usize, cur_len),
+            );
+            if event > k {
+                k = event;
+                continue;
+            }
+        }
         if in_sync {
             // Every step before the next entity missing from a view matches the stream.
             let (b, c) = delta.next_pos[k];
-            let b = base_view.next_missing(b as usize, base_len);
-            let c = view.next_missing(c as usize, cur_len);
-            let event = delta
-                .base_step
-                .get(b)
-                .copied()
-                .unwrap_or(n_steps as u32)
-                .min(delta.cur_step.get(c).copied().unwrap_or(n_steps as u32))
-                as usize;
+            let event = step_of(
+                base_view.next_missing(b as usize, base_len),
+                view.next_missing(c as usize, cur_len),
+            );
             if event > k {
                 if run_start.is_none() && delta.marks[event].0 > delta.marks[k].0 {
                     run_start = Some(delta.marks[k].0);
@@ -996,6 +1033,20 @@ mod tests {
         v
     }
 
+    /// `len` positions from `start` (clipped to `n`).
+    fn window(n: usize, start: usize, len: usize) -> View {
+        let mut v = View::empty(n);
+        (start..(start + len).min(n)).for_each(|i| v.insert(i));
+        v
+    }
+
+    /// One position in `every`.
+    fn sparse_few(n: usize, every: usize) -> View {
+        let mut v = View::empty(n);
+        (0..n).step_by(every).for_each(|i| v.insert(i));
+        v
+    }
+
     /// Every position but one in `every`.
     fn sparse(n: usize, every: usize) -> View {
         let mut v = View::empty(n);
@@ -1020,6 +1071,9 @@ mod tests {
                 (view(base.len(), 4), View::empty(cur.len())),
                 (sparse(base.len(), 97), sparse(cur.len(), 89)),
                 (View::all(base.len()), sparse(cur.len(), 61)),
+                // Small views in a big world, contiguous and scattered (a client far from most).
+                (window(base.len(), 10, 30), window(cur.len(), 12, 30)),
+                (sparse_few(base.len(), 13), sparse_few(cur.len(), 11)),
             ] {
                 let (base_sub, cur_sub) = (base.subset(&bv.ids(&base)), cur.subset(&cv.ids(&cur)));
                 let mut plain = BitWriter::default();
@@ -1052,5 +1106,9 @@ mod tests {
         assert_eq!(v.next_missing(0, 130), 1);
         assert_eq!(View::all(130).next_missing(3, 130), 130);
         assert_eq!(View::all(130).next_missing(3, 100), 100);
+        assert_eq!(v.next_present(1, 130), 63);
+        assert_eq!(v.next_present(65, 130), 129);
+        assert_eq!(v.next_present(65, 100), 100);
+        assert_eq!(View::empty(130).next_present(0, 130), 130);
     }
 }
