@@ -31,8 +31,10 @@ use crate::auth::random_hex;
 use crate::metrics::Metrics;
 use crate::outbox::{MAX_TRACKED_ARRIVALS, Outbox, OutboxFull};
 
-/// Snapshot states kept for delta baselines: 32 snapshots is about a second at 30 Hz, more than
-/// any playable round trip. An ack older than that gets a full snapshot.
+/// Snapshots kept per client for delta baselines: 32 snapshots is about a second at 30 Hz, more
+/// than any playable round trip. An ack older than that gets a full snapshot. The room keeps
+/// the states of the same span of ticks (clients are spread over the ticks of an interval, so
+/// a state is captured on each of them).
 pub const HISTORY_LEN: usize = 32;
 
 /// Input frames queued per client. A client sends one a tick; a backlog longer than this is
@@ -304,6 +306,8 @@ struct ClientSlot {
     acked: Option<Tick>,
     /// The snapshots sent, with the view (positions in that tick's state) each one showed.
     sent: VecDeque<(Tick, Arc<View>)>,
+    /// Which tick of each snapshot interval this client's snapshots are made on.
+    phase: u32,
     last_position: [i32; 2],
 }
 
@@ -346,6 +350,7 @@ impl Room {
         game::install(&mut world, &mut schedule, &config.game);
         let registry = game::registry();
         let position_offset = registry.index_of::<Position>().map(|idx| registry.offset(idx));
+        let history_len = HISTORY_LEN * config.ticks_per_snapshot.max(1) as usize;
         let (input_tx, input_rx) = mpsc::channel(INPUT_CHANNEL_CAPACITY);
         let (control_tx, control_rx) = mpsc::channel(CONTROL_CHANNEL_CAPACITY);
         let shared = Arc::new(RoomShared {
@@ -372,7 +377,7 @@ impl Room {
             registry,
             players: BTreeMap::new(),
             clients: BTreeMap::new(),
-            history: VecDeque::with_capacity(HISTORY_LEN),
+            history: VecDeque::with_capacity(history_len),
             inputs: input_rx,
             control: control_rx,
             shared,
@@ -407,8 +412,11 @@ impl Room {
         self.schedule.run(&mut self.world);
         self.broadcast_events();
         self.expire_detached();
-        if self.steps.is_multiple_of(u64::from(self.config.ticks_per_snapshot)) {
-            self.replicate();
+        // Clients are spread over the ticks of a snapshot interval (their `phase`), so each
+        // tick encodes for a share of them instead of every other tick for all.
+        let phase = (self.steps % u64::from(self.config.ticks_per_snapshot.max(1))) as u32;
+        if self.clients.values().any(|c| c.phase == phase) {
+            self.replicate(phase);
         }
         self.shared.tick.store(self.tick().0, Ordering::Relaxed);
         if self.players.is_empty() {
@@ -571,6 +579,12 @@ impl Room {
         player.client = Some(client);
         player.detached_at = None;
         let (entity, net_id, name) = (player.entity, player.net_id, player.name.clone());
+        // The least-used tick of the snapshot interval.
+        let mut per_phase = vec![0usize; self.config.ticks_per_snapshot.max(1) as usize];
+        for c in self.clients.values() {
+            per_phase[c.phase as usize] += 1;
+        }
+        let phase = (0..per_phase.len()).min_by_key(|&p| per_phase[p]).unwrap_or(0) as u32;
         self.clients.insert(
             client,
             ClientSlot {
@@ -584,6 +598,7 @@ impl Room {
                 input: PlayerInput::default(),
                 acked: None,
                 sent: VecDeque::with_capacity(HISTORY_LEN),
+                phase,
                 last_position: [0, 0],
             },
         );
@@ -734,17 +749,17 @@ impl Room {
         }
     }
 
-    /// Captures the state and sends every client its snapshot.
+    /// Captures the state and sends every client of this `phase` its snapshot.
     ///
     /// The work shared by all clients is done once: the state's entities are written in full
     /// once ([`PreparedState`], for full snapshots and spawns), and the changes from each
     /// acknowledged baseline once ([`PreparedDelta`], however many clients acked it). Per client
     /// only the interest test (a pass over the positions) and a walk of the prepared steps with
     /// its two views remain, and clients with the same baseline and views share the body.
-    fn replicate(&mut self) {
+    fn replicate(&mut self, phase: u32) {
         let tick = self.tick();
         let state = Arc::new(self.registry.capture(&mut self.world));
-        if self.history.len() == HISTORY_LEN {
+        if self.history.len() >= HISTORY_LEN * self.config.ticks_per_snapshot.max(1) as usize {
             self.history.pop_front();
         }
         self.history.push_back((tick, state.clone()));
@@ -765,7 +780,7 @@ impl Room {
         let r2 = f64::from(radius) * f64::from(radius);
         let mut self_body_capacity = self.body_capacity;
         let Room { clients, players, history, registry, metrics, body_cache, .. } = self;
-        for slot in clients.values_mut() {
+        for slot in clients.values_mut().filter(|c| c.phase == phase) {
             let own = players.get(&slot.token).map(|p| p.net_id);
             let own_idx = own.and_then(|id| state.ids().binary_search(&id).ok());
             let center = match own_idx {

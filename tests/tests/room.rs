@@ -321,3 +321,25 @@ fn a_standing_input_backlog_is_drained() {
     }
     assert!(lags.contains(&0), "still frames behind on both ticks: {lags:?}");
 }
+
+#[test]
+fn clients_are_spread_over_the_ticks_of_a_snapshot_interval() {
+    let mut h = Harness::new(room_config(2), 12);
+    let (a, _) = h.join("ann", None, Conditioner::default()).unwrap();
+    let (b, _) = h.join("bob", None, Conditioner::default()).unwrap();
+    let mut ticks = [std::collections::BTreeSet::new(), std::collections::BTreeSet::new()];
+    for _ in 0..120 {
+        h.step();
+        for (i, idx) in [a, b].into_iter().enumerate() {
+            if let Some((t, _)) = h.clients[idx].client.latest() {
+                ticks[i].insert(t.0);
+            }
+        }
+    }
+    // Each still gets 30 snapshots a second, but never on the same tick as the other.
+    for set in &ticks {
+        assert!((59..=61).contains(&set.len()), "{} snapshots in two seconds", set.len());
+    }
+    assert!(ticks[0].is_disjoint(&ticks[1]), "both encoded on the same ticks");
+    assert!(h.clients[a].errors.is_empty() && h.clients[b].errors.is_empty());
+}
