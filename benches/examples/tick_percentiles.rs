@@ -1,7 +1,7 @@
 //! Records the server's duration of every tick of a [`RoomScenario`] and prints percentiles.
 //!
 //! Run: `cargo run --release -p tickwire-benches --example tick_percentiles -- 64 50 946 6000`
-//! (players, NPCs, drifters, ticks). It prints one line per tick kind (all ticks, snapshot ticks)
+//! (players, NPCs, drifters, ticks, and optionally the interest radius, default 1200). It prints one line per tick kind (all ticks, snapshot ticks)
 //! with p50, p99, p99.9 and max in microseconds, and the mean snapshot message size.
 
 use std::time::Duration;
@@ -32,9 +32,10 @@ fn main() {
     let config =
         ScenarioConfig { n_players: get(0, 64), n_npcs: get(1, 50), n_drifters: get(2, 946) };
     let ticks = get(3, 6_000);
-    let mut s = RoomScenario::new(config, 120);
+    let radius = get(4, tickwire_benches::INTEREST_RADIUS as usize) as f32;
+    let mut s = RoomScenario::with_radius(config, 120, radius);
     println!(
-        "{} players, {} NPCs, {} drifters: {} replicated entities now; {ticks} ticks",
+        "{} players, {} NPCs, {} drifters, interest radius {radius}: {} replicated entities now; {ticks} ticks",
         config.n_players,
         config.n_npcs,
         config.n_drifters,

@@ -113,12 +113,22 @@ impl RoomScenario {
     /// If the room refuses a join (capacity is set to the player count, so it does not).
     #[must_use]
     pub fn new(config: ScenarioConfig, warmup: usize) -> RoomScenario {
+        RoomScenario::with_radius(config, warmup, INTEREST_RADIUS)
+    }
+
+    /// [`RoomScenario::new`] with another interest radius (world units).
+    ///
+    /// # Panics
+    ///
+    /// If the room refuses a join (it does not: capacity is the player count).
+    #[must_use]
+    pub fn with_radius(config: ScenarioConfig, warmup: usize, radius: f32) -> RoomScenario {
         let room_config = RoomConfig {
             id: "bench".into(),
             tick_rate: 60,
             ticks_per_snapshot: 2,
             capacity: config.n_players,
-            interest_radius: INTEREST_RADIUS,
+            interest_radius: radius,
             resume_grace_ticks: 600,
             idle_close_ticks: u64::MAX,
             game: GameConfig { npc_count: config.n_npcs, ..GameConfig::default() },

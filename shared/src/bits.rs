@@ -65,6 +65,13 @@ pub trait BitSink {
 
 /// The bucket of the variable-length code that holds `value`.
 #[inline]
+/// How many bits [`BitSink::write_var`] writes for `value`.
+#[must_use]
+pub fn var_len(value: u32) -> u32 {
+    let bucket = var_bucket(value);
+    VAR_WIDTHS[bucket] + (bucket as u32 + 1).min(4)
+}
+
 fn var_bucket(value: u32) -> usize {
     if value < VAR_STARTS[1] {
         0
@@ -366,6 +373,15 @@ mod tests {
         }
         assert_eq!(copied.bit_len(), direct.bit_len());
         assert_eq!(copied.finish(), direct.finish());
+    }
+
+    #[test]
+    fn var_len_is_what_write_var_writes() {
+        for v in [0, 7, 8, 71, 72, 1_095, 1_096, 263_239, 263_240, u32::MAX] {
+            let mut runs = BitRuns::default();
+            runs.write_var(v);
+            assert_eq!(var_len(v) as usize, runs.bit_len(), "{v}");
+        }
     }
 
     #[test]

@@ -727,6 +727,9 @@ pub struct PreparedDelta {
     /// Where step `k`'s entry starts in `stream` and the encoder's context before it
     /// (`steps.len() + 1` of them: the last is the end of the list).
     marks: Vec<(u32, Context)>,
+    /// Where step `k`'s entry continues in `stream` after its id gap: the rest depends on the
+    /// context's masks only, so a client whose previous entry differs can copy it.
+    after_gap: Vec<u32>,
     /// For each step `k`: how many baseline and current entities come before it, that is the
     /// position of the next baseline and current entity from step `k` on.
     next_pos: Vec<(u32, u32)>,
@@ -811,8 +814,12 @@ impl PreparedDelta {
         let mut stream = BitRuns::default();
         let mut marks = Vec::with_capacity(steps.len() + 1);
         let mut ctx = Context::default();
+        let mut after_gap = Vec::with_capacity(steps.len());
         for step in &steps {
             marks.push((stream.bit_len() as u32, ctx));
+            after_gap.push(
+                (stream.bit_len() as u32) + crate::bits::var_len(gap_of(ctx.previous_id, step.id)),
+            );
             let action = step.action(step.base != ABSENT, step.cur != ABSENT);
             write_action(&mut stream, &mut ctx, n_components, step, action, current, &runs, |w| {
                 write_entity_fields(w, registry, current.entity(step.cur as usize));
@@ -832,7 +839,15 @@ impl PreparedDelta {
             }
         }
         next_pos.push((base_step.len() as u32, cur_step.len() as u32));
-        PreparedDelta { steps, runs, stream, marks, next_pos, base_step, cur_step }
+        PreparedDelta { steps, runs, stream, marks, after_gap, next_pos, base_step, cur_step }
+    }
+}
+
+/// The id gap an entry for `id` writes after an entry for `previous` (or first).
+fn gap_of(previous: Option<NetId>, id: NetId) -> u32 {
+    match previous {
+        None => id.0.wrapping_add(1),
+        Some(p) => id.0 - p.0,
     }
 }
 
@@ -849,11 +864,7 @@ fn write_action<W: BitSink>(
     spawn_fields: impl FnOnce(&mut W),
 ) {
     let gap = |w: &mut W, ctx: &mut Context| {
-        let gap = match ctx.previous_id {
-            None => step.id.0.wrapping_add(1),
-            Some(p) => step.id.0 - p.0,
-        };
-        w.write_var(gap);
+        w.write_var(gap_of(ctx.previous_id, step.id));
         ctx.previous_id = Some(step.id);
     };
     match action {
@@ -980,6 +991,22 @@ pub fn encode_delta_prepared(
             let end = delta.marks[k].0;
             w.write_run(&delta.stream, start as usize, (end - start) as usize);
             ctx = delta.marks[k].1;
+        }
+        let (_, stream_ctx) = delta.marks[k];
+        if action != Action::Nothing
+            && action == step.action(has_base, has_cur)
+            && ctx.previous_touched == stream_ctx.previous_touched
+            && ctx.previous_spawn_mask == stream_ctx.previous_spawn_mask
+        {
+            // The stream's entry with this client's id gap: after it, the client's context is
+            // the stream's again.
+            w.write_var(gap_of(ctx.previous_id, step.id));
+            let (from, to) = (delta.after_gap[k], delta.marks[k + 1].0);
+            w.write_run(&delta.stream, from as usize, (to - from) as usize);
+            ctx = delta.marks[k + 1].1;
+            in_sync = true;
+            k += 1;
+            continue;
         }
         write_action(w, &mut ctx, n_components, step, action, current, &delta.runs, |w| {
             let (start, len) = prepared.spans[step.cur as usize];

@@ -258,8 +258,15 @@ pub fn resolve_projectiles(
 ) {
     let mut shots: Vec<_> = projectiles.iter().collect();
     shots.sort_by_key(|s| *s.1);
-    let mut order: Vec<(NetId, Entity)> = combatants.iter().map(|c| (*c.1, c.0)).collect();
-    order.sort_unstable();
+    // Every combatant once, by id: where it is and whether a shot can still hit it (alive and
+    // not yet killed this tick), so the shots × combatants loop reads a flat array.
+    let mut targets: Vec<(NetId, Entity, Vec2, bool)> = combatants
+        .iter()
+        .map(|(entity, &id, position, health, _, dead)| {
+            (id, entity, position.0, !dead && health.0 > 0.0)
+        })
+        .collect();
+    targets.sort_unstable_by_key(|t| t.0);
 
     for (shot, _, position, owner, lifetime) in shots {
         if lifetime.0 == 0 || !arena.is_free(position.0, PROJECTILE_RADIUS) {
@@ -267,31 +274,34 @@ pub fn resolve_projectiles(
             continue;
         }
         let reach = PLAYER_RADIUS + PROJECTILE_RADIUS;
-        let mut hit: Option<(f32, Entity)> = None;
-        for &(id, entity) in &order {
-            if id == owner.0 {
+        let mut hit: Option<(f32, usize)> = None;
+        for (i, &(id, _, target, hittable)) in targets.iter().enumerate() {
+            if !hittable || id == owner.0 {
                 continue;
             }
-            let Ok((_, _, target, health, _, dead)) = combatants.get(entity) else { continue };
-            let d2 = target.0.distance_squared(position.0);
-            if !dead && health.0 > 0.0 && d2 < reach * reach && hit.is_none_or(|(b, _)| d2 < b) {
-                hit = Some((d2, entity));
+            let d2 = target.distance_squared(position.0);
+            if d2 < reach * reach && hit.is_none_or(|(b, _)| d2 < b) {
+                hit = Some((d2, i));
             }
         }
         let Some((_, victim)) = hit else { continue };
         commands.entity(shot).despawn();
-        let Ok((_, &victim_id, _, mut health, mut score, _)) = combatants.get_mut(victim) else {
+        let (victim_id, victim_entity) = (targets[victim].0, targets[victim].1);
+        let Ok((_, _, _, mut health, mut score, _)) = combatants.get_mut(victim_entity) else {
             continue;
         };
         health.0 = (health.0 - PROJECTILE_DAMAGE).max(0.0);
         if health.0 > 0.0 {
             continue;
         }
+        targets[victim].3 = false;
         score.deaths = score.deaths.saturating_add(1);
-        commands.entity(victim).insert(Dead { respawn_at: clock.tick.plus(config.respawn_ticks) });
+        commands
+            .entity(victim_entity)
+            .insert(Dead { respawn_at: clock.tick.plus(config.respawn_ticks) });
         events.0.push(GameEvent::Killed { killer: Some(owner.0), victim: victim_id });
-        if let Ok(i) = order.binary_search_by_key(&owner.0, |&(id, _)| id)
-            && let Ok((_, _, _, _, mut killer, _)) = combatants.get_mut(order[i].1)
+        if let Ok(i) = targets.binary_search_by_key(&owner.0, |t| t.0)
+            && let Ok((_, _, _, _, mut killer, _)) = combatants.get_mut(targets[i].1)
         {
             killer.kills = killer.kills.saturating_add(1);
         }
