@@ -118,6 +118,9 @@ enum Control {
         resume: Option<String>,
         outbox: Arc<Outbox>,
         reply: oneshot::Sender<Result<JoinInfo, JoinRefused>>,
+        /// Matchmaking's place for this join, released when the room has counted the player
+        /// (or dropped with the message if it never arrives).
+        seat: Option<Seat>,
     },
     Chat {
         client: ClientId,
@@ -132,8 +135,8 @@ enum Control {
     },
 }
 
-/// A place held in a room for a join on its way in, from matchmaking until the room answered
-/// (drop it then); the room is reached through [`Seat::room`].
+/// A place held in a room for a join on its way in, from matchmaking until the room counted the
+/// player ([`Seat::join`]) or the seat is dropped.
 pub struct Seat {
     handle: RoomHandle,
 }
@@ -143,6 +146,19 @@ impl Seat {
     #[must_use]
     pub fn room(&self) -> &RoomHandle {
         &self.handle
+    }
+
+    /// Joins the room, handing it the seat: the room releases it in the same step that counts
+    /// the player, so matchmaking never sees the player twice (or not at all).
+    pub async fn join(
+        self,
+        client: ClientId,
+        name: String,
+        resume: Option<String>,
+        outbox: Arc<Outbox>,
+    ) -> Result<JoinInfo, JoinRefused> {
+        let room = self.handle.clone();
+        room.send_join(client, name, resume, outbox, Some(self)).await
     }
 }
 
@@ -227,7 +243,14 @@ impl RoomHandle {
     ) -> oneshot::Receiver<Result<JoinInfo, JoinRefused>> {
         let (reply, rx) = oneshot::channel();
         // A full or closed inbox drops `reply`, which the receiver sees as a refusal.
-        let _ = self.control.try_send(Control::Join { client, name, resume, outbox, reply });
+        let _ = self.control.try_send(Control::Join {
+            client,
+            name,
+            resume,
+            outbox,
+            reply,
+            seat: None,
+        });
         rx
     }
 
@@ -239,8 +262,19 @@ impl RoomHandle {
         resume: Option<String>,
         outbox: Arc<Outbox>,
     ) -> Result<JoinInfo, JoinRefused> {
+        self.send_join(client, name, resume, outbox, None).await
+    }
+
+    async fn send_join(
+        &self,
+        client: ClientId,
+        name: String,
+        resume: Option<String>,
+        outbox: Arc<Outbox>,
+        seat: Option<Seat>,
+    ) -> Result<JoinInfo, JoinRefused> {
         let (reply, rx) = oneshot::channel();
-        let msg = Control::Join { client, name, resume, outbox, reply };
+        let msg = Control::Join { client, name, resume, outbox, reply, seat };
         self.control.send(msg).await.map_err(|_| JoinRefused::Closed)?;
         rx.await.unwrap_or(Err(JoinRefused::Closed))
     }
@@ -496,8 +530,10 @@ impl Room {
         for _ in 0..CONTROL_CHANNEL_CAPACITY {
             let Ok(msg) = self.control.try_recv() else { break };
             match msg {
-                Control::Join { client, name, resume, outbox, reply } => {
+                Control::Join { client, name, resume, outbox, reply, seat } => {
                     let result = self.join(client, name, resume, outbox);
+                    // Counted as a player now (or refused): the seat has done its work.
+                    drop(seat);
                     let _ = reply.send(result);
                 }
                 Control::Chat { client, text } => self.chat(client, &text),

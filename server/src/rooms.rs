@@ -208,4 +208,30 @@ mod tests {
         assert_eq!(first.players_and_joining(), 0);
         rooms.shutdown();
     }
+
+    #[tokio::test]
+    async fn a_seated_join_is_counted_once() {
+        let config = ServerConfig { room_capacity: 2, ..ServerConfig::default() };
+        let rooms = Rooms::new(config, Arc::new(Metrics::default()));
+        let req = JoinRequest {
+            version: Some(1),
+            token: None,
+            room: None,
+            name: "p".into(),
+            resume: None,
+        };
+        for (i, expected) in [(1, 1), (2, 2)] {
+            let seat = rooms.pick(&req).unwrap();
+            let room = seat.room().clone();
+            let outbox = Arc::new(crate::outbox::Outbox::new(8));
+            seat.join(tickwire_shared::ClientId(i), "p".into(), None, outbox).await.unwrap();
+            // The room released the seat when it counted the player: one count, not two.
+            assert_eq!(room.players_and_joining(), expected);
+        }
+        // Full: the next join goes to a new room.
+        let seat = rooms.pick(&req).unwrap();
+        assert_eq!(rooms.list().len(), 2, "{:?}", rooms.list());
+        drop(seat);
+        rooms.shutdown();
+    }
 }

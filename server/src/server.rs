@@ -210,10 +210,10 @@ pub async fn run_session<R: TransportRx, T: TransportTx>(
                 break;
             }
         };
-        let room = seat.room();
-        match room.join(client, join.name.clone(), join.resume.clone(), outbox.clone()).await {
+        let room = seat.room().clone();
+        match seat.join(client, join.name.clone(), join.resume.clone(), outbox.clone()).await {
             Ok(info) => {
-                joined = Some((room.clone(), info));
+                joined = Some((room, info));
                 break;
             }
             Err(e) => refused = e,
