@@ -2,10 +2,11 @@
 //! every client sends a four-frame input batch with the ack of its newest snapshot each tick,
 //! so snapshots are deltas. Interest radius is the server default (1,200 units).
 //!
-//! One iteration = one **snapshot tick** of the server: the drifters move, then `Room::step`
-//! drains inputs, applies them, runs the game schedule, and captures, filters by interest,
-//! encodes and queues a snapshot for every client. The simulation-only tick in between and the
-//! clients' side (sending inputs, draining outboxes) run untimed.
+//! One iteration = one tick of the server, every other one: the drifters move, then
+//! `Room::step` drains inputs, applies them, runs the game schedule, and captures, filters by
+//! interest, encodes and queues a snapshot for the clients whose turn it is (clients are spread
+//! over the two ticks of a 30 Hz snapshot interval, so every tick serves about half of them).
+//! The tick in between and the clients' side (sending inputs, draining outboxes) run untimed.
 //!
 //! - `room_tick/32p_2000e`: 32 players, 64 NPCs, 1,904 drifters, 4 pickups (+ projectiles).
 //! - `room_tick/200p_2000e`: 200 players, 64 NPCs, 1,736 drifters (DESIGN target p99 ≤ 4 ms).
