@@ -105,65 +105,46 @@ fn bench_codec(c: &mut Criterion) {
     let mut g = c.benchmark_group("snapshot/per_client_30_prepared");
     let prepared = PreparedState::new(&reg, &current);
     let prepared_delta = PreparedDelta::new(&reg, &base, &current);
-    let first_30 = |n: usize| {
+    let view_of = |n: usize, positions: &mut dyn Iterator<Item = usize>| {
         let mut v = View::empty(n);
-        (0..30).for_each(|i| v.insert(i));
+        positions.filter(|&i| i < n).for_each(|i| v.insert(i));
         v
     };
-    let (base_view, view) = (first_30(base.len()), first_30(current.len()));
-    let encode_full_prepared = || {
+    let full = |view: &View| {
         let mut w = BitWriter::new(Vec::with_capacity(256));
-        snapshot::encode_full_prepared(&reg, &current, &prepared, black_box(&view), &mut w);
+        snapshot::encode_full_prepared(&reg, &current, &prepared, view, &mut w);
         w.finish()
     };
-    let encode_delta_prepared = || {
+    let delta_of = |base_view: &View, view: &View| {
         let mut w = BitWriter::new(Vec::with_capacity(256));
         snapshot::encode_delta_prepared(
             &reg,
             &current,
             &prepared,
             &prepared_delta,
-            black_box(&base_view),
-            black_box(&view),
+            base_view,
+            view,
             &mut w,
         );
         w.finish()
     };
-    // The same bits as the plain encoders of the 30-entity subsets.
-    assert_eq!(encode_full_prepared(), encode_full(&reg, &cur30));
-    assert_eq!(encode_delta_prepared(), delta);
     g.throughput(Throughput::Elements(30));
-    g.bench_function("full", |b| b.iter(encode_full_prepared));
-    g.bench_function("delta", |b| b.iter(encode_delta_prepared));
-    // The same client seeing every 7th entity (about 30, scattered over the world's id range).
-    let every_7th = |n: usize| {
-        let mut v = View::empty(n);
-        (0..n).step_by(7).for_each(|i| v.insert(i));
-        v
-    };
-    let (base_view, view) = (every_7th(base.len()), every_7th(current.len()));
-    g.bench_function("full_scattered", |b| {
-        b.iter(|| {
-            let mut w = BitWriter::new(Vec::with_capacity(256));
-            snapshot::encode_full_prepared(&reg, &current, &prepared, black_box(&view), &mut w);
-            w.finish()
+    // The first 30 entities (neighbours), then every 7th (about 30, scattered over the ids).
+    for (suffix, positions) in
+        [("", (0..30).step_by(1)), ("_scattered", (0..usize::MAX).step_by(7))]
+    {
+        let base_view = view_of(base.len(), &mut positions.clone().take_while(|&i| i < base.len()));
+        let view = view_of(current.len(), &mut positions.take_while(|&i| i < current.len()));
+        if suffix.is_empty() {
+            // The same bits as the plain encoders of the 30-entity subsets.
+            assert_eq!(full(&view), encode_full(&reg, &cur30));
+            assert_eq!(delta_of(&base_view, &view), delta);
+        }
+        g.bench_function(format!("full{suffix}"), |b| b.iter(|| full(black_box(&view))));
+        g.bench_function(format!("delta{suffix}"), |b| {
+            b.iter(|| delta_of(black_box(&base_view), black_box(&view)));
         });
-    });
-    g.bench_function("delta_scattered", |b| {
-        b.iter(|| {
-            let mut w = BitWriter::new(Vec::with_capacity(256));
-            snapshot::encode_delta_prepared(
-                &reg,
-                &current,
-                &prepared,
-                &prepared_delta,
-                black_box(&base_view),
-                black_box(&view),
-                &mut w,
-            );
-            w.finish()
-        });
-    });
+    }
     g.finish();
 }
 

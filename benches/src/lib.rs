@@ -28,37 +28,8 @@ pub const INTEREST_RADIUS: f32 = 1_200.0;
 /// Input frames per batch: a client resends its last few frames redundantly.
 pub const FRAMES_PER_BATCH: usize = 4;
 
-/// A small deterministic PRNG (xorshift64*), so every run builds the same scenario.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed`.
-    #[must_use]
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A float in `[0, 1)`.
-    pub fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// A float in `[-1, 1)`.
-    pub fn signed(&mut self) -> f32 {
-        self.unit() * 2.0 - 1.0
-    }
-}
+/// The shared deterministic PRNG, so every run builds the same scenario.
+pub use tickwire_shared::rng::Rng;
 
 /// The size of a [`RoomScenario`].
 #[derive(Clone, Copy, Debug)]

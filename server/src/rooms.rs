@@ -182,17 +182,16 @@ impl Rooms {
 mod tests {
     use super::*;
 
+    /// A join request for matchmaking (no room named, no resume).
+    fn matchmade() -> JoinRequest {
+        JoinRequest { version: Some(1), token: None, room: None, name: "p".into(), resume: None }
+    }
+
     #[test]
     fn joins_on_their_way_in_count_against_a_rooms_space() {
         let config = ServerConfig { room_capacity: 3, ..ServerConfig::default() };
         let rooms = Rooms::new(config, Arc::new(Metrics::default()));
-        let req = JoinRequest {
-            version: Some(1),
-            token: None,
-            room: None,
-            name: "p".into(),
-            resume: None,
-        };
+        let req = matchmade();
         // Seven joins picked before any room answered: 3 + 3 + 1, never 7 in one room.
         let seats: Vec<Seat> = (0..7).map(|_| rooms.pick(&req).unwrap()).collect();
         let mut per_room = BTreeMap::<String, usize>::new();
@@ -213,13 +212,7 @@ mod tests {
     async fn a_seated_join_is_counted_once() {
         let config = ServerConfig { room_capacity: 2, ..ServerConfig::default() };
         let rooms = Rooms::new(config, Arc::new(Metrics::default()));
-        let req = JoinRequest {
-            version: Some(1),
-            token: None,
-            room: None,
-            name: "p".into(),
-            resume: None,
-        };
+        let req = matchmade();
         for (i, expected) in [(1, 1), (2, 2)] {
             let seat = rooms.pick(&req).unwrap();
             let room = seat.room().clone();

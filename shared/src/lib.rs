@@ -17,6 +17,7 @@ pub mod join;
 pub mod protocol;
 pub mod quantize;
 pub mod registry;
+pub mod rng;
 pub mod snapshot;
 pub mod tick;
 

@@ -27,32 +27,8 @@ pub struct Conditioner {
     pub loss: f64,
 }
 
-/// A small deterministic PRNG (xorshift64*), so links are reproducible by seed.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed`.
-    #[must_use]
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A float in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The shared deterministic PRNG, so links are reproducible by seed.
+pub use tickwire_shared::rng::Rng;
 
 /// One direction of a link: messages with the step they arrive at, in order. Droppable ones
 /// (snapshots, inputs) may be lost.
@@ -65,7 +41,7 @@ struct Link {
 
 impl Link {
     fn push(&mut self, now: u64, bytes: Bytes, droppable: bool, c: &Conditioner, rng: &mut Rng) {
-        if droppable && c.loss > 0.0 && rng.unit() < c.loss {
+        if droppable && c.loss > 0.0 && rng.unit_f64() < c.loss {
             return;
         }
         let jitter = if c.jitter > 0 { rng.next_u64() % (c.jitter + 1) } else { 0 };

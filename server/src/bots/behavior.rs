@@ -47,32 +47,8 @@ impl Behavior {
     }
 }
 
-/// A small deterministic PRNG (xorshift64*), one per bot.
-#[derive(Clone, Debug)]
-pub struct BotRng(u64);
-
-impl BotRng {
-    /// A generator for `seed` (any value, zero included).
-    #[must_use]
-    pub fn new(seed: u64) -> BotRng {
-        BotRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A float in `[0, 1)`.
-    pub fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
+/// One bot's randomness: the shared deterministic PRNG.
+pub use tickwire_shared::rng::Rng as BotRng;
 
 /// One bot's decision maker.
 #[derive(Clone, Debug)]

@@ -18,6 +18,7 @@ use super::movement::{MoverState, PLAYER_RADIUS, PlayerInput, step_mover, ticks_
 use crate::ids::NetId;
 use crate::protocol::{Buttons, GameEvent};
 use crate::quantize;
+use crate::rng::Rng;
 use crate::tick::Tick;
 
 /// Full health of a player or NPC: five hits of [`PROJECTILE_DAMAGE`], fits
@@ -97,34 +98,28 @@ impl NetIdAllocator {
 /// randomness in the rules.
 #[derive(Resource, Clone, Debug)]
 pub struct GameRng {
-    state: u64,
+    rng: Rng,
 }
 
 impl GameRng {
     /// A generator for `seed` (any value, zero included).
     #[must_use]
     pub fn new(seed: u64) -> GameRng {
-        // SplitMix64 spreads close seeds apart and never yields the all-zero xorshift state
-        // for more than one seed; the `| 1` rules that one out too.
+        // SplitMix64 spreads close seeds apart.
         let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        GameRng { state: (z ^ (z >> 31)) | 1 }
+        GameRng { rng: Rng::from_state(z ^ (z >> 31)) }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.state = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.rng.next_u64()
     }
 
     /// A uniform value in `[0, 1)`.
     pub fn next_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+        self.rng.unit()
     }
 
     /// A value in `lo..hi` (`lo` when the range is empty).
