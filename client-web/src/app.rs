@@ -126,6 +126,8 @@ struct App {
     chat_open: bool,
     camera: Camera,
     fps: RateMeter,
+    /// Frames per second as last shown in the HUD (for the test hook).
+    shown_fps: f64,
     bytes: RateMeter,
     snapshots: RateMeter,
     last_frame_ms: f64,
@@ -190,6 +192,7 @@ pub fn start() -> Result<(), JsValue> {
         chat_open: false,
         camera: Camera::new(Vec2::ZERO, 1.0, 1.0),
         fps: RateMeter::default(),
+        shown_fps: 0.0,
         bytes: RateMeter::default(),
         snapshots: RateMeter::default(),
         last_frame_ms: 0.0,
@@ -786,6 +789,7 @@ impl App {
         set_text(&self.hud.status, &self.phase.describe(now_ms));
         self.hud.status.set_class_name(self.phase.label());
         let fps = self.fps.per_second(now_ms);
+        self.shown_fps = fps;
         let bytes = self.bytes.per_second(now_ms);
         let snaps = self.snapshots.per_second(now_ms);
         let (rtt, tick, visible, errors) = match &self.session {
@@ -855,6 +859,7 @@ impl App {
         set("position", &predicted.or(server_own).map_or(JsValue::NULL, xy));
         set("serverPosition", &server_own.map_or(JsValue::NULL, xy));
         set("visible", &latest.map_or(0, |(_, _, st)| st.len()).into());
+        set("fps", &self.shown_fps.into());
         set("tick", &latest.map_or(JsValue::NULL, |(_, t, _)| t.0.into()));
         let score = latest.and_then(|(s, _, st)| world::score(s.client.registry(), st, self.own?));
         set(

@@ -69,6 +69,8 @@ describe("browser client", { timeout: 5 * TEST_TIMEOUT_MS }, () => {
       assert.ok(s.visible >= 1, `visible ${s.visible}`);
       assert.deepEqual(s.score, { kills: 0, deaths: 0 });
       await page.waitForFunction(() => document.getElementById("status").textContent === "live", null, { timeout: 5_000 });
+      // The page draws frames and says how many a second (what benches/browser_fps.mjs reads).
+      await page.waitForFunction(() => window.tickwire.state().fps > 0, null, { timeout: 5_000 });
       assert.deepEqual(page.problems, []);
     } finally {
       await page.close();
