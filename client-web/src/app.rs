@@ -16,6 +16,7 @@ use tickwire_shared::protocol::{
     Buttons, DisconnectReason, GameEvent, InputFrame, MAX_CHAT_BYTES, PROTOCOL_VERSION,
 };
 use tickwire_shared::quantize;
+use tickwire_shared::tick::Tick;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
@@ -740,7 +741,8 @@ impl App {
             net.predictor.decay(dt_secs);
             let alpha = (net.acc_ms / net.tick_ms) as f32;
             let sampled = net.interp.sample(ms_to_us(now_ms));
-            if let Some((_, state)) = session.client.latest() {
+            let render_at = net.interp.render_tick();
+            if let Some((latest, state)) = session.client.latest() {
                 let reg = session.client.registry();
                 for (id, position) in sampled {
                     if Some(id) == own {
@@ -748,6 +750,21 @@ impl App {
                     }
                     if let Some(mut s) = world::sprite(reg, state, id) {
                         s.position = position;
+                        // A projectile's replicated position is its launch point: it is drawn
+                        // where its straight flight has taken it by render time, and not yet
+                        // when render time is before its launch.
+                        if s.kind == Kind::Projectile
+                            && let Some(launched) = world::launched(reg, state, id)
+                        {
+                            let Some((tick, frac)) = render_at else { continue };
+                            let launch = latest.0.wrapping_sub(launched.ticks_until(latest));
+                            let elapsed = tick.diff(Tick(launch)) as f32 + frac;
+                            if elapsed < 0.0 {
+                                continue;
+                            }
+                            let secs = elapsed * (net.tick_ms / 1000.0) as f32;
+                            s.position = game::projectile_position(s.position, s.aim, secs);
+                        }
                         sprites.push(s);
                     }
                 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use glam::Vec2;
 use tickwire_shared::NetId;
-use tickwire_shared::game::{Aim, Health, Kind, MAX_HEALTH, Position, Score};
+use tickwire_shared::game::{Aim, Health, Kind, Launched, MAX_HEALTH, Position, Score};
 use tickwire_shared::registry::ReplicationRegistry;
 use tickwire_shared::snapshot::ReplicatedState;
 
@@ -41,6 +41,16 @@ pub fn sprite(
         aim: registry.get::<Aim>(view).map_or(0.0, |a| a.0),
         health: registry.get::<Health>(view).map(|h| (h.0 / MAX_HEALTH).clamp(0.0, 1.0)),
     })
+}
+
+/// The launch tick of projectile `id` (low bits), if it is one.
+#[must_use]
+pub fn launched(
+    registry: &ReplicationRegistry,
+    state: &ReplicatedState,
+    id: NetId,
+) -> Option<Launched> {
+    registry.get::<Launched>(state.get(id)?)
 }
 
 /// The score of `id`, if it has one.

@@ -184,10 +184,60 @@ impl Replicate for Dash {
     }
 }
 
-/// A projectile's velocity in units per second (server only; clients extrapolate from
-/// positions).
+/// A projectile's velocity in units per second (server only: clients know it from the
+/// projectile's [`Aim`] and [`super::PROJECTILE_SPEED`]).
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
 pub struct Velocity(pub Vec2);
+
+/// Where a projectile is now (server only). A projectile flies straight at a fixed speed, so
+/// its replicated [`Position`] stays where it was fired and, with its [`Aim`] and
+/// [`Launched`], tells a client where it is at any tick ([`projectile_position`]): its flight
+/// costs nothing per snapshot.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Flight(pub Vec2);
+
+/// Launch ticks are replicated modulo this: 17 s at 60 Hz, far longer than a projectile lives.
+pub const LAUNCH_TICK_MODULUS: u32 = 1024;
+
+/// The first tick whose state shows a projectile at its launch [`Position`], modulo
+/// [`LAUNCH_TICK_MODULUS`] (replicated once, with the projectile's spawn: 13 bits).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Launched(pub u16);
+
+impl Launched {
+    /// The launch of a projectile first shown at `tick`.
+    #[must_use]
+    pub fn at(tick: Tick) -> Launched {
+        Launched((tick.0 % LAUNCH_TICK_MODULUS) as u16)
+    }
+
+    /// Ticks from the launch to `now` (a tick at or after it, within the modulus).
+    #[must_use]
+    pub fn ticks_until(self, now: Tick) -> u32 {
+        now.0.wrapping_sub(u32::from(self.0)) % LAUNCH_TICK_MODULUS
+    }
+}
+
+impl Replicate for Launched {
+    const NAME: &'static str = "Launched";
+    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("tick")];
+
+    fn quantize(&self, out: &mut [i32]) {
+        out[0] = i32::from(self.0);
+    }
+
+    fn dequantize(fields: &[i32]) -> Self {
+        // The modulus keeps a hostile value in range.
+        Launched(fields[0].rem_euclid(LAUNCH_TICK_MODULUS as i32) as u16)
+    }
+}
+
+/// Where a projectile fired from `origin` along `aim` (radians) is `elapsed_secs` after its
+/// launch: the rule the server's flight follows, for clients to draw it.
+#[must_use]
+pub fn projectile_position(origin: Vec2, aim: f32, elapsed_secs: f32) -> Vec2 {
+    origin + Vec2::from_angle(aim) * super::PROJECTILE_SPEED * elapsed_secs.max(0.0)
+}
 
 /// Ticks a projectile has left before it disappears (server only).
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]

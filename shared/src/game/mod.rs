@@ -21,8 +21,8 @@ use glam::Vec2;
 
 pub use arena::{Arena, Obstacle, STANDARD_HALF_EXTENTS};
 pub use components::{
-    Aim, Dash, Dead, Health, Kind, Lifetime, Owner, Pickup, PickupRespawn, PlayerName, Position,
-    Score, Velocity, Weapon,
+    Aim, Dash, Dead, Flight, Health, Kind, LAUNCH_TICK_MODULUS, Launched, Lifetime, Owner, Pickup,
+    PickupRespawn, PlayerName, Position, Score, Velocity, Weapon, projectile_position,
 };
 pub use movement::{
     DASH_COOLDOWN_SECS, DASH_DURATION_SECS, DASH_SPEED, MoverState, PLAYER_RADIUS, PLAYER_SPEED,
@@ -111,6 +111,7 @@ pub fn registry() -> ReplicationRegistry {
     r.register::<Health>().expect("Health registers");
     r.register::<Score>().expect("Score registers");
     r.register::<Dash>().expect("Dash registers");
+    r.register::<Launched>().expect("Launched registers");
     r
 }
 

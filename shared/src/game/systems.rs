@@ -11,8 +11,8 @@ use glam::Vec2;
 use super::GameConfig;
 use super::arena::Arena;
 use super::components::{
-    Aim, Dash, Dead, Health, Kind, Lifetime, Owner, Pickup, PickupRespawn, Position, Score,
-    Velocity, Weapon,
+    Aim, Dash, Dead, Flight, Health, Kind, Launched, Lifetime, Owner, Pickup, PickupRespawn,
+    Position, Score, Velocity, Weapon,
 };
 use super::movement::{MoverState, PLAYER_RADIUS, PlayerInput, step_mover, ticks_for};
 use crate::ids::NetId;
@@ -194,14 +194,14 @@ pub fn move_combatants(
     }
 }
 
-/// Moves projectiles along their velocity and counts their lifetime down
-/// (`GameSet::Movement`).
+/// Moves projectiles along their velocity (their [`Flight`]; the replicated [`Position`] stays
+/// at the launch point) and counts their lifetime down (`GameSet::Movement`).
 pub fn move_projectiles(
     clock: Res<'_, SimClock>,
-    mut projectiles: Query<'_, '_, (&Velocity, &mut Position, &mut Lifetime)>,
+    mut projectiles: Query<'_, '_, (&Velocity, &mut Flight, &mut Lifetime)>,
 ) {
-    for (velocity, mut position, mut lifetime) in &mut projectiles {
-        position.0 += velocity.0 * clock.dt;
+    for (velocity, mut flight, mut lifetime) in &mut projectiles {
+        flight.0 += velocity.0 * clock.dt;
         lifetime.0 = lifetime.0.saturating_sub(1);
     }
 }
@@ -228,6 +228,9 @@ pub fn fire_weapons(
             ids.next(),
             Kind::Projectile,
             Position(start),
+            Flight(start),
+            // This run's state is captured as the next tick's.
+            Launched::at(clock.tick.next()),
             Aim(aim.0),
             Velocity(dir * PROJECTILE_SPEED),
             Lifetime(u32::from(ticks_for(PROJECTILE_LIFETIME_SECS, clock.dt))),
@@ -248,7 +251,7 @@ pub fn resolve_projectiles(
     config: Res<'_, GameConfig>,
     arena: Res<'_, Arena>,
     mut events: ResMut<'_, GameEvents>,
-    projectiles: Query<'_, '_, (Entity, &NetId, &Position, &Owner, &Lifetime), With<Velocity>>,
+    projectiles: Query<'_, '_, (Entity, &NetId, &Flight, &Owner, &Lifetime), With<Velocity>>,
     mut combatants: Query<'_, '_, CombatantItem<'_>, Without<Velocity>>,
 ) {
     let mut shots: Vec<_> = projectiles.iter().collect();

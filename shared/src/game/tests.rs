@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::protocol::{Buttons, GameEvent};
+use crate::registry::Replicate as _;
 
 fn room(config: &GameConfig) -> (World, Schedule) {
     let mut world = World::new();
@@ -25,7 +26,7 @@ fn registry_is_stable_with_position_first() {
     let a = registry();
     let b = registry();
     assert_eq!(a.index_of::<Position>().map(|i| i.0), Some(0));
-    assert_eq!(a.len(), 6);
+    assert_eq!(a.len(), 7);
     assert_eq!(a.fingerprint(), b.fingerprint());
     assert_eq!(a.index_of::<Dash>(), b.index_of::<Dash>());
 }
@@ -113,6 +114,47 @@ fn projectiles_stop_at_obstacles_and_never_hit_their_owner() {
     let mut q = world.query::<&Kind>();
     let flying = q.iter(&world).filter(|k| **k == Kind::Projectile).count();
     assert!(flying <= 3, "projectiles are removed at the block: {flying}");
+}
+
+#[test]
+fn a_projectile_replicates_its_launch_and_clients_compute_its_flight() {
+    let (mut world, mut schedule) = room(&no_npcs());
+    let (shooter, _) = spawn_player(&mut world, "a");
+    // A clear lane along the bottom edge: 20 ticks of flight stay clear of every obstacle.
+    world.get_mut::<Position>(shooter).unwrap().0 = Vec2::new(-550.0, -370.0);
+    *world.get_mut::<PlayerInput>(shooter).unwrap() =
+        PlayerInput { movement: Vec2::ZERO, aim: 0.05, buttons: Buttons::FIRE };
+    tick(&mut world, &mut schedule);
+    *world.get_mut::<PlayerInput>(shooter).unwrap() = PlayerInput::default();
+    let reg = registry();
+    let shot = |world: &mut World| {
+        let state = reg.capture(world);
+        let now = world.resource::<SimClock>().tick;
+        let e = state.iter().find(|e| reg.get::<Kind>(*e) == Some(Kind::Projectile))?;
+        let (origin, aim) = (reg.get::<Position>(e)?.0, reg.get::<Aim>(e)?.0);
+        Some((state.clone(), origin, aim, reg.get::<Launched>(e)?, now))
+    };
+    let (first, origin, aim, launched, at) = shot(&mut world).expect("a projectile");
+    assert_eq!(launched.ticks_until(at), 0, "first shown at its launch point");
+    let dt = 1.0 / f32::from(GameConfig::default().tick_rate);
+    for k in 1..=20u32 {
+        tick(&mut world, &mut schedule);
+        let (state, o, a, l, now) = shot(&mut world).expect("still flying");
+        // Nothing replicated about it changes while it flies: its deltas are empty.
+        assert_eq!((o, a, l), (origin, aim, launched));
+        assert_eq!(state.iter().count(), first.iter().count());
+        assert_eq!(l.ticks_until(now), k);
+        // The rule a client draws it by is where the server has it.
+        let mut q = world.query::<(&Kind, &Flight)>();
+        let flight = q.iter(&world).find(|(k, _)| **k == Kind::Projectile).unwrap().1.0;
+        let drawn = projectile_position(o, a, l.ticks_until(now) as f32 * dt);
+        assert!(drawn.distance(flight) < 0.5, "tick {k}: drawn {drawn}, server {flight}");
+    }
+    // The launch tick survives the wire's modulus and a hostile value stays in range.
+    let mut q = [0i32];
+    Launched::at(crate::tick::Tick(5_000)).quantize(&mut q);
+    assert_eq!(Launched::dequantize(&q).ticks_until(crate::tick::Tick(5_003)), 3);
+    assert_eq!(Launched::dequantize(&[-7]).0 as u32, LAUNCH_TICK_MODULUS - 7);
 }
 
 #[test]
