@@ -20,7 +20,7 @@ use tickwire_shared::game::{self, GameConfig, GameEvents, PlayerInput, Position,
 use tickwire_shared::join::clean_text;
 use tickwire_shared::protocol::{
     Buttons, DisconnectReason, GameEvent, InputBatch, InputFrame, PROTOCOL_VERSION, ServerMessage,
-    SnapshotMessage, Welcome,
+    Welcome,
 };
 use tickwire_shared::registry::ReplicationRegistry;
 use tickwire_shared::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View};
@@ -893,14 +893,11 @@ impl Room {
                 }
             };
             slot.last_position = center;
-            let msg = ServerMessage::Snapshot(SnapshotMessage {
-                tick,
-                baseline: baseline.as_ref().map(|(t, _, _)| *t),
-                last_input_seq: slot.last_applied,
-                body: body.as_ref().clone(),
-            });
             let mut bytes = Vec::with_capacity(body.len() + 32);
-            let Ok(()) = codec::encode_server_into(&msg, &mut bytes) else {
+            let base_tick = baseline.as_ref().map(|(t, _, _)| *t);
+            let encoded =
+                codec::encode_snapshot_into(tick, base_tick, slot.last_applied, &body, &mut bytes);
+            let Ok(()) = encoded else {
                 slot.outbox.close(DisconnectReason::Internal, "snapshot too large");
                 continue;
             };

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::protocol::{ClientMessage, ProtocolError, ServerMessage};
+use crate::tick::Tick;
 
 /// Largest client→server message, in bytes. An input batch of eight frames is under 80 bytes
 /// and a chat line under 210; 1 KiB leaves room and keeps a hostile client's cost tiny.
@@ -121,6 +122,37 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientMessage, CodecError> {
 /// Appends the encoding of a server message to `out`.
 pub fn encode_server_into(msg: &ServerMessage, out: &mut Vec<u8>) -> Result<(), CodecError> {
     encode_into(msg, out, server_config(), MAX_SERVER_MESSAGE_BYTES)
+}
+
+/// `ServerMessage::Snapshot` with a borrowed body, for [`encode_snapshot_into`]: the same
+/// variant index and field order, so the same bytes.
+#[derive(Serialize)]
+enum SnapshotEnvelope<'a> {
+    _Welcome,
+    Snapshot(SnapshotRef<'a>),
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    tick: Tick,
+    baseline: Option<Tick>,
+    last_input_seq: Option<u32>,
+    #[serde(with = "bytes")]
+    body: &'a [u8],
+}
+
+/// Appends the encoding of `ServerMessage::Snapshot(SnapshotMessage { .. })` to `out` without
+/// the message owning `body`: byte for byte what [`encode_server_into`] writes for it. The
+/// server encodes one shared body into many clients' envelopes this way.
+pub fn encode_snapshot_into(
+    tick: Tick,
+    baseline: Option<Tick>,
+    last_input_seq: Option<u32>,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    let msg = SnapshotEnvelope::Snapshot(SnapshotRef { tick, baseline, last_input_seq, body });
+    encode_into(&msg, out, server_config(), MAX_SERVER_MESSAGE_BYTES)
 }
 
 /// Encodes a server message.

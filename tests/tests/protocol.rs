@@ -143,6 +143,29 @@ fn every_server_message_round_trips() {
 }
 
 #[test]
+fn a_snapshot_encoded_around_a_borrowed_body_is_the_same_bytes() {
+    for (tick, baseline, seq, len) in [
+        (0, None, None, 0),
+        (7, Some(5), Some(3), 10),
+        (u32::MAX, Some(u32::MAX - 1), Some(u32::MAX), 9_000),
+    ] {
+        let body: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let msg = ServerMessage::Snapshot(SnapshotMessage {
+            tick: Tick(tick),
+            baseline: baseline.map(Tick),
+            last_input_seq: seq,
+            body: body.clone(),
+        });
+        let mut out = vec![0xAA];
+        codec::encode_snapshot_into(Tick(tick), baseline.map(Tick), seq, &body, &mut out).unwrap();
+        assert_eq!(out[0], 0xAA, "appends");
+        assert_eq!(out[1..], codec::encode_server(&msg).unwrap()[..], "{msg:?}");
+    }
+    let huge = vec![0; 300 * 1024];
+    assert!(codec::encode_snapshot_into(Tick(0), None, None, &huge, &mut Vec::new()).is_err());
+}
+
+#[test]
 fn typical_input_message_is_small() {
     // Four redundant frames and an ack: the message a client sends every tick.
     let msg = ClientMessage::Input(InputBatch {
