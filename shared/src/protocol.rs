@@ -325,10 +325,3 @@ pub enum ServerMessage {
     },
 }
 
-impl ServerMessage {
-    /// Whether it may be dropped in favour of a newer one (only snapshots).
-    #[must_use]
-    pub fn is_droppable(&self) -> bool {
-        matches!(self, ServerMessage::Snapshot(_))
-    }
-}
