@@ -324,4 +324,3 @@ pub enum ServerMessage {
         message: String,
     },
 }
-
