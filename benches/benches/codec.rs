@@ -1,9 +1,12 @@
 //! The message codec on a typical input message: `ClientMessage::Input` with four frames
 //! (the client's redundant copies) and an ack.
 //!
-//! - `codec/encode_client_input`: one iteration = `codec::encode_client` into a new `Vec`.
-//! - `codec/decode_client_input`: one iteration = `codec::decode_client` of those bytes
-//!   (size check, bincode decode with its allocation limit).
+//! - `codec/encode_client_input`: one iteration = the arena frames through
+//!   `codec::encode_inputs`, then the envelope through `codec::encode_client`, into new `Vec`s
+//!   (what a client does per input message).
+//! - `codec/decode_client_input`: one iteration = `codec::decode_client` of those bytes (size
+//!   check, bincode decode with its allocation limit; the session's part) and
+//!   `codec::decode_inputs` of the frames (the room's part).
 //!
 //! Run: `cargo bench -p tickwire-benches --bench codec`
 
@@ -11,27 +14,38 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tickwire_shared::protocol::{Buttons, ClientMessage, InputBatch, InputFrame};
+use tickwire_shared::games::arena::{ArenaInput, Buttons};
+use tickwire_shared::protocol::{ClientMessage, InputBatch};
 use tickwire_shared::{Tick, codec};
 
 fn bench_input(c: &mut Criterion) {
-    let frames = (0..4u16)
-        .map(|i| InputFrame {
+    let frames: Vec<ArenaInput> = (0..4u16)
+        .map(|i| ArenaInput {
             movement: [127, -64 + i as i8],
             aim: 12_000 + i * 37,
             buttons: if i == 3 { Buttons::FIRE } else { Buttons::default() },
         })
         .collect();
-    let msg =
-        ClientMessage::Input(InputBatch { ack: Some(Tick(123_456)), first_seq: 7_890, frames });
-    let bytes = codec::encode_client(&msg).expect("encodes");
+    let encode = |frames: &[ArenaInput]| {
+        let frames = codec::encode_inputs(frames).expect("4 frames");
+        let msg =
+            ClientMessage::Input(InputBatch { ack: Some(Tick(123_456)), first_seq: 7_890, frames });
+        codec::encode_client(&msg).expect("encodes")
+    };
+    let bytes = encode(&frames);
     eprintln!("input message: {} bytes", bytes.len());
     let mut g = c.benchmark_group("codec");
     g.bench_function("encode_client_input", |b| {
-        b.iter(|| codec::encode_client(black_box(&msg)).expect("encodes"));
+        b.iter(|| encode(black_box(&frames)));
     });
+    let mut decoded: Vec<ArenaInput> = Vec::with_capacity(8);
     g.bench_function("decode_client_input", |b| {
-        b.iter(|| codec::decode_client(black_box(&bytes)).expect("decodes"));
+        b.iter(|| {
+            let Ok(ClientMessage::Input(batch)) = codec::decode_client(black_box(&bytes)) else {
+                unreachable!("an input message");
+            };
+            codec::decode_inputs(&batch.frames, &mut decoded).expect("decodes");
+        });
     });
     g.finish();
 }

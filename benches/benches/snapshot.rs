@@ -1,6 +1,6 @@
 //! Snapshot body encode and decode (`tickwire_shared::snapshot`) over states captured from a
 //! real game world (`tickwire_benches::captured_pair`: NPCs, drifters and pickups after 30
-//! ticks of play), registry `tickwire_shared::game::registry()`.
+//! ticks of play), the arena's registry.
 //!
 //! - `snapshot/encode_full/N`: one iteration = `encode_full` of N entities into a fresh
 //!   `BitWriter` (256-byte initial buffer, as the room does) and `finish`.
@@ -27,6 +27,7 @@ use std::hint::black_box;
 use tickwire_benches::{captured_pair, with_changes};
 use tickwire_shared::bits::BitWriter;
 use tickwire_shared::game;
+use tickwire_shared::games::arena::ArenaGame;
 use tickwire_shared::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View};
 
 fn encode_full(
@@ -49,7 +50,7 @@ fn encode_delta(
 }
 
 fn bench_codec(c: &mut Criterion) {
-    let reg = game::registry();
+    let reg = game::registry::<ArenaGame>();
     let mut g = c.benchmark_group("snapshot");
     for n in [100usize, 1_000, 5_000] {
         let (base, _) = captured_pair(n);

@@ -8,11 +8,12 @@
 
 use tickwire_benches::{RoomScenario, ScenarioConfig};
 use tickwire_shared::bits::BitWriter;
-use tickwire_shared::game::{self, Kind};
+use tickwire_shared::game;
+use tickwire_shared::games::arena::{ArenaGame, Kind};
 use tickwire_shared::snapshot::{self, ReplicatedState};
 
 fn report(label: &str, base: &ReplicatedState, cur: &ReplicatedState) {
-    let reg = game::registry();
+    let reg = game::registry::<ArenaGame>();
     let mut w = BitWriter::default();
     snapshot::encode_full(&reg, cur.iter(), &mut w);
     let full_bits = w.bit_len();
@@ -32,11 +33,11 @@ fn report(label: &str, base: &ReplicatedState, cur: &ReplicatedState) {
 fn main() {
     let config = ScenarioConfig { n_players: 64, n_npcs: 32, n_drifters: 900 };
     let mut s = RoomScenario::new(config, 120);
-    let reg = game::registry();
-    let base = reg.capture(s.room.world_mut());
+    let reg = game::registry::<ArenaGame>();
+    let base = reg.capture(s.room.core_mut().world_mut());
     s.tick();
     s.tick();
-    let cur = reg.capture(s.room.world_mut());
+    let cur = reg.capture(s.room.core_mut().world_mut());
     report("all", &base, &cur);
     for kind in [Kind::Player, Kind::Npc, Kind::Projectile] {
         let ids: Vec<_> = cur

@@ -16,9 +16,13 @@ use bevy_ecs::prelude::*;
 use glam::Vec2;
 use tickwire_server::metrics::Metrics;
 use tickwire_server::outbox::{OutItem, Outbox};
-use tickwire_server::room::{ResumeIndex, Room, RoomConfig, RoomHandle};
-use tickwire_shared::game::{self, Aim, GameConfig, Kind, NetIdAllocator, Position};
-use tickwire_shared::protocol::{Buttons, InputBatch, InputFrame, ServerMessage};
+use tickwire_server::room::{ResumeIndex, Room, RoomHandle};
+use tickwire_shared::game::{self, NetIdAllocator, SimClock};
+use tickwire_shared::games::arena::{
+    Aim, ArenaGame, ArenaInput as InputFrame, Buttons, Kind, Position, STANDARD_HALF_EXTENTS,
+};
+use tickwire_shared::protocol::{InputBatch, ServerMessage};
+use tickwire_shared::room::RoomSettings;
 use tickwire_shared::snapshot::ReplicatedState;
 use tickwire_shared::{ClientId, NetId, Tick, codec, quantize};
 
@@ -36,7 +40,7 @@ pub use tickwire_shared::rng::Rng;
 pub struct ScenarioConfig {
     /// Human players (clients that send inputs and acks).
     pub n_players: usize,
-    /// NPC bots (`GameConfig::npc_count`).
+    /// NPC bots (`GameConfig::npcs`).
     pub n_npcs: usize,
     /// Extra replicated drifters.
     pub n_drifters: usize,
@@ -68,8 +72,8 @@ struct BenchClient {
 
 /// A room with players acting like real clients (see the crate docs).
 pub struct RoomScenario {
-    /// The room.
-    pub room: Room,
+    /// The room (the server's driver around the arena's room core).
+    pub room: Room<ArenaGame>,
     handle: RoomHandle,
     clients: Vec<BenchClient>,
     rng: Rng,
@@ -94,7 +98,7 @@ impl RoomScenario {
     /// If the room refuses a join (it does not: capacity is the player count).
     #[must_use]
     pub fn with_radius(config: ScenarioConfig, warmup: usize, radius: f32) -> RoomScenario {
-        let room_config = RoomConfig {
+        let room_config = RoomSettings {
             id: "bench".into(),
             tick_rate: 60,
             ticks_per_snapshot: 2,
@@ -102,14 +106,15 @@ impl RoomScenario {
             interest_radius: radius,
             resume_grace_ticks: 600,
             idle_close_ticks: u64::MAX,
-            game: GameConfig { npc_count: config.n_npcs, ..GameConfig::default() },
+            npcs: config.n_npcs,
+            seed: 1,
         };
         let (mut room, handle) =
             Room::new(room_config, Arc::new(Metrics::default()), ResumeIndex::default());
         let mut rng = Rng::new(7);
         {
-            let world = room.world_mut();
-            let half = game::STANDARD_HALF_EXTENTS;
+            let world = room.core_mut().world_mut();
+            let half = STANDARD_HALF_EXTENTS;
             for _ in 0..config.n_drifters {
                 let id: NetId = world.resource_mut::<NetIdAllocator>().next();
                 let at = Vec2::new(rng.signed() * half.x, rng.signed() * half.y);
@@ -145,7 +150,7 @@ impl RoomScenario {
                 snapshots: 0,
             });
         }
-        let drift_query = room.world_mut().query::<(&mut Position, &mut Drift)>();
+        let drift_query = room.core_mut().world_mut().query::<(&mut Position, &mut Drift)>();
         let mut s = RoomScenario { room, handle, clients, rng, drift_query };
         for _ in 0..warmup {
             s.tick();
@@ -174,7 +179,8 @@ impl RoomScenario {
             c.frames.push(frame);
             c.next_seq = c.next_seq.wrapping_add(1);
             let first_seq = c.next_seq.wrapping_sub(c.frames.len() as u32);
-            let batch = InputBatch { ack: c.acked, first_seq, frames: c.frames.clone() };
+            let frames = codec::encode_inputs(&c.frames).expect("1-4 frames");
+            let batch = InputBatch { ack: c.acked, first_seq, frames };
             self.handle.input(c.id, batch);
         }
     }
@@ -184,8 +190,8 @@ impl RoomScenario {
     /// capture, interest, encode and queue a snapshot per client).
     pub fn server_tick(&mut self) {
         let dt = 1.0 / 60.0;
-        let half = game::STANDARD_HALF_EXTENTS;
-        let world = self.room.world_mut();
+        let half = STANDARD_HALF_EXTENTS;
+        let world = self.room.core_mut().world_mut();
         for (mut pos, mut drift) in self.drift_query.iter_mut(world) {
             let mut p = pos.0 + drift.0 * dt;
             if p.x.abs() > half.x {
@@ -232,13 +238,13 @@ impl RoomScenario {
     #[must_use]
     pub fn next_is_snapshot_tick(&mut self) -> bool {
         // Snapshot ticks are every second step; the room's tick counts steps from 0.
-        let tick = self.room.world_mut().resource::<game::SimClock>().tick;
+        let tick = self.room.core_mut().world_mut().resource::<SimClock>().tick;
         tick.0 % 2 == 1
     }
 
     /// Replicated entities in the world now.
     pub fn replicated(&mut self) -> usize {
-        let world = self.room.world_mut();
+        let world = self.room.core_mut().world_mut();
         world.query::<&NetId>().iter(world).count()
     }
 
@@ -267,11 +273,11 @@ pub fn captured_pair(n: usize) -> (ReplicatedState, ReplicatedState) {
     let n_npcs = (n / 10).min(100);
     let config = ScenarioConfig { n_players: 0, n_npcs, n_drifters: n.saturating_sub(n_npcs + 4) };
     let mut s = RoomScenario::new(config, 30);
-    let registry = game::registry();
-    let base = registry.capture(s.room.world_mut());
+    let registry = game::registry::<ArenaGame>();
+    let base = registry.capture(s.room.core_mut().world_mut());
     s.tick();
     s.tick();
-    let current = registry.capture(s.room.world_mut());
+    let current = registry.capture(s.room.core_mut().world_mut());
     (base, current)
 }
 

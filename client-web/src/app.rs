@@ -1,22 +1,20 @@
-//! The browser driver: moves bytes between the page's WebSocket and the sans-IO
-//! [`Client`], samples input at the tick rate, predicts the own player, interpolates the others,
-//! draws a frame on each animation frame and keeps the HUD and `window.tickwire` up to date.
+//! The browser shell: the page's WebSocket, the frame loop, the HUD, the chat, reconnection and
+//! `window.tickwire.state()`. It names no game: the server's `Welcome` says which game the room
+//! plays, and [`crate::games::session_for`] makes that game's session, which samples input,
+//! predicts, interpolates and draws.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use glam::Vec2;
-use js_sys::{Array, Object, Reflect, Uint8Array};
+use js_sys::{Object, Reflect, Uint8Array};
 use tickwire_shared::NetId;
-use tickwire_shared::client::{Client, ClientConfig, ClientEvent, InterpolationBuffer};
-use tickwire_shared::game::{self, Arena, Kind, Position};
-use tickwire_shared::join::JoinRequest;
+use tickwire_shared::codec;
+use tickwire_shared::join::{JoinRequest, truncate_utf8};
 use tickwire_shared::protocol::{
-    Buttons, DisconnectReason, GameEvent, InputFrame, MAX_CHAT_BYTES, PROTOCOL_VERSION,
+    DisconnectReason, MAX_CHAT_BYTES, PROTOCOL_VERSION, ServerMessage,
 };
-use tickwire_shared::quantize;
-use tickwire_shared::tick::Tick;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
@@ -26,17 +24,10 @@ use web_sys::{
 };
 
 use crate::conn::{MAX_ATTEMPTS, Phase, RateMeter, backoff_ms, is_terminal};
-use crate::predict::OwnPlayer;
-use crate::render::{self, Camera};
-use crate::world::{self, Names};
-
-/// At most this many ticks of input are sampled in one go after the page stalled (a hidden
-/// tab, a long frame): 8 ticks are 133 ms at 60 Hz; beyond that the time is dropped rather
-/// than flooding the server with a burst of stale input.
-const MAX_CATCH_UP_TICKS: f64 = 8.0;
-
-/// How often the page pings the server for the HUD's round-trip time.
-const PING_INTERVAL_MS: f64 = 1_000.0;
+use crate::games::{self, Controls};
+use crate::names::Names;
+use crate::render::Camera;
+use crate::session::{AnySession, Notice};
 
 /// How often the HUD text is rewritten: 4 Hz is readable and keeps DOM work off most frames.
 const HUD_INTERVAL_MS: f64 = 250.0;
@@ -53,47 +44,61 @@ type Shared = Rc<RefCell<App>>;
 /// The animation-frame callback, which re-registers itself.
 type FrameSlot = Rc<RefCell<Option<Closure<dyn FnMut()>>>>;
 
-/// Which movement and action keys are held.
-#[derive(Clone, Copy, Debug, Default)]
-struct Keys {
-    up: bool,
-    down: bool,
-    left: bool,
-    right: bool,
-    dash: bool,
-}
-
-/// The HUD's elements.
-struct Hud {
+/// The page's elements.
+struct Page {
+    window: Window,
+    performance: Performance,
+    canvas: HtmlCanvasElement,
+    ctx: CanvasRenderingContext2d,
     status: HtmlElement,
     stats: HtmlElement,
     scores: HtmlElement,
     log: HtmlElement,
     chat: HtmlInputElement,
+    help: HtmlElement,
 }
 
-/// Per-session netcode state, from the `Welcome` on.
-struct Net {
-    interp: InterpolationBuffer,
-    predictor: OwnPlayer,
-    tick_ms: f64,
-    acc_ms: f64,
-    last_pump_ms: f64,
-    last_ping_ms: f64,
+/// Who the player is and how to reach the server, kept across reconnects.
+struct Identity {
+    room: Option<String>,
+    game: Option<String>,
+    name: String,
+    token: Option<String>,
+    resume: Option<String>,
 }
 
-/// One WebSocket connection and its sans-IO client.
-struct Session {
+/// The connection's life cycle.
+struct Link {
+    phase: Phase,
+    attempts: u32,
+    last_reason: String,
+    next_generation: u32,
+    welcomes: u32,
+}
+
+/// The HUD's meters.
+#[derive(Default)]
+struct Meters {
+    fps: RateMeter,
+    /// Frames per second as last shown in the HUD (for the test hook).
+    shown_fps: f64,
+    bytes: RateMeter,
+    snapshots: RateMeter,
+    last_frame_ms: f64,
+    last_hud_ms: f64,
+}
+
+/// One WebSocket connection and, once welcomed, its game's session.
+struct Connection {
     generation: u32,
     ws: WebSocket,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
-    client: Client,
-    net: Option<Net>,
+    game: Option<Box<dyn AnySession>>,
     disconnect: Option<(DisconnectReason, String)>,
 }
 
-impl Drop for Session {
+impl Drop for Connection {
     fn drop(&mut self) {
         self.ws.set_onmessage(None);
         self.ws.set_onclose(None);
@@ -102,37 +107,19 @@ impl Drop for Session {
 }
 
 struct App {
-    window: Window,
-    performance: Performance,
-    canvas: HtmlCanvasElement,
-    ctx: CanvasRenderingContext2d,
-    hud: Hud,
-    arena: Arena,
-    room: Option<String>,
-    name: String,
-    token: Option<String>,
-    resume: Option<String>,
-    phase: Phase,
-    attempts: u32,
-    last_reason: String,
-    next_generation: u32,
-    session: Option<Session>,
+    page: Page,
+    identity: Identity,
+    link: Link,
+    connection: Option<Connection>,
     own: Option<NetId>,
-    welcomes: u32,
     names: Names,
     log: VecDeque<String>,
-    keys: Keys,
+    controls: Controls,
+    /// The mouse in canvas pixels.
     mouse: (f64, f64),
-    firing: bool,
     chat_open: bool,
     camera: Camera,
-    fps: RateMeter,
-    /// Frames per second as last shown in the HUD (for the test hook).
-    shown_fps: f64,
-    bytes: RateMeter,
-    snapshots: RateMeter,
-    last_frame_ms: f64,
-    last_hud_ms: f64,
+    meters: Meters,
 }
 
 fn element<T: JsCast>(document: &Document, id: &str) -> Result<T, JsValue> {
@@ -143,61 +130,57 @@ fn element<T: JsCast>(document: &Document, id: &str) -> Result<T, JsValue> {
         .map_err(|_| JsValue::from_str(&format!("#{id} has the wrong element type")))
 }
 
-/// Starts the client on the page: reads `?room=`, `?name=` and `?resume=`, installs the input handlers, the
-/// frame loop and `window.tickwire`, then fetches a guest token and connects.
+/// Starts the client on the page: reads `?room=`, `?game=`, `?name=` and `?resume=`, installs
+/// the input handlers, the frame loop and `window.tickwire`, then fetches a guest token and
+/// connects.
 pub fn start() -> Result<(), JsValue> {
     let window = web_sys::window().ok_or("no window")?;
     let document = window.document().ok_or("no document")?;
-    let performance = window.performance().ok_or("no performance clock")?;
     let canvas: HtmlCanvasElement = element(&document, "game")?;
     let ctx: CanvasRenderingContext2d =
         canvas.get_context("2d")?.ok_or("no 2d canvas context")?.dyn_into()?;
-    let hud = Hud {
+    let page = Page {
+        performance: window.performance().ok_or("no performance clock")?,
         status: element(&document, "status")?,
         stats: element(&document, "stats")?,
         scores: element(&document, "scores")?,
         log: element(&document, "log")?,
         chat: element(&document, "chat")?,
-    };
-    let params = UrlSearchParams::new_with_str(&window.location().search()?)?;
-    let room = params.get("room").filter(|r| !r.is_empty());
-    // `?resume=` takes over a player from another page or an earlier visit.
-    let resume = params.get("resume").filter(|r| !r.is_empty());
-    let name = params
-        .get("name")
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| format!("guest{}", (js_sys::Math::random() * 9000.0) as u32 + 1000));
-    let app = Rc::new(RefCell::new(App {
+        help: element(&document, "help")?,
         window: window.clone(),
-        performance,
         canvas,
         ctx,
-        hud,
-        arena: Arena::standard(),
-        room,
-        name,
+    };
+    let params = UrlSearchParams::new_with_str(&window.location().search()?)?;
+    let param = |key: &str| params.get(key).filter(|v| !v.trim().is_empty());
+    let identity = Identity {
+        room: param("room"),
+        game: param("game"),
+        // `?resume=` takes over a player from another page or an earlier visit.
+        resume: param("resume"),
+        name: param("name")
+            .unwrap_or_else(|| format!("guest{}", (js_sys::Math::random() * 9000.0) as u32 + 1000)),
         token: None,
-        resume,
-        phase: Phase::Connecting,
-        attempts: 0,
-        last_reason: String::new(),
-        next_generation: 0,
-        session: None,
+    };
+    let app = Rc::new(RefCell::new(App {
+        page,
+        identity,
+        link: Link {
+            phase: Phase::Connecting,
+            attempts: 0,
+            last_reason: String::new(),
+            next_generation: 0,
+            welcomes: 0,
+        },
+        connection: None,
         own: None,
-        welcomes: 0,
         names: Names::default(),
         log: VecDeque::new(),
-        keys: Keys::default(),
+        controls: Controls::default(),
         mouse: (0.0, 0.0),
-        firing: false,
         chat_open: false,
-        camera: Camera::new(Vec2::ZERO, 1.0, 1.0),
-        fps: RateMeter::default(),
-        shown_fps: 0.0,
-        bytes: RateMeter::default(),
-        snapshots: RateMeter::default(),
-        last_frame_ms: 0.0,
-        last_hud_ms: f64::NEG_INFINITY,
+        camera: Camera::new(Vec2::ZERO, 1.0, 1.0, 1.0),
+        meters: Meters { last_hud_ms: f64::NEG_INFINITY, ..Meters::default() },
     }));
     install_input(&app, &window)?;
     install_loops(&app, &window)?;
@@ -206,9 +189,21 @@ pub fn start() -> Result<(), JsValue> {
     Ok(())
 }
 
+/// Adds `handler` for `event` on `target`, for the page's lifetime.
+fn listen<E: wasm_bindgen::convert::FromWasmAbi + 'static>(
+    target: &web_sys::EventTarget,
+    event: &str,
+    handler: impl FnMut(E) + 'static,
+) -> Result<(), JsValue> {
+    let closure = Closure::<dyn FnMut(E)>::new(handler);
+    target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref())?;
+    closure.forget();
+    Ok(())
+}
+
 fn install_input(app: &Shared, window: &Window) -> Result<(), JsValue> {
     let a = Rc::clone(app);
-    let keydown = Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
+    listen(window, "keydown", move |e: KeyboardEvent| {
         let mut app = a.borrow_mut();
         if app.chat_open {
             return;
@@ -221,56 +216,37 @@ fn install_input(app: &Shared, window: &Window) -> Result<(), JsValue> {
         if app.set_key(&e.code(), true) {
             e.prevent_default();
         }
-    });
-    window.add_event_listener_with_callback("keydown", keydown.as_ref().unchecked_ref())?;
-    keydown.forget();
-
+    })?;
     let a = Rc::clone(app);
-    let keyup = Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
+    listen(window, "keyup", move |e: KeyboardEvent| {
         a.borrow_mut().set_key(&e.code(), false);
-    });
-    window.add_event_listener_with_callback("keyup", keyup.as_ref().unchecked_ref())?;
-    keyup.forget();
-
+    })?;
     let a = Rc::clone(app);
-    let blur = Closure::<dyn FnMut()>::new(move || {
-        let mut app = a.borrow_mut();
-        app.keys = Keys::default();
-        app.firing = false;
-    });
-    window.add_event_listener_with_callback("blur", blur.as_ref().unchecked_ref())?;
-    blur.forget();
-
+    listen(window, "blur", move |_: web_sys::Event| {
+        a.borrow_mut().controls = Controls::default();
+    })?;
     let a = Rc::clone(app);
-    let mousemove = Closure::<dyn FnMut(MouseEvent)>::new(move |e: MouseEvent| {
+    listen(window, "mousemove", move |e: MouseEvent| {
         a.borrow_mut().mouse = (f64::from(e.client_x()), f64::from(e.client_y()));
-    });
-    window.add_event_listener_with_callback("mousemove", mousemove.as_ref().unchecked_ref())?;
-    mousemove.forget();
-
+    })?;
     let a = Rc::clone(app);
-    let mousedown = Closure::<dyn FnMut(MouseEvent)>::new(move |e: MouseEvent| {
+    let canvas = app.borrow().page.canvas.clone();
+    listen(&canvas, "mousedown", move |e: MouseEvent| {
         if e.button() == 0 {
             let mut app = a.borrow_mut();
             app.mouse = (f64::from(e.client_x()), f64::from(e.client_y()));
-            app.firing = true;
+            app.controls.primary = true;
         }
-    });
-    let canvas = app.borrow().canvas.clone();
-    canvas.add_event_listener_with_callback("mousedown", mousedown.as_ref().unchecked_ref())?;
-    mousedown.forget();
-
+    })?;
     let a = Rc::clone(app);
-    let mouseup = Closure::<dyn FnMut(MouseEvent)>::new(move |e: MouseEvent| {
+    listen(window, "mouseup", move |e: MouseEvent| {
         if e.button() == 0 {
-            a.borrow_mut().firing = false;
+            a.borrow_mut().controls.primary = false;
         }
-    });
-    window.add_event_listener_with_callback("mouseup", mouseup.as_ref().unchecked_ref())?;
-    mouseup.forget();
-
+    })?;
     let a = Rc::clone(app);
-    let chat_key = Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
+    let chat = app.borrow().page.chat.clone();
+    listen(&chat, "keydown", move |e: KeyboardEvent| {
         // The page's own handler must not see the Enter that closes the chat.
         e.stop_propagation();
         match e.code().as_str() {
@@ -281,11 +257,7 @@ fn install_input(app: &Shared, window: &Window) -> Result<(), JsValue> {
             "Escape" => a.borrow_mut().close_chat(),
             _ => {}
         }
-    });
-    let chat = app.borrow().hud.chat.clone();
-    chat.add_event_listener_with_callback("keydown", chat_key.as_ref().unchecked_ref())?;
-    chat_key.forget();
-    Ok(())
+    })
 }
 
 fn install_loops(app: &Shared, window: &Window) -> Result<(), JsValue> {
@@ -297,7 +269,7 @@ fn install_loops(app: &Shared, window: &Window) -> Result<(), JsValue> {
         a.borrow_mut().frame();
         let app = a.borrow();
         if let Some(cb) = again.borrow().as_ref() {
-            let _ = app.window.request_animation_frame(cb.as_ref().unchecked_ref());
+            let _ = app.page.window.request_animation_frame(cb.as_ref().unchecked_ref());
         }
     }));
     if let Some(cb) = slot.borrow().as_ref() {
@@ -326,7 +298,7 @@ fn install_debug_hook(app: &Shared, window: &Window) -> Result<(), JsValue> {
 
 /// Starts a connection attempt: fetches a guest token first when there is none.
 fn connect(app: &Shared) {
-    let token = app.borrow().token.clone();
+    let token = app.borrow().identity.token.clone();
     match token {
         Some(token) => {
             let weak = Rc::downgrade(app);
@@ -360,7 +332,7 @@ fn fetch_token(app: &Shared) {
             .and_then(|t| t.as_string());
         match token {
             Some(token) => {
-                app.borrow_mut().token = Some(token);
+                app.borrow_mut().identity.token = Some(token);
                 connect(&app);
             }
             None => {
@@ -387,44 +359,48 @@ fn fetch_token(app: &Shared) {
 /// said the session must not be resumed. Schedules the next attempt or gives up.
 fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
     let mut a = app.borrow_mut();
-    let welcomed = a.session.as_ref().is_some_and(|s| s.net.is_some());
-    a.session = None;
-    a.last_reason = reason.clone();
+    let welcomed = a.connection.as_ref().is_some_and(|c| c.game.is_some());
+    a.connection = None;
+    let link = &mut a.link;
+    link.last_reason = reason.clone();
     if terminal == Some(true) {
-        a.phase = Phase::Failed { reason };
+        link.phase = Phase::Failed { reason };
         return;
     }
-    if matches!(a.phase, Phase::Failed { .. }) {
+    if matches!(link.phase, Phase::Failed { .. }) {
         return;
     }
     if welcomed {
-        a.attempts = 0;
+        link.attempts = 0;
     } else {
-        a.attempts += 1;
-        // The token may have been the problem (expired); a new guest one costs nothing.
-        a.token = None;
+        link.attempts += 1;
     }
-    if a.attempts >= MAX_ATTEMPTS {
-        a.phase =
-            Phase::Failed { reason: format!("{reason} (gave up after {} attempts)", a.attempts) };
+    if link.attempts >= MAX_ATTEMPTS {
+        link.phase = Phase::Failed {
+            reason: format!("{reason} (gave up after {} attempts)", link.attempts),
+        };
         return;
     }
-    let delay = backoff_ms(a.attempts, js_sys::Math::random());
-    let retry_at_ms = a.performance.now() + delay;
-    a.phase = Phase::Reconnecting { retry_at_ms: Some(retry_at_ms) };
+    if !welcomed {
+        // The token may have been the problem (expired); a new guest one costs nothing.
+        a.identity.token = None;
+    }
+    let delay = backoff_ms(a.link.attempts, js_sys::Math::random());
+    let retry_at_ms = a.page.performance.now() + delay;
+    a.link.phase = Phase::Reconnecting { retry_at_ms: Some(retry_at_ms) };
     let weak = Rc::downgrade(app);
     let retry = Closure::once_into_js(move || {
         let Some(app) = weak.upgrade() else { return };
         {
             let mut a = app.borrow_mut();
-            if !matches!(a.phase, Phase::Reconnecting { retry_at_ms: Some(_) }) {
+            if !matches!(a.link.phase, Phase::Reconnecting { retry_at_ms: Some(_) }) {
                 return;
             }
-            a.phase = Phase::Reconnecting { retry_at_ms: None };
+            a.link.phase = Phase::Reconnecting { retry_at_ms: None };
         }
         connect(&app);
     });
-    let _ = a.window.set_timeout_with_callback_and_timeout_and_arguments_0(
+    let _ = a.page.window.set_timeout_with_callback_and_timeout_and_arguments_0(
         retry.unchecked_ref(),
         delay.ceil() as i32,
     );
@@ -433,30 +409,27 @@ fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
 fn on_message(app: &Shared, generation: u32, data: &JsValue) {
     let ended = {
         let mut a = app.borrow_mut();
-        let now_ms = a.performance.now();
-        let Some(session) = a.session.as_mut().filter(|s| s.generation == generation) else {
-            return;
-        };
+        let now_ms = a.page.performance.now();
         let bytes = Uint8Array::new(data).to_vec();
-        // A bad message is counted in the client's stats and skipped.
-        let _ = session.client.handle_bytes(ms_to_us(now_ms), &bytes);
-        a.bytes.add(now_ms, bytes.len() as f64);
-        a.drain_events(now_ms)
+        a.meters.bytes.add(now_ms, bytes.len() as f64);
+        a.receive(generation, now_ms, &bytes)
     };
-    if let Some((reason, message)) = ended
-        && is_terminal(Some(reason), reason.close_code())
-    {
-        lost(app, message, Some(true));
+    match ended {
+        Some(Ended::Server(reason, message)) if is_terminal(Some(reason), reason.close_code()) => {
+            lost(app, message, Some(true));
+        }
+        Some(Ended::Unplayable(message)) => lost(app, message, Some(true)),
+        Some(Ended::Server(..)) | None => {}
     }
 }
 
 fn on_close(app: &Shared, generation: u32, code: u16, close_reason: String) {
     let (reason, message) = {
         let a = app.borrow();
-        let Some(session) = a.session.as_ref().filter(|s| s.generation == generation) else {
+        let Some(c) = a.connection.as_ref().filter(|c| c.generation == generation) else {
             return;
         };
-        match &session.disconnect {
+        match &c.disconnect {
             Some((r, m)) => (Some(*r), m.clone()),
             None if !close_reason.is_empty() => (None, close_reason),
             None => (None, format!("connection lost (close code {code})")),
@@ -465,32 +438,38 @@ fn on_close(app: &Shared, generation: u32, code: u16, close_reason: String) {
     lost(app, message, Some(is_terminal(reason, code)));
 }
 
-fn ms_to_us(ms: f64) -> u64 {
-    (ms.max(0.0) * 1000.0) as u64
-}
-
 fn set_text(el: &HtmlElement, text: &str) {
     if el.text_content().as_deref() != Some(text) {
         el.set_text_content(Some(text));
     }
 }
 
+/// Why a connection ended from the page's side of a message.
+enum Ended {
+    /// The server said goodbye.
+    Server(DisconnectReason, String),
+    /// The room plays a game this page cannot draw.
+    Unplayable(String),
+}
+
 impl App {
     fn open_socket(&mut self, weak: Weak<RefCell<App>>, token: &str) -> Result<(), JsValue> {
-        let location = self.window.location();
+        let location = self.page.window.location();
         let scheme = if location.protocol()? == "https:" { "wss:" } else { "ws:" };
+        let id = &self.identity;
         let join = JoinRequest {
             version: Some(PROTOCOL_VERSION),
             token: Some(token.to_owned()),
-            room: self.room.clone(),
-            name: self.name.clone(),
-            resume: self.resume.clone(),
+            room: id.room.clone(),
+            name: id.name.clone(),
+            resume: id.resume.clone(),
+            game: id.game.clone(),
         };
         let url = format!("{scheme}//{}/ws?{}", location.host()?, join.to_query());
         let ws = WebSocket::new(&url)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = self.link.next_generation;
+        self.link.next_generation = self.link.next_generation.wrapping_add(1);
         let w = weak.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             if let Some(app) = w.upgrade() {
@@ -504,102 +483,73 @@ impl App {
         });
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        self.session = Some(Session {
+        self.connection = Some(Connection {
             generation,
             ws,
             _on_message: on_message,
             _on_close: on_close,
-            client: Client::new(game::registry(), ClientConfig::default()),
-            net: None,
+            game: None,
             disconnect: None,
         });
         Ok(())
     }
 
-    /// Handles the client's events; returns the server's disconnect, if one came.
-    fn drain_events(&mut self, now_ms: f64) -> Option<(DisconnectReason, String)> {
+    /// Hands one server message to the connection's session, making the session from the
+    /// first message (the `Welcome`, which names the game). Returns why the connection ended,
+    /// if it did.
+    fn receive(&mut self, generation: u32, now_ms: f64, bytes: &[u8]) -> Option<Ended> {
+        let c = self.connection.as_mut().filter(|c| c.generation == generation)?;
+        if c.game.is_none() {
+            match codec::decode_server(bytes) {
+                Ok(ServerMessage::Welcome(w)) => {
+                    let Some(session) = games::session_for(&w.game, w.tick_rate, w.snapshot_rate)
+                    else {
+                        let known = games::names().join(", ");
+                        return Some(Ended::Unplayable(format!(
+                            "this page cannot play {:?} (it plays {known})",
+                            w.game
+                        )));
+                    };
+                    set_text(&self.page.help, session.help());
+                    c.game = Some(session);
+                }
+                Ok(ServerMessage::Disconnect { reason, message }) => {
+                    c.disconnect = Some((reason, message.clone()));
+                    return Some(Ended::Server(reason, message));
+                }
+                // Anything else before the welcome is ignored.
+                _ => return None,
+            }
+        }
+        let session = c.game.as_mut()?;
+        let notices = session.handle_bytes(now_ms, bytes, &self.names);
         let mut ended = None;
-        while let Some(event) = self.session.as_mut().and_then(|s| s.client.poll_event()) {
-            match event {
-                ClientEvent::Welcomed(w) => {
-                    if self.welcomes > 0 {
-                        self.push_log(format!("reconnected as #{}", w.entity.0));
+        for notice in notices {
+            match notice {
+                Notice::Welcomed { entity, resume_token } => {
+                    if self.link.welcomes > 0 {
+                        self.push_log(format!("reconnected as #{}", entity.0));
                     }
-                    self.welcomes += 1;
-                    self.phase = Phase::Live;
-                    self.attempts = 0;
-                    self.own = Some(w.entity);
-                    self.names.insert(w.entity, self.name.clone());
-                    self.resume = Some(w.resume_token.clone());
-                    let Some(session) = self.session.as_mut() else { break };
-                    session.net = Some(Net {
-                        interp: InterpolationBuffer::new(w.tick_rate, w.snapshot_rate),
-                        predictor: OwnPlayer::new(w.tick_rate),
-                        tick_ms: 1000.0 / f64::from(w.tick_rate.max(1)),
-                        acc_ms: 0.0,
-                        last_pump_ms: now_ms,
-                        last_ping_ms: f64::NEG_INFINITY,
-                    });
+                    self.link.welcomes += 1;
+                    self.link.phase = Phase::Live;
+                    self.link.attempts = 0;
+                    self.own = Some(entity);
+                    self.names.insert(entity, self.identity.name.clone());
+                    self.identity.resume = Some(resume_token);
                 }
-                ClientEvent::Snapshot { tick, .. } => {
-                    self.snapshots.add(now_ms, 1.0);
-                    let Some(Session { client, net, .. }) = self.session.as_mut() else { break };
-                    let (Some(net), Some((_, state))) = (net.as_mut(), client.latest()) else {
-                        continue;
-                    };
-                    let reg = client.registry();
-                    let positions = state
-                        .iter()
-                        .filter_map(|v| reg.get::<Position>(v).map(|p| (v.id, p.0)))
-                        .collect::<Vec<_>>();
-                    net.interp.push(tick, ms_to_us(now_ms), positions);
-                    net.predictor.reconcile(client);
-                }
-                ClientEvent::Chat { from, name, text } => {
-                    self.names.insert(from, name.clone());
-                    self.push_log(format!("{name}: {text}"));
-                }
-                ClientEvent::Game(GameEvent::Joined { entity, name, .. }) => {
-                    self.names.insert(entity, name.clone());
-                    if Some(entity) != self.own {
-                        self.push_log(format!("{name} joined"));
+                Notice::Snapshot => self.meters.snapshots.add(now_ms, 1.0),
+                Notice::Named(entity, name) => self.names.insert(entity, name),
+                Notice::Gone(entity) => self.names.remove(entity),
+                Notice::Line(line) => self.push_log(line),
+                Notice::Disconnected(reason, message) => {
+                    if let Some(c) = self.connection.as_mut() {
+                        c.disconnect = Some((reason, message.clone()));
                     }
-                }
-                ClientEvent::Game(GameEvent::Left { entity, name }) => {
-                    self.names.remove(entity);
-                    self.push_log(format!("{name} left"));
-                }
-                ClientEvent::Game(GameEvent::Killed { killer, victim }) => {
-                    let v = self.display_name(victim);
-                    let line = match killer {
-                        Some(k) if k != victim => format!("{} killed {v}", self.display_name(k)),
-                        _ => format!("{v} died"),
-                    };
-                    self.push_log(line);
-                }
-                ClientEvent::Game(GameEvent::Respawned { .. }) | ClientEvent::Pong { .. } => {}
-                ClientEvent::Disconnected { reason, message } => {
-                    let Some(session) = self.session.as_mut() else { break };
-                    session.disconnect = Some((reason, message.clone()));
-                    ended = Some((reason, message));
+                    ended = Some(Ended::Server(reason, message));
                 }
             }
         }
         ended
-    }
-
-    fn display_name(&self, id: NetId) -> String {
-        if Some(id) == self.own {
-            return "you".to_owned();
-        }
-        let kind = self.session.as_ref().and_then(|s| {
-            let (_, state) = s.client.latest()?;
-            s.client.registry().get::<Kind>(state.get(id)?)
-        });
-        match kind {
-            Some(k) => self.names.of(id, k),
-            None => self.names.of_any(id),
-        }
     }
 
     fn push_log(&mut self, line: String) {
@@ -611,106 +561,64 @@ impl App {
 
     /// Sets a game key; returns whether `code` is one (so the page must not scroll).
     fn set_key(&mut self, code: &str, down: bool) -> bool {
-        let k = &mut self.keys;
-        let slot = match code {
-            "KeyW" | "ArrowUp" => &mut k.up,
-            "KeyS" | "ArrowDown" => &mut k.down,
-            "KeyA" | "ArrowLeft" => &mut k.left,
-            "KeyD" | "ArrowRight" => &mut k.right,
-            "Space" => &mut k.dash,
-            _ => return false,
-        };
-        *slot = down;
+        let session = self.connection.as_ref().and_then(|c| c.game.as_ref());
+        if !session.is_some_and(|s| s.is_game_key(code)) {
+            return false;
+        }
+        if down {
+            self.controls.keys.insert(code.to_owned());
+        } else {
+            self.controls.keys.remove(code);
+        }
         true
     }
 
     fn open_chat(&mut self) {
         self.chat_open = true;
-        self.keys = Keys::default();
-        self.firing = false;
-        let chat = &self.hud.chat;
+        self.controls = Controls::default();
+        let chat = &self.page.chat;
         chat.set_hidden(false);
         let _ = chat.focus();
     }
 
     fn close_chat(&mut self) {
         self.chat_open = false;
-        let chat = &self.hud.chat;
+        let chat = &self.page.chat;
         chat.set_value("");
         chat.set_hidden(true);
         let _ = chat.blur();
     }
 
     fn send_chat(&mut self) {
-        let text = self.hud.chat.value();
+        let text = self.page.chat.value();
         let text = text.trim();
         if !text.is_empty()
-            && let Some(s) = self.session.as_mut()
+            && let Some(session) = self.connection.as_mut().and_then(|c| c.game.as_mut())
         {
-            let mut end = text.len().min(MAX_CHAT_BYTES);
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.client.send_chat(&text[..end]);
+            session.send_chat(truncate_utf8(text, MAX_CHAT_BYTES));
         }
         self.close_chat();
         self.flush();
     }
 
-    /// The input of this tick, quantized as it is sent.
-    fn input_frame(&self, own_at: Option<Vec2>) -> InputFrame {
-        let k = self.keys;
-        let axis = |plus: bool, minus: bool| f32::from(i8::from(plus) - i8::from(minus));
-        let movement = [quantize::axis(axis(k.right, k.left)), quantize::axis(axis(k.up, k.down))];
-        let target = self.camera.to_world(self.mouse.0, self.mouse.1);
-        let dir = target - own_at.unwrap_or(self.camera.center);
-        let aim = if dir.length_squared() > 0.0 { quantize::angle(dir.y.atan2(dir.x)) } else { 0 };
-        let mut buttons = Buttons::default();
-        if self.firing {
-            buttons = buttons.with(Buttons::FIRE);
-        }
-        if k.dash {
-            buttons = buttons.with(Buttons::DASH);
-        }
-        InputFrame { movement, aim, buttons }
-    }
-
     /// Samples input for every tick due, pings, and sends what the client queued.
     fn pump(&mut self) {
-        let now_ms = self.performance.now();
-        let Some(session) = self.session.as_ref() else { return };
-        let Some(net) = session.net.as_ref() else { return };
-        let elapsed = (now_ms - net.last_pump_ms).max(0.0);
-        let tick_ms = net.tick_ms;
-        let mut acc = (net.acc_ms + elapsed).min(MAX_CATCH_UP_TICKS * tick_ms);
-        let mut frames = Vec::new();
-        let own_at = net.predictor.position();
-        while acc >= tick_ms {
-            acc -= tick_ms;
-            frames.push(self.input_frame(own_at));
-        }
-        let Some(session) = self.session.as_mut() else { return };
-        let Some(net) = session.net.as_mut() else { return };
-        net.acc_ms = acc;
-        net.last_pump_ms = now_ms;
-        for frame in frames {
-            session.client.push_input(frame);
-            net.predictor.step(&frame);
-        }
-        if now_ms - net.last_ping_ms >= PING_INTERVAL_MS {
-            net.last_ping_ms = now_ms;
-            session.client.send_ping(ms_to_us(now_ms));
+        let now_ms = self.page.performance.now();
+        self.controls.pointer = self.camera.to_world(self.mouse.0, self.mouse.1);
+        if let Some(session) = self.connection.as_mut().and_then(|c| c.game.as_mut()) {
+            session.pump(now_ms, &self.controls);
         }
         self.flush();
     }
 
     fn flush(&mut self) {
-        let Some(session) = self.session.as_mut() else { return };
-        if session.ws.ready_state() != WebSocket::OPEN {
+        let Some(c) = self.connection.as_mut() else { return };
+        if c.ws.ready_state() != WebSocket::OPEN {
             return;
         }
-        while let Some(bytes) = session.client.poll_transmit() {
-            if session.ws.send_with_u8_array(&bytes).is_err() {
+        let Some(session) = c.game.as_mut() else { return };
+        while let Some(bytes) = session.poll_transmit() {
+            if c.ws.send_with_u8_array(&bytes).is_err() {
                 break;
             }
         }
@@ -719,135 +627,62 @@ impl App {
     /// One animation frame: pump, then draw.
     fn frame(&mut self) {
         self.pump();
-        let now_ms = self.performance.now();
-        let dt_secs = ((now_ms - self.last_frame_ms) / 1000.0).clamp(0.0, 0.25) as f32;
-        self.last_frame_ms = now_ms;
-        self.fps.add(now_ms, 1.0);
+        let now_ms = self.page.performance.now();
+        let dt_secs = ((now_ms - self.meters.last_frame_ms) / 1000.0).clamp(0.0, 0.25) as f32;
+        self.meters.last_frame_ms = now_ms;
+        self.meters.fps.add(now_ms, 1.0);
 
-        let (w, h) = (self.window.inner_width(), self.window.inner_height());
+        let window = &self.page.window;
+        let (w, h) = (window.inner_width(), window.inner_height());
         let (w, h) = (w.ok().and_then(|v| v.as_f64()), h.ok().and_then(|v| v.as_f64()));
         let (w, h) = (w.unwrap_or(800.0).max(1.0), h.unwrap_or(600.0).max(1.0));
-        if f64::from(self.canvas.width()) != w || f64::from(self.canvas.height()) != h {
-            self.canvas.set_width(w as u32);
-            self.canvas.set_height(h as u32);
+        let canvas = &self.page.canvas;
+        if f64::from(canvas.width()) != w || f64::from(canvas.height()) != h {
+            canvas.set_width(w as u32);
+            canvas.set_height(h as u32);
         }
-
-        let own = self.own;
-        let mut sprites = Vec::new();
-        let mut own_sprite = None;
-        if let Some(session) = self.session.as_mut()
-            && let Some(net) = session.net.as_mut()
-        {
-            net.predictor.decay(dt_secs);
-            let alpha = (net.acc_ms / net.tick_ms) as f32;
-            let sampled = net.interp.sample(ms_to_us(now_ms));
-            let render_at = net.interp.render_tick();
-            if let Some((latest, state)) = session.client.latest() {
-                let reg = session.client.registry();
-                for (id, position) in sampled {
-                    if Some(id) == own {
-                        continue;
-                    }
-                    if let Some(mut s) = world::sprite(reg, state, id) {
-                        s.position = position;
-                        // A projectile's replicated position is its launch point: it is drawn
-                        // where its straight flight has taken it by render time, and not yet
-                        // when render time is before its launch.
-                        if s.kind == Kind::Projectile
-                            && let Some(launched) = world::launched(reg, state, id)
-                        {
-                            let Some((tick, frac)) = render_at else { continue };
-                            let launch = latest.0.wrapping_sub(launched.ticks_until(latest));
-                            let elapsed = tick.diff(Tick(launch)) as f32 + frac;
-                            if elapsed < 0.0 {
-                                continue;
-                            }
-                            let secs = elapsed * (net.tick_ms / 1000.0) as f32;
-                            s.position = game::projectile_position(s.position, s.aim, secs);
-                        }
-                        sprites.push(s);
-                    }
-                }
-                if let Some(id) = own
-                    && let Some(mut s) = world::sprite(reg, state, id)
-                {
-                    if let Some(p) = net.predictor.render_position(alpha) {
-                        s.position = p;
-                    }
-                    own_sprite = Some(s);
-                }
+        let session = self.connection.as_mut().and_then(|c| c.game.as_mut());
+        let drawn = session.and_then(|s| {
+            s.draw(&self.page.ctx, now_ms, dt_secs, (w, h), &self.controls, &self.names)
+        });
+        match drawn {
+            Some(camera) => self.camera = camera,
+            None => {
+                self.page.ctx.set_fill_style_str("#10141c");
+                self.page.ctx.fill_rect(0.0, 0.0, w, h);
             }
         }
-        if let Some(s) = own_sprite.as_mut() {
-            let aim = self.input_frame(Some(s.position)).aim;
-            s.aim = quantize::angle_value(aim);
-        }
-        let center = own_sprite.map_or(self.camera.center, |s| s.position);
-        self.camera = Camera::new(center, w, h);
-        render::draw_arena(&self.ctx, &self.camera, &self.arena);
-        sprites.sort_by_key(|s| match s.kind {
-            Kind::Pickup => 0,
-            Kind::Projectile => 2,
-            Kind::Npc | Kind::Player => 1,
-        });
-        for s in &sprites {
-            render::draw_sprite(&self.ctx, &self.camera, s, false, &self.names);
-        }
-        if let Some(s) = &own_sprite {
-            render::draw_sprite(&self.ctx, &self.camera, s, true, &self.names);
-        }
-        if now_ms - self.last_hud_ms >= HUD_INTERVAL_MS {
-            self.last_hud_ms = now_ms;
+        if now_ms - self.meters.last_hud_ms >= HUD_INTERVAL_MS {
+            self.meters.last_hud_ms = now_ms;
             self.update_hud(now_ms);
         }
     }
 
     fn update_hud(&mut self, now_ms: f64) {
-        set_text(&self.hud.status, &self.phase.describe(now_ms));
-        self.hud.status.set_class_name(self.phase.label());
-        let fps = self.fps.per_second(now_ms);
-        self.shown_fps = fps;
-        let bytes = self.bytes.per_second(now_ms);
-        let snaps = self.snapshots.per_second(now_ms);
-        let (rtt, tick, visible, errors) = match &self.session {
-            Some(s) => (
-                s.client.stats().rtt_us.map(|r| r as f64 / 1000.0),
-                s.client.latest().map(|(t, _)| t.0),
-                s.client.latest().map_or(0, |(_, st)| st.len()),
-                s.client.stats().decode_errors,
-            ),
-            None => (None, None, 0, 0),
-        };
-        let rtt = rtt.map_or("–".to_owned(), |r| format!("{r:.0} ms"));
-        let tick = tick.map_or("–".to_owned(), |t| t.to_string());
+        let page = &self.page;
+        set_text(&page.status, &self.link.phase.describe(now_ms));
+        page.status.set_class_name(self.link.phase.label());
+        let m = &mut self.meters;
+        let fps = m.fps.per_second(now_ms);
+        m.shown_fps = fps;
+        let bytes = m.bytes.per_second(now_ms);
+        let snaps = m.snapshots.per_second(now_ms);
+        let session = self.connection.as_ref().and_then(|c| c.game.as_ref());
+        let hud = session.map(|s| s.hud()).unwrap_or_default();
+        let rtt = hud.rtt_ms.map_or("–".to_owned(), |r| format!("{r:.0} ms"));
+        let tick = hud.tick.map_or("–".to_owned(), |t| t.to_string());
         let mut stats = format!(
-            "FPS {fps:.0} · RTT {rtt} · tick {tick}\n{snaps:.0} snapshots/s · {:.1} KB/s in\n{visible} entities",
-            bytes / 1000.0
+            "FPS {fps:.0} · RTT {rtt} · tick {tick}\n{snaps:.0} snapshots/s · {:.1} KB/s in\n{} entities",
+            bytes / 1000.0,
+            hud.visible
         );
-        if errors > 0 {
-            stats.push_str(&format!(" · {errors} decode errors"));
+        if hud.decode_errors > 0 {
+            stats.push_str(&format!(" · {} decode errors", hud.decode_errors));
         }
-        set_text(&self.hud.stats, &stats);
-
-        let mut board = String::from("score        K   D\n");
-        if let Some(s) = &self.session
-            && let Some((_, state)) = s.client.latest()
-        {
-            for line in world::scoreboard(s.client.registry(), state).iter().take(10) {
-                let mut name = self.names.of(line.id, line.kind);
-                if Some(line.id) == self.own {
-                    name.push_str(" ★");
-                }
-                let name: String = name.chars().take(12).collect();
-                board.push_str(&format!(
-                    "{name:<12} {:>2}  {:>2}\n",
-                    line.score.kills, line.score.deaths
-                ));
-            }
-        }
-        set_text(&self.hud.scores, board.trim_end());
+        set_text(&page.stats, &stats);
+        set_text(&page.scores, &session.map(|s| s.scoreboard(&self.names)).unwrap_or_default());
         let log: Vec<&str> = self.log.iter().map(String::as_str).collect();
-        set_text(&self.hud.log, &log.join("\n"));
+        set_text(&page.log, &log.join("\n"));
     }
 
     fn debug_state(&self) -> JsValue {
@@ -855,70 +690,20 @@ impl App {
         let set = |k: &str, v: &JsValue| {
             let _ = Reflect::set(&obj, &k.into(), v);
         };
-        let xy = |p: Vec2| {
-            let o = Object::new();
-            let _ = Reflect::set(&o, &"x".into(), &f64::from(p.x).into());
-            let _ = Reflect::set(&o, &"y".into(), &f64::from(p.y).into());
-            JsValue::from(o)
-        };
-        set("connection", &self.phase.label().into());
-        set("reason", &self.last_reason.as_str().into());
-        set("resumeToken", &self.resume.as_deref().map_or(JsValue::NULL, JsValue::from));
+        set("connection", &self.link.phase.label().into());
+        set("reason", &self.link.last_reason.as_str().into());
+        set("resumeToken", &self.identity.resume.as_deref().map_or(JsValue::NULL, JsValue::from));
         set("entity", &self.own.map_or(JsValue::NULL, |e| e.0.into()));
-        set("reconnects", &self.welcomes.saturating_sub(1).into());
-        let session = self.session.as_ref();
-        let latest = session.and_then(|s| s.client.latest().map(|(t, st)| (s, t, st)));
-        let predicted = session.and_then(|s| s.net.as_ref()).and_then(|n| n.predictor.position());
-        let server_own = latest.and_then(|(s, _, st)| {
-            let own = self.own?;
-            world::sprite(s.client.registry(), st, own).map(|sp| sp.position)
-        });
-        set("position", &predicted.or(server_own).map_or(JsValue::NULL, xy));
-        set("serverPosition", &server_own.map_or(JsValue::NULL, xy));
-        set("visible", &latest.map_or(0, |(_, _, st)| st.len()).into());
-        set("fps", &self.shown_fps.into());
-        set("tick", &latest.map_or(JsValue::NULL, |(_, t, _)| t.0.into()));
-        let score = latest.and_then(|(s, _, st)| world::score(s.client.registry(), st, self.own?));
-        set(
-            "score",
-            &score.map_or(JsValue::NULL, |sc| {
-                let o = Object::new();
-                let _ = Reflect::set(&o, &"kills".into(), &sc.kills.into());
-                let _ = Reflect::set(&o, &"deaths".into(), &sc.deaths.into());
-                o.into()
-            }),
-        );
-        let entities = Array::new();
-        if let Some((s, _, st)) = latest {
-            for v in st.iter() {
-                if let Some(sp) = world::sprite(s.client.registry(), st, v.id) {
-                    let o = Object::new();
-                    let _ = Reflect::set(&o, &"id".into(), &v.id.0.into());
-                    let _ = Reflect::set(&o, &"kind".into(), &format!("{:?}", sp.kind).into());
-                    let _ = Reflect::set(&o, &"x".into(), &f64::from(sp.position.x).into());
-                    let _ = Reflect::set(&o, &"y".into(), &f64::from(sp.position.y).into());
-                    entities.push(&o);
-                }
-            }
+        set("reconnects", &self.link.welcomes.saturating_sub(1).into());
+        set("fps", &self.meters.shown_fps.into());
+        for key in ["game", "position", "serverPosition", "tick", "score", "prediction", "rttMs"] {
+            set(key, &JsValue::NULL);
         }
-        set("entities", &entities);
-        let prediction = session.and_then(|s| s.net.as_ref()).map(|n| {
-            let o = Object::new();
-            let stats = n.predictor.predictor().stats();
-            let smoothing = n.predictor.smoothing();
-            let _ =
-                Reflect::set(&o, &"reconciliations".into(), &(stats.reconciliations as f64).into());
-            let _ = Reflect::set(&o, &"mispredictions".into(), &(stats.corrections as f64).into());
-            let _ = Reflect::set(&o, &"maxError".into(), &f64::from(smoothing.max_error).into());
-            JsValue::from(o)
-        });
-        set("prediction", &prediction.unwrap_or(JsValue::NULL));
-        set(
-            "rttMs",
-            &session
-                .and_then(|s| s.client.stats().rtt_us)
-                .map_or(JsValue::NULL, |r| (r as f64 / 1000.0).into()),
-        );
+        set("visible", &0.into());
+        set("entities", &js_sys::Array::new());
+        if let Some(session) = self.connection.as_ref().and_then(|c| c.game.as_ref()) {
+            session.debug(&obj);
+        }
         obj.into()
     }
 }

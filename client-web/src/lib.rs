@@ -1,22 +1,27 @@
 //! `tickwire-client-web`: the browser client (wasm-bindgen), built on `tickwire-shared`.
 //!
-//! The page (`client-web/www/index.html`) only loads the module; everything else is here:
-//! the WebSocket driver of the sans-IO [`tickwire_shared::client::Client`], input sampled at the
-//! server's tick rate, prediction of the own player with the shared movement rules
-//! ([`predict`]), interpolation of everyone else, the canvas renderer ([`render`]), the HUD,
-//! chat, reconnection with backoff ([`conn`]) and the `window.tickwire.state()` test hook.
+//! The page (`client-web/www/index.html`) only loads the module; everything else is here. The
+//! **shell** ([`app`]: the WebSocket, the frame loop, the HUD, chat, reconnection with backoff
+//! ([`conn`]) and the `window.tickwire.state()` test hook) names no game: the server's
+//! `Welcome` says which game the room plays, and the game's [`games::GameView`] (its input
+//! mapping and drawing, in `games/<name>/`) runs inside a generic [`session::Session`]: the
+//! sans-IO [`tickwire_shared::client::Client`], prediction of the own player with the game's
+//! own rules ([`predict`]) and interpolation of everyone else.
 //!
-//! Everything that is not browser glue (`predict`, `conn`, `world`, the camera) is plain Rust,
-//! tested natively with `cargo test -p tickwire-client-web`.
+//! Everything that is not browser glue (`predict`, `conn`, `names`, the camera, the views'
+//! input and scoreboards) is plain Rust, tested natively with
+//! `cargo test -p tickwire-client-web`.
 //!
 //! **Architecture invariant:** no tokio here; the shared crate's sans-IO client logic is driven
-//! by browser events.
+//! by browser events. Nothing outside `games/` names a game.
 
 mod app;
 pub mod conn;
+pub mod games;
+pub mod names;
 pub mod predict;
 pub mod render;
-pub mod world;
+pub mod session;
 
 use wasm_bindgen::prelude::*;
 

@@ -1,10 +1,10 @@
 //! The own player as drawn: the shared prediction, plus what only a renderer needs.
 //!
 //! [`tickwire_shared::client::predict::Predictor`] does the netcode: each input the client
-//! sends is applied at once with the shared `step_mover` (the very function the server's
-//! movement system runs), and on each snapshot the prediction restarts from the server's
-//! state after the last input it applied and replays the inputs it has not applied yet.
-//! Because `step_mover` is deterministic and ends on the quantization grid, the replay usually
+//! sends is applied at once with the game's own rules (the very functions the server runs),
+//! and on each snapshot the prediction restarts from the server's state after the last input
+//! it applied and replays the inputs it has not applied yet. Because the rules are
+//! deterministic and the server re-quantizes the player's state every tick, the replay usually
 //! lands exactly where the prediction already was. When it does not (a collision with
 //! something the client did not know of, a lost input), [`OwnPlayer`] puts the difference
 //! into a visual offset that fades away over a few frames instead of snapping the player, and
@@ -13,8 +13,7 @@
 use glam::Vec2;
 use tickwire_shared::client::Client;
 use tickwire_shared::client::predict::Predictor;
-use tickwire_shared::game::Arena;
-use tickwire_shared::protocol::InputFrame;
+use tickwire_shared::game::Game;
 
 /// Half-life of the visual correction, in seconds: 60 ms hides a small correction within four
 /// frames at 60 fps, quick enough that the drawn player never feels detached from the input.
@@ -93,23 +92,20 @@ impl Smoothing {
 
 /// The shared [`Predictor`] with [`Smoothing`]; see the [module documentation](self).
 #[derive(Debug)]
-pub struct OwnPlayer {
-    predictor: Predictor,
+pub struct OwnPlayer<G: Game> {
+    predictor: Predictor<G>,
     smoothing: Smoothing,
 }
 
-impl OwnPlayer {
-    /// For a server stepping `tick_rate` times a second in the standard arena.
+impl<G: Game> OwnPlayer<G> {
+    /// For a server stepping `tick_rate` times a second.
     #[must_use]
-    pub fn new(tick_rate: u16) -> OwnPlayer {
-        OwnPlayer {
-            predictor: Predictor::new(Arena::standard(), tick_rate),
-            smoothing: Smoothing::default(),
-        }
+    pub fn new(tick_rate: u16) -> OwnPlayer<G> {
+        OwnPlayer { predictor: Predictor::new(tick_rate), smoothing: Smoothing::default() }
     }
 
     /// Applies one input just given to [`Client::push_input`].
-    pub fn step(&mut self, frame: &InputFrame) {
+    pub fn step(&mut self, frame: &G::Input) {
         if let Some(before) = self.predictor.position() {
             self.smoothing.stepped(before);
         }
@@ -117,7 +113,7 @@ impl OwnPlayer {
     }
 
     /// Reconciles with the client's newest snapshot.
-    pub fn reconcile(&mut self, client: &Client) {
+    pub fn reconcile(&mut self, client: &Client<G>) {
         let old = self.predictor.position();
         if self.predictor.reconcile(client).is_some()
             && let Some(new) = self.predictor.position()
@@ -145,7 +141,7 @@ impl OwnPlayer {
 
     /// The shared predictor (for its statistics).
     #[must_use]
-    pub fn predictor(&self) -> &Predictor {
+    pub fn predictor(&self) -> &Predictor<G> {
         &self.predictor
     }
 

@@ -1,18 +1,8 @@
-//! Canvas 2D drawing of the arena, the entities and their labels. World units are +y up with
-//! the origin at the arena's centre; the camera centres the own player.
+//! The camera and small canvas helpers every game's drawing uses. World units are +y up; the
+//! camera centres the own player.
 
 use glam::Vec2;
-use tickwire_shared::game::{Arena, Kind, PICKUP_RADIUS, PLAYER_RADIUS, PROJECTILE_RADIUS};
 use web_sys::CanvasRenderingContext2d;
-
-use crate::world::{Names, Sprite};
-
-/// World units visible across the shorter side of the canvas: 700 shows most of the 800-unit
-/// high arena around the player, with room to see a shot coming.
-pub const VIEW_UNITS: f64 = 700.0;
-
-/// Spacing of the floor grid, in world units; it makes motion visible away from obstacles.
-const GRID_UNITS: f32 = 100.0;
 
 /// Maps world coordinates to canvas pixels.
 #[derive(Clone, Copy, Debug)]
@@ -26,10 +16,15 @@ pub struct Camera {
 }
 
 impl Camera {
-    /// A camera centred on `center` for a canvas of `width` × `height` pixels.
+    /// A camera centred on `center` for a canvas of `width` × `height` pixels showing
+    /// `view_units` world units across its shorter side.
     #[must_use]
-    pub fn new(center: Vec2, width: f64, height: f64) -> Camera {
-        Camera { center, scale: width.min(height).max(1.0) / VIEW_UNITS, size: (width, height) }
+    pub fn new(center: Vec2, width: f64, height: f64, view_units: f64) -> Camera {
+        Camera {
+            center,
+            scale: width.min(height).max(1.0) / view_units.max(1.0),
+            size: (width, height),
+        }
     }
 
     /// Canvas pixels of a world point.
@@ -50,135 +45,104 @@ impl Camera {
         )
     }
 
-    fn len(&self, units: f32) -> f64 {
+    /// Canvas pixels of a world length.
+    #[must_use]
+    pub fn len(&self, units: f32) -> f64 {
         f64::from(units) * self.scale
     }
 }
 
-fn circle(ctx: &CanvasRenderingContext2d, (x, y): (f64, f64), r: f64) {
+/// Starts a path with a circle at canvas point `(x, y)` of radius `r` pixels (fill or stroke
+/// it next).
+pub fn circle(ctx: &CanvasRenderingContext2d, (x, y): (f64, f64), r: f64) {
     ctx.begin_path();
     let _ = ctx.arc(x, y, r.max(0.5), 0.0, std::f64::consts::TAU);
 }
 
-/// Draws the floor, the arena's bounds and obstacles.
-pub fn draw_arena(ctx: &CanvasRenderingContext2d, cam: &Camera, arena: &Arena) {
-    ctx.set_fill_style_str("#10141c");
+/// Fills the canvas with `color`.
+pub fn clear(ctx: &CanvasRenderingContext2d, cam: &Camera, color: &str) {
+    ctx.set_fill_style_str(color);
     ctx.fill_rect(0.0, 0.0, cam.size.0, cam.size.1);
-    let he = arena.half_extents;
-    let (x0, y0) = cam.to_screen(Vec2::new(-he.x, he.y));
-    let (w, h) = (cam.len(he.x * 2.0), cam.len(he.y * 2.0));
-    ctx.set_fill_style_str("#1a2130");
-    ctx.fill_rect(x0, y0, w, h);
-    ctx.set_stroke_style_str("#232c3e");
-    ctx.set_line_width(1.0);
-    ctx.begin_path();
-    let mut x = -he.x + GRID_UNITS;
-    while x < he.x {
-        let (sx, _) = cam.to_screen(Vec2::new(x, 0.0));
-        ctx.move_to(sx, y0);
-        ctx.line_to(sx, y0 + h);
-        x += GRID_UNITS;
-    }
-    let mut y = -he.y + GRID_UNITS;
-    while y < he.y {
-        let (_, sy) = cam.to_screen(Vec2::new(0.0, y));
-        ctx.move_to(x0, sy);
-        ctx.line_to(x0 + w, sy);
-        y += GRID_UNITS;
-    }
-    ctx.stroke();
-    ctx.set_stroke_style_str("#5b6b8c");
-    ctx.set_line_width(3.0);
-    ctx.stroke_rect(x0, y0, w, h);
-    ctx.set_fill_style_str("#3a4560");
-    ctx.set_stroke_style_str("#56648a");
-    ctx.set_line_width(2.0);
-    for o in &arena.obstacles {
-        let (ox, oy) = cam.to_screen(o.center + Vec2::new(-o.half_extents.x, o.half_extents.y));
-        let (ow, oh) = (cam.len(o.half_extents.x * 2.0), cam.len(o.half_extents.y * 2.0));
-        ctx.fill_rect(ox, oy, ow, oh);
-        ctx.stroke_rect(ox, oy, ow, oh);
+}
+
+/// Draws a rectangle of the world (`center` ± `half_extents`), filled and outlined.
+pub fn world_rect(
+    ctx: &CanvasRenderingContext2d,
+    cam: &Camera,
+    center: Vec2,
+    half_extents: Vec2,
+    fill: &str,
+    stroke: Option<(&str, f64)>,
+) {
+    let (x, y) = cam.to_screen(center + Vec2::new(-half_extents.x, half_extents.y));
+    let (w, h) = (cam.len(half_extents.x * 2.0), cam.len(half_extents.y * 2.0));
+    ctx.set_fill_style_str(fill);
+    ctx.fill_rect(x, y, w, h);
+    if let Some((color, width)) = stroke {
+        ctx.set_stroke_style_str(color);
+        ctx.set_line_width(width);
+        ctx.stroke_rect(x, y, w, h);
     }
 }
 
-/// Draws one entity; `own` marks the player's own.
-pub fn draw_sprite(
+/// Draws grid lines every `spacing` world units inside the world rectangle `±half_extents`.
+pub fn world_grid(
     ctx: &CanvasRenderingContext2d,
     cam: &Camera,
-    s: &Sprite,
-    own: bool,
-    names: &Names,
+    half_extents: Vec2,
+    spacing: f32,
+    color: &str,
 ) {
-    let at = cam.to_screen(s.position);
-    match s.kind {
-        Kind::Projectile => {
-            ctx.set_fill_style_str("#ffd24a");
-            circle(ctx, at, cam.len(PROJECTILE_RADIUS).max(2.0));
-            ctx.fill();
-        }
-        Kind::Pickup => {
-            let r = cam.len(PICKUP_RADIUS).max(4.0);
-            ctx.set_fill_style_str("#1f6f43");
-            circle(ctx, at, r);
-            ctx.fill();
-            ctx.set_stroke_style_str("#7dffb0");
-            ctx.set_line_width(2.0);
-            ctx.stroke();
-            ctx.begin_path();
-            ctx.move_to(at.0 - r * 0.5, at.1);
-            ctx.line_to(at.0 + r * 0.5, at.1);
-            ctx.move_to(at.0, at.1 - r * 0.5);
-            ctx.line_to(at.0, at.1 + r * 0.5);
-            ctx.stroke();
-        }
-        Kind::Player | Kind::Npc => {
-            let r = cam.len(PLAYER_RADIUS);
-            let dead = s.health.is_some_and(|h| h <= 0.0);
-            let (fill, ring) = match (own, s.kind) {
-                (true, _) => ("#2ad4ff", "#e8fbff"),
-                (false, Kind::Player) => ("#5a7dff", "#c9d4ff"),
-                _ => ("#ff7a45", "#ffd0bd"),
-            };
-            ctx.set_global_alpha(if dead { 0.3 } else { 1.0 });
-            // Aim: a barrel from the centre.
-            let dir = Vec2::new(s.aim.cos(), s.aim.sin());
-            let tip = cam.to_screen(s.position + dir * PLAYER_RADIUS * 1.7);
-            ctx.set_stroke_style_str(ring);
-            ctx.set_line_width((r * 0.35).max(2.0));
-            ctx.begin_path();
-            ctx.move_to(at.0, at.1);
-            ctx.line_to(tip.0, tip.1);
-            ctx.stroke();
-            ctx.set_fill_style_str(fill);
-            circle(ctx, at, r);
-            ctx.fill();
-            ctx.set_line_width(2.0);
-            ctx.stroke();
-            // Name above, health bar above the name line.
-            ctx.set_fill_style_str("#e6ebf5");
-            ctx.set_font("12px sans-serif");
-            ctx.set_text_align("center");
-            ctx.set_text_baseline("bottom");
-            let name = names.of(s.id, s.kind);
-            let label = if own { format!("{name} (you)") } else { name };
-            let _ = ctx.fill_text(&label, at.0, at.1 - r - 8.0);
-            if let Some(h) = s.health {
-                let (bw, bh) = (r * 2.2, 4.0);
-                let (bx, by) = (at.0 - bw / 2.0, at.1 - r - 7.0);
-                ctx.set_fill_style_str("#3b0d12");
-                ctx.fill_rect(bx, by, bw, bh);
-                ctx.set_fill_style_str(if h > 0.5 {
-                    "#4cd964"
-                } else if h > 0.25 {
-                    "#ffcc00"
-                } else {
-                    "#ff3b30"
-                });
-                ctx.fill_rect(bx, by, bw * f64::from(h), bh);
-            }
-            ctx.set_global_alpha(1.0);
-        }
+    let (x0, y0) = cam.to_screen(Vec2::new(-half_extents.x, half_extents.y));
+    let (w, h) = (cam.len(half_extents.x * 2.0), cam.len(half_extents.y * 2.0));
+    ctx.set_stroke_style_str(color);
+    ctx.set_line_width(1.0);
+    ctx.begin_path();
+    let mut x = -half_extents.x + spacing;
+    while x < half_extents.x {
+        let (sx, _) = cam.to_screen(Vec2::new(x, 0.0));
+        ctx.move_to(sx, y0);
+        ctx.line_to(sx, y0 + h);
+        x += spacing;
     }
+    let mut y = -half_extents.y + spacing;
+    while y < half_extents.y {
+        let (_, sy) = cam.to_screen(Vec2::new(0.0, y));
+        ctx.move_to(x0, sy);
+        ctx.line_to(x0 + w, sy);
+        y += spacing;
+    }
+    ctx.stroke();
+}
+
+/// Writes `text` centred above canvas point `at` (its baseline `above` pixels higher).
+pub fn label(ctx: &CanvasRenderingContext2d, at: (f64, f64), above: f64, text: &str) {
+    ctx.set_fill_style_str("#e6ebf5");
+    ctx.set_font("12px sans-serif");
+    ctx.set_text_align("center");
+    ctx.set_text_baseline("bottom");
+    let _ = ctx.fill_text(text, at.0, at.1 - above);
+}
+
+/// A bar of `fraction` (0..=1) of `width` pixels centred above `at`: green, yellow or red.
+pub fn health_bar(
+    ctx: &CanvasRenderingContext2d,
+    at: (f64, f64),
+    above: f64,
+    width: f64,
+    fraction: f32,
+) {
+    let (bx, by) = (at.0 - width / 2.0, at.1 - above);
+    ctx.set_fill_style_str("#3b0d12");
+    ctx.fill_rect(bx, by, width, 4.0);
+    ctx.set_fill_style_str(if fraction > 0.5 {
+        "#4cd964"
+    } else if fraction > 0.25 {
+        "#ffcc00"
+    } else {
+        "#ff3b30"
+    });
+    ctx.fill_rect(bx, by, width * f64::from(fraction.clamp(0.0, 1.0)), 4.0);
 }
 
 #[cfg(test)]
@@ -187,7 +151,7 @@ mod tests {
 
     #[test]
     fn the_camera_round_trips_and_puts_up_on_top() {
-        let cam = Camera::new(Vec2::new(100.0, -50.0), 1400.0, 700.0);
+        let cam = Camera::new(Vec2::new(100.0, -50.0), 1400.0, 700.0, 700.0);
         assert_eq!(cam.to_screen(Vec2::new(100.0, -50.0)), (700.0, 350.0));
         let (_, above) = cam.to_screen(Vec2::new(100.0, 0.0));
         assert!(above < 350.0, "+y is up on screen");

@@ -38,6 +38,33 @@ enum Command {
     Bots(crate::bots::BotsArgs),
     /// Simulate a whole NPC match in-process as fast as possible; print scores and the state hash.
     Match(crate::matchrun::MatchArgs),
+    /// List the games this build can play.
+    Games(GamesArgs),
+}
+
+/// `tickwire games` flags.
+#[derive(clap::Args, Debug, Clone)]
+struct GamesArgs {
+    /// Print a JSON array of `{"name", "description"}` instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `tickwire games`: the games, the default first.
+fn games(args: &GamesArgs) -> anyhow::Result<()> {
+    let all = tickwire_shared::games::ALL;
+    let text = if args.json {
+        let list: Vec<serde_json::Value> = all
+            .iter()
+            .map(|g| serde_json::json!({ "name": g.name, "description": g.description }))
+            .collect();
+        serde_json::to_string(&list)? + "\n"
+    } else {
+        let width = all.iter().map(|g| g.name.len()).max().unwrap_or(0);
+        all.iter().map(|g| format!("{:<width$}  {}\n", g.name, g.description)).collect()
+    };
+    crate::bots::print_stdout(&text);
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -109,6 +136,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Bots(args) => crate::bots::cli(&args).await,
             Command::Match(args) => crate::matchrun::cli(&args),
+            Command::Games(args) => games(&args),
         }
     });
     match result {

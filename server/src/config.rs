@@ -8,18 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-/// Default simulation rate. 60 Hz: one tick per frame of a 60 fps client, and a 16.7 ms budget
-/// that leaves most of a core idle for a 32-player room.
-pub const DEFAULT_TICK_RATE: u16 = 60;
+pub use tickwire_shared::game::{DEFAULT_NPC_COUNT, DEFAULT_TICK_RATE};
 
 /// Default snapshot rate. 30 Hz halves bandwidth against 60 Hz; interpolation hides the rest.
 pub const DEFAULT_SNAPSHOT_RATE: u16 = 30;
 
 /// Default players (humans) per room.
 pub const DEFAULT_ROOM_CAPACITY: usize = 32;
-
-/// Default NPC bots per room, so a lone player has opponents.
-pub const DEFAULT_NPC_COUNT: usize = 4;
 
 /// Default radius of a client's area of interest, in world units: a bit more than a 1080p screen
 /// at 1:1 zoom seen from its centre, so nothing pops in on screen.
@@ -89,6 +84,8 @@ pub struct ServerConfig {
     pub tick_rate: u16,
     /// Snapshots per second (a divisor of the tick rate is best).
     pub snapshot_rate: u16,
+    /// The game of new rooms (a join may ask for another with `?game=`).
+    pub game: String,
     /// Human players per room.
     pub room_capacity: usize,
     /// NPC bots per room.
@@ -121,6 +118,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tick_rate: DEFAULT_TICK_RATE,
             snapshot_rate: DEFAULT_SNAPSHOT_RATE,
+            game: tickwire_shared::games::default_name().to_owned(),
             room_capacity: DEFAULT_ROOM_CAPACITY,
             npc_count: DEFAULT_NPC_COUNT,
             interest_radius: DEFAULT_INTEREST_RADIUS,
@@ -153,6 +151,9 @@ pub struct ServeArgs {
     /// Snapshots per second [default: 30].
     #[arg(long, env = "TICKWIRE_SNAPSHOT_RATE")]
     pub snapshot_rate: Option<u16>,
+    /// The game of new rooms, from `tickwire games` [default: arena].
+    #[arg(long, env = "TICKWIRE_GAME")]
+    pub game: Option<String>,
     /// Human players per room [default: 32].
     #[arg(long, env = "TICKWIRE_ROOM_CAPACITY")]
     pub room_capacity: Option<usize>,
@@ -205,6 +206,7 @@ struct FileConfig {
     bind: Option<SocketAddr>,
     tick_rate: Option<u16>,
     snapshot_rate: Option<u16>,
+    game: Option<String>,
     room_capacity: Option<usize>,
     npcs: Option<usize>,
     interest_radius: Option<f32>,
@@ -252,6 +254,7 @@ impl ServeArgs {
             bind: self.bind.or(file.bind).unwrap_or(d.bind),
             tick_rate: self.tick_rate.or(file.tick_rate).unwrap_or(d.tick_rate),
             snapshot_rate: self.snapshot_rate.or(file.snapshot_rate).unwrap_or(d.snapshot_rate),
+            game: self.game.clone().or(file.game).unwrap_or(d.game),
             room_capacity: self.room_capacity.or(file.room_capacity).unwrap_or(d.room_capacity),
             npc_count: self.npcs.or(file.npcs).unwrap_or(d.npc_count),
             interest_radius: self
@@ -288,6 +291,9 @@ impl ServerConfig {
                 self.snapshot_rate,
                 self.tick_rate
             );
+        }
+        if !tickwire_shared::games::exists(&self.game) {
+            bail!("{}", tickwire_shared::games::UnknownGame(self.game.clone()));
         }
         if self.room_capacity == 0 {
             bail!("room capacity must be at least 1");

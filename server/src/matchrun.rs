@@ -1,25 +1,24 @@
 //! `tickwire match`: a whole match in-process, NPC players only, as fast as the CPU allows.
 //!
-//! No room, no sockets, no clock in the simulation: the game's schedule is run `ticks` times on
-//! one `World` set up by [`game::install`], and the game events are drained after every run
-//! (as a room would) so memory stays flat however long the match. The same seed and build give
-//! the same [`MatchReport::final_state_hash`] (the game's [`game::state_hash`]), which is what
-//! determinism checks compare.
+//! No sockets, no clock: the room core ([`RoomCore`], the same one the server's room threads
+//! drive) is stepped `ticks` times with no clients. The same seed and build give the same
+//! [`MatchReport::final_state_hash`] (the engine's state hash), which is what determinism checks
+//! compare. Any game plays: `--game NAME`.
 //!
 //! ```sh
 //! cargo run --release -p tickwire-server -- match --bots 8 --ticks 36000 --seed 7
 //! ```
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
-use tickwire_shared::NetId;
-use tickwire_shared::game::{self, GameConfig, GameEvents, Kind, Score};
-use tickwire_shared::protocol::GameEvent;
+use tickwire_shared::game::{DEFAULT_NPC_COUNT, DEFAULT_TICK_RATE, Game};
+use tickwire_shared::games::{self, GameVisitor, UnknownGame};
+use tickwire_shared::room::{RoomCore, RoomSettings};
 
-/// Largest `--bots`: the arena has eight spawn points; far more NPCs than that only crowd them,
-/// and the bound keeps a typo from allocating a huge world.
+/// Largest `--bots`: far more NPCs than a game's spawn points only crowd them, and the bound
+/// keeps a typo from allocating a huge world.
 pub const MAX_MATCH_NPCS: usize = 1_024;
 
 /// Ticks between progress callbacks: often enough for a smooth bar (about a hundred updates a
@@ -29,6 +28,8 @@ pub const PROGRESS_EVERY_TICKS: u64 = 1_024;
 /// What to simulate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MatchConfig {
+    /// The game ([`games::ALL`]).
+    pub game: String,
     /// NPC players.
     pub npcs: usize,
     /// Schedule runs (ticks).
@@ -41,24 +42,33 @@ pub struct MatchConfig {
 
 impl Default for MatchConfig {
     fn default() -> Self {
-        MatchConfig { npcs: game::DEFAULT_NPC_COUNT, ticks: 3_600, seed: 1, tick_rate: 60 }
+        MatchConfig {
+            game: games::default_name().to_owned(),
+            npcs: DEFAULT_NPC_COUNT,
+            ticks: 3_600,
+            seed: 1,
+            tick_rate: DEFAULT_TICK_RATE,
+        }
     }
 }
 
-/// One NPC's result.
+/// One competitor's result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NpcScore {
+pub struct Standing {
     /// Its entity id.
     pub id: u32,
-    /// Kills (from the replicated [`Score`]).
-    pub kills: u16,
-    /// Deaths (from the replicated [`Score`]).
-    pub deaths: u16,
+    /// What it is (`npc`, a team, …).
+    pub label: String,
+    /// The game's columns (`kills`, `deaths`, `goals`, …).
+    #[serde(flatten)]
+    pub values: BTreeMap<String, i64>,
 }
 
 /// The outcome of [`run_match`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MatchReport {
+    /// The game.
+    pub game: String,
     /// NPC players.
     pub npcs: usize,
     /// Ticks simulated.
@@ -73,62 +83,95 @@ pub struct MatchReport {
     pub elapsed_secs: f64,
     /// Ticks per wall-clock second achieved.
     pub ticks_per_sec: f64,
-    /// Kill events seen over the match.
-    pub kills: u64,
-    /// Per NPC, in id order.
-    pub scores: Vec<NpcScore>,
-    /// [`game::state_hash`] of the final world, as 16 hex digits.
+    /// The game's standing columns, in its order.
+    pub columns: Vec<String>,
+    /// Per competitor, in id order.
+    pub standings: Vec<Standing>,
+    /// Each column summed over the competitors.
+    pub totals: BTreeMap<String, i64>,
+    /// The engine's state hash of the final world, as 16 hex digits.
     pub final_state_hash: String,
 }
 
 /// Runs a match. `progress` is called with the ticks done so far every
 /// [`PROGRESS_EVERY_TICKS`] ticks and at the end.
-pub fn run_match(config: &MatchConfig, mut progress: impl FnMut(u64)) -> MatchReport {
-    let game_config = GameConfig {
-        tick_rate: config.tick_rate.max(1),
-        npc_count: config.npcs.min(MAX_MATCH_NPCS),
-        seed: config.seed,
-        ..GameConfig::default()
-    };
-    let mut world = World::new();
-    let mut schedule = Schedule::default();
-    game::install(&mut world, &mut schedule, &game_config);
+///
+/// # Errors
+///
+/// When no game has the configured name.
+pub fn run_match(
+    config: &MatchConfig,
+    progress: impl FnMut(u64),
+) -> Result<MatchReport, UnknownGame> {
+    games::visit(&config.game, RunMatch { config, progress })
+}
 
-    let mut kills = 0u64;
-    let started = Instant::now();
-    for done in 1..=config.ticks {
-        schedule.run(&mut world);
-        // Drain the events like a room does, so they do not pile up.
-        let mut events = world.resource_mut::<GameEvents>();
-        kills += events.0.iter().filter(|e| matches!(e, GameEvent::Killed { .. })).count() as u64;
-        events.0.clear();
-        if done % PROGRESS_EVERY_TICKS == 0 {
-            progress(done);
+struct RunMatch<'a, F> {
+    config: &'a MatchConfig,
+    progress: F,
+}
+
+impl<F: FnMut(u64)> GameVisitor for RunMatch<'_, F> {
+    type Output = MatchReport;
+
+    fn visit<G: Game>(mut self) -> MatchReport {
+        let config = self.config;
+        let tick_rate = config.tick_rate.max(1);
+        let npcs = config.npcs.min(MAX_MATCH_NPCS);
+        let settings = RoomSettings {
+            id: "match".to_owned(),
+            tick_rate,
+            ticks_per_snapshot: 1,
+            capacity: 0,
+            interest_radius: 1.0,
+            resume_grace_ticks: 0,
+            idle_close_ticks: u64::MAX,
+            npcs,
+            seed: config.seed,
+        };
+        let mut core = RoomCore::<G>::new(settings);
+        let started = Instant::now();
+        for done in 1..=config.ticks {
+            core.step();
+            // No clients: nothing is produced, but a driver drains what there is.
+            while core.poll_output().is_some() {}
+            if done % PROGRESS_EVERY_TICKS == 0 {
+                (self.progress)(done);
+            }
         }
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    progress(config.ticks);
+        let elapsed = started.elapsed().as_secs_f64();
+        (self.progress)(config.ticks);
 
-    let mut scores: Vec<NpcScore> = world
-        .query::<(&NetId, &Kind, &Score)>()
-        .iter(&world)
-        .filter(|(_, kind, _)| **kind == Kind::Npc)
-        .map(|(id, _, s)| NpcScore { id: id.0, kills: s.kills, deaths: s.deaths })
-        .collect();
-    scores.sort_by_key(|s| s.id);
-    let hash = game::state_hash(&mut world);
-    let tick_rate = game_config.tick_rate;
-    MatchReport {
-        npcs: game_config.npc_count,
-        ticks: config.ticks,
-        seed: config.seed,
-        tick_rate,
-        simulated_secs: config.ticks as f64 / f64::from(tick_rate),
-        elapsed_secs: elapsed,
-        ticks_per_sec: config.ticks as f64 / elapsed.max(1e-9),
-        kills,
-        scores,
-        final_state_hash: format!("{hash:016x}"),
+        let table = core.standings();
+        let columns: Vec<String> = table.columns.iter().map(|c| (*c).to_owned()).collect();
+        let mut totals: BTreeMap<String, i64> = columns.iter().map(|c| (c.clone(), 0)).collect();
+        let standings = table
+            .rows
+            .into_iter()
+            .map(|row| {
+                let values: BTreeMap<String, i64> =
+                    columns.iter().cloned().zip(row.values.iter().copied()).collect();
+                for (c, v) in &values {
+                    *totals.entry(c.clone()).or_default() += v;
+                }
+                Standing { id: row.entity.0, label: row.label, values }
+            })
+            .collect();
+        let hash = core.state_hash();
+        MatchReport {
+            game: G::NAME.to_owned(),
+            npcs,
+            ticks: config.ticks,
+            seed: config.seed,
+            tick_rate,
+            simulated_secs: config.ticks as f64 / f64::from(tick_rate),
+            elapsed_secs: elapsed,
+            ticks_per_sec: config.ticks as f64 / elapsed.max(1e-9),
+            columns,
+            standings,
+            totals,
+            final_state_hash: format!("{hash:016x}"),
+        }
     }
 }
 
@@ -142,21 +185,33 @@ impl MatchReport {
         serde_json::from_str(text)
     }
 
-    /// The human-readable report: one line per NPC, then the totals and the hash.
+    /// The human-readable report: one line per competitor, then the totals and the hash.
     #[must_use]
     pub fn to_text(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "match: {} NPCs, {} ticks at {} Hz ({:.1} s of play), seed {}",
-            self.npcs, self.ticks, self.tick_rate, self.simulated_secs, self.seed
+            "match: {}, {} NPCs, {} ticks at {} Hz ({:.1} s of play), seed {}",
+            self.game, self.npcs, self.ticks, self.tick_rate, self.simulated_secs, self.seed
         );
-        let _ = writeln!(out, "{:>8} {:>6} {:>6}", "npc", "kills", "deaths");
-        for s in &self.scores {
-            let _ = writeln!(out, "{:>8} {:>6} {:>6}", s.id, s.kills, s.deaths);
+        let _ = write!(out, "{:>8} {:>8}", "id", "");
+        for c in &self.columns {
+            let _ = write!(out, " {c:>8}");
         }
-        let _ = writeln!(out, "kills: {}", self.kills);
+        out.push('\n');
+        for s in &self.standings {
+            let _ = write!(out, "{:>8} {:>8}", s.id, s.label);
+            for c in &self.columns {
+                let _ = write!(out, " {:>8}", s.values.get(c).copied().unwrap_or(0));
+            }
+            out.push('\n');
+        }
+        let _ = write!(out, "{:>17}", "total");
+        for c in &self.columns {
+            let _ = write!(out, " {:>8}", self.totals.get(c).copied().unwrap_or(0));
+        }
+        out.push('\n');
         let _ = writeln!(
             out,
             "ticks per second: {:.0} ({:.3} s wall clock)",
@@ -170,6 +225,9 @@ impl MatchReport {
 /// `tickwire match` flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MatchArgs {
+    /// The game, from `tickwire games`.
+    #[arg(long, default_value_t = games::default_name().to_owned(), value_parser = parse_game)]
+    pub game: String,
     /// NPC players in the match.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_MATCH_NPCS as u64))]
     pub bots: u64,
@@ -187,6 +245,15 @@ pub struct MatchArgs {
     pub json: bool,
 }
 
+/// A game name, checked against [`games::ALL`].
+///
+/// # Errors
+///
+/// When no game has that name.
+pub fn parse_game(name: &str) -> Result<String, UnknownGame> {
+    if games::exists(name) { Ok(name.to_owned()) } else { Err(UnknownGame(name.to_owned())) }
+}
+
 /// Below this many ticks no progress bar is shown: the run is over in well under a second.
 const PROGRESS_BAR_MIN_TICKS: u64 = 100_000;
 
@@ -194,10 +261,11 @@ const PROGRESS_BAR_MIN_TICKS: u64 = 100_000;
 ///
 /// # Errors
 ///
-/// When the report cannot be serialized (never in practice).
+/// An unknown game, or a report that cannot be serialized (never in practice).
 pub fn cli(args: &MatchArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
     let config = MatchConfig {
+        game: args.game.clone(),
         npcs: usize::try_from(args.bots).unwrap_or(MAX_MATCH_NPCS),
         ticks: args.ticks,
         seed: args.seed,
@@ -214,7 +282,7 @@ pub fn cli(args: &MatchArgs) -> anyhow::Result<()> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let report = run_match(&config, |done| bar.set_position(done));
+    let report = run_match(&config, |done| bar.set_position(done))?;
     bar.finish_and_clear();
     let text = if args.json {
         let mut s = serde_json::to_string(&report)?;

@@ -1,23 +1,27 @@
-//! The process's rooms: matchmaking (the fullest room with space, else a new one), named rooms,
-//! resume routing, and shutdown.
+//! The process's rooms: matchmaking (the fullest room of the requested game with space, else a
+//! new one), named rooms, resume routing, and shutdown. Rooms of several games run side by side;
+//! each is opened through [`tickwire_shared::games::visit`], so nothing here names a game.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tickwire_shared::game::GameConfig;
+use tickwire_shared::games;
 use tickwire_shared::join::JoinRequest;
+use tickwire_shared::room::RoomSettings;
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use crate::room::{ResumeIndex, Room, RoomConfig, RoomHandle, Seat};
+use crate::room::{OpenRoom, ResumeIndex, RoomHandle, Seat};
 
 /// What `GET /api/rooms` lists for a room.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct RoomInfo {
     /// Room id.
     pub id: String,
+    /// The game it plays.
+    pub game: String,
     /// Human players.
     pub players: usize,
     /// Capacity.
@@ -57,10 +61,10 @@ impl Rooms {
         self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn room_config(&self, id: String) -> RoomConfig {
+    fn room_settings(&self, id: String) -> RoomSettings {
         let c = &self.config;
         let tick_rate = u64::from(c.tick_rate);
-        RoomConfig {
+        RoomSettings {
             id,
             tick_rate: c.tick_rate,
             ticks_per_snapshot: c.ticks_per_snapshot(),
@@ -69,28 +73,30 @@ impl Rooms {
             resume_grace_ticks: c.resume_grace.as_secs() * tick_rate
                 + u64::from(c.resume_grace.subsec_millis()) * tick_rate / 1000,
             idle_close_ticks: c.room_idle_close.as_secs().max(1) * tick_rate,
-            game: GameConfig {
-                tick_rate: c.tick_rate,
-                npc_count: c.npc_count,
-                seed: c.seed,
-                ..GameConfig::default()
-            },
+            npcs: c.npc_count,
+            seed: c.seed,
         }
     }
 
-    fn open(&self, rooms: &mut BTreeMap<String, Entry>, id: String) -> anyhow::Result<RoomHandle> {
-        let (room, handle) = Room::new(
-            self.room_config(id.clone()),
-            self.metrics.clone(),
-            self.resume_index.clone(),
-        );
-        let thread = room.spawn()?;
+    fn open(
+        &self,
+        rooms: &mut BTreeMap<String, Entry>,
+        id: String,
+        game: &str,
+    ) -> anyhow::Result<RoomHandle> {
+        let open = OpenRoom {
+            settings: self.room_settings(id.clone()),
+            metrics: self.metrics.clone(),
+            resume_index: self.resume_index.clone(),
+        };
+        let (handle, thread) = games::visit(game, open)??;
         rooms.insert(id, Entry { handle: handle.clone(), thread: Some(thread) });
         Ok(handle)
     }
 
     /// The room a join request goes to: the room holding its resume token, else the named room
-    /// (opened if new), else the fullest room with space, else a new room. The returned seat
+    /// (opened if new, with the requested game), else the fullest room of the requested game
+    /// (the server's default when none) with space, else a new room of that game. The returned seat
     /// counts against the room's space until dropped (after the room answered the join), so
     /// joins picked at the same moment spread over rooms instead of overfilling one.
     pub fn pick(&self, req: &JoinRequest) -> anyhow::Result<Seat> {
@@ -115,14 +121,16 @@ impl Rooms {
                 return Ok(entry.handle.clone());
             }
         }
+        let game = req.game.as_deref().unwrap_or(&self.config.game);
         if let Some(id) = &req.room {
             if let Some(entry) = rooms.get(id) {
                 return Ok(entry.handle.clone());
             }
-            return self.open(rooms, id.clone());
+            return self.open(rooms, id.clone(), game);
         }
         let best = rooms
             .values()
+            .filter(|e| e.handle.game() == game)
             .filter(|e| e.handle.players_and_joining() < e.handle.capacity())
             .max_by_key(|e| e.handle.players_and_joining())
             .map(|e| e.handle.clone());
@@ -135,7 +143,7 @@ impl Rooms {
                 break id;
             }
         };
-        self.open(rooms, id)
+        self.open(rooms, id, game)
     }
 
     /// The open rooms.
@@ -146,6 +154,7 @@ impl Rooms {
             .filter(|e| !e.handle.is_closed())
             .map(|e| RoomInfo {
                 id: e.handle.id().to_owned(),
+                game: e.handle.game().to_owned(),
                 players: e.handle.players(),
                 capacity: e.handle.capacity(),
                 tick_rate: e.handle.tick_rate(),
@@ -184,7 +193,7 @@ mod tests {
 
     /// A join request for matchmaking (no room named, no resume).
     fn matchmade() -> JoinRequest {
-        JoinRequest { version: Some(1), token: None, room: None, name: "p".into(), resume: None }
+        JoinRequest { name: "p".into(), ..JoinRequest::default() }
     }
 
     #[test]
@@ -225,6 +234,26 @@ mod tests {
         let seat = rooms.pick(&req).unwrap();
         assert_eq!(rooms.list().len(), 2, "{:?}", rooms.list());
         drop(seat);
+        rooms.shutdown();
+    }
+
+    /// Every game can be played side by side; a join asking for one never lands in a room of
+    /// another.
+    #[test]
+    fn matchmaking_keeps_games_apart() {
+        let rooms = Rooms::new(ServerConfig::default(), Arc::new(Metrics::default()));
+        let mut seats = Vec::new();
+        for info in games::ALL {
+            let req = JoinRequest { game: Some(info.name.to_owned()), ..matchmade() };
+            let seat = rooms.pick(&req).unwrap();
+            assert_eq!(seat.room().game(), info.name);
+            seats.push(seat);
+        }
+        // No game asked for: the server's default game.
+        let seat = rooms.pick(&matchmade()).unwrap();
+        assert_eq!(seat.room().game(), games::default_name());
+        assert_eq!(rooms.list().len(), games::ALL.len(), "{:?}", rooms.list());
+        drop((seat, seats));
         rooms.shutdown();
     }
 }

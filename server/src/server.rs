@@ -22,9 +22,9 @@ use crate::auth::{JwtKeys, random_hex};
 use crate::config::ServerConfig;
 use crate::metrics::{DisconnectKind, Metrics};
 use crate::outbox::Outbox;
-use crate::room::JoinRefused;
 use crate::rooms::Rooms;
 use crate::session::{self, SessionContext, TransportRx, TransportTx};
+use tickwire_shared::room::JoinRefused;
 
 /// How long shutdown waits for sessions to finish closing.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

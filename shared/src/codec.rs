@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::protocol::{ClientMessage, ProtocolError, ServerMessage};
+use crate::protocol::{ClientMessage, MAX_INPUT_FRAMES, ProtocolError, ServerMessage};
 use crate::tick::Tick;
 
 /// Largest client→server message, in bytes. An input batch of eight frames is under 80 bytes
@@ -160,6 +160,76 @@ pub fn encode_server(msg: &ServerMessage) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(128);
     encode_server_into(msg, &mut out)?;
     Ok(out)
+}
+
+/// Encodes a game's input frames (oldest first) for [`crate::protocol::InputBatch::frames`]:
+/// their count in one byte, then each frame.
+///
+/// # Errors
+///
+/// When there are no frames or more than [`MAX_INPUT_FRAMES`], or they do not fit a client
+/// message.
+pub fn encode_inputs<I: Serialize>(frames: &[I]) -> Result<Vec<u8>, CodecError> {
+    let n = frames.len();
+    if n == 0 || n > MAX_INPUT_FRAMES {
+        return Err(CodecError::Invalid(ProtocolError::FrameCount(n)));
+    }
+    let mut out = Vec::with_capacity(1 + 8 * n);
+    out.push(n as u8);
+    for frame in frames {
+        encode_into(frame, &mut out, client_config(), MAX_CLIENT_MESSAGE_BYTES)?;
+    }
+    Ok(out)
+}
+
+/// Decodes what [`encode_inputs`] wrote into `out` (cleared first): the frames, oldest first.
+/// Untrusted bytes: the count is checked (1 to [`MAX_INPUT_FRAMES`]) before anything is
+/// allocated, and every byte must be used.
+///
+/// # Errors
+///
+/// A bad count, a malformed frame or trailing bytes.
+pub fn decode_inputs<I: DeserializeOwned>(
+    bytes: &[u8],
+    out: &mut Vec<I>,
+) -> Result<(), CodecError> {
+    out.clear();
+    let (&n, mut rest) = bytes.split_first().ok_or(ProtocolError::FrameCount(0))?;
+    let n = usize::from(n);
+    if n == 0 || n > MAX_INPUT_FRAMES {
+        return Err(ProtocolError::FrameCount(n).into());
+    }
+    out.reserve(n);
+    for _ in 0..n {
+        let (frame, used) = bincode::serde::decode_from_slice::<I, _>(rest, client_config())
+            .map_err(|e| CodecError::Malformed(e.to_string()))?;
+        out.push(frame);
+        rest = &rest[used..];
+    }
+    if !rest.is_empty() {
+        return Err(CodecError::TrailingBytes(rest.len()));
+    }
+    Ok(())
+}
+
+/// Encodes a game event for [`ServerMessage::GameEvent`].
+///
+/// # Errors
+///
+/// When it does not fit a server message.
+pub fn encode_game_event<E: Serialize>(event: &E) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(32);
+    encode_into(event, &mut out, server_config(), MAX_SERVER_MESSAGE_BYTES)?;
+    Ok(out)
+}
+
+/// Decodes a game event (untrusted: size-limited, every byte used).
+///
+/// # Errors
+///
+/// When the bytes are not an event of type `E`.
+pub fn decode_game_event<E: DeserializeOwned>(bytes: &[u8]) -> Result<E, CodecError> {
+    decode(bytes, server_config(), MAX_SERVER_MESSAGE_BYTES)
 }
 
 /// Decodes a server message (clients: the browser, bots, tests).

@@ -26,6 +26,8 @@ pub struct JoinRequest {
     pub name: String,
     /// A resume token from an earlier `Welcome`.
     pub resume: Option<String>,
+    /// The game of a new room ([`crate::games`]); the server's default when absent.
+    pub game: Option<String>,
 }
 
 /// What is wrong with a join query.
@@ -46,9 +48,25 @@ pub enum JoinError {
     /// A token is longer than [`MAX_TOKEN_BYTES`].
     #[error("{0} is longer than {MAX_TOKEN_BYTES} bytes")]
     TokenTooLong(&'static str),
+    /// No game has this name.
+    #[error(transparent)]
+    Game(#[from] crate::games::UnknownGame),
     /// The same parameter twice.
     #[error("query parameter {0} given twice")]
     Duplicate(String),
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+#[must_use]
+pub fn truncate_utf8(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -146,6 +164,14 @@ impl JoinRequest {
                     req.room.replace(value).is_some()
                 }
                 "name" => name.replace(value).is_some(),
+                "game" => {
+                    if !crate::games::exists(&value) {
+                        // Cut: the text goes back in the refusal.
+                        let shown = truncate_utf8(&value, MAX_ROOM_ID_BYTES).to_owned();
+                        return Err(crate::games::UnknownGame(shown).into());
+                    }
+                    req.game.replace(value).is_some()
+                }
                 _ => false,
             };
             if slot_taken {
@@ -183,6 +209,9 @@ impl JoinRequest {
         if let Some(r) = &self.resume {
             parts.push(format!("resume={}", percent_encode(r)));
         }
+        if let Some(g) = &self.game {
+            parts.push(format!("game={}", percent_encode(g)));
+        }
         parts.join("&")
     }
 }
@@ -199,6 +228,7 @@ mod tests {
             room: Some("arena-1".into()),
             name: "Zoë & co".into(),
             resume: Some("r/+=".into()),
+            game: Some("arena".into()),
         };
         assert_eq!(JoinRequest::from_query(&req.to_query()), Ok(req));
     }
@@ -214,6 +244,7 @@ mod tests {
         check("name=%01%02", JoinError::Name);
         check("name=aaaaaaaaaaaaaaaaaaaaaaaaa", JoinError::Name);
         check("v=1&v=1", JoinError::Duplicate("v".into()));
+        check("game=chess", JoinError::Game(crate::games::UnknownGame("chess".into())));
     }
 
     #[test]

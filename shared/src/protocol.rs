@@ -13,10 +13,10 @@ use crate::tick::Tick;
 
 /// The protocol version. A client states it at the handshake (subprotocol [`SUBPROTOCOL`] or
 /// the query parameter `v`); the server refuses any other.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The WebSocket subprotocol that names this protocol version.
-pub const SUBPROTOCOL: &str = "tickwire.v1";
+pub const SUBPROTOCOL: &str = "tickwire.v2";
 
 /// At most this many input frames in one [`InputBatch`]: the newest frame plus the redundant
 /// copies of the ones before it. Eight frames cover 133 ms of loss at 60 Hz.
@@ -31,67 +31,21 @@ pub const MAX_NAME_CHARS: usize = 24;
 /// Longest free-text reason or name the server sends, in bytes.
 pub const MAX_TEXT_BYTES: usize = 256;
 
-/// Buttons held during one input frame, one bit each.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
-pub struct Buttons(pub u8);
-
-impl Buttons {
-    /// Shoot a projectile along the aim.
-    pub const FIRE: Buttons = Buttons(1);
-    /// Dash along the movement vector (on a cooldown).
-    pub const DASH: Buttons = Buttons(2);
-    /// Every defined button.
-    pub const ALL: Buttons = Buttons(3);
-
-    /// Whether every button of `other` is held.
-    #[must_use]
-    pub fn contains(self, other: Buttons) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// `self` with the buttons of `other` held as well.
-    #[must_use]
-    pub fn with(self, other: Buttons) -> Buttons {
-        Buttons(self.0 | other.0)
-    }
-}
-
-/// One tick's worth of player input. Its sequence number is implied by its place in an
-/// [`InputBatch`].
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
-pub struct InputFrame {
-    /// Movement vector, each axis quantized by [`crate::quantize::axis`].
-    pub movement: [i8; 2],
-    /// Aim direction, quantized by [`crate::quantize::angle`].
-    pub aim: u16,
-    /// Buttons held.
-    pub buttons: Buttons,
-}
-
 /// The client's input message: its newest frames (oldest first) and its acknowledgement.
+///
+/// The frames are the game's input type ([`crate::game::Game::Input`]), encoded by
+/// [`crate::codec::encode_inputs`]: the envelope names no game, and the room decodes them with
+/// its game's type ([`crate::codec::decode_inputs`], which also checks their count).
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct InputBatch {
     /// The newest snapshot tick the client received and decoded: the server deltas against it.
     pub ack: Option<Tick>,
-    /// The sequence number of `frames[0]`; the others follow one by one. The server applies
-    /// each sequence number once, in order.
+    /// The sequence number of the first frame; the others follow one by one. The server
+    /// applies each sequence number once, in order.
     pub first_seq: u32,
-    /// The last few frames, oldest first.
-    pub frames: Vec<InputFrame>,
-}
-
-impl InputBatch {
-    /// The frames with their sequence numbers, oldest first.
-    pub fn sequenced(&self) -> impl Iterator<Item = (u32, InputFrame)> + '_ {
-        (0u32..).zip(&self.frames).map(|(i, f)| (self.first_seq.wrapping_add(i), *f))
-    }
-
-    /// The sequence number of the newest frame (`None` when there are no frames).
-    #[must_use]
-    pub fn last_seq(&self) -> Option<u32> {
-        let n = u32::try_from(self.frames.len()).ok()?.checked_sub(1)?;
-        Some(self.first_seq.wrapping_add(n))
-    }
+    /// The last few frames (1 to [`MAX_INPUT_FRAMES`]), oldest first, encoded.
+    #[serde(with = "crate::codec::bytes")]
+    pub frames: Vec<u8>,
 }
 
 /// Everything a client can say.
@@ -121,9 +75,9 @@ pub enum ProtocolError {
     /// An input batch has no frames or more than [`MAX_INPUT_FRAMES`].
     #[error("input batch of {0} frames (1..={MAX_INPUT_FRAMES} allowed)")]
     FrameCount(usize),
-    /// A button bit that means nothing.
-    #[error("unknown button bits {0:#x}")]
-    UnknownButtons(u8),
+    /// An input frame the game refuses.
+    #[error(transparent)]
+    InvalidInput(#[from] crate::game::InvalidInput),
     /// A chat line over [`MAX_CHAT_BYTES`].
     #[error("chat message of {0} bytes (at most {MAX_CHAT_BYTES})")]
     ChatTooLong(usize),
@@ -136,22 +90,17 @@ impl ClientMessage {
     /// Checks what the types cannot: frame counts, sequence order, lengths.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         match self {
-            ClientMessage::Input(batch) => {
-                let n = batch.frames.len();
-                if n == 0 || n > MAX_INPUT_FRAMES {
-                    return Err(ProtocolError::FrameCount(n));
-                }
-                if let Some(f) = batch.frames.iter().find(|f| !Buttons::ALL.contains(f.buttons)) {
-                    return Err(ProtocolError::UnknownButtons(f.buttons.0));
-                }
-                Ok(())
+            // The frames are checked by the room, which knows the game's input type.
+            ClientMessage::Input(batch) if batch.frames.is_empty() => {
+                Err(ProtocolError::FrameCount(0))
             }
             ClientMessage::Chat { text } if text.len() > MAX_CHAT_BYTES => {
                 Err(ProtocolError::ChatTooLong(text.len()))
             }
-            ClientMessage::Ping { .. } | ClientMessage::Chat { .. } | ClientMessage::Leave => {
-                Ok(())
-            }
+            ClientMessage::Input(_)
+            | ClientMessage::Ping { .. }
+            | ClientMessage::Chat { .. }
+            | ClientMessage::Leave => Ok(()),
         }
     }
 }
@@ -165,6 +114,8 @@ pub struct Welcome {
     pub client_id: ClientId,
     /// The room joined.
     pub room: String,
+    /// The game the room plays ([`crate::game::Game::NAME`]).
+    pub game: String,
     /// The player's entity.
     pub entity: NetId,
     /// Simulation ticks per second.
@@ -193,9 +144,10 @@ pub struct SnapshotMessage {
     pub body: Vec<u8>,
 }
 
-/// Something that happened in the room, delivered reliably.
+/// Something that happened in the room, whatever the game, delivered reliably. The game's own
+/// events travel as [`ServerMessage::GameEvent`].
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-pub enum GameEvent {
+pub enum RoomEvent {
     /// A player joined (or came back).
     Joined {
         /// Their client id.
@@ -211,18 +163,6 @@ pub enum GameEvent {
         entity: NetId,
         /// Their name.
         name: String,
-    },
-    /// An entity killed another.
-    Killed {
-        /// The killer (`None`: the arena).
-        killer: Option<NetId>,
-        /// The one that died.
-        victim: NetId,
-    },
-    /// An entity came back to life.
-    Respawned {
-        /// The entity.
-        entity: NetId,
     },
 }
 
@@ -314,8 +254,15 @@ pub enum ServerMessage {
         /// The text (control characters stripped).
         text: String,
     },
-    /// A game event, delivered reliably.
-    Event(GameEvent),
+    /// A room event, delivered reliably.
+    Event(RoomEvent),
+    /// A game event ([`crate::game::Game::Event`], encoded by
+    /// [`crate::codec::encode_game_event`]), delivered reliably.
+    GameEvent {
+        /// The encoded event.
+        #[serde(with = "crate::codec::bytes")]
+        body: Vec<u8>,
+    },
     /// The server is closing the session; the transport closes right after.
     Disconnect {
         /// Why.

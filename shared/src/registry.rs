@@ -8,12 +8,17 @@
 
 use std::any::TypeId;
 
-use bevy_ecs::component::Component;
+use bevy_ecs::component::{Component, Mutable};
 use bevy_ecs::world::{EntityRef, World};
+use glam::Vec2;
 use thiserror::Error;
 
 use crate::ids::NetId;
 use crate::snapshot::{EntityView, ReplicatedState};
+
+/// `#[derive(Replicate)]`: writes a component's [`Replicate`] impl from per-field
+/// `#[quantize(...)]` attributes (see the macro's documentation in `tickwire-derive`).
+pub use tickwire_derive::Replicate;
 
 /// At most this many replicated component types: a presence mask is a `u32`.
 pub const MAX_COMPONENTS: usize = 32;
@@ -61,7 +66,7 @@ impl FieldSpec {
 /// `dequantize(quantize(c))` need not equal `c` (quantization is lossy), but
 /// `quantize(dequantize(q)) == q` must hold, so that what the client reconstructs quantizes back
 /// to exactly what the server sent.
-pub trait Replicate: Component + Sized {
+pub trait Replicate: Component<Mutability = Mutable> + Sized {
     /// A stable name, part of the registry fingerprint.
     const NAME: &'static str;
     /// The quantized fields, in wire order. At least one.
@@ -70,6 +75,36 @@ pub trait Replicate: Component + Sized {
     fn quantize(&self, out: &mut [i32]);
     /// Rebuilds a component from quantized fields (`fields.len() == FIELDS.len()`).
     fn dequantize(fields: &[i32]) -> Self;
+}
+
+/// What a game's replicated components are registered with ([`crate::game::Game::replicate`]):
+/// the [`ReplicationRegistry`] (the wire layout, on every side) or the engine's set-up of a
+/// server world (which adds each component's re-quantizing system). Generic, so a client links
+/// none of the server's scheduling code.
+pub trait Registrar {
+    /// Registers `C` (see [`ReplicationRegistry::register`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`ReplicationRegistry::register`].
+    fn component<C: Replicate>(&mut self) -> Result<(), RegistryError>;
+
+    /// Declares `C` the position (see [`ReplicationRegistry::register_position`]).
+    ///
+    /// # Errors
+    ///
+    /// See [`ReplicationRegistry::register_position`].
+    fn position<C: Replicate>(&mut self) -> Result<(), RegistryError>;
+}
+
+impl Registrar for ReplicationRegistry {
+    fn component<C: Replicate>(&mut self) -> Result<(), RegistryError> {
+        self.register::<C>().map(|_| ())
+    }
+
+    fn position<C: Replicate>(&mut self) -> Result<(), RegistryError> {
+        self.register_position::<C>()
+    }
 }
 
 /// A registered component's index: its bit in presence masks and its place in a state row.
@@ -91,6 +126,12 @@ pub enum RegistryError {
     /// The component declares no fields.
     #[error("component {0} has no fields")]
     NoFields(&'static str),
+    /// The position component is not registered, or a second one is declared.
+    #[error("position component {0}: register it first, once")]
+    Position(&'static str),
+    /// The position component does not start with two integer fields (x and y on the grid).
+    #[error("position component {0} must start with two int fields (x, y on the 1/64 grid)")]
+    PositionFields(&'static str),
 }
 
 type ExtractFn = fn(&EntityRef<'_>, &mut [i32]) -> bool;
@@ -109,6 +150,8 @@ struct Entry {
 pub struct ReplicationRegistry {
     entries: Vec<Entry>,
     stride: usize,
+    /// The component whose first two fields are the entity's position on the grid.
+    position: Option<ComponentIdx>,
 }
 
 impl std::fmt::Debug for ReplicationRegistry {
@@ -159,6 +202,44 @@ impl ReplicationRegistry {
         });
         self.stride += C::FIELDS.len();
         Ok(idx)
+    }
+
+    /// Declares the registered component `C` as the entities' position: its first two fields
+    /// are `x` and `y` on the [`crate::quantize::POSITION_SCALE`] grid. Interest management
+    /// (the server sends each client the entities near it) and interpolation use it.
+    ///
+    /// # Errors
+    ///
+    /// When `C` is not registered, a position was declared already, or `C` does not start
+    /// with two int fields.
+    pub fn register_position<C: Replicate>(&mut self) -> Result<(), RegistryError> {
+        let idx = self.index_of::<C>().ok_or(RegistryError::Position(C::NAME))?;
+        if self.position.is_some() {
+            return Err(RegistryError::Position(C::NAME));
+        }
+        match C::FIELDS {
+            [x, y, ..] if x.kind == FieldKind::Int && y.kind == FieldKind::Int => {}
+            _ => return Err(RegistryError::PositionFields(C::NAME)),
+        }
+        self.position = Some(idx);
+        Ok(())
+    }
+
+    /// Where the position's `x` and `y` grid values sit in a row, if a position is declared.
+    #[must_use]
+    pub fn position_offset(&self) -> Option<usize> {
+        self.position.map(|idx| self.offset(idx))
+    }
+
+    /// The position of one entity of a replicated state, if it has one.
+    #[must_use]
+    pub fn position(&self, entity: EntityView<'_>) -> Option<Vec2> {
+        let idx = self.position?;
+        if entity.mask & (1 << idx.0) == 0 {
+            return None;
+        }
+        let o = self.offset(idx);
+        Some(crate::quantize::position2_value([entity.fields[o], entity.fields[o + 1]]))
     }
 
     /// How many components are registered.
@@ -223,14 +304,12 @@ impl ReplicationRegistry {
     /// components in the same order have the same fingerprint. The server sends it in `Welcome`.
     #[must_use]
     pub fn fingerprint(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut h = crate::fnv::Fnv64::new();
+        // Each item is followed by a 0xff byte, which no name contains, so that names cannot
+        // run into each other.
         let mut eat = |bytes: &[u8]| {
-            for &b in bytes {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            h ^= 0xff;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            h.eat(bytes);
+            h.eat(&[0xff]);
         };
         for e in &self.entries {
             eat(e.name.as_bytes());
@@ -239,7 +318,8 @@ impl ReplicationRegistry {
                 eat(&[f.kind as u8]);
             }
         }
-        h
+        eat(&[self.position.map_or(0xfe, |i| i.0)]);
+        h.finish()
     }
 
     /// Reads component `C` of one entity of a replicated state, dequantized.

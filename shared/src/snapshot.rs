@@ -1085,7 +1085,7 @@ mod tests {
 
     #[test]
     fn prepared_encoders_write_the_same_bits_as_the_plain_ones() {
-        let reg = game::registry();
+        let reg = game::registry::<crate::games::arena::ArenaGame>();
         for (n, salt) in [(0, 1), (1, 2), (70, 3), (300, 4), (1_000, 5)] {
             let base = state(&reg, n, salt);
             let cur = state(&reg, n + 20, salt + 100);

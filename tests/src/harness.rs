@@ -1,7 +1,8 @@
-//! The in-memory harness: one [`Room`] stepped by hand and N clients running the shared sans-IO
-//! [`Client`] (the same logic the browser and the bots use), wired through in-memory links with a
-//! seeded link conditioner (latency, jitter, loss). No sockets, no threads, no clock: time is the
-//! step count, so every run with the same seed is identical.
+//! The in-memory harness: one [`Room`] (the server's driver around the sans-IO room core)
+//! stepped by hand and N clients running the shared sans-IO [`Client`] (the same logic the
+//! browser and the bots use), wired through in-memory links with a seeded link conditioner
+//! (latency, jitter, loss). No sockets, no threads, no clock: time is the step count, so every
+//! run with the same seed is identical. Generic over the game; [`Harness`] plays the arena.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,11 +10,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tickwire_server::metrics::Metrics;
 use tickwire_server::outbox::{OutItem, Outbox};
-use tickwire_server::room::{JoinInfo, JoinRefused, ResumeIndex, Room, RoomConfig, RoomHandle};
+use tickwire_server::room::{ResumeIndex, Room, RoomHandle};
 use tickwire_shared::client::{Client, ClientConfig, ClientEvent};
 use tickwire_shared::codec;
-use tickwire_shared::game::{self, GameConfig};
-use tickwire_shared::protocol::{ClientMessage, DisconnectReason, InputFrame};
+use tickwire_shared::game::Game;
+use tickwire_shared::games::arena::ArenaGame;
+use tickwire_shared::protocol::{ClientMessage, DisconnectReason};
+use tickwire_shared::room::{JoinInfo, JoinRefused, RoomSettings};
 use tickwire_shared::{ClientId, NetId};
 
 /// A link's impairments, in steps (ticks) and probability.
@@ -61,13 +64,13 @@ impl Link {
 }
 
 /// A simulated client: the shared [`Client`] plus its link and outbox.
-pub struct SimClient {
+pub struct SimClient<G: Game> {
     /// Its id at the room.
     pub id: ClientId,
     /// The sans-IO client.
-    pub client: Client,
+    pub client: Client<G>,
     /// Events it produced, in order.
-    pub events: Vec<ClientEvent>,
+    pub events: Vec<ClientEvent<G::Event>>,
     /// Decode errors it reported.
     pub errors: Vec<String>,
     /// Whether its session is connected.
@@ -84,14 +87,14 @@ pub struct SimClient {
     conditioner: Conditioner,
 }
 
-/// A room and its clients.
-pub struct Harness {
-    /// The room, stepped by [`Harness::step`].
-    pub room: Room,
+/// A room of game `G` and its clients.
+pub struct GameHarness<G: Game> {
+    /// The room, stepped by [`GameHarness::step`].
+    pub room: Room<G>,
     /// Its handle.
     pub handle: RoomHandle,
     /// The clients, by index.
-    pub clients: Vec<SimClient>,
+    pub clients: Vec<SimClient<G>>,
     /// Metrics the room writes.
     pub metrics: Arc<Metrics>,
     /// Steps run so far.
@@ -101,10 +104,13 @@ pub struct Harness {
     next_client: u32,
 }
 
+/// The arena's harness, which most tests use.
+pub type Harness = GameHarness<ArenaGame>;
+
 /// A room configuration for tests: 60 Hz, 30 Hz snapshots, short grace, given NPCs.
 #[must_use]
-pub fn room_config(npc_count: usize) -> RoomConfig {
-    RoomConfig {
+pub fn room_config(npcs: usize) -> RoomSettings {
+    RoomSettings {
         id: "test".into(),
         tick_rate: 60,
         ticks_per_snapshot: 2,
@@ -112,18 +118,19 @@ pub fn room_config(npc_count: usize) -> RoomConfig {
         interest_radius: 5_000.0,
         resume_grace_ticks: 120,
         idle_close_ticks: 600,
-        game: GameConfig { npc_count, ..GameConfig::default() },
+        npcs,
+        seed: 1,
     }
 }
 
-impl Harness {
+impl<G: Game> GameHarness<G> {
     /// A room with `config`; the links' randomness comes from `seed`.
     #[must_use]
-    pub fn new(config: RoomConfig, seed: u64) -> Harness {
+    pub fn new(config: RoomSettings, seed: u64) -> GameHarness<G> {
         let metrics = Arc::new(Metrics::default());
         let tick_us = 1_000_000 / u64::from(config.tick_rate);
         let (room, handle) = Room::new(config, metrics.clone(), ResumeIndex::default());
-        Harness {
+        GameHarness {
             room,
             handle,
             clients: Vec::new(),
@@ -161,7 +168,7 @@ impl Harness {
         let info = reply.try_recv().map_err(|_| JoinRefused::Closed)??;
         self.clients.push(SimClient {
             id,
-            client: Client::new(game::registry(), ClientConfig::default()),
+            client: Client::new(ClientConfig::default()),
             events: Vec::new(),
             errors: Vec::new(),
             connected: true,
@@ -254,7 +261,7 @@ impl Harness {
     }
 
     /// Steps until `cond` holds, at most `max_steps`; returns whether it held.
-    pub fn run_until(&mut self, max_steps: u64, mut cond: impl FnMut(&Harness) -> bool) -> bool {
+    pub fn run_until(&mut self, max_steps: u64, mut cond: impl FnMut(&Self) -> bool) -> bool {
         for _ in 0..max_steps {
             if cond(self) {
                 return true;
@@ -269,12 +276,11 @@ impl Harness {
     pub fn seen_position(&self, idx: usize, id: NetId) -> Option<glam::Vec2> {
         let c = &self.clients[idx].client;
         let (_, state) = c.latest()?;
-        let e = state.get(id)?;
-        c.registry().get::<game::Position>(e).map(|p| p.0)
+        c.registry().position(state.get(id)?)
     }
 
     /// Pushes one input frame for client `idx` (it is sent on the next step).
-    pub fn input(&mut self, idx: usize, frame: InputFrame) -> u32 {
+    pub fn input(&mut self, idx: usize, frame: G::Input) -> u32 {
         self.clients[idx].client.push_input(frame)
     }
 }

@@ -9,7 +9,7 @@ use tickwire_server::auth::{Claims, JwtKeys, unix_now};
 use tickwire_server::config::ServerConfig;
 use tickwire_server::server::Server;
 use tickwire_shared::codec;
-use tickwire_shared::protocol::{ClientMessage, ServerMessage};
+use tickwire_shared::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -79,7 +79,7 @@ pub async fn connect_with(
 
 /// Opens a session with protocol v1, a valid token and the given extra query (`&room=…`).
 pub async fn connect(addr: SocketAddr, extra_query: &str) -> Ws {
-    let query = format!("v=1&token={}{extra_query}", token());
+    let query = format!("v={PROTOCOL_VERSION}&token={}{extra_query}", token());
     connect_with(addr, &query, &[]).await.expect("handshake accepted")
 }
 

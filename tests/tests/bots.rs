@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use tickwire_server::bots::{self, Behavior, BotsConfig, BotsReport, ConditionerSpec, WsUrl};
+use tickwire_server::bots::{self, BotsConfig, BotsReport, ConditionerSpec, WsUrl};
 use tickwire_tests::net;
 
 const CLI: &str = env!("CARGO_BIN_EXE_tickwire-test-server");
@@ -96,7 +96,8 @@ async fn conditioner_delays_both_ways() {
         count: 3,
         duration: Duration::from_secs(4),
         seed: 1,
-        behavior: Behavior::Wander,
+        game: "arena".into(),
+        behavior: "wander".into(),
         ramp_up: 50.0,
         token: Some(net::token()),
         room: Some("conditioned".into()),
@@ -130,7 +131,8 @@ async fn unreachable_server_is_an_error() {
         count: 1,
         duration: Duration::from_secs(1),
         seed: 1,
-        behavior: Behavior::Idle,
+        game: "arena".into(),
+        behavior: "idle".into(),
         ramp_up: 50.0,
         token: None,
         room: None,

@@ -1,11 +1,14 @@
-//! Protocol v1 and its codec: every message round-trips, arbitrary bytes never panic the
-//! decoder, and a hostile length prefix is refused without allocating what it claims.
+//! The protocol and its codec: every message round-trips, arbitrary bytes never panic the
+//! decoders (the envelope's and the game inputs' and events'), and a hostile length prefix is
+//! refused without allocating what it claims.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use tickwire_shared::codec::{self, CodecError, MAX_CLIENT_MESSAGE_BYTES};
+use tickwire_shared::game::{Game, InvalidInput};
+use tickwire_shared::games::arena::{ArenaEvent, ArenaGame, ArenaInput, Buttons};
 use tickwire_shared::protocol::*;
 use tickwire_shared::{ClientId, NetId, Tick};
 
@@ -37,14 +40,27 @@ unsafe impl GlobalAlloc for TrackingAlloc {
 #[global_allocator]
 static GLOBAL: TrackingAlloc = TrackingAlloc;
 
-fn frames(n: usize) -> Vec<InputFrame> {
+fn arena_frames(n: usize) -> Vec<ArenaInput> {
     (0..n)
-        .map(|i| InputFrame {
+        .map(|i| ArenaInput {
             movement: [127, -64],
             aim: 40_000 + i as u16,
             buttons: Buttons::FIRE,
         })
         .collect()
+}
+
+/// `n` arena frames, encoded as an input batch carries them.
+fn frames(n: usize) -> Vec<u8> {
+    codec::encode_inputs(&arena_frames(n)).unwrap()
+}
+
+/// Decodes a batch's frames as the room does: the codec, then the game's own checks.
+fn room_decode(batch: &InputBatch) -> Result<Vec<ArenaInput>, String> {
+    let mut out = Vec::new();
+    codec::decode_inputs::<ArenaInput>(&batch.frames, &mut out).map_err(|e| e.to_string())?;
+    out.iter().try_for_each(ArenaGame::validate_input).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 fn all_client_messages() -> Vec<ClientMessage> {
@@ -68,6 +84,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
             protocol: PROTOCOL_VERSION,
             client_id: ClientId(3),
             room: "arena-1".into(),
+            game: "arena".into(),
             entity: NetId(42),
             tick_rate: 60,
             snapshot_rate: 30,
@@ -89,15 +106,20 @@ fn all_server_messages() -> Vec<ServerMessage> {
         }),
         ServerMessage::Pong { id: 1, client_time_us: 99, tick: Tick(5) },
         ServerMessage::Chat { from: NetId(1), name: "ann".into(), text: "gg".into() },
-        ServerMessage::Event(GameEvent::Joined {
+        ServerMessage::Event(RoomEvent::Joined {
             client: ClientId(1),
             entity: NetId(2),
             name: "bo".into(),
         }),
-        ServerMessage::Event(GameEvent::Left { entity: NetId(2), name: "bo".into() }),
-        ServerMessage::Event(GameEvent::Killed { killer: Some(NetId(2)), victim: NetId(3) }),
-        ServerMessage::Event(GameEvent::Killed { killer: None, victim: NetId(3) }),
-        ServerMessage::Event(GameEvent::Respawned { entity: NetId(3) }),
+        ServerMessage::Event(RoomEvent::Left { entity: NetId(2), name: "bo".into() }),
+        ServerMessage::GameEvent {
+            body: codec::encode_game_event(&ArenaEvent::Killed {
+                killer: Some(NetId(2)),
+                victim: NetId(3),
+            })
+            .unwrap(),
+        },
+        ServerMessage::GameEvent { body: vec![] },
     ];
     for reason in [
         DisconnectReason::ServerShutdown,
@@ -118,12 +140,19 @@ fn all_server_messages() -> Vec<ServerMessage> {
 }
 
 #[test]
-fn input_batches_number_their_frames_across_the_wrap() {
-    let batch = InputBatch { ack: None, first_seq: u32::MAX - 1, frames: frames(3) };
-    let seqs: Vec<u32> = batch.sequenced().map(|(s, _)| s).collect();
-    assert_eq!(seqs, vec![u32::MAX - 1, u32::MAX, 0]);
-    assert_eq!(batch.last_seq(), Some(0));
-    assert_eq!(InputBatch::default().last_seq(), None);
+fn game_inputs_and_events_round_trip() {
+    for n in 1..=MAX_INPUT_FRAMES {
+        let batch = InputBatch { ack: None, first_seq: 0, frames: frames(n) };
+        assert_eq!(room_decode(&batch), Ok(arena_frames(n)));
+    }
+    for event in [
+        ArenaEvent::Killed { killer: Some(NetId(2)), victim: NetId(3) },
+        ArenaEvent::Killed { killer: None, victim: NetId(3) },
+        ArenaEvent::Respawned { entity: NetId(3) },
+    ] {
+        let body = codec::encode_game_event(&event).unwrap();
+        assert_eq!(codec::decode_game_event::<ArenaEvent>(&body), Ok(event));
+    }
 }
 
 #[test]
@@ -174,7 +203,9 @@ fn typical_input_message_is_small() {
         frames: frames(4),
     });
     let bytes = codec::encode_client(&msg).unwrap();
-    assert_eq!(bytes.len(), 33, "input message size changed");
+    // 33 bytes before the frames became the game's own type: their blob's length prefix is the
+    // one byte a game-agnostic envelope costs.
+    assert_eq!(bytes.len(), 34, "input message size changed");
 }
 
 #[test]
@@ -184,17 +215,23 @@ fn invalid_messages_are_refused_with_a_reason() {
         assert_eq!(codec::decode_client(&bytes), Err(CodecError::Invalid(want)));
     };
     check(ClientMessage::Input(InputBatch::default()), ProtocolError::FrameCount(0));
-    check(
-        ClientMessage::Input(InputBatch { ack: None, first_seq: 0, frames: frames(9) }),
-        ProtocolError::FrameCount(9),
-    );
-    let mut bad = frames(2);
-    bad[1].buttons = Buttons(0x80);
-    check(
-        ClientMessage::Input(InputBatch { ack: None, first_seq: 0, frames: bad }),
-        ProtocolError::UnknownButtons(0x80),
-    );
     check(ClientMessage::Chat { text: "x".repeat(201) }, ProtocolError::ChatTooLong(201));
+    // The frames are the room's to check: their count, their encoding, the game's rules.
+    assert_eq!(codec::encode_inputs(&arena_frames(9)), Err(ProtocolError::FrameCount(9).into()));
+    assert!(codec::encode_inputs::<ArenaInput>(&[]).is_err());
+    let room = |frames: Vec<u8>| room_decode(&InputBatch { ack: None, first_seq: 0, frames });
+    let mut nine = frames(8);
+    nine[0] = 9;
+    nine.extend_from_slice(&frames(1)[1..]);
+    assert_eq!(room(nine), Err(CodecError::from(ProtocolError::FrameCount(9)).to_string()));
+    let mut bad = arena_frames(2);
+    bad[1].buttons = Buttons(0x80);
+    let want = InvalidInput("unknown button bits 0x80".into()).to_string();
+    assert_eq!(room(codec::encode_inputs(&bad).unwrap()), Err(want));
+    let mut trailing = frames(2);
+    trailing.push(0);
+    assert_eq!(room(trailing), Err(CodecError::TrailingBytes(1).to_string()));
+    assert!(room(vec![2, 1]).is_err(), "two frames promised, part of one given");
 }
 
 #[test]
@@ -246,6 +283,10 @@ proptest! {
             prop_assert_eq!(codec::decode_client(&again), Ok(msg));
         }
         let _ = codec::decode_server(&bytes);
+        let mut frames = Vec::new();
+        let _ = codec::decode_inputs::<ArenaInput>(&bytes, &mut frames);
+        prop_assert!(frames.len() <= MAX_INPUT_FRAMES);
+        let _ = codec::decode_game_event::<ArenaEvent>(&bytes);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 use glam::Vec2;
 use tickwire_shared::client::ClientEvent;
-use tickwire_shared::game::{Arena, Position, Score};
-use tickwire_shared::protocol::{Buttons, DisconnectReason, GameEvent, InputFrame};
+use tickwire_shared::games::arena::{
+    Arena, ArenaEvent, ArenaGame, ArenaInput as InputFrame, Buttons, Position, Score,
+};
+use tickwire_shared::protocol::{DisconnectReason, RoomEvent};
 use tickwire_shared::{NetId, quantize};
 use tickwire_tests::harness::{Conditioner, Harness, room_config};
 
@@ -68,7 +70,7 @@ fn two_clients_see_each_other_and_chat_is_attributed_by_the_server() {
     assert!(h.seen_position(b, ea).is_some(), "bob does not see ann");
     // Ann learns bob's name from the reliable join event.
     assert!(h.clients[a].events.iter().any(
-        |e| matches!(e, ClientEvent::Game(GameEvent::Joined { entity, name, .. }) if *entity == eb && name == "bob")
+        |e| matches!(e, ClientEvent::Room(RoomEvent::Joined { entity, name, .. }) if *entity == eb && name == "bob")
     ));
     h.clients[a].client.send_chat("hi\u{7}\u{1b} bob");
     h.run(3);
@@ -97,7 +99,7 @@ fn after_an_ack_deltas_are_smaller_than_the_full_snapshot() {
 }
 
 fn set_score(h: &mut Harness, id: NetId, kills: u16, deaths: u16) {
-    let world = h.room.world_mut();
+    let world = h.room.core_mut().world_mut();
     let mut q = world.query::<(&NetId, &mut Score)>();
     for (net_id, mut score) in q.iter_mut(world) {
         if *net_id == id {
@@ -114,7 +116,7 @@ fn seen_score(h: &Harness, idx: usize, id: NetId) -> Option<Score> {
 
 /// Moves entity `id` in the room's world (a teleport, to test interest without walking).
 fn teleport(h: &mut Harness, id: NetId, to: Vec2) {
-    let world = h.room.world_mut();
+    let world = h.room.core_mut().world_mut();
     let mut q = world.query::<(&NetId, &mut Position)>();
     for (net_id, mut pos) in q.iter_mut(world) {
         if *net_id == id {
@@ -212,10 +214,13 @@ fn a_client_too_slow_for_reliable_messages_is_closed_and_others_are_not() {
 
 /// Runs `steps` ticks of client `idx` walking (and dashing now and then) with prediction,
 /// returning the predictor.
-fn predict_walk(h: &mut Harness, idx: usize, steps: u32) -> tickwire_shared::client::Predictor {
+fn predict_walk(
+    h: &mut Harness,
+    idx: usize,
+    steps: u32,
+) -> tickwire_shared::client::Predictor<ArenaGame> {
     use tickwire_shared::client::Predictor;
-    use tickwire_shared::game::Arena;
-    let mut p = Predictor::new(Arena::standard(), 60);
+    let mut p = Predictor::new(60);
     for i in 0..steps {
         let mut frame = moving(if (i / 90) % 2 == 0 { 1.0 } else { -1.0 }, 0.4);
         if i % 100 == 50 {
@@ -276,7 +281,7 @@ fn kills_go_out_as_reliable_events_and_scores_follow() {
     let fire = InputFrame { movement: [0, 0], aim: quantize::angle(0.0), buttons: Buttons::FIRE };
     let killed = |h: &Harness, idx: usize| {
         h.clients[idx].events.iter().any(|e| {
-            matches!(e, ClientEvent::Game(GameEvent::Killed { killer: Some(k), victim: v }) if *k == es && *v == ev)
+            matches!(e, ClientEvent::Game(ArenaEvent::Killed { killer: Some(k), victim: v }) if *k == es && *v == ev)
         })
     };
     let mut done = false;
@@ -308,7 +313,7 @@ fn a_standing_input_backlog_is_drained() {
     let lag = |h: &Harness, last: u32| last - h.clients[a].client.last_applied_input().unwrap();
     assert!(h.run_until(2, |h| h.clients[a].client.last_applied_input().is_some()));
     assert_eq!(lag(&h, last), 2, "the backlog is there at first");
-    for _ in 0..(3 * tickwire_server::room::INPUT_QUEUE_WINDOW_TICKS) {
+    for _ in 0..(3 * tickwire_shared::room::INPUT_QUEUE_WINDOW_TICKS) {
         h.input(a, moving(1.0, 0.0));
         h.step();
     }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tickwire_shared::protocol::{
-    Buttons, ClientMessage, InputBatch, InputFrame, SUBPROTOCOL, ServerMessage,
-};
+use tickwire_shared::codec;
+use tickwire_shared::games::arena::ArenaInput;
+use tickwire_shared::protocol::{ClientMessage, InputBatch, SUBPROTOCOL, ServerMessage};
 use tickwire_tests::net::{self, Received};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -14,7 +14,7 @@ fn input(seq: u32) -> ClientMessage {
     ClientMessage::Input(InputBatch {
         ack: None,
         first_seq: seq,
-        frames: vec![InputFrame { movement: [0, 0], aim: 0, buttons: Buttons::default() }],
+        frames: codec::encode_inputs(&[ArenaInput::default()]).unwrap(),
     })
 }
 
@@ -25,14 +25,14 @@ async fn handshake_refusals_say_why_before_upgrading() {
     let token = net::token();
 
     // 401: no token, then a bad one.
-    let (status, body) = net::connect_with(addr, "v=1", &[]).await.unwrap_err();
+    let (status, body) = net::connect_with(addr, "v=2", &[]).await.unwrap_err();
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("missing token"), "{body}");
-    let (status, body) = net::connect_with(addr, "v=1&token=a.b.c", &[]).await.unwrap_err();
+    let (status, body) = net::connect_with(addr, "v=2&token=a.b.c", &[]).await.unwrap_err();
     assert_eq!(status, 401, "{body}");
 
     // 403: a foreign origin; same-host and localhost origins pass.
-    let q = format!("v=1&token={token}");
+    let q = format!("v=2&token={token}");
     let (status, body) =
         net::connect_with(addr, &q, &[("Origin", "https://evil.example")]).await.unwrap_err();
     assert_eq!(status, 403, "{body}");
@@ -41,7 +41,8 @@ async fn handshake_refusals_say_why_before_upgrading() {
 
     // 426: wrong or missing version; the subprotocol alone is enough.
     let (status, body) =
-        net::connect_with(addr, &format!("v=2&token={token}"), &[]).await.unwrap_err();
+        net::connect_with(addr, &format!("v=1&token={token}"), &[]).await.unwrap_err();
+    // (Version 1 is the protocol before games were plug-ins: refused.)
     assert_eq!(status, 426, "{body}");
     assert!(body.contains(SUBPROTOCOL), "{body}");
     let (status, _) = net::connect_with(addr, &format!("token={token}"), &[]).await.unwrap_err();
@@ -56,9 +57,13 @@ async fn handshake_refusals_say_why_before_upgrading() {
 
     // 400: a bad join query.
     let (status, body) =
-        net::connect_with(addr, &format!("v=1&token={token}&room=a%20b"), &[]).await.unwrap_err();
+        net::connect_with(addr, &format!("v=2&token={token}&room=a%20b"), &[]).await.unwrap_err();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("room id"), "{body}");
+    let (status, body) =
+        net::connect_with(addr, &format!("v=2&token={token}&game=chess"), &[]).await.unwrap_err();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("unknown game \"chess\"") && body.contains("arena"), "{body}");
     server.shutdown().await;
 }
 
@@ -106,6 +111,22 @@ async fn malformed_and_text_messages_close_with_1002() {
     let (code, reason) = net::expect_close(&mut ws).await;
     assert_eq!(code, 1002, "{reason}");
     assert!(reason.contains("binary"), "{reason}");
+    // A well-formed envelope whose frames the game refuses (a button that means nothing) is
+    // found by the room, which decodes them with its game's type: 1002 as well, and counted.
+    let mut ws = net::connect(server.local_addr(), "").await;
+    let bad = ArenaInput {
+        buttons: tickwire_shared::games::arena::Buttons(0x80),
+        ..ArenaInput::default()
+    };
+    let msg = ClientMessage::Input(InputBatch {
+        ack: None,
+        first_seq: 0,
+        frames: codec::encode_inputs(&[bad]).unwrap(),
+    });
+    ws.send(Message::Binary(codec::encode_client(&msg).unwrap().into())).await.unwrap();
+    let (code, reason) = net::expect_close(&mut ws).await;
+    assert_eq!(code, 1002, "{reason}");
+    assert!(reason.contains("unknown button bits 0x80"), "{reason}");
     // The server is still fine.
     let (status, body) = net::http(server.local_addr(), "GET", "/healthz").await;
     assert_eq!((status, body.as_str()), (200, "ok"));
@@ -174,6 +195,7 @@ async fn http_routes_and_metric_names() {
     let (status, body) = net::http(addr, "GET", "/api/rooms").await;
     assert_eq!(status, 200);
     assert!(body.contains("\"id\":\"metrics\"") && body.contains("\"capacity\":32"), "{body}");
+    assert!(body.contains("\"game\":\"arena\""), "{body}");
     let (status, body) = net::http(addr, "POST", "/api/guest").await;
     assert_eq!(status, 200);
     assert!(body.contains("\"token\":\"ey"), "{body}");
@@ -193,7 +215,7 @@ async fn per_ip_connection_limit_answers_429() {
     let addr = server.local_addr();
     let _a = net::connect(addr, "").await;
     let _b = net::connect(addr, "").await;
-    let q = format!("v=1&token={}", net::token());
+    let q = format!("v=2&token={}", net::token());
     let (status, body) = net::connect_with(addr, &q, &[]).await.unwrap_err();
     assert_eq!(status, 429, "{body}");
     server.shutdown().await;

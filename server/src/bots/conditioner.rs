@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::behavior::BotRng;
+use tickwire_shared::rng::Rng as BotRng;
 
 /// Messages held per direction per bot. At 60 inputs or 30 snapshots a second even a 10 s delay
 /// holds fewer than this; past it the newest message is dropped (and counted) rather than

@@ -9,19 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use glam::Vec2;
-use tickwire_shared::client::predict::{CORRECTION_EPSILON, MAX_CORRECTION_SAMPLES};
 use tickwire_shared::client::{
     Client, ClientConfig, ClientEvent, InterpolationBuffer, PredictionStats, Predictor,
 };
-use tickwire_shared::game::{self, Arena, Position};
+use tickwire_shared::game::{BotPolicy, Game};
 use tickwire_shared::protocol::DisconnectReason;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::behavior::{Behavior, Brain};
 use super::conditioner::{ConditionerSpec, DelayQueue};
 
 /// How long a bot waits for its WebSocket handshake.
@@ -68,8 +65,8 @@ pub struct BotSpec {
     pub index: u32,
     /// The full WebSocket URL, query included.
     pub url: String,
-    /// Its behaviour.
-    pub behavior: Behavior,
+    /// Its behaviour (one of the game's bot policy's).
+    pub behavior: String,
     /// Its seed (the run's seed plus its index).
     pub seed: u64,
     /// Delays on its traffic, if any.
@@ -150,20 +147,6 @@ impl BotResult {
     }
 }
 
-/// Counts one reconciliation in `stats` like the shared `Predictor` does (a distance above
-/// `CORRECTION_EPSILON` is a correction; the newest [`MAX_CORRECTION_SAMPLES`] are kept).
-fn record_correction(stats: &mut PredictionStats, distance: f32) {
-    stats.reconciliations += 1;
-    if distance > CORRECTION_EPSILON {
-        stats.corrections += 1;
-        stats.correction_sum += f64::from(distance);
-        if stats.recent.len() >= MAX_CORRECTION_SAMPLES {
-            stats.recent.remove(0);
-        }
-        stats.recent.push(distance);
-    }
-}
-
 /// A short, groupable description of a handshake failure.
 fn describe_connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
     use tokio_tungstenite::tungstenite::Error;
@@ -182,9 +165,15 @@ fn describe_connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
     }
 }
 
-/// Runs one bot until the deadline (plus the drain) and returns what it measured.
-pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
+/// Runs one bot of game `G` until the deadline (plus the drain) and returns what it measured.
+pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
     let mut result = BotResult::new(spec.index);
+    let Some(mut brain) = G::Bot::new(&spec.behavior, spec.seed) else {
+        progress.failed.fetch_add(1, Ordering::Relaxed);
+        progress.finished.fetch_add(1, Ordering::Relaxed);
+        result.end = BotEnd::ConnectFailed(format!("{} bots cannot {:?}", G::NAME, spec.behavior));
+        return result;
+    };
     let request = match spec.url.as_str().into_client_request() {
         Ok(r) => r,
         Err(e) => {
@@ -224,9 +213,8 @@ pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
     let conditioner = spec.conditioner.unwrap_or_default();
     let mut inbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x1111);
     let mut outbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x2222);
-    let mut client = Client::new(game::registry(), ClientConfig::default());
-    let mut brain = Brain::new(spec.behavior, spec.seed);
-    let mut predictor: Option<Predictor> = None;
+    let mut client = Client::<G>::new(ClientConfig::default());
+    let mut predictor: Option<Predictor<G>> = None;
     let mut interp: Option<InterpolationBuffer> = None;
     let mut welcomed_at: Option<Instant> = None;
     let mut tick_rate = 0u16;
@@ -293,7 +281,7 @@ pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
             // Pings are answered by tungstenite; text frames are not part of the protocol.
             Wake::Frame(Some(Ok(_))) => {}
             Wake::Tick => {
-                let frame = brain.think(tick_rate, &client);
+                let frame = brain.think(&client, tick_rate);
                 client.push_input(frame);
                 if let Some(p) = predictor.as_mut() {
                     p.apply_input(&frame);
@@ -322,7 +310,7 @@ pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
                     tick_rate = welcome.tick_rate.max(1);
                     result.snapshot_rate = welcome.snapshot_rate;
                     welcomed_at.get_or_insert(now);
-                    predictor = Some(Predictor::new(Arena::standard(), tick_rate));
+                    predictor = Some(Predictor::new(tick_rate));
                     interp = Some(InterpolationBuffer::new(tick_rate, welcome.snapshot_rate));
                     let period = Duration::from_secs_f64(1.0 / f64::from(tick_rate));
                     let mut t = tokio::time::interval(period);
@@ -334,24 +322,24 @@ pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
                 }
                 ClientEvent::Snapshot { tick, .. } => {
                     if let Some(p) = predictor.as_mut() {
-                        let was_alive = p.alive();
+                        let was_active = p.active();
                         if let Some(distance) = p.reconcile(&client) {
-                            if !was_alive && p.alive() {
-                                // A respawn moves the player across the arena: not a
+                            if !was_active && p.active() {
+                                // A respawn moves the player across the world: not a
                                 // misprediction.
                                 result.respawn_snaps += 1;
                             } else {
-                                record_correction(&mut result.prediction, distance);
+                                result.prediction.record(distance);
                             }
                         }
                     }
                     if let (Some(buf), Some((_, state))) = (interp.as_mut(), client.latest()) {
                         let own = client.own_entity();
                         let registry = client.registry();
-                        let positions: Vec<(tickwire_shared::NetId, Vec2)> = state
+                        let positions: Vec<_> = state
                             .iter()
                             .filter(|e| Some(e.id) != own)
-                            .filter_map(|e| registry.get::<Position>(e).map(|p| (e.id, p.0)))
+                            .filter_map(|e| registry.position(e).map(|p| (e.id, p)))
                             .collect();
                         buf.push(tick, now_us(), positions);
                     }
@@ -363,7 +351,7 @@ pub async fn run_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
                     rtt.push_back(rtt_us);
                 }
                 ClientEvent::Disconnected { reason, .. } => disconnect_reason = Some(reason),
-                ClientEvent::Chat { .. } | ClientEvent::Game(_) => {}
+                ClientEvent::Chat { .. } | ClientEvent::Room(_) | ClientEvent::Game(_) => {}
             }
         }
         let stats = client.stats();

@@ -14,7 +14,6 @@
 //!     --behavior fight --report bots.json
 //! ```
 
-pub mod behavior;
 pub mod conditioner;
 pub mod driver;
 pub mod report;
@@ -26,10 +25,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use tickwire_shared::game::{BotPolicy, Game};
+use tickwire_shared::games::{self, GameVisitor};
 use tickwire_shared::join::MAX_ROOM_ID_BYTES;
+use tickwire_shared::protocol::PROTOCOL_VERSION;
 use tokio::time::Instant;
 
-pub use behavior::Behavior;
 pub use conditioner::ConditionerSpec;
 pub use report::BotsReport;
 
@@ -107,14 +108,14 @@ impl WsUrl {
         self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
-    /// The URL for one bot, with its join query.
-    fn bot_url(&self, token: &str, name: &str, room: Option<&str>) -> String {
+    /// The URL for one bot of `game`, with its join query.
+    fn bot_url(&self, token: &str, name: &str, game: &str, room: Option<&str>) -> String {
         let mut url = format!("ws://{}:{}{}?", self.host, self.port, self.path);
         if let Some(q) = &self.query {
             url.push_str(q);
             url.push('&');
         }
-        url.push_str(&format!("v=1&token={token}&name={name}"));
+        url.push_str(&format!("v={PROTOCOL_VERSION}&token={token}&name={name}&game={game}"));
         if let Some(room) = room {
             url.push_str(&format!("&room={room}"));
         }
@@ -177,9 +178,13 @@ pub struct BotsArgs {
     /// Seed of the behaviours (bot i uses seed + i).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// What the bots do.
-    #[arg(long, value_enum, default_value = "wander")]
-    pub behavior: Behavior,
+    /// The game the bots play, from `tickwire games` (its rooms are matchmade).
+    #[arg(long, default_value_t = games::default_name().to_owned(), value_parser = crate::matchrun::parse_game)]
+    pub game: String,
+    /// What the bots do: one of the game's behaviours [default: the game's first; arena:
+    /// wander, fight, idle].
+    #[arg(long)]
+    pub behavior: Option<String>,
     /// Where to write the JSON report.
     #[arg(long)]
     pub report: PathBuf,
@@ -208,8 +213,10 @@ pub struct BotsConfig {
     pub duration: Duration,
     /// Behaviour seed.
     pub seed: u64,
-    /// Behaviour.
-    pub behavior: Behavior,
+    /// The game.
+    pub game: String,
+    /// Behaviour, one of the game's bot policy's.
+    pub behavior: String,
     /// Connections per second.
     pub ramp_up: f64,
     /// Token (`None`: fetch a guest token).
@@ -224,19 +231,55 @@ pub struct BotsConfig {
 
 impl BotsConfig {
     /// The run described by command-line flags.
-    #[must_use]
-    pub fn from_args(args: &BotsArgs) -> BotsConfig {
-        BotsConfig {
+    ///
+    /// # Errors
+    ///
+    /// When the game's bots do not have the behaviour asked for.
+    pub fn from_args(args: &BotsArgs) -> anyhow::Result<BotsConfig> {
+        let bots = games::visit(&args.game, Bots)?;
+        let behavior = match &args.behavior {
+            None => bots.behaviors[0].to_owned(),
+            Some(b) if bots.behaviors.contains(&b.as_str()) => b.clone(),
+            Some(b) => bail!(
+                "{} bots cannot {b:?}: --behavior is one of {}",
+                args.game,
+                bots.behaviors.join(", ")
+            ),
+        };
+        Ok(BotsConfig {
             url: args.url.clone(),
             count: args.count,
             duration: Duration::from_secs_f64(args.duration),
             seed: args.seed,
-            behavior: args.behavior,
+            game: args.game.clone(),
+            behavior,
             ramp_up: args.ramp_up,
             token: args.token.clone(),
             room: args.room.clone(),
             conditioner: args.conditioner,
             progress_bar: true,
+        })
+    }
+}
+
+/// A game's bots: their behaviours and the driver of one bot.
+struct GameBots {
+    behaviors: &'static [&'static str],
+    run: fn(driver::BotSpec, Arc<driver::Progress>) -> BotFuture,
+}
+
+type BotFuture = std::pin::Pin<Box<dyn std::future::Future<Output = driver::BotResult> + Send>>;
+
+/// Picks [`GameBots`] by game name.
+struct Bots;
+
+impl GameVisitor for Bots {
+    type Output = GameBots;
+
+    fn visit<G: Game>(self) -> GameBots {
+        GameBots {
+            behaviors: <G::Bot as BotPolicy<G>>::BEHAVIORS,
+            run: |spec, progress| Box::pin(driver::run_bot::<G>(spec, progress)),
         }
     }
 }
@@ -265,6 +308,10 @@ fn progress_bar(config: &BotsConfig) -> indicatif::ProgressBar {
 pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
     if config.count == 0 {
         bail!("--count must be at least 1");
+    }
+    let bots = games::visit(&config.game, Bots)?;
+    if !bots.behaviors.contains(&config.behavior.as_str()) {
+        bail!("{} bots cannot {:?} ({})", config.game, config.behavior, bots.behaviors.join(", "));
     }
     let host = config.url.connect_host().to_owned();
     let port = config.url.port;
@@ -318,14 +365,19 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
         tokio::time::sleep_until(start_at).await;
         let spec = driver::BotSpec {
             index,
-            url: config.url.bot_url(&token, &format!("bot-{index}"), config.room.as_deref()),
-            behavior: config.behavior,
+            url: config.url.bot_url(
+                &token,
+                &format!("bot-{index}"),
+                &config.game,
+                config.room.as_deref(),
+            ),
+            behavior: config.behavior.clone(),
             seed: config.seed.wrapping_add(u64::from(index)),
             conditioner: config.conditioner,
             epoch,
             deadline,
         };
-        tasks.push(tokio::spawn(driver::run_bot(spec, Arc::clone(&progress))));
+        tasks.push(tokio::spawn((bots.run)(spec, Arc::clone(&progress))));
     }
     let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -363,7 +415,7 @@ pub fn print_stdout(text: &str) {
 /// When the run cannot start, the report cannot be written, or any bot failed to connect or
 /// saw a decode error (after the report is written).
 pub async fn cli(args: &BotsArgs) -> anyhow::Result<()> {
-    let config = BotsConfig::from_args(args);
+    let config = BotsConfig::from_args(args)?;
     let report = run(&config).await?;
     print_stdout(&report.summary());
     std::fs::write(&args.report, report.to_json() + "\n")
@@ -396,8 +448,8 @@ mod tests {
         let u = WsUrl::parse("ws://[::1]:9/x?a=b").unwrap();
         assert_eq!((u.connect_host(), u.port, u.query.as_deref()), ("::1", 9, Some("a=b")));
         assert_eq!(
-            u.bot_url("T", "bot-1", Some("r")),
-            "ws://[::1]:9/x?a=b&v=1&token=T&name=bot-1&room=r"
+            u.bot_url("T", "bot-1", "arena", Some("r")),
+            format!("ws://[::1]:9/x?a=b&v={PROTOCOL_VERSION}&token=T&name=bot-1&game=arena&room=r")
         );
         assert!(WsUrl::parse("http://x/ws").is_err());
         assert!(WsUrl::parse("wss://x/ws").unwrap_err().contains("not supported"));

@@ -7,13 +7,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::BotsConfig;
-use super::behavior::Behavior;
 use super::conditioner::ConditionerSpec;
 use super::driver::{BotEnd, BotResult};
 use super::scrape::TickMetrics;
 
 /// Version of the report's layout; bumped when a field changes meaning or goes away.
-pub const REPORT_SCHEMA: u32 = 1;
+pub const REPORT_SCHEMA: u32 = 2;
 
 /// A bot counts as starved when it received less than this fraction of the expected snapshots.
 pub const SNAPSHOT_FRACTION_OK: f64 = 0.9;
@@ -167,8 +166,10 @@ pub struct BotsReport {
     pub schema: u32,
     /// The server (without the token).
     pub url: String,
+    /// The game played.
+    pub game: String,
     /// Behaviour.
-    pub behavior: Behavior,
+    pub behavior: String,
     /// Seed.
     pub seed: u64,
     /// Requested run length, seconds.
@@ -373,7 +374,8 @@ pub fn build(
     BotsReport {
         schema: REPORT_SCHEMA,
         url: config.url.to_string(),
-        behavior: config.behavior,
+        game: config.game.clone(),
+        behavior: config.behavior.clone(),
         seed: config.seed,
         duration_secs: config.duration.as_secs_f64(),
         wall_secs: wall.as_secs_f64(),
@@ -509,10 +511,8 @@ impl BotsReport {
             (None, None) => {}
         }
         format!(
-            "tickwire bots: {} × {} for {} s\n{out}",
-            b.requested,
-            self.behavior.name(),
-            self.duration_secs
+            "tickwire bots: {} × {} {} for {} s\n{out}",
+            b.requested, self.game, self.behavior, self.duration_secs
         )
     }
 }

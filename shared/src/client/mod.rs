@@ -25,10 +25,12 @@ use std::collections::VecDeque;
 use thiserror::Error;
 
 use crate::codec::{self, CodecError};
+use crate::game::{Game, registry};
 use crate::ids::NetId;
+use crate::join::truncate_utf8;
 use crate::protocol::{
-    ClientMessage, DisconnectReason, GameEvent, InputBatch, InputFrame, MAX_CHAT_BYTES,
-    MAX_INPUT_FRAMES, PROTOCOL_VERSION, ServerMessage, SnapshotMessage, Welcome,
+    ClientMessage, DisconnectReason, InputBatch, MAX_CHAT_BYTES, MAX_INPUT_FRAMES,
+    PROTOCOL_VERSION, RoomEvent, ServerMessage, SnapshotMessage, Welcome,
 };
 use crate::registry::ReplicationRegistry;
 use crate::snapshot::{self, ReplicatedState, SnapshotError};
@@ -96,9 +98,10 @@ impl Default for ClientConfig {
     }
 }
 
-/// Something the driver should know about, from [`Client::poll_event`].
+/// Something the driver should know about, from [`Client::poll_event`]; `E` is the game's
+/// event type.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClientEvent {
+pub enum ClientEvent<E> {
     /// The server accepted the session.
     Welcomed(Welcome),
     /// A snapshot was decoded; [`Client::latest`] now shows it.
@@ -119,8 +122,10 @@ pub enum ClientEvent {
         /// The text.
         text: String,
     },
+    /// A room event (a player joined or left).
+    Room(RoomEvent),
     /// A game event.
-    Game(GameEvent),
+    Game(E),
     /// The answer to a [`Client::send_ping`].
     Pong {
         /// The ping's id.
@@ -137,7 +142,7 @@ pub enum ClientEvent {
     },
 }
 
-impl ClientEvent {
+impl<E> ClientEvent<E> {
     /// Whether the event may be dropped when the queue is full (a notification whose content
     /// survives elsewhere, or that a newer one replaces).
     fn is_droppable(&self) -> bool {
@@ -160,6 +165,14 @@ pub enum ClientError {
     /// A snapshot before the `Welcome`.
     #[error("snapshot before welcome")]
     NotWelcomed,
+    /// The server's room plays another game.
+    #[error("the server's room plays {server:?}, this client {client:?}")]
+    GameMismatch {
+        /// The server's game.
+        server: String,
+        /// This client's.
+        client: &'static str,
+    },
     /// The server registered different replicated components.
     #[error("registry fingerprint {server:#x} from the server, {client:#x} here")]
     RegistryMismatch {
@@ -234,28 +247,15 @@ fn seq_after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
-/// `text` cut to at most `max` bytes at a character boundary.
-fn truncate_utf8(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// The sans-IO client: see the [module documentation](self).
-#[derive(Debug)]
-pub struct Client {
+/// The sans-IO client of game `G`: see the [module documentation](self).
+pub struct Client<G: Game> {
     registry: ReplicationRegistry,
     config: ClientConfig,
     welcome: Option<Welcome>,
     /// Decoded states, ascending by tick (newest last).
     states: VecDeque<(Tick, ReplicatedState)>,
     /// Inputs not yet echoed as applied, ascending by sequence number.
-    inputs: VecDeque<(u32, InputFrame)>,
+    inputs: VecDeque<(u32, G::Input)>,
     /// The sequence number the next input gets.
     next_seq: u32,
     /// Whether any input was pushed (so `next_seq - 1` is meaningful).
@@ -264,15 +264,27 @@ pub struct Client {
     next_ping_id: u32,
     left: bool,
     transmits: VecDeque<(Outgoing, Vec<u8>)>,
-    events: VecDeque<ClientEvent>,
+    events: VecDeque<ClientEvent<G::Event>>,
     stats: ClientStats,
 }
 
-impl Client {
-    /// A client for a server with the same `registry` (same components, same order).
-    /// `config` values out of range are clamped.
+impl<G: Game> std::fmt::Debug for Client<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("game", &G::NAME)
+            .field("welcome", &self.welcome)
+            .field("states", &self.states.len())
+            .field("unacked_inputs", &self.inputs.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<G: Game> Client<G> {
+    /// A client of game `G`. `config` values out of range are clamped.
     #[must_use]
-    pub fn new(registry: ReplicationRegistry, config: ClientConfig) -> Client {
+    pub fn new(config: ClientConfig) -> Client<G> {
+        let registry = registry::<G>();
         let config = ClientConfig {
             input_redundancy: config.input_redundancy.clamp(1, MAX_INPUT_FRAMES),
             max_stored_states: config.max_stored_states.clamp(1, MAX_STORED_STATES),
@@ -362,6 +374,11 @@ impl Client {
                 Ok(())
             }
             ServerMessage::Event(event) => {
+                self.push_event(ClientEvent::Room(event));
+                Ok(())
+            }
+            ServerMessage::GameEvent { body } => {
+                let event = codec::decode_game_event::<G::Event>(&body)?;
                 self.push_event(ClientEvent::Game(event));
                 Ok(())
             }
@@ -378,6 +395,9 @@ impl Client {
                 server: welcome.protocol,
                 client: PROTOCOL_VERSION,
             });
+        }
+        if welcome.game != G::NAME {
+            return Err(ClientError::GameMismatch { server: welcome.game, client: G::NAME });
         }
         let client = self.registry.fingerprint();
         if welcome.registry_fingerprint != client {
@@ -454,7 +474,7 @@ impl Client {
     /// unsent and only one input message waits. Returns the frame's sequence number: the first input is 0, then 1, 2, … (wrapping).
     ///
     /// After [`Client::leave`] the input is still numbered and kept, but nothing is sent.
-    pub fn push_input(&mut self, frame: InputFrame) -> u32 {
+    pub fn push_input(&mut self, frame: G::Input) -> u32 {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         self.sent_any_input = true;
@@ -488,9 +508,14 @@ impl Client {
             }
         }
         let skip = self.inputs.len() - n;
-        let frames: Vec<InputFrame> = self.inputs.iter().skip(skip).map(|&(_, f)| f).collect();
+        let frames: Vec<G::Input> = self.inputs.iter().skip(skip).map(|&(_, f)| f).collect();
         // Sequence numbers in the ring are consecutive and end at `seq`; `n >= 1`.
         let first_seq = seq.wrapping_sub(n as u32 - 1);
+        let Ok(frames) = codec::encode_inputs(&frames) else {
+            // Cannot happen: 1..=MAX_INPUT_FRAMES frames of a small input type.
+            self.stats.transmits_dropped += 1;
+            return seq;
+        };
         let batch = InputBatch { ack: self.ack(), first_seq, frames };
         self.queue(Outgoing::Input { first_seq }, &ClientMessage::Input(batch));
         seq
@@ -556,7 +581,7 @@ impl Client {
         Some(bytes)
     }
 
-    fn push_event(&mut self, event: ClientEvent) {
+    fn push_event(&mut self, event: ClientEvent<G::Event>) {
         if self.events.len() >= MAX_QUEUED_EVENTS {
             if let Some(i) = self.events.iter().position(ClientEvent::is_droppable) {
                 self.events.remove(i);
@@ -574,7 +599,7 @@ impl Client {
 
     /// The next event, oldest first.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+    pub fn poll_event(&mut self) -> Option<ClientEvent<G::Event>> {
         self.events.pop_front()
     }
 
@@ -617,7 +642,7 @@ impl Client {
     /// The inputs the server has not applied yet (sequence after
     /// [`Client::last_applied_input`]), oldest first: replay them on top of the newest state to
     /// predict. At most [`MAX_UNACKED_INPUTS`].
-    pub fn unacked_inputs(&self) -> impl Iterator<Item = (u32, InputFrame)> + '_ {
+    pub fn unacked_inputs(&self) -> impl Iterator<Item = (u32, G::Input)> + '_ {
         let applied = self.last_applied_input;
         self.inputs
             .iter()

@@ -1,7 +1,7 @@
 //! Client-side prediction of the own player, with reconciliation against the server.
 //!
-//! The own player is stepped locally with the very function the server uses
-//! ([`crate::game::step_mover`]), one step per input frame, so it moves the moment a key is
+//! The own player is stepped locally with the game's own rules ([`Prediction::step`], the very
+//! functions the server runs), one step per input frame, so it moves the moment a key is
 //! pressed. On each new snapshot the predictor restarts from the server's state for the own
 //! entity (which reflects every input up to the echoed `last_input_seq`) and replays the inputs
 //! the server has not applied yet. When the two sides agree, as they do on a clean network
@@ -13,8 +13,7 @@
 use glam::Vec2;
 
 use crate::client::Client;
-use crate::game::{Arena, Dash, Health, MoverState, PlayerInput, Position, step_mover};
-use crate::protocol::InputFrame;
+use crate::game::{Game, Prediction};
 use crate::tick::Tick;
 
 /// A correction shorter than this (world units) is rounding, not a misprediction: a quarter of
@@ -38,6 +37,20 @@ pub struct PredictionStats {
 }
 
 impl PredictionStats {
+    /// Counts one reconciliation that moved the prediction by `distance`: a correction when it
+    /// is over [`CORRECTION_EPSILON`] (the newest [`MAX_CORRECTION_SAMPLES`] are kept).
+    pub fn record(&mut self, distance: f32) {
+        self.reconciliations += 1;
+        if distance > CORRECTION_EPSILON {
+            self.corrections += 1;
+            self.correction_sum += f64::from(distance);
+            if self.recent.len() >= MAX_CORRECTION_SAMPLES {
+                self.recent.remove(0);
+            }
+            self.recent.push(distance);
+        }
+    }
+
     /// Mean correction distance, in world units (0 with no corrections).
     #[must_use]
     pub fn mean(&self) -> f64 {
@@ -57,26 +70,31 @@ impl PredictionStats {
     }
 }
 
-/// Predicts the own player from local inputs and reconciles with snapshots.
-#[derive(Debug)]
-pub struct Predictor {
-    arena: Arena,
-    dt: f32,
-    state: Option<MoverState>,
-    alive: bool,
+/// Predicts the own player of game `G` from local inputs and reconciles with snapshots.
+pub struct Predictor<G: Game> {
+    rules: G::Prediction,
+    state: Option<<G::Prediction as Prediction>::State>,
     reconciled: Option<Tick>,
     stats: PredictionStats,
 }
 
-impl Predictor {
-    /// A predictor for the standard arena at `tick_rate` (from `Welcome`).
+impl<G: Game> std::fmt::Debug for Predictor<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor")
+            .field("state", &self.state)
+            .field("reconciled", &self.reconciled)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<G: Game> Predictor<G> {
+    /// A predictor for a server stepping `tick_rate` times a second (from `Welcome`).
     #[must_use]
-    pub fn new(arena: Arena, tick_rate: u16) -> Predictor {
+    pub fn new(tick_rate: u16) -> Predictor<G> {
         Predictor {
-            arena,
-            dt: 1.0 / f32::from(tick_rate.max(1)),
+            rules: G::Prediction::new(tick_rate),
             state: None,
-            alive: true,
             reconciled: None,
             stats: PredictionStats::default(),
         }
@@ -84,66 +102,55 @@ impl Predictor {
 
     /// Steps the prediction by one input frame. Call it with each frame given to
     /// [`Client::push_input`], in the same order.
-    pub fn apply_input(&mut self, frame: &InputFrame) {
-        if !self.alive {
-            return;
-        }
-        if let Some(state) = &mut self.state {
-            step_mover(state, &PlayerInput::from_frame(frame), &self.arena, self.dt);
+    pub fn apply_input(&mut self, frame: &G::Input) {
+        if let Some(state) = &mut self.state
+            && G::Prediction::is_active(state)
+        {
+            self.rules.step(state, frame);
         }
     }
 
-    /// Reconciles with the client's newest snapshot, if it is newer than the last one used.
-    /// Returns the correction distance in world units when there was a snapshot to use.
-    pub fn reconcile(&mut self, client: &Client) -> Option<f32> {
+    /// Reconciles with the client's newest snapshot, if it is newer than the last one used:
+    /// restarts from the server's state of the own entity and replays the inputs it has not
+    /// applied. Returns the correction distance in world units when there was a snapshot to
+    /// use.
+    pub fn reconcile(&mut self, client: &Client<G>) -> Option<f32> {
         let (tick, state) = client.latest()?;
         if self.reconciled == Some(tick) {
             return None;
         }
         let own = client.own_entity()?;
-        let entity = state.get(own)?;
-        let registry = client.registry();
-        let position = registry.get::<Position>(entity)?.0;
-        let dash = registry.get::<Dash>(entity).unwrap_or_default();
-        self.alive = registry.get::<Health>(entity).is_none_or(|h| h.0 > 0.0);
+        let mut replayed = self.rules.read(client.registry(), state.get(own)?)?;
         self.reconciled = Some(tick);
-        let mut replayed =
-            MoverState { position, dash_cooldown: dash.cooldown, dash_ticks_left: dash.ticks_left };
-        if self.alive {
+        if G::Prediction::is_active(&replayed) {
             for (_, frame) in client.unacked_inputs() {
-                step_mover(&mut replayed, &PlayerInput::from_frame(&frame), &self.arena, self.dt);
+                self.rules.step(&mut replayed, &frame);
             }
         }
-        let correction = self.state.map_or(0.0, |old| old.position.distance(replayed.position));
+        let new = G::Prediction::position(&replayed);
+        let correction = self.state.map_or(0.0, |old| G::Prediction::position(&old).distance(new));
         self.state = Some(replayed);
-        self.stats.reconciliations += 1;
-        if correction > CORRECTION_EPSILON {
-            self.stats.corrections += 1;
-            self.stats.correction_sum += f64::from(correction);
-            if self.stats.recent.len() == MAX_CORRECTION_SAMPLES {
-                self.stats.recent.remove(0);
-            }
-            self.stats.recent.push(correction);
-        }
+        self.stats.record(correction);
         Some(correction)
     }
 
     /// The predicted position of the own player (`None` before the first snapshot with it).
     #[must_use]
     pub fn position(&self) -> Option<Vec2> {
-        self.state.map(|s| s.position)
+        self.state.as_ref().map(G::Prediction::position)
     }
 
-    /// The predicted mover state.
+    /// The predicted state.
     #[must_use]
-    pub fn state(&self) -> Option<MoverState> {
+    pub fn state(&self) -> Option<<G::Prediction as Prediction>::State> {
         self.state
     }
 
-    /// Whether the own player is alive in the newest snapshot.
+    /// Whether inputs move the own player in the newest reconciled state (a dead player's do
+    /// not).
     #[must_use]
-    pub fn alive(&self) -> bool {
-        self.alive
+    pub fn active(&self) -> bool {
+        self.state.as_ref().is_none_or(G::Prediction::is_active)
     }
 
     /// Prediction statistics.

@@ -1,13 +1,15 @@
 //! Unit tests of [`Client`]: server messages are built with the real codec and snapshot encoder.
 
-use bevy_ecs::component::Component;
+use bevy_ecs::prelude::*;
+use bevy_ecs::world::EntityWorldMut;
+use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::bits::BitWriter;
-use crate::codec::{decode_client, encode_server};
+use crate::codec::{decode_client, decode_inputs, encode_game_event, encode_server};
+use crate::game::{GameConfig, IdleBot, NoPrediction, Standings};
 use crate::ids::ClientId;
-use crate::protocol::Buttons;
-use crate::registry::{FieldSpec, Replicate};
+use crate::registry::{FieldSpec, Registrar, RegistryError, Replicate};
 
 /// A test-only replicated position on the integer grid.
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,10 +45,58 @@ impl Replicate for Q {
     }
 }
 
+/// A game with one replicated component and a small input, for the client alone.
+struct TestGame;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct TestInput {
+    movement: [i8; 2],
+    aim: u16,
+    fire: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum TestEvent {
+    Boom(NetId),
+}
+
+impl Game for TestGame {
+    const NAME: &'static str = "test";
+    const DESCRIPTION: &'static str = "the client's unit tests";
+    type Input = TestInput;
+    type Event = TestEvent;
+    type Prediction = NoPrediction<TestInput>;
+    type Bot = IdleBot;
+
+    fn replicate(r: &mut impl Registrar) -> Result<(), RegistryError> {
+        r.component::<P>()
+    }
+    fn build(_: &mut World, _: &mut Schedule, _: &GameConfig) {}
+    fn spawn_player(world: &mut World, _: &str) -> Entity {
+        world.spawn(NetId(1)).id()
+    }
+    fn apply_input(_: &mut EntityWorldMut<'_>, _: &TestInput) {}
+    fn standings(_: &mut World) -> Standings {
+        Standings::default()
+    }
+}
+
+type Client = super::Client<TestGame>;
+type ClientEvent = super::ClientEvent<TestEvent>;
+
 fn registry() -> ReplicationRegistry {
-    let mut r = ReplicationRegistry::new();
-    r.register::<P>().expect("register P");
-    r
+    crate::game::registry::<TestGame>()
+}
+
+/// The frames of an input batch with their sequence numbers.
+fn sequenced(batch: &InputBatch) -> Vec<(u32, TestInput)> {
+    let mut frames = Vec::new();
+    decode_inputs::<TestInput>(&batch.frames, &mut frames).expect("valid frames");
+    (0u32..).map(|i| batch.first_seq.wrapping_add(i)).zip(frames).collect()
+}
+
+fn frame_count(batch: &InputBatch) -> usize {
+    sequenced(batch).len()
 }
 
 fn state(entities: &[(u32, i32, i32)]) -> ReplicatedState {
@@ -62,6 +112,7 @@ fn welcome_for(registry: &ReplicationRegistry) -> Welcome {
         protocol: PROTOCOL_VERSION,
         client_id: ClientId(3),
         room: "lobby".into(),
+        game: TestGame::NAME.into(),
         entity: NetId(1),
         tick_rate: 60,
         snapshot_rate: 30,
@@ -102,7 +153,7 @@ fn delta_bytes(
 }
 
 fn welcomed() -> Client {
-    let mut c = Client::new(registry(), ClientConfig::default());
+    let mut c = Client::new(ClientConfig::default());
     c.handle_bytes(0, &welcome_bytes()).expect("welcome");
     c
 }
@@ -115,13 +166,13 @@ fn transmits(c: &mut Client) -> Vec<ClientMessage> {
     std::iter::from_fn(|| c.poll_transmit()).map(|b| decode_client(&b).expect("valid")).collect()
 }
 
-fn frame(n: i8) -> InputFrame {
-    InputFrame { movement: [n, -n], aim: 7, buttons: Buttons::FIRE }
+fn frame(n: i8) -> TestInput {
+    TestInput { movement: [n, -n], aim: 7, fire: true }
 }
 
 #[test]
 fn welcome_full_then_delta() {
-    let mut c = Client::new(registry(), ClientConfig::default());
+    let mut c = Client::new(ClientConfig::default());
     assert_eq!(c.welcome(), None);
     assert_eq!(c.own_entity(), None);
     c.handle_bytes(10, &welcome_bytes()).expect("welcome");
@@ -174,7 +225,7 @@ fn unknown_baseline_is_an_error_and_the_client_recovers() {
 #[test]
 fn baselines_are_kept_in_a_bounded_ring() {
     let config = ClientConfig { max_stored_states: 3, ..ClientConfig::default() };
-    let mut c = Client::new(registry(), config);
+    let mut c = Client::new(config);
     c.handle_bytes(0, &welcome_bytes()).expect("welcome");
     let states: Vec<ReplicatedState> = (0..5).map(|i| state(&[(1, i, 0)])).collect();
     for (i, s) in states.iter().enumerate() {
@@ -210,7 +261,7 @@ fn registry_fingerprint_mismatch_is_an_error() {
     other.register::<P>().expect("P");
     other.register::<Q>().expect("Q");
     let bytes = encode_server(&ServerMessage::Welcome(welcome_for(&other))).expect("encode");
-    let mut c = Client::new(registry(), ClientConfig::default());
+    let mut c = Client::new(ClientConfig::default());
     let err = c.handle_bytes(0, &bytes).unwrap_err();
     assert_eq!(
         err,
@@ -231,7 +282,7 @@ fn protocol_version_mismatch_is_an_error() {
     let mut w = welcome_for(&registry());
     w.protocol = PROTOCOL_VERSION + 1;
     let bytes = encode_server(&ServerMessage::Welcome(w)).expect("encode");
-    let mut c = Client::new(registry(), ClientConfig::default());
+    let mut c = Client::new(ClientConfig::default());
     assert!(matches!(c.handle_bytes(0, &bytes), Err(ClientError::ProtocolMismatch { .. })));
 }
 
@@ -243,7 +294,11 @@ fn input_messages_carry_redundant_frames_and_the_ack() {
     let sent = transmits(&mut c);
     assert_eq!(
         sent,
-        vec![ClientMessage::Input(InputBatch { ack: None, first_seq: 0, frames: vec![frame(0)] })]
+        vec![ClientMessage::Input(InputBatch {
+            ack: None,
+            first_seq: 0,
+            frames: crate::codec::encode_inputs(&[frame(0)]).unwrap()
+        })]
     );
     c.handle_bytes(1, &full_bytes(50, &state(&[(1, 0, 0)]), None)).expect("full");
     let mut last = Vec::new();
@@ -254,10 +309,10 @@ fn input_messages_carry_redundant_frames_and_the_ack() {
     }
     let ClientMessage::Input(batch) = &last[0] else { panic!("not an input: {last:?}") };
     assert_eq!(batch.ack, Some(Tick(50)));
-    assert_eq!(batch.frames.len(), DEFAULT_INPUT_REDUNDANCY);
-    let seqs: Vec<u32> = batch.sequenced().map(|(s, _)| s).collect();
+    assert_eq!(frame_count(batch), DEFAULT_INPUT_REDUNDANCY);
+    let seqs: Vec<u32> = sequenced(batch).into_iter().map(|(s, _)| s).collect();
     assert_eq!(seqs, vec![2, 3, 4, 5]);
-    let frames: Vec<InputFrame> = batch.sequenced().map(|(_, f)| f).collect();
+    let frames: Vec<TestInput> = sequenced(batch).into_iter().map(|(_, f)| f).collect();
     assert_eq!(frames, vec![frame(2), frame(3), frame(4), frame(5)]);
     assert_eq!(c.stats().inputs_superseded, 0);
     assert!(c.stats().bytes_sent > 0);
@@ -278,24 +333,24 @@ fn unpolled_input_messages_are_merged_into_the_newest() {
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(matches!(sent[0], ClientMessage::Ping { .. }));
     let ClientMessage::Input(batch) = &sent[1] else { panic!("{sent:?}") };
-    assert_eq!((batch.first_seq, batch.frames.len()), (0, 7));
+    assert_eq!((batch.first_seq, frame_count(batch)), (0, 7));
     assert_eq!(c.stats().inputs_superseded, 5);
 }
 
 #[test]
 fn redundancy_is_clamped_and_long_stalls_stay_bounded() {
     let config = ClientConfig { input_redundancy: 0, ..ClientConfig::default() };
-    let mut c = Client::new(registry(), config);
+    let mut c = Client::new(config);
     assert_eq!(c.config().input_redundancy, 1);
     c.push_input(frame(1));
     let _ = transmits(&mut c);
     c.push_input(frame(2));
     let sent = transmits(&mut c);
     let [ClientMessage::Input(batch)] = sent.as_slice() else { panic!("{sent:?}") };
-    assert_eq!((batch.first_seq, batch.frames.len()), (1, 1));
+    assert_eq!((batch.first_seq, frame_count(batch)), (1, 1));
 
     let big = ClientConfig { input_redundancy: 100, ..ClientConfig::default() };
-    let mut c = Client::new(registry(), big);
+    let mut c = Client::new(big);
     assert_eq!(c.config().input_redundancy, MAX_INPUT_FRAMES);
     for n in 0..20 {
         c.push_input(frame(n));
@@ -305,8 +360,8 @@ fn redundancy_is_clamped_and_long_stalls_stay_bounded() {
     let mut covered = Vec::new();
     for m in &sent {
         let ClientMessage::Input(batch) = m else { panic!("{sent:?}") };
-        assert_eq!(batch.frames.len(), MAX_INPUT_FRAMES);
-        covered.extend(batch.sequenced().map(|(s, _)| s));
+        assert_eq!(frame_count(batch), MAX_INPUT_FRAMES);
+        covered.extend(sequenced(batch).into_iter().map(|(s, _)| s));
     }
     covered.sort_unstable();
     covered.dedup();
@@ -325,13 +380,13 @@ fn echoed_input_seq_prunes_unacked_inputs() {
     assert_eq!(c.last_applied_input(), None);
     c.handle_bytes(1, &full_bytes(10, &state(&[(1, 0, 0)]), Some(3))).expect("full");
     assert_eq!(c.last_applied_input(), Some(3));
-    let left: Vec<(u32, InputFrame)> = c.unacked_inputs().collect();
+    let left: Vec<(u32, TestInput)> = c.unacked_inputs().collect();
     assert_eq!(left, vec![(4, frame(4)), (5, frame(5))]);
     // The next message repeats only unapplied frames.
     c.push_input(frame(6));
     let sent = transmits(&mut c);
     let [ClientMessage::Input(batch)] = sent.as_slice() else { panic!("{sent:?}") };
-    assert_eq!((batch.first_seq, batch.frames.len(), batch.ack), (4, 3, Some(Tick(10))));
+    assert_eq!((batch.first_seq, frame_count(batch), batch.ack), (4, 3, Some(Tick(10))));
     // An echo the client never sent is refused.
     let err = c.handle_bytes(2, &full_bytes(11, &state(&[]), Some(500))).unwrap_err();
     assert_eq!(err, ClientError::InputSeqAhead { echoed: 500, newest: Some(6) });
@@ -421,7 +476,8 @@ fn chat_events_and_disconnect_surface() {
     let _ = events(&mut c);
     let msgs = [
         ServerMessage::Chat { from: NetId(2), name: "ann".into(), text: "hi".into() },
-        ServerMessage::Event(GameEvent::Killed { killer: None, victim: NetId(2) }),
+        ServerMessage::Event(RoomEvent::Left { entity: NetId(3), name: "bo".into() }),
+        ServerMessage::GameEvent { body: encode_game_event(&TestEvent::Boom(NetId(2))).unwrap() },
         ServerMessage::Disconnect { reason: DisconnectReason::Timeout, message: "bye".into() },
     ];
     for m in &msgs {
@@ -431,7 +487,8 @@ fn chat_events_and_disconnect_surface() {
         events(&mut c),
         vec![
             ClientEvent::Chat { from: NetId(2), name: "ann".into(), text: "hi".into() },
-            ClientEvent::Game(GameEvent::Killed { killer: None, victim: NetId(2) }),
+            ClientEvent::Room(RoomEvent::Left { entity: NetId(3), name: "bo".into() }),
+            ClientEvent::Game(TestEvent::Boom(NetId(2))),
             ClientEvent::Disconnected { reason: DisconnectReason::Timeout, message: "bye".into() },
         ]
     );
@@ -520,4 +577,21 @@ fn a_second_welcome_drops_the_kept_baselines() {
     let err = c.handle_bytes(3, &delta_bytes(12, 10, &s1, &s2, None)).unwrap_err();
     assert_eq!(err, ClientError::UnknownBaseline(Tick(10)));
     assert_eq!(c.push_input(frame(2)), 1, "input numbering continues");
+}
+
+#[test]
+fn a_welcome_for_another_game_is_refused() {
+    let mut w = welcome_for(&registry());
+    w.game = "chess".into();
+    let bytes = encode_server(&ServerMessage::Welcome(w)).expect("encode");
+    let mut c = Client::new(ClientConfig::default());
+    assert_eq!(
+        c.handle_bytes(0, &bytes),
+        Err(ClientError::GameMismatch { server: "chess".into(), client: "test" })
+    );
+    // A game event that is not the game's type is a decode error, and the client goes on.
+    let mut c = welcomed();
+    let bad = ServerMessage::GameEvent { body: vec![9, 9, 9] };
+    assert!(c.handle_bytes(1, &encode_server(&bad).unwrap()).is_err());
+    assert_eq!(c.stats().decode_errors, 1);
 }

@@ -1,5 +1,5 @@
-//! The arena's ECS components: the replicated ones (each implements [`Replicate`]) and the
-//! server-only ones that drive the rules.
+//! The arena's ECS components: the replicated ones (each derives [`Replicate`], which says how
+//! its fields are quantized) and the server-only ones that drive the rules.
 //!
 //! Replicated components are quantized exactly as the wire sends them; for each of them
 //! `quantize(dequantize(q)) == q` holds for every value the simulation can produce.
@@ -8,8 +8,7 @@ use bevy_ecs::prelude::*;
 use glam::Vec2;
 
 use crate::ids::NetId;
-use crate::quantize;
-use crate::registry::{FieldSpec, Replicate};
+use crate::registry::Replicate;
 use crate::tick::Tick;
 
 /// Where an entity is, in world units (origin at the arena's centre, +y up).
@@ -18,26 +17,15 @@ use crate::tick::Tick;
 /// [`super::step_mover`], so what the server sends is exactly what it simulates. Replicated
 /// first (registry index 0). The round trip holds for grid values up to 2^24 in magnitude,
 /// far beyond the arena.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
-pub struct Position(pub Vec2);
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Position(#[quantize(position)] pub Vec2);
 
-impl Replicate for Position {
-    const NAME: &'static str = "Position";
-    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("x"), FieldSpec::int("y")];
-
-    fn quantize(&self, out: &mut [i32]) {
-        let [x, y] = quantize::position2(self.0);
-        out[0] = x;
-        out[1] = y;
-    }
-
-    fn dequantize(fields: &[i32]) -> Self {
-        Position(quantize::position2_value([fields[0], fields[1]]))
-    }
-}
-
-/// What an entity is, so a client knows how to draw it.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What an entity is, so a client knows how to draw it. Sent as the variant's index; an
+/// unknown value reads as [`Kind::Player`].
+#[derive(
+    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[replicate(field = "kind")]
 pub enum Kind {
     /// A human player.
     #[default]
@@ -51,28 +39,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The wire value.
-    #[must_use]
-    pub fn to_i32(self) -> i32 {
-        match self {
-            Kind::Player => 0,
-            Kind::Npc => 1,
-            Kind::Projectile => 2,
-            Kind::Pickup => 3,
-        }
-    }
-
-    /// The kind a wire value stands for; unknown values read as [`Kind::Player`].
-    #[must_use]
-    pub fn from_i32(v: i32) -> Kind {
-        match v {
-            1 => Kind::Npc,
-            2 => Kind::Projectile,
-            3 => Kind::Pickup,
-            _ => Kind::Player,
-        }
-    }
-
     /// Whether this kind fights (can shoot, be hit, score, die and respawn).
     #[must_use]
     pub fn is_combatant(self) -> bool {
@@ -80,58 +46,18 @@ impl Kind {
     }
 }
 
-impl Replicate for Kind {
-    const NAME: &'static str = "Kind";
-    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("kind")];
-
-    fn quantize(&self, out: &mut [i32]) {
-        out[0] = self.to_i32();
-    }
-
-    fn dequantize(fields: &[i32]) -> Self {
-        Kind::from_i32(fields[0])
-    }
-}
-
 /// The direction a combatant faces and shoots, in radians (0 is +x, counter-clockwise).
 /// Kept on the 16-bit angle grid by the movement system.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
-pub struct Aim(pub f32);
-
-impl Replicate for Aim {
-    const NAME: &'static str = "Aim";
-    const FIELDS: &'static [FieldSpec] = &[FieldSpec::angle("aim")];
-
-    fn quantize(&self, out: &mut [i32]) {
-        out[0] = i32::from(quantize::angle(self.0));
-    }
-
-    fn dequantize(fields: &[i32]) -> Self {
-        // Angle fields are 0..=65535 by contract; the mask keeps a hostile value total.
-        Aim(quantize::angle_value((fields[0] & 0xffff) as u16))
-    }
-}
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Aim(#[quantize(angle)] pub f32);
 
 /// Hit points of a combatant: `0` means dead, [`super::MAX_HEALTH`] is full. Whole numbers,
-/// sent with [`quantize::small`].
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
-pub struct Health(pub f32);
-
-impl Replicate for Health {
-    const NAME: &'static str = "Health";
-    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("health")];
-
-    fn quantize(&self, out: &mut [i32]) {
-        out[0] = i32::from(quantize::small(self.0));
-    }
-
-    fn dequantize(fields: &[i32]) -> Self {
-        Health(fields[0].clamp(0, 255) as f32)
-    }
-}
+/// sent rounded in `0..=255`.
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Health(#[quantize(range = 0..=255)] pub f32);
 
 /// A combatant's tally in this room.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Score {
     /// Opponents this one killed.
     pub kills: u16,
@@ -139,49 +65,14 @@ pub struct Score {
     pub deaths: u16,
 }
 
-impl Replicate for Score {
-    const NAME: &'static str = "Score";
-    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("kills"), FieldSpec::int("deaths")];
-
-    fn quantize(&self, out: &mut [i32]) {
-        out[0] = i32::from(self.kills);
-        out[1] = i32::from(self.deaths);
-    }
-
-    fn dequantize(fields: &[i32]) -> Self {
-        Score {
-            kills: fields[0].clamp(0, i32::from(u16::MAX)) as u16,
-            deaths: fields[1].clamp(0, i32::from(u16::MAX)) as u16,
-        }
-    }
-}
-
 /// A mover's dash state (the dash fields of [`super::MoverState`]), replicated so a client
 /// can reconcile its predicted dash with the server's.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dash {
     /// Ticks until the next dash may start.
     pub cooldown: u16,
     /// Ticks of the current dash still to run (0: not dashing).
     pub ticks_left: u16,
-}
-
-impl Replicate for Dash {
-    const NAME: &'static str = "Dash";
-    const FIELDS: &'static [FieldSpec] =
-        &[FieldSpec::int("cooldown"), FieldSpec::int("ticks_left")];
-
-    fn quantize(&self, out: &mut [i32]) {
-        out[0] = i32::from(self.cooldown);
-        out[1] = i32::from(self.ticks_left);
-    }
-
-    fn dequantize(fields: &[i32]) -> Self {
-        Dash {
-            cooldown: fields[0].clamp(0, i32::from(u16::MAX)) as u16,
-            ticks_left: fields[1].clamp(0, i32::from(u16::MAX)) as u16,
-        }
-    }
 }
 
 /// A projectile's velocity in units per second (server only: clients know it from the
@@ -201,8 +92,9 @@ pub const LAUNCH_TICK_MODULUS: u32 = 1024;
 
 /// The first tick whose state shows a projectile at its launch [`Position`], modulo
 /// [`LAUNCH_TICK_MODULUS`] (replicated once, with the projectile's spawn: 13 bits).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Launched(pub u16);
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[replicate(field = "tick")]
+pub struct Launched(#[quantize(modulo = 1024)] pub u16);
 
 impl Launched {
     /// The launch of a projectile first shown at `tick`.
@@ -215,20 +107,6 @@ impl Launched {
     #[must_use]
     pub fn ticks_until(self, now: Tick) -> u32 {
         now.0.wrapping_sub(u32::from(self.0)) % LAUNCH_TICK_MODULUS
-    }
-}
-
-impl Replicate for Launched {
-    const NAME: &'static str = "Launched";
-    const FIELDS: &'static [FieldSpec] = &[FieldSpec::int("tick")];
-
-    fn quantize(&self, out: &mut [i32]) {
-        out[0] = i32::from(self.0);
-    }
-
-    fn dequantize(fields: &[i32]) -> Self {
-        // The modulus keeps a hostile value in range.
-        Launched(fields[0].rem_euclid(LAUNCH_TICK_MODULUS as i32) as u16)
     }
 }
 
@@ -311,8 +189,11 @@ mod tests {
     #[test]
     fn kind_round_trips() {
         round_trip::<Kind>(&[&[0], &[1], &[2], &[3]]);
-        for k in [Kind::Player, Kind::Npc, Kind::Projectile, Kind::Pickup] {
-            assert_eq!(Kind::from_i32(k.to_i32()), k);
+        let mut out = [0];
+        let kinds = [Kind::Player, Kind::Npc, Kind::Projectile, Kind::Pickup];
+        for (i, k) in kinds.into_iter().enumerate() {
+            k.quantize(&mut out);
+            assert_eq!(out[0], i as i32, "{k:?} keeps its wire value");
         }
     }
 
@@ -330,6 +211,27 @@ mod tests {
         round_trip::<Health>(&[&[0], &[1], &[50], &[100], &[255]]);
         round_trip::<Score>(&[&[0, 0], &[3, 7], &[65_535, 1], &[0, 65_535]]);
         round_trip::<Dash>(&[&[0, 0], &[90, 9], &[1, 0], &[65_535, 65_535]]);
+    }
+
+    #[test]
+    fn the_wire_layout_is_what_it_was() {
+        use crate::registry::FieldKind::{Angle, Int};
+        let names = |fields: &[crate::registry::FieldSpec]| {
+            fields.iter().map(|f| (f.name, f.kind)).collect::<Vec<_>>()
+        };
+        assert_eq!(names(Position::FIELDS), [("x", Int), ("y", Int)]);
+        assert_eq!(names(Kind::FIELDS), [("kind", Int)]);
+        assert_eq!(names(Aim::FIELDS), [("aim", Angle)]);
+        assert_eq!(names(Health::FIELDS), [("health", Int)]);
+        assert_eq!(names(Score::FIELDS), [("kills", Int), ("deaths", Int)]);
+        assert_eq!(names(Dash::FIELDS), [("cooldown", Int), ("ticks_left", Int)]);
+        assert_eq!(names(Launched::FIELDS), [("tick", Int)]);
+        let mut q = [0; 2];
+        Position(Vec2::new(1.0, -0.5)).quantize(&mut q);
+        assert_eq!(q, [64, -32]);
+        let mut a = [0];
+        Health(99.6).quantize(&mut a);
+        assert_eq!(a, [100], "health rounds like quantize::small");
     }
 
     #[test]

@@ -7,11 +7,10 @@
 //! authoritative position is exactly the value it replicates, and a client replaying its
 //! inputs from a received position follows the server's path exactly.
 
-use bevy_ecs::component::Component;
 use glam::Vec2;
 
-use super::arena::Arena;
-use crate::protocol::{Buttons, InputFrame};
+use super::input::{Buttons, PlayerInput, clamp_movement};
+use super::layout::Arena;
 use crate::quantize;
 
 /// Walking speed in units per second: crossing the 1200-unit arena takes about 5.5 s, slow
@@ -53,54 +52,6 @@ pub fn ticks_for(secs: f32, dt: f32) -> u16 {
         return 1;
     }
     (secs / dt).round().clamp(1.0, f32::from(u16::MAX)) as u16
-}
-
-/// One tick of a combatant's intent: movement, aim and buttons. Set by the server from the
-/// player's [`InputFrame`]s and by the AI for NPCs; the client builds the same from the frames
-/// it sends.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
-pub struct PlayerInput {
-    /// Desired movement, length at most 1 (1 is full [`PLAYER_SPEED`]).
-    pub movement: Vec2,
-    /// Aim direction in radians (0 is +x, counter-clockwise).
-    pub aim: f32,
-    /// Buttons held ([`Buttons::FIRE`], [`Buttons::DASH`]).
-    pub buttons: Buttons,
-}
-
-impl PlayerInput {
-    /// Dequantizes a wire frame; movement longer than 1 (a diagonal) is scaled down to 1.
-    #[must_use]
-    pub fn from_frame(frame: &InputFrame) -> PlayerInput {
-        let movement = Vec2::new(
-            quantize::axis_value(frame.movement[0]),
-            quantize::axis_value(frame.movement[1]),
-        );
-        PlayerInput {
-            movement: clamp_movement(movement),
-            aim: quantize::angle_value(frame.aim),
-            buttons: frame.buttons,
-        }
-    }
-
-    /// This input with non-finite values replaced by zero and movement clamped to length 1.
-    #[must_use]
-    pub fn sanitized(self) -> PlayerInput {
-        PlayerInput {
-            movement: clamp_movement(self.movement),
-            aim: if self.aim.is_finite() { self.aim } else { 0.0 },
-            buttons: self.buttons,
-        }
-    }
-}
-
-/// `v` with length at most 1; non-finite vectors become zero.
-fn clamp_movement(v: Vec2) -> Vec2 {
-    if !v.is_finite() {
-        return Vec2::ZERO;
-    }
-    let len2 = v.length_squared();
-    if len2 > 1.0 { v / len2.sqrt() } else { v }
 }
 
 /// What [`step_mover`] advances: the part of a combatant that the client predicts.
@@ -194,6 +145,7 @@ fn resolve(mut p: Vec2, arena: &Arena) -> Vec2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::games::arena::input::ArenaInput;
 
     const DT: f32 = 1.0 / 60.0;
 
@@ -303,12 +255,12 @@ mod tests {
 
     #[test]
     fn from_frame_clamps_and_dequantizes() {
-        let frame = InputFrame { movement: [127, 127], aim: 16_384, buttons: Buttons::FIRE };
+        let frame = ArenaInput { movement: [127, 127], aim: 16_384, buttons: Buttons::FIRE };
         let i = PlayerInput::from_frame(&frame);
         assert!((i.movement.length() - 1.0).abs() < 1e-6);
         assert!((i.aim - std::f32::consts::FRAC_PI_2).abs() < 1e-6);
         assert_eq!(i.buttons, Buttons::FIRE);
-        let i = PlayerInput::from_frame(&InputFrame { movement: [-128, 0], ..frame });
+        let i = PlayerInput::from_frame(&ArenaInput { movement: [-128, 0], ..frame });
         assert_eq!(i.movement, Vec2::new(-1.0, 0.0));
     }
 

@@ -10,12 +10,12 @@
 use bevy_ecs::prelude::*;
 use glam::Vec2;
 
-use super::arena::Arena;
 use super::components::{Aim, Dead, Health, Position};
-use super::movement::{PLAYER_RADIUS, PlayerInput};
-use super::systems::{GameRng, SimClock};
+use super::input::{Buttons, PlayerInput};
+use super::layout::Arena;
+use super::movement::PLAYER_RADIUS;
+use crate::game::{GameRng, SimClock};
 use crate::ids::NetId;
-use crate::protocol::Buttons;
 use crate::tick::Tick;
 
 /// How far an NPC notices opponents, in units: about a third of the arena's width, so a lone

@@ -8,18 +8,17 @@
 use bevy_ecs::prelude::*;
 use glam::Vec2;
 
-use super::GameConfig;
-use super::arena::Arena;
 use super::components::{
     Aim, Dash, Dead, Flight, Health, Kind, Launched, Lifetime, Owner, Pickup, PickupRespawn,
     Position, Score, Velocity, Weapon,
 };
-use super::movement::{MoverState, PLAYER_RADIUS, PlayerInput, step_mover, ticks_for};
+use super::input::{Buttons, PlayerInput};
+use super::layout::Arena;
+use super::movement::{MoverState, PLAYER_RADIUS, step_mover, ticks_for};
+use super::{ArenaEvent, ArenaRules};
+use crate::game::{GameEvents, NetIdAllocator, SimClock};
 use crate::ids::NetId;
-use crate::protocol::{Buttons, GameEvent};
 use crate::quantize;
-use crate::rng::Rng;
-use crate::tick::Tick;
 
 /// Full health of a player or NPC: five hits of [`PROJECTILE_DAMAGE`], fits
 /// [`quantize::small`].
@@ -51,90 +50,6 @@ pub const PICKUP_HEAL: f32 = 40.0;
 
 /// Time a taken pickup stays away, in seconds: long enough to be worth fighting over.
 pub const PICKUP_RESPAWN_SECS: f32 = 10.0;
-
-/// What happened during the ticks since the server last drained it: systems push
-/// [`GameEvent::Killed`] and [`GameEvent::Respawned`].
-#[derive(Resource, Default, Debug)]
-pub struct GameEvents(pub Vec<GameEvent>);
-
-/// The simulation's clock: the tick being simulated and its length.
-#[derive(Resource, Clone, Copy, Debug)]
-pub struct SimClock {
-    /// The tick the current schedule run simulates; [`advance_clock`] moves it on at the end
-    /// of the run.
-    pub tick: Tick,
-    /// Seconds per tick (`1 / tick_rate`).
-    pub dt: f32,
-}
-
-/// Hands out [`NetId`]s upward from 1; an id is never reused (it would take 2^32 − 1 ids, over
-/// two years of 60 shots a second, to wrap), so a client's baseline can never confuse a new
-/// entity with a gone one.
-#[derive(Resource, Debug)]
-pub struct NetIdAllocator {
-    next: u32,
-}
-
-impl Default for NetIdAllocator {
-    fn default() -> Self {
-        NetIdAllocator { next: 1 }
-    }
-}
-
-impl NetIdAllocator {
-    /// A fresh id.
-    #[expect(
-        clippy::should_implement_trait,
-        reason = "the server's API names it `next`; an id allocator is not an iterator"
-    )]
-    pub fn next(&mut self) -> NetId {
-        let id = NetId(self.next);
-        self.next = self.next.wrapping_add(1).max(1);
-        id
-    }
-}
-
-/// The room's deterministic random numbers: SplitMix64-seeded xorshift64*. The only source of
-/// randomness in the rules.
-#[derive(Resource, Clone, Debug)]
-pub struct GameRng {
-    rng: Rng,
-}
-
-impl GameRng {
-    /// A generator for `seed` (any value, zero included).
-    #[must_use]
-    pub fn new(seed: u64) -> GameRng {
-        // SplitMix64 spreads close seeds apart.
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        GameRng { rng: Rng::from_state(z ^ (z >> 31)) }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.rng.next_u64()
-    }
-
-    /// A uniform value in `[0, 1)`.
-    pub fn next_f32(&mut self) -> f32 {
-        self.rng.unit()
-    }
-
-    /// A value in `lo..hi` (`lo` when the range is empty).
-    pub fn range_u32(&mut self, lo: u32, hi: u32) -> u32 {
-        if hi <= lo {
-            return lo;
-        }
-        lo + (self.next_u64() % u64::from(hi - lo)) as u32
-    }
-
-    /// True with probability `1 / n` (never for `n == 0`).
-    pub fn one_in(&mut self, n: u32) -> bool {
-        n != 0 && self.next_u64().is_multiple_of(u64::from(n))
-    }
-}
 
 /// The spawn point farthest from every position in `occupied` (the first point when nothing
 /// is occupied; ties go to the earlier point).
@@ -244,13 +159,13 @@ type CombatantItem<'a> =
     (Entity, &'a NetId, &'a Position, &'a mut Health, &'a mut Score, Has<Dead>);
 
 /// Removes projectiles that expired, left the arena or hit an obstacle, and applies hits:
-/// damage, deaths (with [`Dead`], scores and [`GameEvent::Killed`]) (`GameSet::Combat`).
+/// damage, deaths (with [`Dead`], scores and [`ArenaEvent::Killed`]) (`GameSet::Combat`).
 pub fn resolve_projectiles(
     mut commands: Commands<'_, '_>,
     clock: Res<'_, SimClock>,
-    config: Res<'_, GameConfig>,
+    rules: Res<'_, ArenaRules>,
     arena: Res<'_, Arena>,
-    mut events: ResMut<'_, GameEvents>,
+    mut events: ResMut<'_, GameEvents<ArenaEvent>>,
     projectiles: Query<'_, '_, (Entity, &NetId, &Flight, &Owner, &Lifetime), With<Velocity>>,
     mut combatants: Query<'_, '_, CombatantItem<'_>, Without<Velocity>>,
 ) {
@@ -296,8 +211,8 @@ pub fn resolve_projectiles(
         score.deaths = score.deaths.saturating_add(1);
         commands
             .entity(victim_entity)
-            .insert(Dead { respawn_at: clock.tick.plus(config.respawn_ticks) });
-        events.0.push(GameEvent::Killed { killer: Some(owner.0), victim: victim_id });
+            .insert(Dead { respawn_at: clock.tick.plus(rules.respawn_ticks) });
+        events.0.push(ArenaEvent::Killed { killer: Some(owner.0), victim: victim_id });
         if let Ok(i) = targets.binary_search_by_key(&owner.0, |t| t.0)
             && let Ok((_, _, _, _, mut killer, _)) = combatants.get_mut(targets[i].1)
         {
@@ -334,12 +249,12 @@ pub fn collect_pickups(
 }
 
 /// Brings back dead combatants whose time has come, at the spawn point farthest from the
-/// living, with full health, and pushes [`GameEvent::Respawned`] (`GameSet::Lifecycle`).
+/// living, with full health, and pushes [`ArenaEvent::Respawned`] (`GameSet::Lifecycle`).
 pub fn respawn_dead(
     mut commands: Commands<'_, '_>,
     clock: Res<'_, SimClock>,
     arena: Res<'_, Arena>,
-    mut events: ResMut<'_, GameEvents>,
+    mut events: ResMut<'_, GameEvents<ArenaEvent>>,
     mut dead: Query<'_, '_, DeadItem<'_>, With<Dead>>,
     living: Query<'_, '_, &Position, (Without<Dead>, With<Health>)>,
 ) {
@@ -355,7 +270,7 @@ pub fn respawn_dead(
         *dash = Dash::default();
         *weapon = Weapon::default();
         commands.entity(entity).remove::<Dead>();
-        events.0.push(GameEvent::Respawned { entity: id });
+        events.0.push(ArenaEvent::Respawned { entity: id });
     }
 }
 
@@ -383,40 +298,9 @@ pub(crate) fn pickup_bundle(id: NetId, arena: &Arena, spot: usize) -> impl Bundl
     (id, Kind::Pickup, Position(at), Pickup { spot })
 }
 
-/// Ends the run: the next run simulates the next tick (`GameSet::Lifecycle`, last).
-pub fn advance_clock(mut clock: ResMut<'_, SimClock>) {
-    clock.tick = clock.tick.next();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rng_is_seeded_and_deterministic() {
-        let mut a = GameRng::new(7);
-        let mut b = GameRng::new(7);
-        let mut c = GameRng::new(8);
-        let xs: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..8).map(|_| b.next_u64()).collect();
-        let zs: Vec<u64> = (0..8).map(|_| c.next_u64()).collect();
-        assert_eq!(xs, ys);
-        assert_ne!(xs, zs);
-        let mut z = GameRng::new(0);
-        for _ in 0..1000 {
-            let f = z.next_f32();
-            assert!((0.0..1.0).contains(&f));
-            let r = z.range_u32(5, 9);
-            assert!((5..9).contains(&r));
-        }
-    }
-
-    #[test]
-    fn ids_count_up_from_one() {
-        let mut ids = NetIdAllocator::default();
-        assert_eq!(ids.next(), NetId(1));
-        assert_eq!(ids.next(), NetId(2));
-    }
 
     #[test]
     fn spawn_point_avoids_the_occupied() {

@@ -1,14 +1,15 @@
-//! Scripted bot behaviours. A [`Brain`] turns what the bot's client last decoded into the next
-//! [`InputFrame`]; it sees only what a browser player sees (the newest snapshot and its own
-//! entity id). Each bot's randomness comes from its own seeded [`BotRng`], so a run is
-//! reproducible for the same snapshots.
+//! The arena's bot policy: what `tickwire bots` players do. A bot sees only what a browser
+//! player sees (its client's newest snapshot and its own entity id); its randomness comes from
+//! its own seeded [`Rng`], so a run is reproducible for the same snapshots.
 
 use glam::Vec2;
-use serde::{Deserialize, Serialize};
-use tickwire_shared::client::Client;
-use tickwire_shared::game::{Health, Kind, Position};
-use tickwire_shared::protocol::{Buttons, InputFrame};
-use tickwire_shared::quantize;
+
+use super::ArenaGame;
+use super::components::{Health, Kind, Position};
+use super::input::{ArenaInput, Buttons};
+use crate::client::Client;
+use crate::game::BotPolicy;
+use crate::rng::Rng;
 
 /// Shortest time a wandering bot keeps a heading, in seconds.
 pub const WANDER_MIN_SECS: f32 = 1.0;
@@ -23,57 +24,46 @@ pub const FIGHT_FIRE_RANGE: f32 = 400.0;
 /// A fighting bot closes in until this distance, then circles its target (world units).
 pub const FIGHT_HOLD_DISTANCE: f32 = 160.0;
 
-/// What the bots do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Behavior {
-    /// Send neutral input every tick (measures pure replication load).
-    Idle,
+/// What an arena bot does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Behavior {
     /// Walk in a random direction, changed every 1–3 s.
     Wander,
     /// Chase and shoot the nearest other combatant in the newest snapshot.
     Fight,
+    /// Send neutral input every tick (measures pure replication load).
+    Idle,
 }
 
-impl Behavior {
-    /// The flag value (`idle`, `wander`, `fight`).
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Behavior::Idle => "idle",
-            Behavior::Wander => "wander",
-            Behavior::Fight => "fight",
-        }
-    }
-}
-
-/// One bot's randomness: the shared deterministic PRNG.
-pub use tickwire_shared::rng::Rng as BotRng;
-
-/// One bot's decision maker.
+/// A headless arena player: `wander` (the default), `fight` or `idle`.
 #[derive(Clone, Debug)]
-pub struct Brain {
+pub struct ArenaBot {
     behavior: Behavior,
-    rng: BotRng,
+    rng: Rng,
     heading: f32,
     ticks_left: u32,
     /// +1 or -1: which way a fighting bot circles.
     orbit: f32,
 }
 
-impl Brain {
-    /// A brain for `behavior` seeded with `seed` (the run's seed plus the bot's index).
-    #[must_use]
-    pub fn new(behavior: Behavior, seed: u64) -> Brain {
-        let mut rng = BotRng::new(seed);
+impl BotPolicy<ArenaGame> for ArenaBot {
+    const BEHAVIORS: &'static [&'static str] = &["wander", "fight", "idle"];
+
+    fn new(behavior: &str, seed: u64) -> Option<ArenaBot> {
+        let behavior = match behavior {
+            "wander" => Behavior::Wander,
+            "fight" => Behavior::Fight,
+            "idle" => Behavior::Idle,
+            _ => return None,
+        };
+        let mut rng = Rng::new(seed);
         let orbit = if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
-        Brain { behavior, rng, heading: 0.0, ticks_left: 0, orbit }
+        Some(ArenaBot { behavior, rng, heading: 0.0, ticks_left: 0, orbit })
     }
 
-    /// The input for the next tick at `tick_rate`, from what `client` last decoded.
-    pub fn think(&mut self, tick_rate: u16, client: &Client) -> InputFrame {
+    fn think(&mut self, client: &Client<ArenaGame>, tick_rate: u16) -> ArenaInput {
         match self.behavior {
-            Behavior::Idle => InputFrame::default(),
+            Behavior::Idle => ArenaInput::default(),
             Behavior::Wander => self.wander(tick_rate),
             Behavior::Fight => match nearest_target(client) {
                 Some((own, target)) => self.fight(own, target),
@@ -81,8 +71,10 @@ impl Brain {
             },
         }
     }
+}
 
-    fn wander(&mut self, tick_rate: u16) -> InputFrame {
+impl ArenaBot {
+    fn wander(&mut self, tick_rate: u16) -> ArenaInput {
         if self.ticks_left == 0 {
             self.heading = self.rng.unit() * std::f32::consts::TAU;
             let secs = WANDER_MIN_SECS + self.rng.unit() * (WANDER_MAX_SECS - WANDER_MIN_SECS);
@@ -90,30 +82,22 @@ impl Brain {
         }
         self.ticks_left -= 1;
         let dir = Vec2::from_angle(self.heading);
-        frame(dir, self.heading, Buttons::default())
+        ArenaInput::new(dir, self.heading, Buttons::default())
     }
 
-    fn fight(&mut self, own: Vec2, target: Vec2) -> InputFrame {
+    fn fight(&mut self, own: Vec2, target: Vec2) -> ArenaInput {
         let to = target - own;
         let dist = to.length();
         let dir = to.normalize_or_zero();
         let movement = if dist > FIGHT_HOLD_DISTANCE { dir } else { dir.perp() * self.orbit };
         let aim = to.y.atan2(to.x);
         let buttons = if dist < FIGHT_FIRE_RANGE { Buttons::FIRE } else { Buttons::default() };
-        frame(movement, aim, buttons)
-    }
-}
-
-fn frame(movement: Vec2, aim: f32, buttons: Buttons) -> InputFrame {
-    InputFrame {
-        movement: [quantize::axis(movement.x), quantize::axis(movement.y)],
-        aim: quantize::angle(aim),
-        buttons,
+        ArenaInput::new(movement, aim, buttons)
     }
 }
 
 /// The own position and the nearest living other combatant's, from the newest snapshot.
-fn nearest_target(client: &Client) -> Option<(Vec2, Vec2)> {
+fn nearest_target(client: &Client<ArenaGame>) -> Option<(Vec2, Vec2)> {
     let (_, state) = client.latest()?;
     let own_id = client.own_entity()?;
     let registry = client.registry();
@@ -131,13 +115,18 @@ fn nearest_target(client: &Client) -> Option<(Vec2, Vec2)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::ClientConfig;
+
+    fn bot(behavior: &str, seed: u64) -> ArenaBot {
+        ArenaBot::new(behavior, seed).expect("a known behaviour")
+    }
 
     #[test]
     fn same_seed_same_wander() {
-        let client = Client::new(tickwire_shared::game::registry(), Default::default());
+        let client = Client::<ArenaGame>::new(ClientConfig::default());
         let run = |seed| {
-            let mut brain = Brain::new(Behavior::Wander, seed);
-            (0..600).map(|_| brain.think(60, &client)).collect::<Vec<_>>()
+            let mut b = bot("wander", seed);
+            (0..600).map(|_| b.think(&client, 60)).collect::<Vec<_>>()
         };
         assert_eq!(run(3), run(3));
         assert_ne!(run(3), run(4));
@@ -148,9 +137,12 @@ mod tests {
     }
 
     #[test]
-    fn idle_is_neutral() {
-        let client = Client::new(tickwire_shared::game::registry(), Default::default());
-        let mut brain = Brain::new(Behavior::Idle, 1);
-        assert_eq!(brain.think(60, &client), InputFrame::default());
+    fn idle_is_neutral_and_unknown_behaviours_are_refused() {
+        let client = Client::<ArenaGame>::new(ClientConfig::default());
+        assert_eq!(bot("idle", 1).think(&client, 60), ArenaInput::default());
+        assert!(ArenaBot::new("dance", 1).is_none());
+        for name in ArenaBot::BEHAVIORS {
+            assert!(ArenaBot::new(name, 1).is_some(), "{name}");
+        }
     }
 }

@@ -144,7 +144,7 @@ fn segment_hits_box(a: Vec2, b: Vec2, o: &Obstacle) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::game::PLAYER_RADIUS;
+    use crate::games::arena::PLAYER_RADIUS;
 
     #[test]
     fn spawn_points_and_pickup_spots_are_free() {

@@ -1,24 +1,38 @@
 //! Whole-game tests: combat, respawn, pickups, determinism and the registry.
 
 use super::*;
-use crate::protocol::{Buttons, GameEvent};
+use crate::game::{GameEvents, SimClock};
+use crate::registry::ReplicationRegistry;
 use crate::registry::Replicate as _;
+use crate::tick::Tick;
 
 fn room(config: &GameConfig) -> (World, Schedule) {
     let mut world = World::new();
     let mut schedule = Schedule::default();
-    install(&mut world, &mut schedule, config);
+    crate::game::install::<ArenaGame>(&mut world, &mut schedule, config);
     (world, schedule)
 }
 
+fn registry() -> ReplicationRegistry {
+    crate::game::registry::<ArenaGame>()
+}
+
+fn spawn_player(world: &mut World, name: &str) -> (Entity, NetId) {
+    crate::game::spawn_player::<ArenaGame>(world, name)
+}
+
+fn state_hash(world: &mut World) -> u64 {
+    crate::game::state_hash::<ArenaGame>(world)
+}
+
 /// Runs one tick and returns the events it produced.
-fn tick(world: &mut World, schedule: &mut Schedule) -> Vec<GameEvent> {
+fn tick(world: &mut World, schedule: &mut Schedule) -> Vec<ArenaEvent> {
     schedule.run(world);
-    std::mem::take(&mut world.resource_mut::<GameEvents>().0)
+    std::mem::take(&mut world.resource_mut::<GameEvents<ArenaEvent>>().0)
 }
 
 fn no_npcs() -> GameConfig {
-    GameConfig { npc_count: 0, ..GameConfig::default() }
+    GameConfig { npcs: 0, ..GameConfig::default() }
 }
 
 #[test]
@@ -63,7 +77,7 @@ fn projectiles_kill_score_and_respawn() {
     for t in 0..300 {
         let events = tick(&mut world, &mut schedule);
         hits_seen.push(world.get::<Health>(victim).unwrap().0);
-        if events.contains(&GameEvent::Killed { killer: Some(shooter_id), victim: victim_id }) {
+        if events.contains(&ArenaEvent::Killed { killer: Some(shooter_id), victim: victim_id }) {
             killed_at = Some(t);
             break;
         }
@@ -81,14 +95,14 @@ fn projectiles_kill_score_and_respawn() {
 
     // Stop shooting; the victim stays dead for respawn_ticks.
     *world.get_mut::<PlayerInput>(shooter).unwrap() = PlayerInput::default();
-    for _ in 0..config.respawn_ticks - 1 {
+    for _ in 0..ArenaRules::new(&config).respawn_ticks - 1 {
         let events = tick(&mut world, &mut schedule);
         assert!(events.is_empty(), "{events:?}");
         assert!(world.get::<Dead>(victim).is_some());
         assert_eq!(world.get::<Health>(victim).unwrap().0, 0.0);
     }
     let events = tick(&mut world, &mut schedule);
-    assert_eq!(events, vec![GameEvent::Respawned { entity: victim_id }]);
+    assert_eq!(events, vec![ArenaEvent::Respawned { entity: victim_id }]);
     assert!(world.get::<Dead>(victim).is_none());
     assert_eq!(world.get::<Health>(victim).unwrap().0, MAX_HEALTH);
     let at = world.get::<Position>(victim).unwrap().0;
@@ -200,7 +214,7 @@ fn scripted(p: usize, t: u32) -> PlayerInput {
     PlayerInput { movement: dirs[phase % 4] * 0.9, aim: t as f32 * 0.05 + p as f32, buttons }
 }
 
-fn run_match(seed: u64) -> (u64, Vec<GameEvent>) {
+fn run_match(seed: u64) -> (u64, Vec<ArenaEvent>) {
     let config = GameConfig { seed, ..GameConfig::default() };
     let (mut world, mut schedule) = room(&config);
     let players = [spawn_player(&mut world, "a").0, spawn_player(&mut world, "b").0];
@@ -236,7 +250,7 @@ fn npcs_fight_a_lone_player() {
     for _ in 0..(60 * 60) {
         kills += tick(&mut world, &mut schedule)
             .iter()
-            .filter(|e| matches!(e, GameEvent::Killed { .. }))
+            .filter(|e| matches!(e, ArenaEvent::Killed { .. }))
             .count();
     }
     assert!(kills > 0, "a minute with four bots sees a kill");
@@ -255,6 +269,35 @@ fn despawned_player_leaves_the_state() {
     let (mut world, _) = room(&no_npcs());
     let (e, id) = spawn_player(&mut world, "x");
     assert!(registry().capture(&mut world).get(id).is_some());
-    despawn_player(&mut world, e);
+    ArenaGame::despawn_player(&mut world, e);
     assert!(registry().capture(&mut world).get(id).is_none());
+}
+
+#[test]
+fn respawn_takes_the_same_time_at_any_tick_rate() {
+    for tick_rate in [30u16, 60, 120] {
+        let config = GameConfig { tick_rate, npcs: 0, seed: 1 };
+        let (mut world, mut schedule) = room(&config);
+        let (victim, victim_id) = spawn_player(&mut world, "v");
+        let killed_at = world.resource::<SimClock>().tick;
+        world
+            .entity_mut(victim)
+            .insert(Dead { respawn_at: killed_at.plus(ArenaRules::new(&config).respawn_ticks) });
+        world.get_mut::<Health>(victim).unwrap().0 = 0.0;
+        let mut ticks = 0u32;
+        loop {
+            ticks += 1;
+            if tick(&mut world, &mut schedule)
+                .contains(&ArenaEvent::Respawned { entity: victim_id })
+            {
+                break;
+            }
+            assert!(ticks < 1_000, "no respawn at {tick_rate} Hz");
+        }
+        let secs = ticks as f32 / f32::from(tick_rate);
+        assert!(
+            (secs - RESPAWN_SECS).abs() <= 1.5 / f32::from(tick_rate),
+            "{tick_rate} Hz: {secs} s"
+        );
+    }
 }

@@ -1,0 +1,525 @@
+//! The sans-IO room core: one match of game `G`, stepped one tick at a time.
+//!
+//! [`RoomCore`] is a state machine in the style of `quinn-proto`: no threads, channels, sockets
+//! or clocks. Its driver (the server's room thread, `tickwire match`, the in-memory test
+//! harness, the benches) tells it what happened ([`RoomCore::join`], [`RoomCore::input`],
+//! [`RoomCore::chat`], [`RoomCore::disconnect`]), steps it ([`RoomCore::step`]) and moves what
+//! it produced ([`RoomCore::poll_output`]: bytes for each client, closes) to the network.
+//!
+//! Each step: apply at most one queued input frame per client, run the game's schedule,
+//! broadcast the game's events, let detached players past their grace period go, and on the
+//! ticks where clients are due, capture the replicated state and send each of them a delta
+//! against the newest snapshot it acknowledged ([`replicate`]).
+
+mod inputs;
+mod replicate;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+use thiserror::Error;
+
+pub use inputs::{INPUT_QUEUE_WINDOW_TICKS, MAX_PENDING_INPUTS, MAX_TRACKED_ARRIVALS};
+pub use replicate::HISTORY_LEN;
+
+use self::inputs::InputQueue;
+use self::replicate::{ClientReplica, Due, Replicator};
+use crate::codec;
+use crate::game::{self, Game, GameConfig, GameEvents, SimClock, Standings};
+use crate::ids::{ClientId, NetId};
+use crate::join::clean_text;
+use crate::protocol::{
+    DisconnectReason, InputBatch, PROTOCOL_VERSION, RoomEvent, ServerMessage, Welcome,
+};
+use crate::registry::ReplicationRegistry;
+use crate::tick::Tick;
+
+/// A room's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomSettings {
+    /// Room id.
+    pub id: String,
+    /// Ticks per second.
+    pub tick_rate: u16,
+    /// Ticks between two snapshots to one client.
+    pub ticks_per_snapshot: u32,
+    /// Human players at most.
+    pub capacity: usize,
+    /// Area-of-interest radius in world units.
+    pub interest_radius: f32,
+    /// Ticks a disconnected player waits to be resumed.
+    pub resume_grace_ticks: u64,
+    /// Ticks without human players before the room is idle ([`RoomCore::is_idle`]).
+    pub idle_close_ticks: u64,
+    /// Server-driven bots the game spawns.
+    pub npcs: usize,
+    /// The game's seed.
+    pub seed: u64,
+}
+
+impl RoomSettings {
+    /// The game's settings: this room's tick rate, NPCs and seed.
+    #[must_use]
+    pub fn game_config(&self) -> GameConfig {
+        GameConfig { tick_rate: self.tick_rate.max(1), npcs: self.npcs, seed: self.seed }
+    }
+}
+
+/// What a join returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinInfo {
+    /// The player's entity.
+    pub entity: NetId,
+    /// Whether an earlier player was resumed.
+    pub resumed: bool,
+    /// The player's resume token.
+    pub token: String,
+}
+
+/// Why a room refused a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum JoinRefused {
+    /// The room has no space.
+    #[error("room is full")]
+    Full,
+    /// The room is closed or closing.
+    #[error("room is closed")]
+    Closed,
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send a reliable message to a client (the bytes are shared by every client of a
+    /// broadcast).
+    Send {
+        /// To whom.
+        client: ClientId,
+        /// The encoded message.
+        bytes: Arc<[u8]>,
+    },
+    /// Send a snapshot to a client; a newer one may replace it if it is not sent yet.
+    Snapshot {
+        /// To whom.
+        client: ClientId,
+        /// The encoded message.
+        bytes: Vec<u8>,
+        /// Whether it is a full snapshot (not a delta).
+        full: bool,
+        /// The arrival stamps of the inputs it is the first to reflect (at most
+        /// [`MAX_TRACKED_ARRIVALS`]).
+        arrivals: Vec<u64>,
+    },
+    /// Close a client's session.
+    Close {
+        /// Whose.
+        client: ClientId,
+        /// Why.
+        reason: DisconnectReason,
+        /// For humans.
+        message: String,
+    },
+    /// A player is gone for good: its resume token no longer works anywhere.
+    Forget {
+        /// The token.
+        token: String,
+    },
+}
+
+/// Counters, for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomStats {
+    /// Input frames dropped: a full queue, or one skipped to shorten a standing queue.
+    pub inputs_dropped: u64,
+    /// Input messages refused (frames that do not decode or that the game refuses).
+    pub input_errors: u64,
+}
+
+struct Player {
+    entity: Entity,
+    net_id: NetId,
+    name: String,
+    client: Option<ClientId>,
+    detached_at: Option<u64>,
+}
+
+struct ClientSlot<I> {
+    token: String,
+    inputs: InputQueue<I>,
+    replica: ClientReplica,
+    /// Closed for a protocol error: its inputs are ignored until the driver disconnects it.
+    closed: bool,
+}
+
+/// One match of game `G`: see the [module documentation](self).
+pub struct RoomCore<G: Game> {
+    settings: RoomSettings,
+    world: World,
+    schedule: Schedule,
+    registry: ReplicationRegistry,
+    /// By resume token.
+    players: BTreeMap<String, Player>,
+    clients: BTreeMap<ClientId, ClientSlot<G::Input>>,
+    replicator: Replicator,
+    outputs: VecDeque<Output>,
+    stats: RoomStats,
+    steps: u64,
+    empty_since: u64,
+    /// Reused for decoding input frames.
+    frames: Vec<G::Input>,
+}
+
+impl<G: Game> RoomCore<G> {
+    /// A room with the game set up ([`game::install`]).
+    #[must_use]
+    pub fn new(settings: RoomSettings) -> RoomCore<G> {
+        let mut world = World::new();
+        let mut schedule = Schedule::default();
+        game::install::<G>(&mut world, &mut schedule, &settings.game_config());
+        let replicator = Replicator::new(settings.ticks_per_snapshot, settings.interest_radius);
+        RoomCore {
+            settings,
+            world,
+            schedule,
+            registry: game::registry::<G>(),
+            players: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            replicator,
+            outputs: VecDeque::new(),
+            stats: RoomStats::default(),
+            steps: 0,
+            empty_since: 0,
+            frames: Vec::new(),
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn settings(&self) -> &RoomSettings {
+        &self.settings
+    }
+
+    /// The room's world (tests and tools inspect it).
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    /// The replication registry.
+    #[must_use]
+    pub fn registry(&self) -> &ReplicationRegistry {
+        &self.registry
+    }
+
+    /// The current simulation tick.
+    #[must_use]
+    pub fn tick(&self) -> Tick {
+        self.world.resource::<SimClock>().tick
+    }
+
+    /// Human players (connected or within their grace period).
+    #[must_use]
+    pub fn player_count(&self) -> usize {
+        self.players.len()
+    }
+
+    /// The connected clients.
+    pub fn clients(&self) -> impl Iterator<Item = ClientId> + '_ {
+        self.clients.keys().copied()
+    }
+
+    /// The client playing entity `entity`, if connected.
+    #[must_use]
+    pub fn client_of(&self, entity: NetId) -> Option<ClientId> {
+        self.players.values().find(|p| p.net_id == entity).and_then(|p| p.client)
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> &RoomStats {
+        &self.stats
+    }
+
+    /// Whether the room has had no human players for [`RoomSettings::idle_close_ticks`].
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.empty_since != 0 && self.steps - self.empty_since >= self.settings.idle_close_ticks
+    }
+
+    /// The game's standings now.
+    pub fn standings(&mut self) -> Standings {
+        G::standings(&mut self.world)
+    }
+
+    /// [`game::state_hash`] of the world now.
+    pub fn state_hash(&mut self) -> u64 {
+        game::state_hash::<G>(&mut self.world)
+    }
+
+    /// The next thing the driver must do, oldest first. Drain it after every call.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Joins `client` as a player named `name`: resuming the player of `resume` if that token
+    /// is one of this room's, else a new player (if there is space) whose resume token
+    /// `new_token` makes. Queues the `Welcome` and the room's `Joined` events.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinRefused::Full`] when a new player does not fit.
+    pub fn join(
+        &mut self,
+        client: ClientId,
+        name: &str,
+        resume: Option<&str>,
+        new_token: impl FnOnce() -> String,
+    ) -> Result<JoinInfo, JoinRefused> {
+        let resumable = resume.filter(|t| self.players.contains_key(*t)).map(str::to_owned);
+        let (token, resumed) = match resumable {
+            Some(token) => {
+                // Take the player over from an old session that has not noticed it is gone.
+                if let Some(old) = self.players[&token].client
+                    && self.clients.remove(&old).is_some()
+                {
+                    self.outputs.push_back(Output::Close {
+                        client: old,
+                        reason: DisconnectReason::Replaced,
+                        message: "resumed on another connection".to_owned(),
+                    });
+                }
+                (token, true)
+            }
+            None => {
+                if self.players.len() >= self.settings.capacity {
+                    return Err(JoinRefused::Full);
+                }
+                let (entity, net_id) = game::spawn_player::<G>(&mut self.world, name);
+                let token = new_token();
+                let player = Player {
+                    entity,
+                    net_id,
+                    name: name.to_owned(),
+                    client: None,
+                    detached_at: None,
+                };
+                self.players.insert(token.clone(), player);
+                (token, false)
+            }
+        };
+        let player = self.players.get_mut(&token).expect("inserted or found above");
+        player.client = Some(client);
+        player.detached_at = None;
+        let (entity, net_id, name) = (player.entity, player.net_id, player.name.clone());
+        // The least-used tick of the snapshot interval.
+        let mut per_phase = vec![0usize; self.settings.ticks_per_snapshot.max(1) as usize];
+        for c in self.clients.values() {
+            per_phase[c.replica.phase as usize] += 1;
+        }
+        let phase = (0..per_phase.len()).min_by_key(|&p| per_phase[p]).unwrap_or(0) as u32;
+        self.clients.insert(
+            client,
+            ClientSlot {
+                token: token.clone(),
+                inputs: InputQueue::new(),
+                replica: ClientReplica::new(phase),
+                closed: false,
+            },
+        );
+        if let Ok(mut e) = self.world.get_entity_mut(entity) {
+            G::apply_input(&mut e, &G::Input::default());
+        }
+        let welcome = ServerMessage::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            client_id: client,
+            room: self.settings.id.clone(),
+            game: G::NAME.to_owned(),
+            entity: net_id,
+            tick_rate: self.settings.tick_rate,
+            snapshot_rate: (u32::from(self.settings.tick_rate)
+                / self.settings.ticks_per_snapshot.max(1)) as u16,
+            tick: self.tick(),
+            resume_token: token.clone(),
+            registry_fingerprint: self.registry.fingerprint(),
+        });
+        self.send(client, &welcome);
+        // Introduce everyone already here, then announce the newcomer to all.
+        let others: Vec<ServerMessage> = self
+            .players
+            .iter()
+            .filter(|(t, _)| **t != token)
+            .map(|(_, p)| {
+                ServerMessage::Event(RoomEvent::Joined {
+                    client: p.client.unwrap_or(ClientId(0)),
+                    entity: p.net_id,
+                    name: p.name.clone(),
+                })
+            })
+            .collect();
+        for msg in &others {
+            self.send(client, msg);
+        }
+        self.broadcast(&ServerMessage::Event(RoomEvent::Joined { client, entity: net_id, name }));
+        Ok(JoinInfo { entity: net_id, resumed, token })
+    }
+
+    /// Takes an input message of `client` that reached the driver at `arrived` (a stamp on the
+    /// driver's clock, handed back with the snapshot that first reflects it). The frames are
+    /// decoded and checked here; a bad message closes the client as a protocol error.
+    pub fn input(&mut self, client: ClientId, batch: &InputBatch, arrived: u64) {
+        let Some(slot) = self.clients.get_mut(&client).filter(|s| !s.closed) else { return };
+        let decoded = codec::decode_inputs::<G::Input>(&batch.frames, &mut self.frames)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                self.frames.iter().try_for_each(G::validate_input).map_err(|e| e.to_string())
+            });
+        if let Err(e) = decoded {
+            slot.closed = true;
+            self.stats.input_errors += 1;
+            self.outputs.push_back(Output::Close {
+                client,
+                reason: DisconnectReason::ProtocolError,
+                message: format!("bad input: {e}"),
+            });
+            return;
+        }
+        self.stats.inputs_dropped += slot.inputs.push(batch.first_seq, &self.frames, arrived);
+        if let Some(ack) = batch.ack {
+            slot.replica.ack(ack);
+        }
+    }
+
+    /// A chat line from `client`: cleaned of control characters and broadcast, attributed by
+    /// the room.
+    pub fn chat(&mut self, client: ClientId, text: &str) {
+        let Some(slot) = self.clients.get(&client) else { return };
+        let Some(player) = self.players.get(&slot.token) else { return };
+        let text = clean_text(text);
+        if text.is_empty() {
+            return;
+        }
+        let msg = ServerMessage::Chat { from: player.net_id, name: player.name.clone(), text };
+        self.broadcast(&msg);
+    }
+
+    /// `client`'s session ended; `left` means for good (no resume), otherwise the player waits
+    /// [`RoomSettings::resume_grace_ticks`] for a resume, with no input.
+    pub fn disconnect(&mut self, client: ClientId, left: bool) {
+        let Some(slot) = self.clients.remove(&client) else { return };
+        if left {
+            self.remove_player(&slot.token);
+            return;
+        }
+        if let Some(player) = self.players.get_mut(&slot.token)
+            && player.client == Some(client)
+        {
+            player.client = None;
+            player.detached_at = Some(self.steps);
+            if let Ok(mut e) = self.world.get_entity_mut(player.entity) {
+                G::apply_input(&mut e, &G::Input::default());
+            }
+        }
+    }
+
+    /// Runs one tick: inputs, simulation, events, and (for the clients due) snapshots.
+    pub fn step(&mut self) {
+        self.steps += 1;
+        self.apply_inputs();
+        self.schedule.run(&mut self.world);
+        let mut events = std::mem::take(&mut self.world.resource_mut::<GameEvents<G::Event>>().0);
+        if self.clients.is_empty() {
+            events.clear();
+        }
+        for event in &events {
+            if let Ok(body) = codec::encode_game_event(event) {
+                self.broadcast(&ServerMessage::GameEvent { body });
+            }
+        }
+        self.expire_detached();
+        // Clients are spread over the ticks of a snapshot interval (their `phase`), so each
+        // tick encodes for a share of them instead of every other tick for all.
+        let phase = (self.steps % u64::from(self.settings.ticks_per_snapshot.max(1))) as u32;
+        if self.clients.values().any(|c| c.replica.phase == phase) {
+            self.replicate(phase);
+        }
+        if self.players.is_empty() {
+            if self.empty_since == 0 {
+                self.empty_since = self.steps;
+            }
+        } else {
+            self.empty_since = 0;
+        }
+    }
+
+    fn apply_inputs(&mut self) {
+        for slot in self.clients.values_mut() {
+            if slot.inputs.advance::<G>() {
+                self.stats.inputs_dropped += 1;
+            }
+            if let Some(player) = self.players.get(&slot.token)
+                && let Ok(mut e) = self.world.get_entity_mut(player.entity)
+            {
+                G::apply_input(&mut e, &slot.inputs.current);
+            }
+        }
+    }
+
+    fn replicate(&mut self, phase: u32) {
+        let tick = self.tick();
+        let state = self.registry.capture(&mut self.world);
+        let RoomCore { clients, players, replicator, registry, outputs, .. } = self;
+        let due = clients.iter_mut().filter(|(_, c)| c.replica.phase == phase).map(|(id, c)| Due {
+            client: *id,
+            own: players.get(&c.token).map(|p| p.net_id),
+            last_applied: c.inputs.last_applied,
+            arrivals: std::mem::take(&mut c.inputs.unreported_arrivals),
+            replica: &mut c.replica,
+        });
+        replicator.replicate(registry, tick, state, due, outputs);
+    }
+
+    fn expire_detached(&mut self) {
+        let grace = self.settings.resume_grace_ticks;
+        let expired: Vec<String> = self
+            .players
+            .iter()
+            .filter(|(_, p)| p.detached_at.is_some_and(|at| self.steps - at >= grace))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for token in expired {
+            self.remove_player(&token);
+        }
+    }
+
+    fn remove_player(&mut self, token: &str) {
+        let Some(player) = self.players.remove(token) else { return };
+        G::despawn_player(&mut self.world, player.entity);
+        self.outputs.push_back(Output::Forget { token: token.to_owned() });
+        self.broadcast(&ServerMessage::Event(RoomEvent::Left {
+            entity: player.net_id,
+            name: player.name,
+        }));
+    }
+
+    fn send(&mut self, client: ClientId, msg: &ServerMessage) {
+        if let Ok(b) = codec::encode_server(msg) {
+            self.outputs.push_back(Output::Send { client, bytes: b.into() });
+        }
+    }
+
+    fn broadcast(&mut self, msg: &ServerMessage) {
+        let Ok(b) = codec::encode_server(msg) else { return };
+        let bytes: Arc<[u8]> = b.into();
+        for &client in self.clients.keys() {
+            self.outputs.push_back(Output::Send { client, bytes: bytes.clone() });
+        }
+    }
+}
+
+impl<G: Game> RoomCore<G> {
+    /// The resume tokens of the room's players (a driver forgets them when the room ends).
+    pub fn tokens(&self) -> impl Iterator<Item = &str> + '_ {
+        self.players.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,228 @@
+//! Snapshots: each snapshot tick the room captures its replicated state into a history ring,
+//! and every client due gets a delta against the newest snapshot it acknowledged, limited to
+//! its area of interest.
+//!
+//! The work shared by all clients is done once: the state's entities are written in full once
+//! ([`PreparedState`], for full snapshots and spawns), and the changes from each acknowledged
+//! baseline once ([`PreparedDelta`], however many clients acked it). Per client only the
+//! interest test (a pass over the positions) and a walk of the prepared steps with its two
+//! views remain, and clients with the same baseline and views share the body.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::bits::BitWriter;
+use crate::codec;
+use crate::ids::{ClientId, NetId};
+use crate::protocol::DisconnectReason;
+use crate::registry::ReplicationRegistry;
+use crate::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View};
+use crate::tick::Tick;
+
+use super::Output;
+
+/// Snapshots kept per client for delta baselines: 32 snapshots is about a second at 30 Hz, more
+/// than any playable round trip. An ack older than that gets a full snapshot. The room keeps
+/// the states of the same span of ticks (clients are spread over the ticks of an interval, so
+/// a state is captured on each of them).
+pub const HISTORY_LEN: usize = 32;
+
+/// What the room remembers of one client's snapshots.
+#[derive(Debug)]
+pub(crate) struct ClientReplica {
+    /// The newest snapshot tick the client acknowledged.
+    pub(crate) acked: Option<Tick>,
+    /// The snapshots sent, with the view (positions in that tick's state) each one showed.
+    sent: VecDeque<(Tick, Arc<View>)>,
+    /// Which tick of each snapshot interval this client's snapshots are made on.
+    pub(crate) phase: u32,
+    /// Where the client's interest was centred last (its entity's grid position).
+    last_position: [i32; 2],
+}
+
+impl ClientReplica {
+    pub(crate) fn new(phase: u32) -> ClientReplica {
+        ClientReplica {
+            acked: None,
+            sent: VecDeque::with_capacity(HISTORY_LEN),
+            phase,
+            last_position: [0, 0],
+        }
+    }
+
+    /// Accepts an acknowledgement if it names a snapshot this client was sent and is newer.
+    pub(crate) fn ack(&mut self, ack: Tick) {
+        let known = self.sent.iter().any(|(t, _)| *t == ack);
+        if known && self.acked.is_none_or(|a| ack.is_after(a)) {
+            self.acked = Some(ack);
+        }
+    }
+}
+
+/// One client due a snapshot this tick.
+pub(crate) struct Due<'a> {
+    pub(crate) client: ClientId,
+    pub(crate) replica: &'a mut ClientReplica,
+    /// Its entity, if it has one in the world.
+    pub(crate) own: Option<NetId>,
+    /// The last input sequence applied for it (echoed for reconciliation).
+    pub(crate) last_applied: Option<u32>,
+    /// Arrival stamps of the inputs this snapshot is the first to reflect.
+    pub(crate) arrivals: Vec<u64>,
+}
+
+/// Caches encoded bodies within one snapshot tick: clients with the same baseline and the same
+/// views share the bytes.
+type BodyKey = (Option<Tick>, Arc<View>, Arc<View>);
+
+/// The room's replication state: the history of captured states and reusable buffers.
+pub(crate) struct Replicator {
+    history: VecDeque<(Tick, Arc<ReplicatedState>)>,
+    history_len: usize,
+    /// Interest radius, in grid units.
+    radius: i32,
+    body_cache: HashMap<BodyKey, Arc<Vec<u8>>>,
+    /// The largest body of the last snapshot tick: the writer's initial capacity.
+    body_capacity: usize,
+}
+
+impl Replicator {
+    /// Keeps `HISTORY_LEN × ticks_per_snapshot` states; interest within `interest_radius`
+    /// world units.
+    pub(crate) fn new(ticks_per_snapshot: u32, interest_radius: f32) -> Replicator {
+        let history_len = HISTORY_LEN * ticks_per_snapshot.max(1) as usize;
+        Replicator {
+            history: VecDeque::with_capacity(history_len),
+            history_len,
+            radius: crate::quantize::position(interest_radius),
+            body_cache: HashMap::new(),
+            body_capacity: 256,
+        }
+    }
+
+    /// Records `state` as the state of `tick` and sends every client in `due` its snapshot.
+    pub(crate) fn replicate<'a>(
+        &mut self,
+        registry: &ReplicationRegistry,
+        tick: Tick,
+        state: ReplicatedState,
+        due: impl Iterator<Item = Due<'a>>,
+        out: &mut VecDeque<Output>,
+    ) {
+        let state = Arc::new(state);
+        if self.history.len() >= self.history_len {
+            self.history.pop_front();
+        }
+        self.history.push_back((tick, state.clone()));
+        self.body_cache.clear();
+        let prepared = PreparedState::new(registry, &state);
+        let mut deltas: Vec<(Tick, PreparedDelta)> = Vec::new();
+        // Positions as two flat arrays, for a tight interest loop. Without a registered
+        // position, everything is visible.
+        let n = state.len();
+        // `f64` holds these integer distances exactly (grid values below 2^26) and vectorizes.
+        let (xs, ys): (Vec<f64>, Vec<f64>) = match registry.position_offset() {
+            Some(o) => {
+                state.iter().map(|e| (f64::from(e.fields[o]), f64::from(e.fields[o + 1]))).unzip()
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let r2 = f64::from(self.radius) * f64::from(self.radius);
+        let mut body_capacity = self.body_capacity;
+        for Due { client, replica, own, last_applied, arrivals } in due {
+            let own_idx = own.and_then(|id| state.ids().binary_search(&id).ok());
+            let center = match own_idx {
+                Some(i) if !xs.is_empty() => [xs[i] as i32, ys[i] as i32],
+                _ => replica.last_position,
+            };
+            let baseline = replica.acked.and_then(|acked| {
+                let (_, base_state) = self.history.iter().find(|(t, _)| *t == acked)?;
+                let (_, base_view) = replica.sent.iter().find(|(t, _)| *t == acked)?;
+                Some((acked, base_state, base_view.clone()))
+            });
+            let mut view = if xs.is_empty() {
+                View::all(n)
+            } else {
+                let (cx, cy) = (f64::from(center[0]), f64::from(center[1]));
+                let words = xs
+                    .chunks(64)
+                    .zip(ys.chunks(64))
+                    .map(|(xs, ys)| {
+                        let mut word = 0u64;
+                        for (bit, (&x, &y)) in xs.iter().zip(ys).enumerate() {
+                            let d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+                            word |= u64::from(d2 <= r2) << bit;
+                        }
+                        word
+                    })
+                    .collect();
+                View::from_words(words)
+            };
+            if let Some(i) = own_idx {
+                view.insert(i);
+            }
+            let view = Arc::new(view);
+            let key: BodyKey = (
+                baseline.as_ref().map(|(t, _, _)| *t),
+                baseline.as_ref().map_or_else(|| Arc::new(View::default()), |(_, _, v)| v.clone()),
+                view.clone(),
+            );
+            let body = match self.body_cache.get(&key) {
+                Some(body) => body.clone(),
+                None => {
+                    // Room for a body as big as the last one, so it never grows while written.
+                    let mut w = BitWriter::new(Vec::with_capacity(body_capacity));
+                    match &baseline {
+                        Some((acked, base_state, base_view)) => {
+                            let at = match deltas.iter().position(|(t, _)| t == acked) {
+                                Some(at) => at,
+                                None => {
+                                    deltas.push((
+                                        *acked,
+                                        PreparedDelta::new(registry, base_state, &state),
+                                    ));
+                                    deltas.len() - 1
+                                }
+                            };
+                            snapshot::encode_delta_prepared(
+                                registry,
+                                &state,
+                                &prepared,
+                                &deltas[at].1,
+                                base_view,
+                                &view,
+                                &mut w,
+                            );
+                        }
+                        None => snapshot::encode_full_prepared(
+                            registry, &state, &prepared, &view, &mut w,
+                        ),
+                    }
+                    let body = Arc::new(w.finish());
+                    body_capacity = body_capacity.max(body.len() + 64);
+                    self.body_cache.insert(key, body.clone());
+                    body
+                }
+            };
+            replica.last_position = center;
+            let mut bytes = Vec::with_capacity(body.len() + 32);
+            let base_tick = baseline.as_ref().map(|(t, _, _)| *t);
+            let encoded =
+                codec::encode_snapshot_into(tick, base_tick, last_applied, &body, &mut bytes);
+            if encoded.is_err() {
+                out.push_back(Output::Close {
+                    client,
+                    reason: DisconnectReason::Internal,
+                    message: "snapshot too large".to_owned(),
+                });
+                continue;
+            }
+            out.push_back(Output::Snapshot { client, bytes, full: baseline.is_none(), arrivals });
+            if replica.sent.len() == HISTORY_LEN {
+                replica.sent.pop_front();
+            }
+            replica.sent.push_back((tick, view));
+        }
+        self.body_capacity = body_capacity;
+    }
+}
