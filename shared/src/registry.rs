@@ -225,6 +225,12 @@ impl ReplicationRegistry {
         Ok(())
     }
 
+    /// The position component's index, if a position is declared.
+    #[must_use]
+    pub fn position_index(&self) -> Option<ComponentIdx> {
+        self.position
+    }
+
     /// Where the position's `x` and `y` grid values sit in a row, if a position is declared.
     #[must_use]
     pub fn position_offset(&self) -> Option<usize> {

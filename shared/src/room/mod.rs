@@ -523,3 +523,6 @@ impl<G: Game> RoomCore<G> {
         self.players.keys().map(String::as_str)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -127,6 +127,13 @@ impl Replicator {
             }
             None => (Vec::new(), Vec::new()),
         };
+        // Entities without a position (a match's score, say) are everyone's.
+        let mut global = vec![0u64; n.div_ceil(64)];
+        if let Some(idx) = registry.position_index() {
+            for (i, e) in state.iter().enumerate() {
+                global[i / 64] |= u64::from(e.mask & (1 << idx.0) == 0) << (i % 64);
+            }
+        }
         let r2 = f64::from(self.radius) * f64::from(self.radius);
         let mut body_capacity = self.body_capacity;
         for Due { client, replica, own, last_applied, arrivals } in due {
@@ -147,8 +154,9 @@ impl Replicator {
                 let words = xs
                     .chunks(64)
                     .zip(ys.chunks(64))
-                    .map(|(xs, ys)| {
-                        let mut word = 0u64;
+                    .zip(&global)
+                    .map(|((xs, ys), &global)| {
+                        let mut word = global;
                         for (bit, (&x, &y)) in xs.iter().zip(ys).enumerate() {
                             let d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
                             word |= u64::from(d2 <= r2) << bit;

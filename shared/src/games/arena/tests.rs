@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::game::{GameEvents, SimClock};
-use crate::registry::ReplicationRegistry;
 use crate::registry::Replicate as _;
+use crate::registry::ReplicationRegistry;
 use crate::tick::Tick;
 
 fn room(config: &GameConfig) -> (World, Schedule) {
