@@ -28,6 +28,7 @@ pub mod registry;
 pub mod rng;
 pub mod room;
 pub mod snapshot;
+pub mod state;
 pub mod tick;
 
 pub use glam;

@@ -14,7 +14,7 @@ use glam::Vec2;
 use thiserror::Error;
 
 use crate::ids::NetId;
-use crate::snapshot::{EntityView, ReplicatedState};
+use crate::state::{EntityView, ReplicatedState};
 
 /// `#[derive(Replicate)]`: writes a component's [`Replicate`] impl from per-field
 /// `#[quantize(...)]` attributes (see the macro's documentation in `tickwire-derive`).

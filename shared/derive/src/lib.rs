@@ -56,6 +56,7 @@
 
 mod expand;
 mod model;
+mod quantize_attr;
 
 /// Derives `Replicate` (the trait in `tickwire_shared::registry`): a replicated component's
 /// stable `NAME`, its quantized wire `FIELDS`, and `quantize` / `dequantize` between the two.

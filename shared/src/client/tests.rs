@@ -9,6 +9,7 @@ use crate::bits::BitWriter;
 use crate::codec::{decode_client, decode_inputs, encode_game_event, encode_server};
 use crate::game::{GameConfig, IdleBot, NoPrediction, Standings};
 use crate::ids::ClientId;
+use crate::protocol::{DisconnectReason, RoomEvent};
 use crate::registry::{FieldSpec, Registrar, RegistryError, Replicate};
 
 /// A test-only replicated position on the integer grid.
