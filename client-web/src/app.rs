@@ -502,8 +502,7 @@ impl App {
         if c.game.is_none() {
             match codec::decode_server(bytes) {
                 Ok(ServerMessage::Welcome(w)) => {
-                    let Some(session) = games::session_for(&w.game, w.tick_rate, w.snapshot_rate)
-                    else {
+                    let Some(session) = games::session_for(&w.game) else {
                         let known = games::names().join(", ");
                         return Some(Ended::Unplayable(format!(
                             "this page cannot play {:?} (it plays {known})",

@@ -1,19 +1,17 @@
-//! The own player as drawn: the shared prediction, plus what only a renderer needs.
+//! The own player as drawn: what only a renderer adds to the shared prediction.
 //!
-//! [`tickwire_shared::client::predict::Predictor`] does the netcode: each input the client
+//! [`tickwire_shared::client::predict::Predictor`] (inside the shared
+//! [`tickwire_shared::client::Session`]) does the netcode: each input the client
 //! sends is applied at once with the game's own rules (the very functions the server runs),
 //! and on each snapshot the prediction restarts from the server's state after the last input
 //! it applied and replays the inputs it has not applied yet. Because the rules are
 //! deterministic and the server re-quantizes the player's state every tick, the replay usually
 //! lands exactly where the prediction already was. When it does not (a collision with
-//! something the client did not know of, a lost input), [`OwnPlayer`] puts the difference
+//! something the client did not know of, a lost input), [`Smoothing`] puts the difference
 //! into a visual offset that fades away over a few frames instead of snapping the player, and
 //! draws between the last two predicted steps so that motion is smooth at any frame rate.
 
 use glam::Vec2;
-use tickwire_shared::client::Client;
-use tickwire_shared::client::predict::Predictor;
-use tickwire_shared::game::Game;
 
 /// Half-life of the visual correction, in seconds: 60 ms hides a small correction within four
 /// frames at 60 fps, quick enough that the drawn player never feels detached from the input.
@@ -29,7 +27,7 @@ pub const SNAP_DISTANCE: f32 = 120.0;
 const NEGLIGIBLE_CORRECTION: f32 = 1.0 / 1024.0;
 
 /// The visual layer over a predicted position: the previous step (drawn towards the newest)
-/// and a fading correction. Pure data, driven by [`OwnPlayer`].
+/// and a fading correction. Pure data, driven by the session's steps and reconciliations.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Smoothing {
     /// The predicted position one step before the newest.
@@ -87,68 +85,6 @@ impl Smoothing {
     #[must_use]
     pub fn correction(&self) -> Vec2 {
         self.correction
-    }
-}
-
-/// The shared [`Predictor`] with [`Smoothing`]; see the [module documentation](self).
-#[derive(Debug)]
-pub struct OwnPlayer<G: Game> {
-    predictor: Predictor<G>,
-    smoothing: Smoothing,
-}
-
-impl<G: Game> OwnPlayer<G> {
-    /// For a server stepping `tick_rate` times a second.
-    #[must_use]
-    pub fn new(tick_rate: u16) -> OwnPlayer<G> {
-        OwnPlayer { predictor: Predictor::new(tick_rate), smoothing: Smoothing::default() }
-    }
-
-    /// Applies one input just given to [`Client::push_input`].
-    pub fn step(&mut self, frame: &G::Input) {
-        if let Some(before) = self.predictor.position() {
-            self.smoothing.stepped(before);
-        }
-        self.predictor.apply_input(frame);
-    }
-
-    /// Reconciles with the client's newest snapshot.
-    pub fn reconcile(&mut self, client: &Client<G>) {
-        let old = self.predictor.position();
-        if self.predictor.reconcile(client).is_some()
-            && let Some(new) = self.predictor.position()
-        {
-            self.smoothing.reconciled(old, new);
-        }
-    }
-
-    /// Lets `elapsed_secs` of the visual correction fade.
-    pub fn decay(&mut self, elapsed_secs: f32) {
-        self.smoothing.decay(elapsed_secs);
-    }
-
-    /// The predicted position after the newest input (no smoothing), once known.
-    #[must_use]
-    pub fn position(&self) -> Option<Vec2> {
-        self.predictor.position()
-    }
-
-    /// Where to draw the player, `alpha` of the way into the current tick.
-    #[must_use]
-    pub fn render_position(&self, alpha: f32) -> Option<Vec2> {
-        Some(self.smoothing.render(self.predictor.position()?, alpha))
-    }
-
-    /// The shared predictor (for its statistics).
-    #[must_use]
-    pub fn predictor(&self) -> &Predictor<G> {
-        &self.predictor
-    }
-
-    /// The visual layer (for its statistics).
-    #[must_use]
-    pub fn smoothing(&self) -> &Smoothing {
-        &self.smoothing
     }
 }
 

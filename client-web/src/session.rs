@@ -1,12 +1,13 @@
-//! One welcomed session of one game: the sans-IO [`Client`], the own player's prediction, the
-//! interpolation of everyone else, and the game's [`GameView`]. Generic over the view; the shell
-//! holds it as a [`Box<dyn AnySession>`] made from the `Welcome`'s game name, so the shell names
-//! no game.
+//! One welcomed session of one game in the page: the shared sans-IO [`Session`] (client,
+//! prediction, interpolation, input clock; the bots drive the same type), the visual
+//! [`Smoothing`] of the own player, and the game's [`GameView`]. Generic over the view; the
+//! shell holds it as a [`Box<dyn AnySession>`] made from the `Welcome`'s game name, so the
+//! shell names no game.
 
 use glam::Vec2;
 use js_sys::{Array, Object, Reflect};
 use tickwire_shared::NetId;
-use tickwire_shared::client::{Client, ClientConfig, ClientEvent, InterpolationBuffer};
+use tickwire_shared::client::{ClientConfig, ClientEvent, Session, SessionEvent};
 use tickwire_shared::game::Game;
 use tickwire_shared::protocol::{DisconnectReason, RoomEvent};
 use wasm_bindgen::JsValue;
@@ -14,16 +15,11 @@ use web_sys::CanvasRenderingContext2d;
 
 use crate::games::{Controls, Frame, GameView};
 use crate::names::Names;
-use crate::predict::OwnPlayer;
+use crate::predict::Smoothing;
 use crate::render::Camera;
 
-/// At most this many ticks of input are sampled in one go after the page stalled (a hidden
-/// tab, a long frame): 8 ticks are 133 ms at 60 Hz; beyond that the time is dropped rather
-/// than flooding the server with a burst of stale input.
-const MAX_CATCH_UP_TICKS: f64 = 8.0;
-
-/// How often the page pings the server for the HUD's round-trip time.
-const PING_INTERVAL_MS: f64 = 1_000.0;
+/// How often the page pings the server for the HUD's round-trip time, in microseconds.
+const PING_INTERVAL_US: u64 = 1_000_000;
 
 /// What the shell must know of what the session received.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,42 +90,28 @@ pub trait AnySession {
     fn debug(&self, obj: &Object);
 }
 
-/// The input clock: ticks are sampled at the server's rate from the page's clock.
-struct Pump {
-    tick_ms: f64,
-    acc_ms: f64,
-    last_ms: Option<f64>,
-    last_ping_ms: f64,
-}
-
 /// A session of the game of view `V`.
-pub struct Session<V: GameView> {
-    client: Client<V::Game>,
+pub struct GameSession<V: GameView> {
+    session: Session<V::Game>,
     view: V,
-    own: Option<NetId>,
-    interp: InterpolationBuffer,
-    predictor: OwnPlayer<V::Game>,
-    pump: Pump,
+    smoothing: Smoothing,
 }
 
-impl<V: GameView> Session<V> {
-    /// A session with a server stepping `tick_rate` times a second and sending `snapshot_rate`
-    /// snapshots a second (both from the `Welcome`).
+impl<V: GameView> GameSession<V> {
+    /// A session of `V`'s game, not yet welcomed.
     #[must_use]
-    pub fn new(tick_rate: u16, snapshot_rate: u16) -> Session<V> {
-        Session {
-            client: Client::new(ClientConfig::default()),
+    pub fn new() -> GameSession<V> {
+        GameSession {
+            session: Session::new(ClientConfig::default()),
             view: V::new(),
-            own: None,
-            interp: InterpolationBuffer::new(tick_rate, snapshot_rate),
-            predictor: OwnPlayer::new(tick_rate),
-            pump: Pump {
-                tick_ms: 1000.0 / f64::from(tick_rate.max(1)),
-                acc_ms: 0.0,
-                last_ms: None,
-                last_ping_ms: f64::NEG_INFINITY,
-            },
+            smoothing: Smoothing::default(),
         }
+    }
+}
+
+impl<V: GameView> Default for GameSession<V> {
+    fn default() -> Self {
+        GameSession::new()
     }
 }
 
@@ -137,36 +119,32 @@ fn ms_to_us(ms: f64) -> u64 {
     (ms.max(0.0) * 1000.0) as u64
 }
 
-impl<V: GameView> AnySession for Session<V> {
+impl<V: GameView> AnySession for GameSession<V> {
     fn handle_bytes(&mut self, now_ms: f64, bytes: &[u8], names: &Names) -> Vec<Notice> {
         // A bad message is counted in the client's stats and skipped.
-        let _ = self.client.handle_bytes(ms_to_us(now_ms), bytes);
+        let _ = self.session.handle_bytes(ms_to_us(now_ms), bytes);
+        let own = self.session.own();
         let mut notices = Vec::new();
-        while let Some(event) = self.client.poll_event() {
+        while let Some(event) = self.session.poll_event() {
+            let event = match event {
+                SessionEvent::Client(event) => event,
+                SessionEvent::Reconciled { old, new, .. } => {
+                    self.smoothing.reconciled(old, new);
+                    continue;
+                }
+            };
             match event {
                 ClientEvent::Welcomed(w) => {
-                    self.own = Some(w.entity);
                     notices
                         .push(Notice::Welcomed { entity: w.entity, resume_token: w.resume_token });
                 }
-                ClientEvent::Snapshot { tick, .. } => {
-                    if let Some((_, state)) = self.client.latest() {
-                        let registry = self.client.registry();
-                        let positions = state
-                            .iter()
-                            .filter_map(|e| registry.position(e).map(|p| (e.id, p)))
-                            .collect::<Vec<_>>();
-                        self.interp.push(tick, ms_to_us(now_ms), positions);
-                    }
-                    self.predictor.reconcile(&self.client);
-                    notices.push(Notice::Snapshot);
-                }
+                ClientEvent::Snapshot { .. } => notices.push(Notice::Snapshot),
                 ClientEvent::Chat { from, name, text } => {
                     notices.push(Notice::Named(from, name.clone()));
                     notices.push(Notice::Line(format!("{name}: {text}")));
                 }
                 ClientEvent::Room(RoomEvent::Joined { entity, name, .. }) => {
-                    if Some(entity) != self.own {
+                    if Some(entity) != own {
                         notices.push(Notice::Line(format!("{name} joined")));
                     }
                     notices.push(Notice::Named(entity, name));
@@ -176,7 +154,7 @@ impl<V: GameView> AnySession for Session<V> {
                     notices.push(Notice::Line(format!("{name} left")));
                 }
                 ClientEvent::Game(event) => {
-                    if let Some(line) = self.view.describe(&event, names, self.own) {
+                    if let Some(line) = self.view.describe(&event, names, own) {
                         notices.push(Notice::Line(line));
                     }
                 }
@@ -190,31 +168,23 @@ impl<V: GameView> AnySession for Session<V> {
     }
 
     fn pump(&mut self, now_ms: f64, controls: &Controls) {
-        if self.own.is_none() {
-            return;
+        let now_us = ms_to_us(now_ms);
+        for _ in 0..self.session.inputs_due(now_us) {
+            let own_at = self.session.predictor().and_then(|p| p.position());
+            let frame = self.view.input(controls, own_at);
+            if let Some(before) = self.session.push_input(frame) {
+                self.smoothing.stepped(before);
+            }
         }
-        let p = &mut self.pump;
-        let elapsed = p.last_ms.map_or(0.0, |last| (now_ms - last).max(0.0));
-        p.last_ms = Some(now_ms);
-        p.acc_ms = (p.acc_ms + elapsed).min(MAX_CATCH_UP_TICKS * p.tick_ms);
-        while p.acc_ms >= p.tick_ms {
-            p.acc_ms -= p.tick_ms;
-            let frame = self.view.input(controls, self.predictor.position());
-            self.client.push_input(frame);
-            self.predictor.step(&frame);
-        }
-        if now_ms - p.last_ping_ms >= PING_INTERVAL_MS {
-            p.last_ping_ms = now_ms;
-            self.client.send_ping(ms_to_us(now_ms));
-        }
+        self.session.ping_if_due(now_us, PING_INTERVAL_US);
     }
 
     fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.client.poll_transmit()
+        self.session.client_mut().poll_transmit()
     }
 
     fn send_chat(&mut self, text: &str) {
-        self.client.send_chat(text);
+        self.session.client_mut().send_chat(text);
     }
 
     fn draw(
@@ -226,22 +196,20 @@ impl<V: GameView> AnySession for Session<V> {
         controls: &Controls,
         names: &Names,
     ) -> Option<Camera> {
-        self.predictor.decay(dt_secs);
-        let alpha = (self.pump.acc_ms / self.pump.tick_ms) as f32;
-        let own = self.own;
-        let interpolated: Vec<(NetId, Vec2)> = self
-            .interp
-            .sample(ms_to_us(now_ms))
-            .into_iter()
-            .filter(|(id, _)| Some(*id) != own)
-            .collect();
-        let render_at = self.interp.render_tick();
-        let (tick, state) = self.client.latest()?;
-        let registry = self.client.registry();
+        self.smoothing.decay(dt_secs);
+        let alpha = self.session.tick_fraction();
+        let own = self.session.own();
+        let interpolated = self.session.sample(ms_to_us(now_ms));
+        let render_at = self.session.interpolation().and_then(|i| i.render_tick());
+        let predicted = self.session.predictor().and_then(|p| p.position());
+        let client = self.session.client();
+        let tick_rate = client.welcome().map_or(1, |w| w.tick_rate.max(1));
+        let (tick, state) = client.latest()?;
+        let registry = client.registry();
         let own_in_state = own.and_then(|id| state.get(id));
         let own_position = own_in_state.map(|e| {
-            self.predictor
-                .render_position(alpha)
+            predicted
+                .map(|p| self.smoothing.render(p, alpha))
                 .or_else(|| registry.position(e))
                 .unwrap_or_default()
         });
@@ -254,7 +222,7 @@ impl<V: GameView> AnySession for Session<V> {
             own,
             own_position,
             render_at,
-            tick_secs: (self.pump.tick_ms / 1000.0) as f32,
+            tick_secs: 1.0 / f32::from(tick_rate),
             names,
             controls,
         };
@@ -263,23 +231,25 @@ impl<V: GameView> AnySession for Session<V> {
     }
 
     fn own_position(&self) -> Option<Vec2> {
-        self.predictor.position()
+        self.session.predictor().and_then(|p| p.position())
     }
 
     fn hud(&self) -> HudStats {
-        let stats = self.client.stats();
+        let client = self.session.client();
+        let stats = client.stats();
         HudStats {
             rtt_ms: stats.rtt_us.map(|r| r as f64 / 1000.0),
-            tick: self.client.latest().map(|(t, _)| t.0),
-            visible: self.client.latest().map_or(0, |(_, s)| s.len()),
+            tick: client.latest().map(|(t, _)| t.0),
+            visible: client.latest().map_or(0, |(_, s)| s.len()),
             decode_errors: stats.decode_errors,
         }
     }
 
     fn scoreboard(&self, names: &Names) -> String {
-        match self.client.latest() {
+        let client = self.session.client();
+        match client.latest() {
             Some((_, state)) => {
-                self.view.scoreboard(self.client.registry(), state, names, self.own)
+                self.view.scoreboard(client.registry(), state, names, self.session.own())
             }
             None => String::new(),
         }
@@ -303,12 +273,14 @@ impl<V: GameView> AnySession for Session<V> {
             let _ = Reflect::set(&o, &"y".into(), &f64::from(p.y).into());
             JsValue::from(o)
         };
-        let registry = self.client.registry();
-        let latest = self.client.latest();
-        let own_view = latest.and_then(|(_, st)| st.get(self.own?));
+        let client = self.session.client();
+        let registry = client.registry();
+        let latest = client.latest();
+        let own_view = latest.and_then(|(_, st)| st.get(self.session.own()?));
         let server_own = own_view.and_then(|e| registry.position(e));
+        let predicted = self.session.predictor().and_then(|p| p.position());
         set("game", &<V::Game as Game>::NAME.into());
-        set("position", &self.predictor.position().or(server_own).map_or(JsValue::NULL, xy));
+        set("position", &predicted.or(server_own).map_or(JsValue::NULL, xy));
         set("serverPosition", &server_own.map_or(JsValue::NULL, xy));
         set("visible", &latest.map_or(0, |(_, st)| st.len()).into());
         set("tick", &latest.map_or(JsValue::NULL, |(t, _)| t.0.into()));
@@ -333,22 +305,17 @@ impl<V: GameView> AnySession for Session<V> {
             }
         }
         set("entities", &entities);
-        let prediction = Object::new();
-        let stats = self.predictor.predictor().stats();
-        let smoothing = self.predictor.smoothing();
-        let _ = Reflect::set(
-            &prediction,
-            &"reconciliations".into(),
-            &(stats.reconciliations as f64).into(),
-        );
-        let _ =
-            Reflect::set(&prediction, &"mispredictions".into(), &(stats.corrections as f64).into());
-        let _ =
-            Reflect::set(&prediction, &"maxError".into(), &f64::from(smoothing.max_error).into());
-        set("prediction", &prediction.into());
-        set(
-            "rttMs",
-            &self.client.stats().rtt_us.map_or(JsValue::NULL, |r| (r as f64 / 1000.0).into()),
-        );
+        if let Some(stats) = self.session.predictor().map(|p| p.stats()) {
+            let prediction = Object::new();
+            let put = |k: &str, v: f64| {
+                let _ = Reflect::set(&prediction, &k.into(), &v.into());
+            };
+            put("reconciliations", stats.reconciliations as f64);
+            put("mispredictions", stats.corrections as f64);
+            put("maxError", f64::from(self.smoothing.max_error));
+            set("prediction", &prediction.into());
+        }
+        let rtt = client.stats().rtt_us.map_or(JsValue::NULL, |r| (r as f64 / 1000.0).into());
+        set("rttMs", &rtt);
     }
 }

@@ -17,7 +17,7 @@ use web_sys::CanvasRenderingContext2d;
 
 use crate::names::Names;
 use crate::render::Camera;
-use crate::session::{AnySession, Session};
+use crate::session::{AnySession, GameSession};
 
 /// The player's controls as the page sees them.
 #[derive(Clone, Debug, Default)]
@@ -125,9 +125,9 @@ macro_rules! views {
         /// A session of the game named `game` (from the server's `Welcome`), if this page can
         /// play it.
         #[must_use]
-        pub fn session_for(game: &str, tick_rate: u16, snapshot_rate: u16) -> Option<Box<dyn AnySession>> {
+        pub fn session_for(game: &str) -> Option<Box<dyn AnySession>> {
             $(if game == <<$view as GameView>::Game as Game>::NAME {
-                return Some(Box::new(Session::<$view>::new(tick_rate, snapshot_rate)));
+                return Some(Box::new(GameSession::<$view>::new()));
             })+
             None
         }
@@ -153,9 +153,9 @@ mod tests {
     fn every_server_game_has_a_view() {
         for info in tickwire_shared::games::ALL {
             assert!(names().contains(&info.name), "the page cannot draw {}", info.name);
-            assert!(session_for(info.name, 60, 30).is_some());
+            assert!(session_for(info.name).is_some());
         }
-        assert!(session_for("chess", 60, 30).is_none());
+        assert!(session_for("chess").is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! One bot: a tokio-tungstenite WebSocket driving the shared sans-IO [`Client`], exactly as a
-//! browser tab would (same query, same messages, inputs every tick with redundancy, acks, a ping
-//! a second), plus the measurements the report needs. The driver only moves bytes between the
-//! socket, the optional [`DelayQueue`]s of the conditioner and the client.
+//! One bot: a tokio-tungstenite WebSocket driving the shared sans-IO [`Session`] (client,
+//! prediction, interpolation), exactly as a browser tab does (same query, same messages, inputs
+//! every tick with redundancy, acks, a ping a second), plus the measurements the report needs.
+//! The driver only moves bytes between the socket, the optional [`DelayQueue`]s of the
+//! conditioner and the session, and asks the game's bot policy for each tick's input.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,9 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tickwire_shared::client::{
-    Client, ClientConfig, ClientEvent, InterpolationBuffer, PredictionStats, Predictor,
-};
+use tickwire_shared::client::{ClientConfig, ClientEvent, PredictionStats, Session, SessionEvent};
 use tickwire_shared::game::{BotPolicy, Game};
 use tickwire_shared::protocol::DisconnectReason;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
@@ -213,9 +212,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     let conditioner = spec.conditioner.unwrap_or_default();
     let mut inbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x1111);
     let mut outbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x2222);
-    let mut client = Client::<G>::new(ClientConfig::default());
-    let mut predictor: Option<Predictor<G>> = None;
-    let mut interp: Option<InterpolationBuffer> = None;
+    let mut session = Session::<G>::new(ClientConfig::default());
     let mut welcomed_at: Option<Instant> = None;
     let mut tick_rate = 0u16;
     let mut tick_timer: Option<tokio::time::Interval> = None;
@@ -281,37 +278,38 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             // Pings are answered by tungstenite; text frames are not part of the protocol.
             Wake::Frame(Some(Ok(_))) => {}
             Wake::Tick => {
-                let frame = brain.think(&client, tick_rate);
-                client.push_input(frame);
-                if let Some(p) = predictor.as_mut() {
-                    p.apply_input(&frame);
-                }
+                let frame = brain.think(session.client(), tick_rate);
+                session.push_input(frame);
             }
-            Wake::Ping => {
-                if welcomed_at.is_some() {
-                    client.send_ping(now_us());
-                }
-            }
+            Wake::Ping => session.ping_if_due(now_us(), 0),
             Wake::Sample => {
-                if let Some(buf) = interp.as_mut() {
-                    let _ = buf.sample(now_us());
-                }
+                let _ = session.sample(now_us());
             }
             Wake::Due => {}
         }
 
         while let Some(bytes) = inbound.pop_due(now) {
             // A refused message is counted in the client's stats; the client stays usable.
-            let _ = client.handle_bytes(now_us(), &bytes);
+            let _ = session.handle_bytes(now_us(), &bytes);
         }
-        while let Some(event) = client.poll_event() {
+        while let Some(event) = session.poll_event() {
+            let event = match event {
+                SessionEvent::Client(event) => event,
+                SessionEvent::Reconciled { old, new, revived } => {
+                    if revived {
+                        // A respawn moves the player across the world: not a misprediction.
+                        result.respawn_snaps += 1;
+                    } else {
+                        result.prediction.record(old.map_or(0.0, |o| o.distance(new)));
+                    }
+                    continue;
+                }
+            };
             match event {
                 ClientEvent::Welcomed(welcome) => {
                     tick_rate = welcome.tick_rate.max(1);
                     result.snapshot_rate = welcome.snapshot_rate;
                     welcomed_at.get_or_insert(now);
-                    predictor = Some(Predictor::new(tick_rate));
-                    interp = Some(InterpolationBuffer::new(tick_rate, welcome.snapshot_rate));
                     let period = Duration::from_secs_f64(1.0 / f64::from(tick_rate));
                     let mut t = tokio::time::interval(period);
                     t.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -320,30 +318,6 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
                     s.set_missed_tick_behavior(MissedTickBehavior::Skip);
                     sample_timer = Some(s);
                 }
-                ClientEvent::Snapshot { tick, .. } => {
-                    if let Some(p) = predictor.as_mut() {
-                        let was_active = p.active();
-                        if let Some(distance) = p.reconcile(&client) {
-                            if !was_active && p.active() {
-                                // A respawn moves the player across the world: not a
-                                // misprediction.
-                                result.respawn_snaps += 1;
-                            } else {
-                                result.prediction.record(distance);
-                            }
-                        }
-                    }
-                    if let (Some(buf), Some((_, state))) = (interp.as_mut(), client.latest()) {
-                        let own = client.own_entity();
-                        let registry = client.registry();
-                        let positions: Vec<_> = state
-                            .iter()
-                            .filter(|e| Some(e.id) != own)
-                            .filter_map(|e| registry.position(e).map(|p| (e.id, p)))
-                            .collect();
-                        buf.push(tick, now_us(), positions);
-                    }
-                }
                 ClientEvent::Pong { rtt_us, .. } => {
                     if rtt.len() >= MAX_RTT_SAMPLES {
                         rtt.pop_front();
@@ -351,16 +325,19 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
                     rtt.push_back(rtt_us);
                 }
                 ClientEvent::Disconnected { reason, .. } => disconnect_reason = Some(reason),
-                ClientEvent::Chat { .. } | ClientEvent::Room(_) | ClientEvent::Game(_) => {}
+                ClientEvent::Snapshot { .. }
+                | ClientEvent::Chat { .. }
+                | ClientEvent::Room(_)
+                | ClientEvent::Game(_) => {}
             }
         }
-        let stats = client.stats();
+        let stats = session.client().stats();
         progress.snapshots.fetch_add(stats.snapshots - reported_snapshots, Ordering::Relaxed);
         progress.decode_errors.fetch_add(stats.decode_errors - reported_errors, Ordering::Relaxed);
         reported_snapshots = stats.snapshots;
         reported_errors = stats.decode_errors;
 
-        while let Some(bytes) = client.poll_transmit() {
+        while let Some(bytes) = session.client_mut().poll_transmit() {
             outbound.push(now, bytes);
         }
         while let Some(bytes) = outbound.pop_due(now) {
@@ -374,7 +351,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     };
 
     let ended_at = Instant::now();
-    let stats = client.stats().clone();
+    let stats = session.client().stats().clone();
     result.active_secs =
         welcomed_at.map_or(0.0, |w| ended_at.saturating_duration_since(w).as_secs_f64());
     result.snapshots = stats.snapshots;
@@ -382,13 +359,14 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     result.bytes_sent = stats.bytes_sent;
     result.decode_errors = stats.decode_errors;
     result.rtt_us = rtt.into_iter().collect();
-    result.stalls = interp.map_or(0, |b| b.stalls());
+    result.stalls = session.interpolation().map_or(0, |b| b.stalls());
     result.conditioner_dropped = inbound.dropped() + outbound.dropped();
     result.end = end;
 
     if result.end == BotEnd::Completed {
         // Leave politely (bypassing the conditioner: the measurement is over), then wait a
         // little for the server's close frame so it sees an orderly end.
+        let client = session.client_mut();
         client.leave();
         let drain_by = Instant::now() + DRAIN_TIMEOUT;
         let _ = tokio::time::timeout_at(drain_by, async {

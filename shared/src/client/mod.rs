@@ -19,6 +19,7 @@
 
 pub mod interp;
 pub mod predict;
+pub mod session;
 
 use std::collections::VecDeque;
 
@@ -38,6 +39,7 @@ mod types;
 
 pub use interp::InterpolationBuffer;
 pub use predict::{PredictionStats, Predictor};
+pub use session::{Session, SessionEvent};
 pub use types::{ClientConfig, ClientError, ClientEvent, ClientStats};
 
 /// Default [`ClientConfig::input_redundancy`]: each input message repeats the last four frames,

@@ -1,0 +1,264 @@
+//! One player's whole client side, whatever drives it: the sans-IO [`Client`], the prediction
+//! of the own player ([`Predictor`]), the interpolation of everyone else
+//! ([`InterpolationBuffer`]) and the input and ping clocks. The browser and the headless bots
+//! both drive a [`Session`]; they only move bytes, sample input and draw (or measure).
+
+use std::collections::VecDeque;
+
+use glam::Vec2;
+
+use super::{
+    Client, ClientConfig, ClientError, ClientEvent, InterpolationBuffer, MAX_QUEUED_EVENTS_HARD,
+    Predictor,
+};
+use crate::game::Game;
+use crate::ids::NetId;
+
+/// At most this many ticks of input are due at once after the driver stalled (a hidden tab, a
+/// long frame): 8 ticks are 133 ms at 60 Hz; beyond that the time is dropped rather than
+/// flooding the server with a burst of stale input.
+pub const MAX_CATCH_UP_INPUTS: u32 = 8;
+
+/// What a [`Session`] reports: the client's events, and each reconciliation of the prediction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionEvent<E> {
+    /// Something the client decoded.
+    Client(ClientEvent<E>),
+    /// A snapshot moved the prediction from `old` (`None`: there was none) to `new`.
+    Reconciled {
+        /// The predicted position before.
+        old: Option<Vec2>,
+        /// The predicted position after replaying the unacknowledged inputs.
+        new: Vec2,
+        /// Whether the player came back to life (a respawn moves it: not a misprediction).
+        revived: bool,
+    },
+}
+
+/// A player's client side: see the [module documentation](self).
+pub struct Session<G: Game> {
+    client: Client<G>,
+    own: Option<NetId>,
+    predictor: Option<Predictor<G>>,
+    interp: Option<InterpolationBuffer>,
+    /// Microseconds per tick (from the `Welcome`).
+    tick_us: u64,
+    /// Time not yet turned into inputs.
+    input_acc_us: u64,
+    last_input_us: Option<u64>,
+    last_ping_us: Option<u64>,
+    events: VecDeque<SessionEvent<G::Event>>,
+}
+
+impl<G: Game> std::fmt::Debug for Session<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("client", &self.client).finish_non_exhaustive()
+    }
+}
+
+impl<G: Game> Session<G> {
+    /// A session not yet welcomed.
+    #[must_use]
+    pub fn new(config: ClientConfig) -> Session<G> {
+        Session {
+            client: Client::new(config),
+            own: None,
+            predictor: None,
+            interp: None,
+            tick_us: 0,
+            input_acc_us: 0,
+            last_input_us: None,
+            last_ping_us: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Handles one server message received at `now_us`: the client decodes it; a `Welcome`
+    /// starts the prediction, interpolation and input clock at the server's rates; a snapshot
+    /// is reconciled and fed to the interpolation. Everything shows up in
+    /// [`Session::poll_event`].
+    ///
+    /// # Errors
+    ///
+    /// The client refused the message (it stays usable; see [`Client::handle_bytes`]).
+    pub fn handle_bytes(&mut self, now_us: u64, bytes: &[u8]) -> Result<(), ClientError> {
+        let result = self.client.handle_bytes(now_us, bytes);
+        while let Some(event) = self.client.poll_event() {
+            match &event {
+                ClientEvent::Welcomed(w) => {
+                    self.own = Some(w.entity);
+                    self.predictor = Some(Predictor::new(w.tick_rate));
+                    self.interp = Some(InterpolationBuffer::new(w.tick_rate, w.snapshot_rate));
+                    self.tick_us = 1_000_000 / u64::from(w.tick_rate.max(1));
+                    self.input_acc_us = 0;
+                    self.last_input_us = Some(now_us);
+                }
+                ClientEvent::Snapshot { tick, .. } => {
+                    self.push(SessionEvent::Client(event.clone()));
+                    self.on_snapshot(now_us, *tick);
+                    continue;
+                }
+                _ => {}
+            }
+            self.push(SessionEvent::Client(event));
+        }
+        result
+    }
+
+    fn on_snapshot(&mut self, now_us: u64, tick: crate::tick::Tick) {
+        if let Some(p) = self.predictor.as_mut() {
+            let old = p.position();
+            let was_active = p.active();
+            if p.reconcile(&self.client).is_some()
+                && let Some(new) = p.position()
+            {
+                let revived = !was_active && p.active();
+                self.push(SessionEvent::Reconciled { old, new, revived });
+            }
+        }
+        if let (Some(interp), Some((_, state))) = (self.interp.as_mut(), self.client.latest()) {
+            let registry = self.client.registry();
+            let own = self.own;
+            let positions = state
+                .iter()
+                .filter(|e| Some(e.id) != own)
+                .filter_map(|e| registry.position(e).map(|p| (e.id, p)));
+            interp.push(tick, now_us, positions.collect::<Vec<_>>());
+        }
+    }
+
+    fn push(&mut self, event: SessionEvent<G::Event>) {
+        if self.events.len() >= MAX_QUEUED_EVENTS_HARD {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    /// The next event, oldest first. Drain it after every [`Session::handle_bytes`].
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SessionEvent<G::Event>> {
+        self.events.pop_front()
+    }
+
+    /// How many ticks of input are due at `now_us` by the server's tick rate (0 before the
+    /// welcome; at most [`MAX_CATCH_UP_INPUTS`], the rest of a long stall is dropped). Give
+    /// each one to [`Session::push_input`].
+    pub fn inputs_due(&mut self, now_us: u64) -> u32 {
+        let Some(last) = self.last_input_us else { return 0 };
+        if self.tick_us == 0 {
+            return 0;
+        }
+        self.last_input_us = Some(now_us.max(last));
+        let cap = u64::from(MAX_CATCH_UP_INPUTS) * self.tick_us;
+        self.input_acc_us = (self.input_acc_us + now_us.saturating_sub(last)).min(cap);
+        let due = self.input_acc_us / self.tick_us;
+        self.input_acc_us -= due * self.tick_us;
+        due as u32
+    }
+
+    /// How far into the current tick the input clock is, `0.0..1.0` (for drawing between two
+    /// predicted steps).
+    #[must_use]
+    pub fn tick_fraction(&self) -> f32 {
+        if self.tick_us == 0 { 0.0 } else { self.input_acc_us as f32 / self.tick_us as f32 }
+    }
+
+    /// Sends one tick's input and steps the prediction with it. Returns the predicted position
+    /// before the step.
+    pub fn push_input(&mut self, frame: G::Input) -> Option<Vec2> {
+        self.client.push_input(frame);
+        let p = self.predictor.as_mut()?;
+        let before = p.position();
+        p.apply_input(&frame);
+        before
+    }
+
+    /// Queues a ping when none was sent for `period_us` (none before the welcome).
+    pub fn ping_if_due(&mut self, now_us: u64, period_us: u64) {
+        if self.own.is_none() || self.last_ping_us.is_some_and(|t| now_us < t + period_us) {
+            return;
+        }
+        self.last_ping_us = Some(now_us);
+        self.client.send_ping(now_us);
+    }
+
+    /// Where interpolation puts everyone but the own player at `now_us` (empty before the
+    /// welcome).
+    pub fn sample(&mut self, now_us: u64) -> Vec<(NetId, Vec2)> {
+        self.interp.as_mut().map(|i| i.sample(now_us)).unwrap_or_default()
+    }
+
+    /// The sans-IO client (its state, stats and transmit queue).
+    #[must_use]
+    pub fn client(&self) -> &Client<G> {
+        &self.client
+    }
+
+    /// The sans-IO client, mutably (chat, leave, transmits).
+    pub fn client_mut(&mut self) -> &mut Client<G> {
+        &mut self.client
+    }
+
+    /// The own entity, once welcomed.
+    #[must_use]
+    pub fn own(&self) -> Option<NetId> {
+        self.own
+    }
+
+    /// The prediction, once welcomed.
+    #[must_use]
+    pub fn predictor(&self) -> Option<&Predictor<G>> {
+        self.predictor.as_ref()
+    }
+
+    /// The interpolation, once welcomed.
+    #[must_use]
+    pub fn interpolation(&self) -> Option<&InterpolationBuffer> {
+        self.interp.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_server;
+    use crate::games::arena::{ArenaGame, ArenaInput};
+    use crate::protocol::{PROTOCOL_VERSION, ServerMessage, Welcome};
+    use crate::tick::Tick;
+
+    fn welcomed(now_us: u64) -> Session<ArenaGame> {
+        let mut s = Session::<ArenaGame>::new(ClientConfig::default());
+        let welcome = ServerMessage::Welcome(Welcome {
+            protocol: PROTOCOL_VERSION,
+            client_id: crate::ids::ClientId(1),
+            room: "r".into(),
+            game: "arena".into(),
+            entity: NetId(9),
+            tick_rate: 60,
+            snapshot_rate: 30,
+            tick: Tick(0),
+            resume_token: "t".into(),
+            registry_fingerprint: crate::game::registry::<ArenaGame>().fingerprint(),
+        });
+        s.handle_bytes(now_us, &encode_server(&welcome).unwrap()).unwrap();
+        s
+    }
+
+    #[test]
+    fn the_input_clock_follows_the_tick_rate_and_drops_long_stalls() {
+        let mut s = Session::<ArenaGame>::new(ClientConfig::default());
+        assert_eq!(s.inputs_due(1_000_000), 0, "nothing before the welcome");
+        let mut s2 = welcomed(1_000_000);
+        assert!(matches!(s2.poll_event(), Some(SessionEvent::Client(ClientEvent::Welcomed(_)))));
+        assert_eq!(s2.inputs_due(1_000_000 + 16_666 * 3 + 100), 3);
+        assert!(s2.tick_fraction() < 0.1);
+        assert_eq!(s2.inputs_due(1_000_000 + 10_000_000), MAX_CATCH_UP_INPUTS, "a stall is cut");
+        s2.push_input(ArenaInput::default());
+        s2.ping_if_due(20_000_000, 1_000_000);
+        s2.ping_if_due(20_500_000, 1_000_000);
+        let sent = std::iter::from_fn(|| s2.client_mut().poll_transmit()).count();
+        assert_eq!(sent, 2, "one input and one ping");
+        s.ping_if_due(0, 0);
+        assert!(s.client_mut().poll_transmit().is_none(), "no ping before the welcome");
+    }
+}
