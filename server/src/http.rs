@@ -12,27 +12,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use crate::auth::{Claims, GUEST_TOKEN_TTL_SECS, random_hex, unix_now};
-use crate::server::AppState;
-
-/// Every response body is a whole buffer.
-pub type Body = Full<Bytes>;
-
-/// A plain-text response.
-#[must_use]
-pub fn text_response(status: StatusCode, text: String) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(text)));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp
-}
-
-fn json_response(value: &serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
+use crate::response::{Body, json_response, text_response};
+use crate::state::AppState;
 
 /// Routes one request.
 pub async fn handle(

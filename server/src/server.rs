@@ -1,82 +1,22 @@
 //! The server's lifecycle: bind, accept HTTP/WebSocket connections, run sessions, shut down
 //! gracefully (stop accepting, close every session with 1001, let rooms finish, exit).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tickwire_shared::ClientId;
-use tickwire_shared::codec;
-use tickwire_shared::join::JoinRequest;
-use tickwire_shared::protocol::{DisconnectReason, ServerMessage};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::auth::{JwtKeys, random_hex};
 use crate::config::ServerConfig;
-use crate::metrics::{DisconnectKind, Metrics};
-use crate::outbox::Outbox;
+use crate::metrics::Metrics;
 use crate::rooms::Rooms;
-use crate::session::{self, SessionContext, TransportRx, TransportTx};
-use tickwire_shared::room::JoinRefused;
+use crate::state::AppState;
 
 /// How long shutdown waits for sessions to finish closing.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-/// State shared by every connection.
-pub struct AppState {
-    /// The configuration.
-    pub config: ServerConfig,
-    /// The rooms.
-    pub rooms: Rooms,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// JWT keys.
-    pub keys: JwtKeys,
-    /// Tracks connection and session tasks for shutdown.
-    pub tracker: TaskTracker,
-    /// Cancelled when shutdown begins.
-    pub shutdown: CancellationToken,
-    ips: Mutex<HashMap<IpAddr, usize>>,
-    next_client: AtomicU32,
-}
-
-/// Holds one of an IP's connection slots; released on drop.
-pub struct IpGuard {
-    state: Arc<AppState>,
-    ip: IpAddr,
-}
-
-impl IpGuard {
-    /// Takes a slot for `ip`, or `None` at the per-IP limit.
-    pub fn acquire(state: &Arc<AppState>, ip: IpAddr) -> Option<IpGuard> {
-        let mut ips = state.ips.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = ips.entry(ip).or_insert(0);
-        if *n >= state.config.limits.max_connections_per_ip {
-            return None;
-        }
-        *n += 1;
-        Some(IpGuard { state: state.clone(), ip })
-    }
-}
-
-impl Drop for IpGuard {
-    fn drop(&mut self) {
-        let mut ips = self.state.ips.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = ips.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                ips.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// A running server.
 pub struct Server {
@@ -101,16 +41,9 @@ impl Server {
             }
         };
         let metrics = Arc::new(Metrics::default());
-        let state = Arc::new(AppState {
-            rooms: Rooms::new(config.clone(), metrics.clone()),
-            keys: JwtKeys::new(secret.as_bytes()),
-            config,
-            metrics,
-            tracker: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
-            ips: Mutex::new(HashMap::new()),
-            next_client: AtomicU32::new(1),
-        });
+        let rooms = Rooms::new(config.clone(), metrics.clone());
+        let keys = JwtKeys::new(secret.as_bytes());
+        let state = Arc::new(AppState::new(config, rooms, metrics, keys));
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Server { addr, state, accept })
     }
@@ -176,70 +109,4 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>) {
             }
         });
     }
-}
-
-async fn refuse<T: TransportTx>(mut tx: T, reason: DisconnectReason, message: &str) {
-    let msg = ServerMessage::Disconnect { reason, message: message.to_owned() };
-    if let Ok(b) = codec::encode_server(&msg) {
-        let _ = tx.send(Bytes::from(b)).await;
-    }
-    tx.close(reason.close_code(), message).await;
-}
-
-/// Joins a room and runs the session on an accepted transport.
-pub async fn run_session<R: TransportRx, T: TransportTx>(
-    state: Arc<AppState>,
-    join: JoinRequest,
-    rx: R,
-    tx: T,
-) {
-    let client = ClientId(state.next_client.fetch_add(1, Ordering::Relaxed));
-    state.metrics.connections.fetch_add(1, Ordering::Relaxed);
-    let outbox = Arc::new(Outbox::new(state.config.limits.max_reliable_queue));
-    let mut joined = None;
-    let mut refused = JoinRefused::Closed;
-    // A room picked just as it closes refuses; pick again a few times.
-    for _ in 0..3 {
-        if state.shutdown.is_cancelled() {
-            break;
-        }
-        let seat = match state.rooms.pick(&join) {
-            Ok(seat) => seat,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open a room");
-                break;
-            }
-        };
-        let room = seat.room().clone();
-        match seat.join(client, join.name.clone(), join.resume.clone(), outbox.clone()).await {
-            Ok(info) => {
-                joined = Some((room, info));
-                break;
-            }
-            Err(e) => refused = e,
-        }
-    }
-    match joined {
-        Some((room, _info)) => {
-            let ctx = SessionContext {
-                client,
-                room,
-                outbox,
-                limits: state.config.limits.clone(),
-                metrics: state.metrics.clone(),
-            };
-            session::run(rx, tx, ctx).await;
-        }
-        None => {
-            let (reason, message) = if state.shutdown.is_cancelled() {
-                (DisconnectReason::ServerShutdown, "server shutting down".to_owned())
-            } else {
-                (DisconnectReason::RoomFull, format!("cannot join: {refused}"))
-            };
-            state.metrics.disconnect(DisconnectKind::Server(reason));
-            refuse(tx, reason, &message).await;
-            drop(rx);
-        }
-    }
-    state.metrics.connections.fetch_sub(1, Ordering::Relaxed);
 }

@@ -15,12 +15,17 @@ use tickwire_shared::ClientId;
 use tickwire_shared::codec;
 use tickwire_shared::protocol::{ClientMessage, DisconnectReason, ServerMessage};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use tickwire_shared::join::JoinRequest;
+use tickwire_shared::room::JoinRefused;
 
 use crate::config::Limits;
 use crate::limiter::TokenBucket;
 use crate::metrics::{DisconnectKind, Metrics};
 use crate::outbox::{OutItem, Outbox};
 use crate::room::RoomHandle;
+use crate::state::AppState;
 
 /// How long the reader keeps reading after the server closed, waiting for the peer's close.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -39,8 +44,13 @@ pub enum Inbound {
     /// The peer closed the connection.
     Closed,
     /// The transport failed.
-    Error(String),
+    Error(TransportError),
 }
+
+/// A transport failed (the connection broke); the session ends.
+#[derive(Debug, thiserror::Error)]
+#[error("transport failed: {0}")]
+pub struct TransportError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// A transport's receiving half.
 pub trait TransportRx: Send {
@@ -51,9 +61,9 @@ pub trait TransportRx: Send {
 /// A transport's sending half.
 pub trait TransportTx: Send {
     /// Sends one message.
-    fn send(&mut self, bytes: Bytes) -> impl Future<Output = Result<(), String>> + Send;
+    fn send(&mut self, bytes: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Sends a heartbeat probe.
-    fn ping(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    fn ping(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Closes with a code and a reason.
     fn close(&mut self, code: u16, reason: &str) -> impl Future<Output = ()> + Send;
 }
@@ -301,4 +311,85 @@ async fn write_loop<T: TransportTx>(
         done.cancel();
     }
     result
+}
+
+async fn refuse<T: TransportTx>(mut tx: T, reason: DisconnectReason, message: &str) {
+    let msg = ServerMessage::Disconnect { reason, message: message.to_owned() };
+    if let Ok(b) = codec::encode_server(&msg) {
+        let _ = tx.send(Bytes::from(b)).await;
+    }
+    tx.close(reason.close_code(), message).await;
+}
+
+/// Joins a room and runs the session on an accepted transport.
+pub async fn join_and_run<R: TransportRx, T: TransportTx>(
+    state: Arc<AppState>,
+    join: JoinRequest,
+    remote: std::net::IpAddr,
+    rx: R,
+    tx: T,
+) {
+    let client = state.next_client();
+    let span = tracing::info_span!("session", %client, %remote, room = tracing::field::Empty);
+    join_then_run(state, join, client, rx, tx).instrument(span).await;
+}
+
+async fn join_then_run<R: TransportRx, T: TransportTx>(
+    state: Arc<AppState>,
+    join: JoinRequest,
+    client: ClientId,
+    rx: R,
+    tx: T,
+) {
+    state.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let outbox = Arc::new(Outbox::new(state.config.limits.max_reliable_queue));
+    let mut joined = None;
+    let mut refused = JoinRefused::Closed;
+    // A room picked just as it closes refuses; pick again a few times.
+    for _ in 0..3 {
+        if state.shutdown.is_cancelled() {
+            break;
+        }
+        let seat = match state.rooms.pick(&join) {
+            Ok(seat) => seat,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open a room");
+                break;
+            }
+        };
+        let room = seat.room().clone();
+        match seat.join(client, join.name.clone(), join.resume.clone(), outbox.clone()).await {
+            Ok(info) => {
+                joined = Some((room, info));
+                break;
+            }
+            Err(e) => refused = e,
+        }
+    }
+    match joined {
+        Some((room, info)) => {
+            let span = tracing::Span::current();
+            span.record("room", room.id());
+            tracing::debug!(entity = %info.entity, game = room.game(), "session started");
+            let ctx = SessionContext {
+                client,
+                room,
+                outbox,
+                limits: state.config.limits.clone(),
+                metrics: state.metrics.clone(),
+            };
+            run(rx, tx, ctx).await;
+        }
+        None => {
+            let (reason, message) = if state.shutdown.is_cancelled() {
+                (DisconnectReason::ServerShutdown, "server shutting down".to_owned())
+            } else {
+                (DisconnectReason::RoomFull, format!("cannot join: {refused}"))
+            };
+            state.metrics.disconnect(DisconnectKind::Server(reason));
+            refuse(tx, reason, &message).await;
+            drop(rx);
+        }
+    }
+    state.metrics.connections.fetch_sub(1, Ordering::Relaxed);
 }

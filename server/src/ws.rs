@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tickwire_shared::join::JoinRequest;
+use tickwire_shared::join::{JoinRequest, truncate_utf8};
 use tickwire_shared::protocol::{PROTOCOL_VERSION, SUBPROTOCOL};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,11 +21,15 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::auth::{AuthError, unix_now};
-use crate::http::{Body, text_response};
-use crate::server::{AppState, IpGuard};
-use crate::session::{Inbound, TransportRx, TransportTx};
+use crate::response::{Body, text_response};
+use crate::session::{Inbound, TransportError, TransportRx, TransportTx};
+use crate::state::{AppState, IpGuard};
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Longest close reason: a close frame's payload is at most 125 bytes (RFC 6455 §5.5), two of
+/// them the code.
+const MAX_CLOSE_REASON_BYTES: usize = 123;
 
 /// The receiving half of a WebSocket.
 pub struct WsRx(SplitStream<Ws>);
@@ -47,28 +51,25 @@ impl TransportRx for WsRx {
                     Inbound::TooLarge
                 }
                 Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Inbound::Closed,
-                Some(Err(e)) => Inbound::Error(e.to_string()),
+                Some(Err(e)) => Inbound::Error(TransportError(Box::new(e))),
             };
         }
     }
 }
 
 impl TransportTx for WsTx {
-    async fn send(&mut self, bytes: Bytes) -> Result<(), String> {
-        self.0.send(Message::Binary(bytes)).await.map_err(|e| e.to_string())
+    async fn send(&mut self, bytes: Bytes) -> Result<(), TransportError> {
+        self.0.send(Message::Binary(bytes)).await.map_err(|e| TransportError(Box::new(e)))
     }
 
-    async fn ping(&mut self) -> Result<(), String> {
-        self.0.send(Message::Ping(Bytes::new())).await.map_err(|e| e.to_string())
+    async fn ping(&mut self) -> Result<(), TransportError> {
+        self.0.send(Message::Ping(Bytes::new())).await.map_err(|e| TransportError(Box::new(e)))
     }
 
     async fn close(&mut self, code: u16, reason: &str) {
         // A close reason is at most 123 bytes (RFC 6455 §5.5: control payload ≤ 125).
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        let frame = CloseFrame { code: code.into(), reason: reason[..end].into() };
+        let reason = truncate_utf8(reason, MAX_CLOSE_REASON_BYTES);
+        let frame = CloseFrame { code: code.into(), reason: reason.into() };
         let _ = self.0.send(Message::Close(Some(frame))).await;
         let _ = self.0.flush().await;
     }
@@ -232,7 +233,8 @@ pub fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
                 .await;
         let (sink, stream) = ws.split();
-        crate::server::run_session(session_state, accepted.join, WsRx(stream), WsTx(sink)).await;
+        crate::session::join_and_run(session_state, accepted.join, ip, WsRx(stream), WsTx(sink))
+            .await;
     });
     let mut resp = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -5,8 +5,6 @@
 
 pub mod arena;
 
-use std::collections::HashSet;
-
 use glam::Vec2;
 use tickwire_shared::NetId;
 use tickwire_shared::game::Game;
@@ -19,11 +17,35 @@ use crate::names::Names;
 use crate::render::Camera;
 use crate::session::{AnySession, GameSession};
 
+/// The keys held: a handful at most, so a list (no hash table in the page's wasm).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Keys(Vec<String>);
+
+impl Keys {
+    /// Records `code` as held.
+    pub fn insert(&mut self, code: String) {
+        if !self.contains(&code) {
+            self.0.push(code);
+        }
+    }
+
+    /// Records `code` as released.
+    pub fn remove(&mut self, code: &str) {
+        self.0.retain(|c| c != code);
+    }
+
+    /// Whether `code` is held.
+    #[must_use]
+    pub fn contains(&self, code: &str) -> bool {
+        self.0.iter().any(|c| c == code)
+    }
+}
+
 /// The player's controls as the page sees them.
 #[derive(Clone, Debug, Default)]
 pub struct Controls {
     /// The `KeyboardEvent.code`s held (only the game's keys: [`GameView::is_game_key`]).
-    pub keys: HashSet<String>,
+    pub keys: Keys,
     /// The world point under the mouse.
     pub pointer: Vec2,
     /// Whether the primary mouse button is held.
@@ -34,7 +56,7 @@ impl Controls {
     /// Whether any of `codes` is held.
     #[must_use]
     pub fn any(&self, codes: &[&str]) -> bool {
-        codes.iter().any(|c| self.keys.contains(*c))
+        codes.iter().any(|c| self.keys.contains(c))
     }
 
     /// `1.0` when a `plus` key is held, `-1.0` for a `minus` key, `0.0` for both or neither.

@@ -47,6 +47,29 @@ pub const DEFAULT_RAMP_UP: f64 = 50.0;
 /// How often the progress bar is refreshed.
 const PROGRESS_PERIOD: Duration = Duration::from_millis(250);
 
+/// Why a bots URL was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// A `wss://` URL: the bots speak plain WebSocket.
+    #[error(
+        "wss:// is not supported: the bots speak plain ws:// (run them next to the server, or \
+         against the plain port behind a TLS proxy)"
+    )]
+    Tls,
+    /// Not a `ws://` URL at all.
+    #[error("{0:?} is not a ws:// URL (like ws://127.0.0.1:8080/ws)")]
+    NotWs(String),
+    /// An IPv6 host without its `]`.
+    #[error("unclosed [ in the URL's host")]
+    UnclosedBracket,
+    /// No host, or one with credentials.
+    #[error("{0:?} has no usable host")]
+    NoHost(String),
+    /// The port is not a number.
+    #[error("{0:?} is not a port number")]
+    Port(String),
+}
+
 /// A `ws://host:port/path` URL, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WsUrl {
@@ -66,15 +89,13 @@ impl WsUrl {
     /// # Errors
     ///
     /// For anything but `ws://host[:port][/path][?query]`.
-    pub fn parse(text: &str) -> Result<WsUrl, String> {
+    pub fn parse(text: &str) -> Result<WsUrl, UrlError> {
         let rest = if let Some(rest) = text.strip_prefix("ws://") {
             rest
         } else if text.starts_with("wss://") {
-            return Err("wss:// is not supported: the bots speak plain ws:// (run them next to \
-                        the server, or against the plain port behind a TLS proxy)"
-                .into());
+            return Err(UrlError::Tls);
         } else {
-            return Err(format!("{text:?} is not a ws:// URL (like ws://127.0.0.1:8080/ws)"));
+            return Err(UrlError::NotWs(text.to_owned()));
         };
         let (authority, path_query) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -85,7 +106,7 @@ impl WsUrl {
             None => (path_query, None),
         };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, p) = v6.split_once(']').ok_or("unclosed [ in the URL's host")?;
+            let (h, p) = v6.split_once(']').ok_or(UrlError::UnclosedBracket)?;
             (format!("[{h}]"), p.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -94,11 +115,11 @@ impl WsUrl {
             }
         };
         if host.is_empty() || host.contains('@') {
-            return Err(format!("{text:?} has no usable host"));
+            return Err(UrlError::NoHost(text.to_owned()));
         }
         let port = match port {
             None => 80,
-            Some(p) => p.parse::<u16>().map_err(|_| format!("{p:?} is not a port number"))?,
+            Some(p) => p.parse::<u16>().map_err(|_| UrlError::Port(p.to_owned()))?,
         };
         Ok(WsUrl { host, port, path: path.to_owned(), query })
     }
@@ -129,7 +150,7 @@ impl std::fmt::Display for WsUrl {
     }
 }
 
-fn parse_url(text: &str) -> Result<WsUrl, String> {
+fn parse_url(text: &str) -> Result<WsUrl, UrlError> {
     WsUrl::parse(text)
 }
 
@@ -452,7 +473,8 @@ mod tests {
             format!("ws://[::1]:9/x?a=b&v={PROTOCOL_VERSION}&token=T&name=bot-1&game=arena&room=r")
         );
         assert!(WsUrl::parse("http://x/ws").is_err());
-        assert!(WsUrl::parse("wss://x/ws").unwrap_err().contains("not supported"));
+        assert_eq!(WsUrl::parse("wss://x/ws"), Err(UrlError::Tls));
+        assert!(UrlError::Tls.to_string().contains("not supported"));
         assert!(WsUrl::parse("ws://x:notaport/ws").is_err());
         assert!(WsUrl::parse("ws://:80/ws").is_err());
     }

@@ -1,0 +1,268 @@
+//! The shell's connection: the guest token, the WebSocket, reconnection with backoff, and the
+//! first message (the `Welcome`), which says which game's session to make.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use js_sys::{Reflect, Uint8Array};
+use tickwire_shared::codec;
+use tickwire_shared::join::JoinRequest;
+use tickwire_shared::protocol::{DisconnectReason, PROTOCOL_VERSION, ServerMessage};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket, XmlHttpRequest};
+
+use super::{App, Connection, Shared, set_text};
+use crate::conn::{MAX_ATTEMPTS, Phase, backoff_ms, is_terminal};
+use crate::games;
+use crate::session::Notice;
+
+/// Starts a connection attempt: fetches a guest token first when there is none.
+pub(super) fn connect(app: &Shared) {
+    let token = app.borrow().identity.token.clone();
+    match token {
+        Some(token) => {
+            let weak = Rc::downgrade(app);
+            if let Err(e) = app.borrow_mut().open_socket(weak, &token) {
+                lost(app, format!("cannot open a WebSocket: {e:?}"), None);
+            }
+        }
+        None => fetch_token(app),
+    }
+}
+
+fn fetch_token(app: &Shared) {
+    let request = || -> Result<XmlHttpRequest, JsValue> {
+        let xhr = XmlHttpRequest::new()?;
+        xhr.open_with_async("POST", "/api/guest", true)?;
+        Ok(xhr)
+    };
+    let xhr = match request() {
+        Ok(x) => x,
+        Err(e) => return lost(app, format!("cannot request a guest token: {e:?}"), None),
+    };
+    let weak = Rc::downgrade(app);
+    let done = xhr.clone();
+    let on_load = Closure::once_into_js(move || {
+        let Some(app) = weak.upgrade() else { return };
+        let token = (done.status().ok() == Some(200))
+            .then(|| done.response_text().ok().flatten())
+            .flatten()
+            .and_then(|text| js_sys::JSON::parse(&text).ok())
+            .and_then(|json| Reflect::get(&json, &"token".into()).ok())
+            .and_then(|t| t.as_string());
+        match token {
+            Some(token) => {
+                app.borrow_mut().identity.token = Some(token);
+                connect(&app);
+            }
+            None => {
+                let status = done.status().unwrap_or(0);
+                let body = done.response_text().ok().flatten().unwrap_or_default();
+                lost(&app, format!("guest token refused (HTTP {status}) {body}"), None);
+            }
+        }
+    });
+    let weak = Rc::downgrade(app);
+    let on_error = Closure::once_into_js(move || {
+        if let Some(app) = weak.upgrade() {
+            lost(&app, "server unreachable".to_owned(), None);
+        }
+    });
+    xhr.set_onload(Some(on_load.unchecked_ref()));
+    xhr.set_onerror(Some(on_error.unchecked_ref()));
+    if let Err(e) = xhr.send() {
+        lost(app, format!("cannot request a guest token: {e:?}"), None);
+    }
+}
+
+/// The connection attempt or session ended: `reason` for humans, `terminal` when the server
+/// said the session must not be resumed. Schedules the next attempt or gives up.
+fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
+    let mut a = app.borrow_mut();
+    let welcomed = a.connection.as_ref().is_some_and(|c| c.game.is_some());
+    a.connection = None;
+    let link = &mut a.link;
+    link.last_reason = reason.clone();
+    if terminal == Some(true) {
+        link.phase = Phase::Failed { reason };
+        return;
+    }
+    if matches!(link.phase, Phase::Failed { .. }) {
+        return;
+    }
+    if welcomed {
+        link.attempts = 0;
+    } else {
+        link.attempts += 1;
+    }
+    if link.attempts >= MAX_ATTEMPTS {
+        link.phase = Phase::Failed {
+            reason: format!("{reason} (gave up after {} attempts)", link.attempts),
+        };
+        return;
+    }
+    if !welcomed {
+        // The token may have been the problem (expired); a new guest one costs nothing.
+        a.identity.token = None;
+    }
+    let delay = backoff_ms(a.link.attempts, js_sys::Math::random());
+    let retry_at_ms = a.page.performance.now() + delay;
+    a.link.phase = Phase::Reconnecting { retry_at_ms: Some(retry_at_ms) };
+    let weak = Rc::downgrade(app);
+    let retry = Closure::once_into_js(move || {
+        let Some(app) = weak.upgrade() else { return };
+        {
+            let mut a = app.borrow_mut();
+            if !matches!(a.link.phase, Phase::Reconnecting { retry_at_ms: Some(_) }) {
+                return;
+            }
+            a.link.phase = Phase::Reconnecting { retry_at_ms: None };
+        }
+        connect(&app);
+    });
+    let _ = a.page.window.set_timeout_with_callback_and_timeout_and_arguments_0(
+        retry.unchecked_ref(),
+        delay.ceil() as i32,
+    );
+}
+
+fn on_message(app: &Shared, generation: u32, data: &JsValue) {
+    let ended = {
+        let mut a = app.borrow_mut();
+        let now_ms = a.page.performance.now();
+        let bytes = Uint8Array::new(data).to_vec();
+        a.meters.bytes.add(now_ms, bytes.len() as f64);
+        a.receive(generation, now_ms, &bytes)
+    };
+    match ended {
+        Some(Ended::Server(reason, message)) if is_terminal(Some(reason), reason.close_code()) => {
+            lost(app, message, Some(true));
+        }
+        Some(Ended::Unplayable(message)) => lost(app, message, Some(true)),
+        Some(Ended::Server(..)) | None => {}
+    }
+}
+
+fn on_close(app: &Shared, generation: u32, code: u16, close_reason: String) {
+    let (reason, message) = {
+        let a = app.borrow();
+        let Some(c) = a.connection.as_ref().filter(|c| c.generation == generation) else {
+            return;
+        };
+        match &c.disconnect {
+            Some((r, m)) => (Some(*r), m.clone()),
+            None if !close_reason.is_empty() => (None, close_reason),
+            None => (None, format!("connection lost (close code {code})")),
+        }
+    };
+    lost(app, message, Some(is_terminal(reason, code)));
+}
+
+/// Why a connection ended from the page's side of a message.
+enum Ended {
+    /// The server said goodbye.
+    Server(DisconnectReason, String),
+    /// The room plays a game this page cannot draw.
+    Unplayable(String),
+}
+
+impl App {
+    fn open_socket(&mut self, weak: Weak<RefCell<App>>, token: &str) -> Result<(), JsValue> {
+        let location = self.page.window.location();
+        let scheme = if location.protocol()? == "https:" { "wss:" } else { "ws:" };
+        let id = &self.identity;
+        let join = JoinRequest {
+            version: Some(PROTOCOL_VERSION),
+            token: Some(token.to_owned()),
+            room: id.room.clone(),
+            name: id.name.clone(),
+            resume: id.resume.clone(),
+            game: id.game.clone(),
+        };
+        let url = format!("{scheme}//{}/ws?{}", location.host()?, join.to_query());
+        let ws = WebSocket::new(&url)?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let generation = self.link.next_generation;
+        self.link.next_generation = self.link.next_generation.wrapping_add(1);
+        let w = weak.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            if let Some(app) = w.upgrade() {
+                on_message(&app, generation, &e.data());
+            }
+        });
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
+            if let Some(app) = weak.upgrade() {
+                on_close(&app, generation, e.code(), e.reason());
+            }
+        });
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        self.connection = Some(Connection {
+            generation,
+            ws,
+            _on_message: on_message,
+            _on_close: on_close,
+            game: None,
+            disconnect: None,
+        });
+        Ok(())
+    }
+
+    /// Hands one server message to the connection's session, making the session from the
+    /// first message (the `Welcome`, which names the game). Returns why the connection ended,
+    /// if it did.
+    fn receive(&mut self, generation: u32, now_ms: f64, bytes: &[u8]) -> Option<Ended> {
+        let c = self.connection.as_mut().filter(|c| c.generation == generation)?;
+        if c.game.is_none() {
+            match codec::decode_server(bytes) {
+                Ok(ServerMessage::Welcome(w)) => {
+                    let Some(session) = games::session_for(&w.game) else {
+                        let known = games::names().join(", ");
+                        return Some(Ended::Unplayable(format!(
+                            "this page cannot play {:?} (it plays {known})",
+                            w.game
+                        )));
+                    };
+                    set_text(&self.page.help, session.help());
+                    c.game = Some(session);
+                }
+                Ok(ServerMessage::Disconnect { reason, message }) => {
+                    c.disconnect = Some((reason, message.clone()));
+                    return Some(Ended::Server(reason, message));
+                }
+                // Anything else before the welcome is ignored.
+                _ => return None,
+            }
+        }
+        let session = c.game.as_mut()?;
+        let notices = session.handle_bytes(now_ms, bytes, &self.names);
+        let mut ended = None;
+        for notice in notices {
+            match notice {
+                Notice::Welcomed { entity, resume_token } => {
+                    if self.link.welcomes > 0 {
+                        self.push_log(format!("reconnected as #{}", entity.0));
+                    }
+                    self.link.welcomes += 1;
+                    self.link.phase = Phase::Live;
+                    self.link.attempts = 0;
+                    self.own = Some(entity);
+                    self.names.insert(entity, self.identity.name.clone());
+                    self.identity.resume = Some(resume_token);
+                }
+                Notice::Snapshot => self.meters.snapshots.add(now_ms, 1.0),
+                Notice::Named(entity, name) => self.names.insert(entity, name),
+                Notice::Gone(entity) => self.names.remove(entity),
+                Notice::Line(line) => self.push_log(line),
+                Notice::Disconnected(reason, message) => {
+                    if let Some(c) = self.connection.as_mut() {
+                        c.disconnect = Some((reason, message.clone()));
+                    }
+                    ended = Some(Ended::Server(reason, message));
+                }
+            }
+        }
+        ended
+    }
+}

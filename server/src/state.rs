@@ -1,0 +1,92 @@
+//! What every connection of a server shares: the configuration, the rooms, the metrics, the
+//! JWT keys, the task tracker and shutdown signal, and the per-IP connection slots.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tickwire_shared::ClientId;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::JwtKeys;
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::rooms::Rooms;
+
+/// State shared by every connection.
+pub struct AppState {
+    /// The configuration.
+    pub config: ServerConfig,
+    /// The rooms.
+    pub rooms: Rooms,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// JWT keys.
+    pub keys: JwtKeys,
+    /// Tracks connection and session tasks for shutdown.
+    pub tracker: TaskTracker,
+    /// Cancelled when shutdown begins.
+    pub shutdown: CancellationToken,
+    ips: Mutex<HashMap<IpAddr, usize>>,
+    next_client: AtomicU32,
+}
+
+impl AppState {
+    /// The state of a server with `config`.
+    #[must_use]
+    pub fn new(
+        config: ServerConfig,
+        rooms: Rooms,
+        metrics: Arc<Metrics>,
+        keys: JwtKeys,
+    ) -> AppState {
+        AppState {
+            config,
+            rooms,
+            metrics,
+            keys,
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            ips: Mutex::new(HashMap::new()),
+            next_client: AtomicU32::new(1),
+        }
+    }
+
+    /// A fresh client id, unique in this process.
+    pub fn next_client(&self) -> ClientId {
+        ClientId(self.next_client.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Holds one of an IP's connection slots; released on drop.
+pub struct IpGuard {
+    state: Arc<AppState>,
+    ip: IpAddr,
+}
+
+impl IpGuard {
+    /// Takes a slot for `ip`, or `None` at the per-IP limit.
+    pub fn acquire(state: &Arc<AppState>, ip: IpAddr) -> Option<IpGuard> {
+        let mut ips = state.ips.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = ips.entry(ip).or_insert(0);
+        if *n >= state.config.limits.max_connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpGuard { state: state.clone(), ip })
+    }
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        let mut ips = self.state.ips.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = ips.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                ips.remove(&self.ip);
+            }
+        }
+    }
+}
