@@ -15,6 +15,14 @@
 //! **Architecture invariant:** no tokio here; the shared crate's sans-IO client logic is driven
 //! by browser events. Nothing outside `games/` names a game.
 
+// Game views name this crate `tickwire_client_web::…` (the tutorial's code compiles both here
+// and outside), which must resolve inside the crate too.
+#[allow(
+    unused_extern_crates,
+    reason = "for views written with tickwire_client_web:: paths, like the tutorial's"
+)]
+extern crate self as tickwire_client_web;
+
 mod app;
 pub mod conn;
 pub mod games;

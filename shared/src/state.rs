@@ -45,7 +45,7 @@ pub enum StateError {
 }
 
 impl ReplicatedState {
-    /// An empty state whose rows hold `stride` fields ([`ReplicationRegistry::stride`]).
+    /// An empty state whose rows hold `stride` fields ([`crate::registry::ReplicationRegistry::stride`]).
     #[must_use]
     pub fn new(stride: usize) -> ReplicatedState {
         ReplicatedState::with_capacity(stride, 0)

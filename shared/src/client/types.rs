@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+#[cfg(doc)]
+use super::{Client, MAX_UNACKED_INPUTS, RTT_SMOOTHING};
 use super::{DEFAULT_INPUT_REDUNDANCY, DEFAULT_MAX_STORED_STATES};
 use crate::codec::CodecError;
 use crate::ids::NetId;

@@ -9,7 +9,7 @@
 //! Each step: apply at most one queued input frame per client, run the game's schedule,
 //! broadcast the game's events, let detached players past their grace period go, and on the
 //! ticks where clients are due, capture the replicated state and send each of them a delta
-//! against the newest snapshot it acknowledged ([`replicate`]).
+//! against the newest snapshot it acknowledged (the `replicate` module).
 
 mod inputs;
 mod replicate;

@@ -336,7 +336,7 @@ fn write_action<W: BitSink>(
     }
 }
 
-/// Encodes the entities of `current` in `view` in full; the same bits as [`encode_full`] of
+/// Encodes the entities of `current` in `view` in full; the same bits as [`super::encode_full`] of
 /// those entities. `prepared` is `current` prepared.
 pub fn encode_full_prepared(
     registry: &ReplicationRegistry,
@@ -358,7 +358,7 @@ pub fn encode_full_prepared(
 }
 
 /// Encodes the delta from the entities of the baseline in `base_view` to the entities of
-/// `current` in `view`: the same bits as [`encode_delta`] of those subsets. `delta` was
+/// `current` in `view`: the same bits as [`super::encode_delta`] of those subsets. `delta` was
 /// prepared from the baseline state to `current`, `prepared` from `current`.
 pub fn encode_delta_prepared(
     registry: &ReplicationRegistry,
