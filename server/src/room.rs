@@ -405,7 +405,9 @@ impl<G: Game> Room<G> {
             match msg {
                 Control::Join { client, name, resume, outbox, reply, seat } => {
                     let result = self.join(client, &name, resume.as_deref(), outbox);
-                    // Counted as a player now (or refused): the seat has done its work.
+                    // Count the player (and queue its welcome) before the seat goes, so that
+                    // matchmaking sees it once, never twice or not at all.
+                    self.flush();
                     drop(seat);
                     let _ = reply.send(result);
                 }
@@ -421,7 +423,7 @@ impl<G: Game> Room<G> {
                     }
                 }
             }
-            // Joins and disconnects change the players: keep matchmaking's view current.
+            // Disconnects change the players too: keep matchmaking's view current.
             self.flush();
         }
     }
