@@ -4,6 +4,7 @@
 //! runs the matching view; it names no game.
 
 pub mod arena;
+pub mod soccer;
 
 use glam::Vec2;
 use tickwire_shared::NetId;
@@ -165,6 +166,7 @@ macro_rules! views {
 // The registration: one line per game.
 views! {
     arena::ArenaView,
+    soccer::SoccerView,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! it takes for the server, the bots, the match runner and `tickwire games` to know it.
 
 pub mod arena;
+pub mod soccer;
 
 use thiserror::Error;
 
@@ -74,6 +75,7 @@ macro_rules! games {
 // The registration: one line per game, the default first.
 games! {
     arena::ArenaGame,
+    soccer::SoccerGame,
 }
 
 #[cfg(test)]
