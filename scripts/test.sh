@@ -14,7 +14,7 @@ echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== rustdoc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p tickwire-shared -p tickwire-derive
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p tickwire-shared -p tickwire-derive -p tickwire-client-web
 
 echo "== wasm32 build of tickwire-shared"
 cargo build -p tickwire-shared --target wasm32-unknown-unknown --locked

@@ -1,10 +1,10 @@
 //! `tickwire-client-web`: the browser client (wasm-bindgen), built on `tickwire-shared`.
 //!
 //! The page (`client-web/www/index.html`) only loads the module; everything else is here. The
-//! **shell** ([`app`]: the WebSocket, the frame loop, the HUD, chat, reconnection with backoff
+//! **shell** (`app`: the WebSocket, the frame loop, the HUD, chat, reconnection with backoff
 //! ([`conn`]) and the `window.tickwire.state()` test hook) names no game: the server's
 //! `Welcome` says which game the room plays, and the game's [`games::GameView`] (its input
-//! mapping and drawing, in `games/<name>/`) runs inside a generic [`session::Session`]: the
+//! mapping and drawing, in `games/<name>/`) runs inside a generic [`session::GameSession`]: the
 //! sans-IO [`tickwire_shared::client::Client`], prediction of the own player with the game's
 //! own rules ([`predict`]) and interpolation of everyone else.
 //!

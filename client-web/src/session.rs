@@ -98,20 +98,15 @@ pub struct GameSession<V: GameView> {
 }
 
 impl<V: GameView> GameSession<V> {
-    /// A session of `V`'s game, not yet welcomed.
+    /// A session of `V`'s game with a server stepping `tick_rate` times a second, not yet
+    /// welcomed.
     #[must_use]
-    pub fn new() -> GameSession<V> {
+    pub fn new(tick_rate: u16) -> GameSession<V> {
         GameSession {
             session: Session::new(ClientConfig::default()),
-            view: V::new(),
+            view: V::new(tick_rate),
             smoothing: Smoothing::default(),
         }
-    }
-}
-
-impl<V: GameView> Default for GameSession<V> {
-    fn default() -> Self {
-        GameSession::new()
     }
 }
 
@@ -128,8 +123,9 @@ impl<V: GameView> AnySession for GameSession<V> {
         while let Some(event) = self.session.poll_event() {
             let event = match event {
                 SessionEvent::Client(event) => event,
-                SessionEvent::Reconciled { old, new, .. } => {
-                    self.smoothing.reconciled(old, new);
+                SessionEvent::Reconciled { old, new, teleported } => {
+                    // A teleport is drawn at once; anything else is smoothed.
+                    self.smoothing.reconciled(if teleported { None } else { old }, new);
                     continue;
                 }
             };
@@ -213,7 +209,7 @@ impl<V: GameView> AnySession for GameSession<V> {
                 .or_else(|| registry.position(e))
                 .unwrap_or_default()
         });
-        let camera = Camera::new(own_position.unwrap_or_default(), size.0, size.1, V::VIEW_UNITS);
+        let camera = self.view.camera(own_position, size);
         let frame = Frame {
             camera: &camera,
             registry,

@@ -22,7 +22,7 @@ impl GameView for TagView {
 
     const HELP: &'static str = "WASD / arrows run · touch someone to pass it on · Enter chats";
 
-    fn new() -> TagView {
+    fn new(_tick_rate: u16) -> TagView {
         TagView
     }
 
@@ -52,7 +52,7 @@ impl GameView for TagView {
         }
     }
 
-    fn describe(&self, event: &TagEvent, names: &Names, _own: Option<NetId>) -> Option<String> {
+    fn describe(&mut self, event: &TagEvent, names: &Names, _own: Option<NetId>) -> Option<String> {
         let TagEvent::Tagged { from, to } = event;
         let name = |id: &NetId| names.or_else(*id, |id| format!("runner {}", id.0));
         Some(format!("{} tagged {}", name(from), name(to)))

@@ -142,6 +142,13 @@ pub trait Prediction: Sized + Send + 'static {
         let _ = state;
         true
     }
+
+    /// Whether going from the predicted `old` to the server's `new` is a jump the rules made (a
+    /// respawn, a kick-off), not a misprediction: it is not counted as a correction, and a
+    /// renderer may snap instead of smoothing. By default: the player came back to life.
+    fn is_teleport(old: &Self::State, new: &Self::State) -> bool {
+        !Self::is_active(old) && Self::is_active(new)
+    }
 }
 
 /// How a headless bot plays: it sees what a browser player sees (its client's newest snapshot)

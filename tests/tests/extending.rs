@@ -99,7 +99,7 @@ fn a_match_is_deterministic_and_the_bot_policy_plays() {
 fn the_view_maps_keys_and_names_the_game() {
     let mut c = Controls::default();
     c.keys.insert("ArrowRight".into());
-    assert_eq!(tag_view::TagView::new().input(&c, None), TagInput { run: [127, 0] });
+    assert_eq!(tag_view::TagView::new(60).input(&c, None), TagInput { run: [127, 0] });
     assert!(tag_view::TagView::is_game_key("KeyW") && !tag_view::TagView::is_game_key("KeyQ"));
     assert_eq!(<TagGame as Game>::NAME, "tag");
     let _ = Position(Vec2::ZERO);

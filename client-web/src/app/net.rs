@@ -217,7 +217,7 @@ impl App {
         if c.game.is_none() {
             match codec::decode_server(bytes) {
                 Ok(ServerMessage::Welcome(w)) => {
-                    let Some(session) = games::session_for(&w.game) else {
+                    let Some(session) = games::session_for(&w.game, w.tick_rate) else {
                         let known = games::names().join(", ");
                         return Some(Ended::Unplayable(format!(
                             "this page cannot play {:?} (it plays {known})",
@@ -225,6 +225,9 @@ impl App {
                         )));
                     };
                     set_text(&self.page.help, session.help());
+                    if let Some(document) = self.page.window.document() {
+                        document.set_title(&format!("Tickwire · {}", w.game));
+                    }
                     c.game = Some(session);
                 }
                 Ok(ServerMessage::Disconnect { reason, message }) => {

@@ -1,6 +1,6 @@
 //! The games the browser can play: each is a folder (`games/<name>/`) with a [`GameView`] (how
 //! it is drawn and how keys and the mouse become its input), listed once in the `views!` line
-//! below. The shell ([`crate::app`]) learns the game of a room from the server's `Welcome` and
+//! below. The shell (`crate::app`) learns the game of a room from the server's `Welcome` and
 //! runs the matching view; it names no game.
 
 pub mod arena;
@@ -102,12 +102,19 @@ pub trait GameView: Sized + 'static {
     /// World units visible across the shorter side of the canvas.
     const VIEW_UNITS: f64 = 700.0;
 
-    /// A view for a new session.
-    fn new() -> Self;
+    /// A view for a new session with a server stepping `tick_rate` times a second.
+    fn new(tick_rate: u16) -> Self;
 
     /// Whether `code` (a `KeyboardEvent.code`) is one of the game's keys: it is tracked in
     /// [`Controls::keys`] and does not scroll the page.
     fn is_game_key(code: &str) -> bool;
+
+    /// The camera of a frame on a `size` canvas: by default centred on the own player
+    /// (`own`, where it is drawn) showing [`GameView::VIEW_UNITS`] across the shorter side. The
+    /// shell converts the mouse with it too.
+    fn camera(&self, own: Option<Vec2>, size: (f64, f64)) -> Camera {
+        Camera::new(own.unwrap_or_default(), size.0, size.1, Self::VIEW_UNITS)
+    }
 
     /// The input of one tick, quantized as it is sent. `own_at` is the predicted own position.
     fn input(&mut self, controls: &Controls, own_at: Option<Vec2>) -> <Self::Game as Game>::Input;
@@ -115,9 +122,10 @@ pub trait GameView: Sized + 'static {
     /// Draws one frame: the background and every entity.
     fn draw(&mut self, ctx: &CanvasRenderingContext2d, frame: &Frame<'_>);
 
-    /// The kill-feed line for a game event, if it deserves one.
+    /// The kill-feed line for a game event, if it deserves one (the view may remember the
+    /// event too, for a banner).
     fn describe(
-        &self,
+        &mut self,
         event: &<Self::Game as Game>::Event,
         names: &Names,
         own: Option<NetId>,
@@ -148,9 +156,9 @@ macro_rules! views {
         /// A session of the game named `game` (from the server's `Welcome`), if this page can
         /// play it.
         #[must_use]
-        pub fn session_for(game: &str) -> Option<Box<dyn AnySession>> {
+        pub fn session_for(game: &str, tick_rate: u16) -> Option<Box<dyn AnySession>> {
             $(if game == <<$view as GameView>::Game as Game>::NAME {
-                return Some(Box::new(GameSession::<$view>::new()));
+                return Some(Box::new(GameSession::<$view>::new(tick_rate)));
             })+
             None
         }
@@ -177,9 +185,9 @@ mod tests {
     fn every_server_game_has_a_view() {
         for info in tickwire_shared::games::ALL {
             assert!(names().contains(&info.name), "the page cannot draw {}", info.name);
-            assert!(session_for(info.name).is_some());
+            assert!(session_for(info.name, 60).is_some());
         }
-        assert!(session_for("chess").is_none());
+        assert!(session_for("chess", 60).is_none());
     }
 
     #[test]

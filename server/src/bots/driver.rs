@@ -295,9 +295,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         while let Some(event) = session.poll_event() {
             let event = match event {
                 SessionEvent::Client(event) => event,
-                SessionEvent::Reconciled { old, new, revived } => {
-                    if revived {
-                        // A respawn moves the player across the world: not a misprediction.
+                SessionEvent::Reconciled { old, new, teleported } => {
+                    if teleported {
+                        // The rules moved the player (a respawn): not a misprediction.
                         result.respawn_snaps += 1;
                     } else {
                         result.prediction.record(old.map_or(0.0, |o| o.distance(new)));

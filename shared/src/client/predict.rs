@@ -75,6 +75,8 @@ pub struct Predictor<G: Game> {
     rules: G::Prediction,
     state: Option<<G::Prediction as Prediction>::State>,
     reconciled: Option<Tick>,
+    /// Whether the last reconciliation was a teleport ([`Prediction::is_teleport`]).
+    teleported: bool,
     stats: PredictionStats,
 }
 
@@ -96,6 +98,7 @@ impl<G: Game> Predictor<G> {
             rules: G::Prediction::new(tick_rate),
             state: None,
             reconciled: None,
+            teleported: false,
             stats: PredictionStats::default(),
         }
     }
@@ -113,7 +116,7 @@ impl<G: Game> Predictor<G> {
     /// Reconciles with the client's newest snapshot, if it is newer than the last one used:
     /// restarts from the server's state of the own entity and replays the inputs it has not
     /// applied. Returns the correction distance in world units when there was a snapshot to
-    /// use.
+    /// use (a teleport's too; see [`Predictor::teleported`]).
     pub fn reconcile(&mut self, client: &Client<G>) -> Option<f32> {
         let (tick, state) = client.latest()?;
         if self.reconciled == Some(tick) {
@@ -129,8 +132,11 @@ impl<G: Game> Predictor<G> {
         }
         let new = G::Prediction::position(&replayed);
         let correction = self.state.map_or(0.0, |old| G::Prediction::position(&old).distance(new));
+        self.teleported = self.state.is_some_and(|old| G::Prediction::is_teleport(&old, &replayed));
         self.state = Some(replayed);
-        self.stats.record(correction);
+        if !self.teleported {
+            self.stats.record(correction);
+        }
         Some(correction)
     }
 
@@ -153,7 +159,14 @@ impl<G: Game> Predictor<G> {
         self.state.as_ref().is_none_or(G::Prediction::is_active)
     }
 
-    /// Prediction statistics.
+    /// Whether the last reconciliation was a teleport (a respawn, a kick-off: not counted in
+    /// the statistics).
+    #[must_use]
+    pub fn teleported(&self) -> bool {
+        self.teleported
+    }
+
+    /// Prediction statistics (teleports left out).
     #[must_use]
     pub fn stats(&self) -> &PredictionStats {
         &self.stats

@@ -30,8 +30,9 @@ pub enum SessionEvent<E> {
         old: Option<Vec2>,
         /// The predicted position after replaying the unacknowledged inputs.
         new: Vec2,
-        /// Whether the player came back to life (a respawn moves it: not a misprediction).
-        revived: bool,
+        /// Whether the rules moved the player (a respawn, a kick-off: not a misprediction;
+        /// [`crate::game::Prediction::is_teleport`]).
+        teleported: bool,
     },
 }
 
@@ -108,12 +109,11 @@ impl<G: Game> Session<G> {
     fn on_snapshot(&mut self, now_us: u64, tick: crate::tick::Tick) {
         if let Some(p) = self.predictor.as_mut() {
             let old = p.position();
-            let was_active = p.active();
             if p.reconcile(&self.client).is_some()
                 && let Some(new) = p.position()
             {
-                let revived = !was_active && p.active();
-                self.push(SessionEvent::Reconciled { old, new, revived });
+                let teleported = p.teleported();
+                self.push(SessionEvent::Reconciled { old, new, teleported });
             }
         }
         if let (Some(interp), Some((_, state))) = (self.interp.as_mut(), self.client.latest()) {

@@ -49,7 +49,7 @@ impl GameView for ArenaView {
     const HELP: &'static str =
         "WASD / arrows move · mouse aims · click fires · space dashes · Enter chats";
 
-    fn new() -> ArenaView {
+    fn new(_tick_rate: u16) -> ArenaView {
         ArenaView { arena: tickwire_shared::games::arena::Arena::standard() }
     }
 
@@ -74,7 +74,12 @@ impl GameView for ArenaView {
         draw::frame(ctx, frame, &self.arena);
     }
 
-    fn describe(&self, event: &ArenaEvent, names: &Names, own: Option<NetId>) -> Option<String> {
+    fn describe(
+        &mut self,
+        event: &ArenaEvent,
+        names: &Names,
+        own: Option<NetId>,
+    ) -> Option<String> {
         let name =
             |id: NetId| if Some(id) == own { "you".to_owned() } else { name_of(names, id, None) };
         match *event {
@@ -173,11 +178,11 @@ mod tests {
         let state = r.capture(&mut world);
         let mut names = Names::default();
         names.insert(NetId(5), "ann".into());
-        let board = ArenaView::new().scoreboard(&r, &state, &names, Some(NetId(5)));
+        let board = ArenaView::new(60).scoreboard(&r, &state, &names, Some(NetId(5)));
         assert_eq!(board, "score        K   D\nann ★         2   1\nbot 3         1   0");
         let npc = state.get(NetId(3)).unwrap();
         assert_eq!(health_fraction(&r, npc), Some(0.5));
-        assert_eq!(ArenaView::new().kind(&r, state.get(NetId(7)).unwrap()), "Pickup");
+        assert_eq!(ArenaView::new(60).kind(&r, state.get(NetId(7)).unwrap()), "Pickup");
     }
 
     #[test]
@@ -187,7 +192,7 @@ mod tests {
         c.keys.insert("Space".into());
         c.primary = true;
         c.pointer = Vec2::new(0.0, 10.0);
-        let input = ArenaView::new().input(&c, Some(Vec2::ZERO));
+        let input = ArenaView::new(60).input(&c, Some(Vec2::ZERO));
         assert_eq!(input, ArenaInput::new(Vec2::X, std::f32::consts::FRAC_PI_2, Buttons(3)));
         assert!(ArenaView::is_game_key("ArrowUp") && !ArenaView::is_game_key("KeyQ"));
     }

@@ -77,7 +77,7 @@ struct Sprite {
 
 /// The camera: the whole pitch if it fits at [`MIN_SCALE`] or more, else following `own`
 /// (kept from showing much beyond the pitch).
-fn camera(size: (f64, f64), own: Option<Vec2>) -> Camera {
+pub(super) fn camera(size: (f64, f64), own: Option<Vec2>) -> Camera {
     let (w, h) = size;
     let fit = (w / f64::from(2.0 * (HALF_LENGTH + MARGIN_X)))
         .min(h / f64::from(2.0 * (HALF_WIDTH + MARGIN_Y)));
@@ -93,7 +93,7 @@ fn camera(size: (f64, f64), own: Option<Vec2>) -> Camera {
 
 /// Draws the whole frame.
 pub(super) fn frame(ctx: &CanvasRenderingContext2d, f: &Frame<'_>, overlay: &Overlay) {
-    let cam = camera(f.camera.size, f.own_position);
+    let cam = *f.camera;
     draw_pitch(ctx, &cam);
     let (_, state) = f.latest;
     let reg = f.registry;

@@ -18,6 +18,7 @@ use web_sys::CanvasRenderingContext2d;
 
 use super::{Controls, Frame, GameView};
 use crate::names::Names;
+use crate::render::Camera;
 
 /// Run up (+y): WASD for the left hand, arrows for those who prefer them.
 const UP: &[&str] = &["KeyW", "ArrowUp"];
@@ -42,15 +43,12 @@ pub const TAP_POWER: u8 = 40;
 /// Scoreboard lines at most (after the score line): the page's corner stays a corner.
 const SCOREBOARD_LINES: usize = 12;
 
-/// Seconds per tick until a frame tells the real one: the engine's default rate (60 Hz).
-const DEFAULT_TICK_SECS: f32 = 1.0 / tickwire_shared::game::DEFAULT_TICK_RATE as f32;
-
 /// Soccer's [`GameView`].
 #[derive(Debug)]
 pub struct SoccerView {
     /// Seconds the kick has been held (`None`: not held).
     charge: Option<f32>,
-    /// Seconds per tick, from the last frame drawn (the view is told no tick rate).
+    /// Seconds per tick (the kick charge is counted in ticks of input).
     tick_secs: f32,
     /// The own facing as the prediction has it while running (`None`: standing, so the
     /// replicated one is current).
@@ -97,10 +95,10 @@ impl GameView for SoccerView {
     /// The pitch (600) and its surroundings across the shorter side.
     const VIEW_UNITS: f64 = 720.0;
 
-    fn new() -> SoccerView {
+    fn new(tick_rate: u16) -> SoccerView {
         SoccerView {
             charge: None,
-            tick_secs: DEFAULT_TICK_SECS,
+            tick_secs: 1.0 / f32::from(tick_rate.max(1)),
             facing: None,
             seen_score: None,
             goal_seen: None,
@@ -131,10 +129,12 @@ impl GameView for SoccerView {
         input
     }
 
+    /// The whole pitch when it fits the canvas, else following the own player.
+    fn camera(&self, own: Option<Vec2>, size: (f64, f64)) -> Camera {
+        draw::camera(size, own)
+    }
+
     fn draw(&mut self, ctx: &CanvasRenderingContext2d, frame: &Frame<'_>) {
-        if frame.tick_secs.is_finite() && frame.tick_secs > 0.0 {
-            self.tick_secs = frame.tick_secs;
-        }
         let (tick, state) = frame.latest;
         let score = Self::match_score(frame.registry, state);
         if let (Some(before), Some(now)) = (self.seen_score, score) {
@@ -162,7 +162,12 @@ impl GameView for SoccerView {
         );
     }
 
-    fn describe(&self, event: &SoccerEvent, names: &Names, own: Option<NetId>) -> Option<String> {
+    fn describe(
+        &mut self,
+        event: &SoccerEvent,
+        names: &Names,
+        own: Option<NetId>,
+    ) -> Option<String> {
         match *event {
             SoccerEvent::Goal { team, scorer: Some(id) } => {
                 let who = if Some(id) == own {
@@ -248,7 +253,7 @@ mod tests {
 
     #[test]
     fn keys_run_and_sprint() {
-        let mut v = SoccerView::new();
+        let mut v = SoccerView::new(60);
         let input = v.input(&held(&["KeyD", "ArrowUp", "ShiftLeft"]), None);
         assert_eq!(input, SoccerInput::new(Vec2::new(1.0, 1.0), 0, true));
         assert_eq!(v.facing, Some(snap_angle(std::f32::consts::FRAC_PI_4)));
@@ -261,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_held_kick_charges_and_goes_off_once_on_release() {
-        let mut v = SoccerView::new();
+        let mut v = SoccerView::new(60);
         let space = held(&["Space"]);
         let idle = Controls::default();
         // A tap: one tick held, then released.
@@ -314,7 +319,7 @@ mod tests {
         let state = r.capture(&mut world);
         let mut names = Names::default();
         names.insert(NetId(5), "alice".into());
-        let v = SoccerView::new();
+        let v = SoccerView::new(60);
         let board = v.scoreboard(&r, &state, &names, Some(NetId(5)));
         assert_eq!(
             board,
@@ -330,7 +335,7 @@ mod tests {
 
     #[test]
     fn goals_make_feed_lines() {
-        let v = SoccerView::new();
+        let mut v = SoccerView::new(60);
         let mut names = Names::default();
         names.insert(NetId(5), "alice".into());
         let goal = |team, scorer| SoccerEvent::Goal { team, scorer };

@@ -67,3 +67,19 @@ impl Prediction for ArenaPrediction {
         state.alive
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_respawn_is_a_teleport_and_a_step_is_not() {
+        let at = |x: f32, alive| ArenaPredicted {
+            mover: MoverState { position: Vec2::new(x, 0.0), ..MoverState::default() },
+            alive,
+        };
+        assert!(ArenaPrediction::is_teleport(&at(0.0, false), &at(500.0, true)));
+        assert!(!ArenaPrediction::is_teleport(&at(0.0, true), &at(3.0, true)));
+        assert!(!ArenaPrediction::is_teleport(&at(0.0, true), &at(0.0, false)), "dying is not");
+    }
+}

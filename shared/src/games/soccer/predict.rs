@@ -6,10 +6,15 @@ use glam::Vec2;
 
 use super::components::{Facing, Position, Stamina};
 use super::input::{SoccerControl, SoccerInput};
-use super::movement::{PlayerState, step_player};
+use super::movement::{PlayerState, SPRINT_SPEED, step_player};
 use crate::game::Prediction;
 use crate::registry::ReplicationRegistry;
 use crate::snapshot::EntityView;
+
+/// Farther than a sprint covers in this long, a correction is the kick-off putting the player
+/// back on its formation spot, not a misprediction: half a second is more than any round trip
+/// a match is playable at.
+pub const KICKOFF_JUMP_SECS: f32 = 0.5;
 
 /// Soccer's [`Prediction`]: the tick length.
 #[derive(Clone, Debug)]
@@ -39,5 +44,22 @@ impl Prediction for SoccerPrediction {
 
     fn position(state: &PlayerState) -> Vec2 {
         state.position
+    }
+
+    /// A kick-off: the player moved farther than it could run (`KICKOFF_JUMP_SECS` of running).
+    fn is_teleport(old: &PlayerState, new: &PlayerState) -> bool {
+        old.position.distance(new.position) > SPRINT_SPEED * KICKOFF_JUMP_SECS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kickoff_jump_is_a_teleport_and_a_run_is_not() {
+        let at = |x: f32| PlayerState { position: Vec2::new(x, 0.0), facing: 0.0, stamina: 50.0 };
+        assert!(SoccerPrediction::is_teleport(&at(-300.0), &at(0.0)), "back to the centre");
+        assert!(!SoccerPrediction::is_teleport(&at(0.0), &at(20.0)), "a few ticks of running");
     }
 }
