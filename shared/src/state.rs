@@ -64,18 +64,21 @@ impl ReplicatedState {
 
     /// Fields per row.
     #[must_use]
+    #[inline]
     pub fn stride(&self) -> usize {
         self.stride
     }
 
     /// Number of entities.
     #[must_use]
+    #[inline]
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
     /// Whether there are no entities.
     #[must_use]
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -89,6 +92,7 @@ impl ReplicatedState {
 
     /// The ids, ascending.
     #[must_use]
+    #[inline]
     pub fn ids(&self) -> &[NetId] {
         &self.ids
     }
@@ -109,6 +113,7 @@ impl ReplicatedState {
 
     /// The entity at position `i` (ascending id order).
     #[must_use]
+    #[inline]
     pub fn entity(&self, i: usize) -> EntityView<'_> {
         EntityView {
             id: self.ids[i],
@@ -119,11 +124,13 @@ impl ReplicatedState {
 
     /// The entity with id `id`.
     #[must_use]
+    #[inline]
     pub fn get(&self, id: NetId) -> Option<EntityView<'_>> {
         self.ids.binary_search(&id).ok().map(|i| self.entity(i))
     }
 
     /// Every entity, ascending by id.
+    #[inline]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = EntityView<'_>> + Clone + '_ {
         (0..self.ids.len()).map(|i| self.entity(i))
     }

@@ -97,6 +97,7 @@ fn read_entity_fields(
 }
 
 /// The components that differ between `old` and `new` (added, removed or with changed fields).
+#[inline]
 pub(super) fn touched_mask(
     registry: &ReplicationRegistry,
     old: EntityView<'_>,
@@ -204,6 +205,7 @@ fn read_update(
 }
 
 /// Writes the gap from the previous entry's id, which is never 0 (0 ends the list).
+#[inline]
 pub(super) fn write_gap(w: &mut BitWriter, previous: &mut Option<NetId>, id: NetId) {
     let gap = match *previous {
         None => id.0.wrapping_add(1),
