@@ -202,8 +202,8 @@ pub struct BotsArgs {
     /// The game the bots play, from `tickwire games` (its rooms are matchmade).
     #[arg(long, default_value_t = games::default_name().to_owned(), value_parser = crate::matchrun::parse_game)]
     pub game: String,
-    /// What the bots do: one of the game's behaviours [default: the game's first; arena:
-    /// wander, fight, idle].
+    /// What the bots do: one of the game's bot behaviours (an unknown one is refused with the
+    /// list) [default: the game's first].
     #[arg(long)]
     pub behavior: Option<String>,
     /// Where to write the JSON report.
