@@ -75,7 +75,7 @@ out="$dist/${wasm_name}_bg.wasm"
 
 if [[ -x "$wasm_opt" ]]; then
   before=$(stat -c %s "$out")
-  if "$wasm_opt" -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int \
+  if "$wasm_opt" -Oz --converge --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int \
       --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
       "$out" -o "$out.opt"; then
     after=$(stat -c %s "$out.opt")
