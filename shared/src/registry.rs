@@ -107,6 +107,27 @@ impl Registrar for ReplicationRegistry {
     }
 }
 
+/// Checks the [`Replicate`] contract on quantized values: each of `samples` (one value per
+/// field) must come back unchanged through `dequantize` then `quantize`. Returns the first
+/// sample that does not, with what it became. Games test their components with it.
+///
+/// # Errors
+///
+/// The first failing sample and its round trip (or a sample of the wrong length).
+pub fn check_round_trips<C: Replicate>(samples: &[&[i32]]) -> Result<(), (Vec<i32>, Vec<i32>)> {
+    let mut out = vec![0i32; C::FIELDS.len()];
+    for q in samples {
+        if q.len() != out.len() {
+            return Err((q.to_vec(), Vec::new()));
+        }
+        C::dequantize(q).quantize(&mut out);
+        if out[..] != q[..] {
+            return Err((q.to_vec(), out));
+        }
+    }
+    Ok(())
+}
+
 /// A registered component's index: its bit in presence masks and its place in a state row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ComponentIdx(pub u8);
