@@ -16,7 +16,7 @@ use bevy_ecs::prelude::*;
 use glam::Vec2;
 use tickwire_server::metrics::Metrics;
 use tickwire_server::outbox::{OutItem, Outbox};
-use tickwire_server::room::{ResumeIndex, Room, RoomHandle};
+use tickwire_server::room::{JoinTicket, ResumeIndex, Room, RoomHandle};
 use tickwire_shared::game::{self, NetIdAllocator, SimClock};
 use tickwire_shared::games::arena::{
     Aim, ArenaGame, ArenaInput as InputFrame, Buttons, Kind, Position, STANDARD_HALF_EXTENTS,
@@ -134,7 +134,9 @@ impl RoomScenario {
         for i in 0..config.n_players {
             let id = ClientId(i as u32 + 1);
             let outbox = Arc::new(Outbox::new(1 << 20));
-            let mut reply = handle.try_join(id, format!("p{i}"), None, outbox.clone());
+            let ticket =
+                JoinTicket { name: format!("p{i}"), subject: format!("p{i}"), resume: None };
+            let mut reply = handle.try_join(id, ticket, outbox.clone());
             room.step();
             match reply.try_recv() {
                 Ok(Ok(_)) => {}

@@ -20,6 +20,10 @@ pub const DEFAULT_ROOM_CAPACITY: usize = 32;
 /// at 1:1 zoom seen from its centre, so nothing pops in on screen.
 pub const DEFAULT_INTEREST_RADIUS: f32 = 1_200.0;
 
+/// The shortest JWT secret accepted, in bytes: HS256 keys shorter than the hash's 32 bytes are
+/// guessable, and an empty one lets anyone sign tokens.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
 /// Per-connection limits. Every one is configurable; the defaults suit a browser arena client.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -166,7 +170,8 @@ pub struct ServeArgs {
     /// Seconds a dropped player can resume [default: 30].
     #[arg(long, env = "TICKWIRE_RESUME_GRACE_SECS")]
     pub resume_grace_secs: Option<u64>,
-    /// HS256 secret for JWTs [default: random per process].
+    /// HS256 secret for JWTs, at least 32 bytes [default: random per process, with guest
+    /// tokens on (dev mode)].
     #[arg(long, env = "TICKWIRE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// Issue guest tokens at POST /api/guest [default: true].
@@ -291,6 +296,19 @@ impl ServerConfig {
                 self.snapshot_rate,
                 self.tick_rate
             );
+        }
+        match &self.jwt_secret {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => bail!(
+                "the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes (this one has {}): \
+                 anyone could sign tokens with a short one",
+                secret.len()
+            ),
+            None if !self.guest_tokens => bail!(
+                "no --jwt-secret and guest tokens are off: nobody could get a token (give a \
+                 secret of at least {MIN_JWT_SECRET_BYTES} bytes, or turn guest tokens on for \
+                 development)"
+            ),
+            _ => {}
         }
         if !tickwire_shared::games::exists(&self.game) {
             bail!("{}", tickwire_shared::games::UnknownGame(self.game.clone()));

@@ -47,11 +47,21 @@ pub struct RoomShared {
     shutdown: AtomicBool,
 }
 
+/// Who joins: the name to show, who they authenticated as, and the resume token they bring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinTicket {
+    /// The display name.
+    pub name: String,
+    /// The JWT subject: only the same subject may resume the player later.
+    pub subject: String,
+    /// A resume token from an earlier `Welcome`.
+    pub resume: Option<String>,
+}
+
 enum Control {
     Join {
         client: ClientId,
-        name: String,
-        resume: Option<String>,
+        ticket: JoinTicket,
         outbox: Arc<Outbox>,
         reply: oneshot::Sender<Result<JoinInfo, JoinRefused>>,
         /// Matchmaking's place for this join, released when the room has counted the player
@@ -89,12 +99,11 @@ impl Seat {
     pub async fn join(
         self,
         client: ClientId,
-        name: String,
-        resume: Option<String>,
+        ticket: JoinTicket,
         outbox: Arc<Outbox>,
     ) -> Result<JoinInfo, JoinRefused> {
         let room = self.handle.clone();
-        room.send_join(client, name, resume, outbox, Some(self)).await
+        room.send_join(client, ticket, outbox, Some(self)).await
     }
 }
 
@@ -181,20 +190,12 @@ impl RoomHandle {
     pub fn try_join(
         &self,
         client: ClientId,
-        name: String,
-        resume: Option<String>,
+        ticket: JoinTicket,
         outbox: Arc<Outbox>,
     ) -> oneshot::Receiver<Result<JoinInfo, JoinRefused>> {
         let (reply, rx) = oneshot::channel();
         // A full or closed inbox drops `reply`, which the receiver sees as a refusal.
-        let _ = self.control.try_send(Control::Join {
-            client,
-            name,
-            resume,
-            outbox,
-            reply,
-            seat: None,
-        });
+        let _ = self.control.try_send(Control::Join { client, ticket, outbox, reply, seat: None });
         rx
     }
 
@@ -212,23 +213,21 @@ impl RoomHandle {
     pub async fn join(
         &self,
         client: ClientId,
-        name: String,
-        resume: Option<String>,
+        ticket: JoinTicket,
         outbox: Arc<Outbox>,
     ) -> Result<JoinInfo, JoinRefused> {
-        self.send_join(client, name, resume, outbox, None).await
+        self.send_join(client, ticket, outbox, None).await
     }
 
     async fn send_join(
         &self,
         client: ClientId,
-        name: String,
-        resume: Option<String>,
+        ticket: JoinTicket,
         outbox: Arc<Outbox>,
         seat: Option<Seat>,
     ) -> Result<JoinInfo, JoinRefused> {
         let (reply, rx) = oneshot::channel();
-        let msg = Control::Join { client, name, resume, outbox, reply, seat };
+        let msg = Control::Join { client, ticket, outbox, reply, seat };
         self.control.send(msg).await.map_err(|_| JoinRefused::Closed)?;
         rx.await.unwrap_or(Err(JoinRefused::Closed))
     }
@@ -403,8 +402,8 @@ impl<G: Game> Room<G> {
         for _ in 0..CONTROL_CHANNEL_CAPACITY {
             let Ok(msg) = self.control.try_recv() else { break };
             match msg {
-                Control::Join { client, name, resume, outbox, reply, seat } => {
-                    let result = self.join(client, &name, resume.as_deref(), outbox);
+                Control::Join { client, ticket, outbox, reply, seat } => {
+                    let result = self.join(client, &ticket, outbox);
                     // Count the player (and queue its welcome) before the seat goes, so that
                     // matchmaking sees it once, never twice or not at all.
                     self.flush();
@@ -431,8 +430,7 @@ impl<G: Game> Room<G> {
     fn join(
         &mut self,
         client: ClientId,
-        name: &str,
-        resume: Option<&str>,
+        ticket: &JoinTicket,
         outbox: Arc<Outbox>,
     ) -> Result<JoinInfo, JoinRefused> {
         if self.shared.shutdown.load(Ordering::Relaxed)
@@ -440,7 +438,9 @@ impl<G: Game> Room<G> {
         {
             return Err(JoinRefused::Closed);
         }
-        let info = self.core.join(client, name, resume, || random_hex(16))?;
+        let resume = ticket.resume.as_deref();
+        let info =
+            self.core.join(client, &ticket.name, &ticket.subject, resume, || random_hex(16))?;
         if !info.resumed {
             self.resume_index
                 .lock()

@@ -226,7 +226,9 @@ mod tests {
             let seat = rooms.pick(&req).unwrap();
             let room = seat.room().clone();
             let outbox = Arc::new(crate::outbox::Outbox::new(8));
-            seat.join(tickwire_shared::ClientId(i), "p".into(), None, outbox).await.unwrap();
+            let ticket =
+                crate::room::JoinTicket { name: "p".into(), subject: "s".into(), resume: None };
+            seat.join(tickwire_shared::ClientId(i), ticket, outbox).await.unwrap();
             // The room released the seat when it counted the player: one count, not two.
             assert_eq!(room.players_and_joining(), expected);
         }

@@ -24,7 +24,7 @@ use crate::config::Limits;
 use crate::limiter::TokenBucket;
 use crate::metrics::{DisconnectKind, Metrics};
 use crate::outbox::{OutItem, Outbox};
-use crate::room::RoomHandle;
+use crate::room::{JoinTicket, RoomHandle};
 use crate::state::AppState;
 
 /// How long the reader keeps reading after the server closed, waiting for the peer's close.
@@ -152,7 +152,11 @@ async fn handle_binary(
                 ctx.metrics.chat_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
-        ClientMessage::Leave => return Err((DisconnectReason::Left, "goodbye".into())),
+        ClientMessage::Leave => {
+            // Gone for good now, not when the close has finished: the resume token dies here.
+            ctx.room.disconnect(ctx.client, true).await;
+            return Err((DisconnectReason::Left, "goodbye".into()));
+        }
     }
     Ok(())
 }
@@ -325,18 +329,20 @@ async fn refuse<T: TransportTx>(mut tx: T, reason: DisconnectReason, message: &s
 pub async fn join_and_run<R: TransportRx, T: TransportTx>(
     state: Arc<AppState>,
     join: JoinRequest,
+    subject: String,
     remote: std::net::IpAddr,
     rx: R,
     tx: T,
 ) {
     let client = state.next_client();
     let span = tracing::info_span!("session", %client, %remote, room = tracing::field::Empty);
-    join_then_run(state, join, client, rx, tx).instrument(span).await;
+    join_then_run(state, join, subject, client, rx, tx).instrument(span).await;
 }
 
 async fn join_then_run<R: TransportRx, T: TransportTx>(
     state: Arc<AppState>,
     join: JoinRequest,
+    subject: String,
     client: ClientId,
     rx: R,
     tx: T,
@@ -358,7 +364,12 @@ async fn join_then_run<R: TransportRx, T: TransportTx>(
             }
         };
         let room = seat.room().clone();
-        match seat.join(client, join.name.clone(), join.resume.clone(), outbox.clone()).await {
+        let ticket = JoinTicket {
+            name: join.name.clone(),
+            subject: subject.clone(),
+            resume: join.resume.clone(),
+        };
+        match seat.join(client, ticket, outbox.clone()).await {
             Ok(info) => {
                 joined = Some((room, info));
                 break;

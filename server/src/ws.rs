@@ -83,6 +83,8 @@ pub struct Accepted {
     pub echo_subprotocol: bool,
     /// The Sec-WebSocket-Key.
     pub key: HeaderValue,
+    /// Who the token says the client is (its `sub`).
+    pub subject: String,
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -180,14 +182,17 @@ pub fn check_handshake(
         return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
     }
 
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let bearer = header_str(headers, header::AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let token = bearer.or(join.token.as_deref()).ok_or(AuthError::Missing);
-    if let Err(e) = token.and_then(|t| state.keys.verify(t, unix_now())) {
-        return Err((StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")));
-    }
-    Ok(Accepted { join, echo_subprotocol, key })
+    let claims = match token.and_then(|t| state.keys.verify(t, unix_now())) {
+        Ok(claims) => claims,
+        Err(e) => return Err((StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))),
+    };
+    Ok(Accepted { join, echo_subprotocol, key, subject: claims.sub })
 }
 
 /// Handles `GET /ws`: checks, then answers 101 and runs the session on the upgraded connection.
@@ -233,8 +238,15 @@ pub fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
                 .await;
         let (sink, stream) = ws.split();
-        crate::session::join_and_run(session_state, accepted.join, ip, WsRx(stream), WsTx(sink))
-            .await;
+        crate::session::join_and_run(
+            session_state,
+            accepted.join,
+            accepted.subject,
+            ip,
+            WsRx(stream),
+            WsTx(sink),
+        )
+        .await;
     });
     let mut resp = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tickwire_server::metrics::Metrics;
 use tickwire_server::outbox::{OutItem, Outbox};
-use tickwire_server::room::{ResumeIndex, Room, RoomHandle};
+use tickwire_server::room::{JoinTicket, ResumeIndex, Room, RoomHandle};
 use tickwire_shared::client::{Client, ClientConfig, ClientEvent};
 use tickwire_shared::codec;
 use tickwire_shared::game::Game;
@@ -163,7 +163,10 @@ impl<G: Game> GameHarness<G> {
         let id = ClientId(self.next_client);
         self.next_client += 1;
         let outbox = Arc::new(Outbox::new(max_reliable));
-        let mut reply = self.handle.try_join(id, name.to_owned(), resume, outbox.clone());
+        // Every simulated client is the same subject: resuming is tested by token here (the
+        // subject binding over sockets, in tests/tests/hardening.rs).
+        let ticket = JoinTicket { name: name.to_owned(), subject: "harness".into(), resume };
+        let mut reply = self.handle.try_join(id, ticket, outbox.clone());
         self.step();
         let info = reply.try_recv().map_err(|_| JoinRefused::Closed)??;
         self.clients.push(SimClient {

@@ -17,8 +17,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// The JWT secret every test server uses.
-pub const TEST_SECRET: &str = "tickwire-test-secret";
+/// The JWT secret every test server uses (the server refuses one under 32 bytes).
+pub const TEST_SECRET: &str = "tickwire-test-secret-of-32-bytes-or-more";
 
 /// Default deadline for anything a test waits on.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -41,8 +41,28 @@ pub async fn start(config: ServerConfig) -> Server {
 /// A valid token for the test secret.
 #[must_use]
 pub fn token() -> String {
-    JwtKeys::new(TEST_SECRET.as_bytes())
-        .sign(&Claims { sub: "tester".into(), exp: unix_now() + 600 })
+    token_for("tester")
+}
+
+/// A valid token for the test secret whose subject is `sub`.
+#[must_use]
+pub fn token_for(sub: &str) -> String {
+    JwtKeys::new(TEST_SECRET.as_bytes()).sign(&Claims { sub: sub.into(), exp: unix_now() + 600 })
+}
+
+/// Opens a session as subject `sub` with the given extra query (`&resume=…`) and returns it
+/// with its `Welcome`.
+pub async fn join_as(
+    addr: SocketAddr,
+    sub: &str,
+    extra_query: &str,
+) -> (Ws, tickwire_shared::protocol::Welcome) {
+    let query = format!("v={PROTOCOL_VERSION}&token={}{extra_query}", token_for(sub));
+    let mut ws = connect_with(addr, &query, &[]).await.expect("handshake accepted");
+    match recv(&mut ws).await {
+        Received::Message(ServerMessage::Welcome(w)) => (ws, w),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
 }
 
 /// A client WebSocket.

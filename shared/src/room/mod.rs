@@ -140,6 +140,8 @@ struct Player {
     entity: Entity,
     net_id: NetId,
     name: String,
+    /// Who the player is (the JWT subject): only they may resume it.
+    subject: String,
     client: Option<ClientId>,
     detached_at: Option<u64>,
 }
@@ -262,9 +264,10 @@ impl<G: Game> RoomCore<G> {
         self.outputs.pop_front()
     }
 
-    /// Joins `client` as a player named `name`: resuming the player of `resume` if that token
-    /// is one of this room's, else a new player (if there is space) whose resume token
-    /// `new_token` makes. Queues the `Welcome` and the room's `Joined` events.
+    /// Joins `client` as a player named `name` for `subject` (who the client authenticated as):
+    /// resuming the player of `resume` if that token is one of this room's and was given to the
+    /// same subject, else a new player (if there is space) whose resume token `new_token` makes.
+    /// Queues the `Welcome` and the room's `Joined` events.
     ///
     /// # Errors
     ///
@@ -273,10 +276,14 @@ impl<G: Game> RoomCore<G> {
         &mut self,
         client: ClientId,
         name: &str,
+        subject: &str,
         resume: Option<&str>,
         new_token: impl FnOnce() -> String,
     ) -> Result<JoinInfo, JoinRefused> {
-        let resumable = resume.filter(|t| self.players.contains_key(*t)).map(str::to_owned);
+        // A token works only for the subject it was given to: another one gets a new player.
+        let resumable = resume
+            .filter(|t| self.players.get(*t).is_some_and(|p| p.subject == subject))
+            .map(str::to_owned);
         let (token, resumed) = match resumable {
             Some(token) => {
                 // Take the player over from an old session that has not noticed it is gone.
@@ -301,6 +308,7 @@ impl<G: Game> RoomCore<G> {
                     entity,
                     net_id,
                     name: name.to_owned(),
+                    subject: subject.to_owned(),
                     client: None,
                     detached_at: None,
                 };

@@ -107,8 +107,8 @@ fn drain(core: &mut RoomCore<Dots>) -> Vec<Output> {
 #[test]
 fn entities_without_a_position_are_everyones_and_the_rest_is_by_interest() {
     let mut core = RoomCore::<Dots>::new(settings());
-    let near = core.join(ClientId(1), "near", None, || "a".into()).unwrap();
-    let far = core.join(ClientId(2), "far", None, || "b".into()).unwrap();
+    let near = core.join(ClientId(1), "near", "s", None, || "a".into()).unwrap();
+    let far = core.join(ClientId(2), "far", "s", None, || "b".into()).unwrap();
     core.step();
     let out = drain(&mut core);
     let board = NetId(1);
@@ -120,7 +120,7 @@ fn entities_without_a_position_are_everyones_and_the_rest_is_by_interest() {
 #[test]
 fn inputs_are_applied_once_and_echoed_and_bad_ones_close_the_session() {
     let mut core = RoomCore::<Dots>::new(settings());
-    core.join(ClientId(1), "p", None, || "a".into()).unwrap();
+    core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
     let frames = encode_inputs(&[Step([1, 0]), Step([1, 0])]).unwrap();
     core.input(ClientId(1), &InputBatch { ack: None, first_seq: 0, frames: frames.clone() }, 7);
     // The same frames again (a redundant copy) change nothing.
@@ -151,10 +151,10 @@ fn inputs_are_applied_once_and_echoed_and_bad_ones_close_the_session() {
 #[test]
 fn a_full_room_refuses_and_a_leaver_is_forgotten() {
     let mut core = RoomCore::<Dots>::new(RoomSettings { capacity: 1, ..settings() });
-    core.join(ClientId(1), "p", None, || "a".into()).unwrap();
-    assert_eq!(core.join(ClientId(2), "q", None, || "b".into()), Err(JoinRefused::Full));
+    core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
+    assert_eq!(core.join(ClientId(2), "q", "s", None, || "b".into()), Err(JoinRefused::Full));
     // Resuming takes the player over and closes the old session.
-    let again = core.join(ClientId(3), "p", Some("a"), || unreachable!()).unwrap();
+    let again = core.join(ClientId(3), "p", "s", Some("a"), || unreachable!()).unwrap();
     assert!(again.resumed);
     let out = drain(&mut core);
     assert!(out.iter().any(|o| matches!(

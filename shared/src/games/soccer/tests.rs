@@ -453,7 +453,7 @@ impl BotMatch {
             seed: 5,
         };
         let mut core = RoomCore::<SoccerGame>::new(settings);
-        core.join(ClientId(1), "bot", None, || "token".into()).expect("joins");
+        core.join(ClientId(1), "bot", "bot", None, || "token".into()).expect("joins");
         let bot = SoccerBot::new(behavior, 11).expect("a behaviour");
         BotMatch { core, client: Client::new(ClientConfig::default()), bot, now_us: 0 }
     }

@@ -1,0 +1,73 @@
+//! Attacks on the server, each reproduced over real sockets (or on the real CLI) and refused:
+//! the rows of the hardening issue that have landed.
+
+use std::process::Command;
+
+use futures_util::SinkExt;
+use tickwire_server::config::ServerConfig;
+use tickwire_server::server::Server;
+use tickwire_shared::codec;
+use tickwire_shared::protocol::ClientMessage;
+use tickwire_tests::net;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Row 1: a server must not start with a secret anyone can guess (tokens signed with the empty
+/// key were let in), nor without any way to get a token.
+#[tokio::test]
+async fn an_empty_or_short_jwt_secret_is_refused_at_start() {
+    for secret in ["", "short-secret"] {
+        let config = ServerConfig { jwt_secret: Some(secret.into()), ..net::test_config() };
+        let err = Server::start(config).await.err().expect("refused");
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+    }
+    let no_way_in = ServerConfig { jwt_secret: None, guest_tokens: false, ..net::test_config() };
+    let err = Server::start(no_way_in).await.err().expect("refused");
+    assert!(err.to_string().contains("guest tokens"), "{err}");
+    // The real CLI says so and exits 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_tickwire-test-server"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--jwt-secret", ""])
+        .output()
+        .expect("the CLI runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+    // No secret with guests on: a random one (dev mode), and the server starts.
+    let dev = ServerConfig { jwt_secret: None, ..net::test_config() };
+    Server::start(dev).await.expect("starts in dev mode").shutdown().await;
+}
+
+/// Row 12: the authorization scheme is case-insensitive (RFC 9110 §11.1).
+#[tokio::test]
+async fn a_lower_case_bearer_scheme_is_accepted() {
+    let server = net::start(net::test_config()).await;
+    let auth = format!("bearer {}", net::token());
+    let ws =
+        net::connect_with(server.local_addr(), "v=2", &[("Authorization", auth.as_str())]).await;
+    assert!(ws.is_ok(), "{:?}", ws.err());
+    server.shutdown().await;
+}
+
+/// Row 7: a resume token works only for the subject that got it, and `Leave` revokes it at once.
+#[tokio::test]
+async fn a_resume_needs_the_same_subject_and_leave_revokes_it_at_once() {
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let (ws, first) = net::join_as(addr, "alice", "&name=alice&room=resume-row").await;
+    drop(ws);
+    // Someone else with alice's resume token gets a player of their own.
+    let resume = format!("&name=mallory&room=resume-row&resume={}", first.resume_token);
+    let (_mallory, stolen) = net::join_as(addr, "mallory", &resume).await;
+    assert_ne!(stolen.entity, first.entity, "mallory took over alice's player");
+    // Alice herself resumes.
+    let resume = format!("&name=alice&room=resume-row&resume={}", first.resume_token);
+    let (mut ws, again) = net::join_as(addr, "alice", &resume).await;
+    assert_eq!(again.entity, first.entity, "alice could not resume");
+    // She leaves: the token is dead before the session has finished closing.
+    let leave = codec::encode_client(&ClientMessage::Leave).unwrap();
+    ws.send(Message::Binary(leave.into())).await.unwrap();
+    let (code, _) = net::expect_close(&mut ws).await;
+    assert_eq!(code, 1000);
+    let (_ws, after) = net::join_as(addr, "alice", &resume).await;
+    assert_ne!(after.entity, first.entity, "the token outlived Leave");
+    server.shutdown().await;
+}
