@@ -24,7 +24,15 @@ pub const DEFAULT_INTEREST_RADIUS: f32 = 1_200.0;
 /// guessable, and an empty one lets anyone sign tokens.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
-/// Per-connection limits. Every one is configurable; the defaults suit a browser arena client.
+/// Guest tokens one IP may get in a burst: a page that reconnects a few times, or a handful of
+/// tabs, never meets the limit.
+pub const GUEST_TOKEN_BURST: f64 = 30.0;
+
+/// Guest tokens one IP may get per second once its burst is spent: enough for a person, far too
+/// few for a flood.
+pub const GUEST_TOKENS_PER_SEC: f64 = 1.0;
+
+/// Per-connection limits. Every one is configurable; the defaults suit a browser client.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Largest inbound WebSocket message (close 1009 past it).

@@ -36,7 +36,7 @@ pub async fn handle(
         (&Method::GET, "/api/rooms") => {
             json_response(&serde_json::json!({ "rooms": state.rooms.list() }))
         }
-        (&Method::POST, "/api/guest") => guest(&state),
+        (&Method::POST, "/api/guest") => guest(&state, ip),
         (&Method::POST, "/api/debug/drop") if state.config.debug_endpoints => {
             let entity = req
                 .uri()
@@ -59,9 +59,15 @@ pub async fn handle(
     Ok(resp)
 }
 
-fn guest(state: &AppState) -> Response<Body> {
+fn guest(state: &AppState, ip: IpAddr) -> Response<Body> {
     if !state.config.guest_tokens {
         return text_response(StatusCode::FORBIDDEN, "guest tokens are disabled".into());
+    }
+    if !state.take_guest_token(ip) {
+        return text_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many guest tokens from this address; try again in a few seconds".into(),
+        );
     }
     let claims =
         Claims { sub: format!("guest-{}", random_hex(6)), exp: unix_now() + GUEST_TOKEN_TTL_SECS };

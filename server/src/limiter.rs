@@ -18,6 +18,13 @@ impl TokenBucket {
         TokenBucket { rate, burst, tokens: burst, last: now }
     }
 
+    /// Whether the bucket would be full at `now` (its owner has been idle long enough).
+    #[must_use]
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
+    }
+
     /// Takes `n` tokens if there are that many; returns whether it could.
     pub fn take(&mut self, n: f64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

@@ -32,6 +32,8 @@ pub struct RoomInfo {
 
 struct Entry {
     handle: RoomHandle,
+    /// Opened by a join that named it: private, never matchmade into.
+    named: bool,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -83,6 +85,7 @@ impl Rooms {
         rooms: &mut BTreeMap<String, Entry>,
         id: String,
         game: &str,
+        named: bool,
     ) -> anyhow::Result<RoomHandle> {
         let open = OpenRoom {
             settings: self.room_settings(id.clone()),
@@ -90,13 +93,14 @@ impl Rooms {
             resume_index: self.resume_index.clone(),
         };
         let (handle, thread) = games::visit(game, open)??;
-        rooms.insert(id, Entry { handle: handle.clone(), thread: Some(thread) });
+        rooms.insert(id, Entry { handle: handle.clone(), named, thread: Some(thread) });
         Ok(handle)
     }
 
     /// The room a join request goes to: the room holding its resume token, else the named room
-    /// (opened if new, with the requested game), else the fullest room of the requested game
-    /// (the server's default when none) with space, else a new room of that game. The returned seat
+    /// (opened if new, with the requested game), else the fullest matchmade (not named) room of
+    /// the requested game (the server's default when none) with space, else a new room of that
+    /// game. The returned seat
     /// counts against the room's space until dropped (after the room answered the join), so
     /// joins picked at the same moment spread over rooms instead of overfilling one.
     pub fn pick(&self, req: &JoinRequest) -> anyhow::Result<Seat> {
@@ -126,11 +130,12 @@ impl Rooms {
             if let Some(entry) = rooms.get(id) {
                 return Ok(entry.handle.clone());
             }
-            return self.open(rooms, id.clone(), game);
+            return self.open(rooms, id.clone(), game, true);
         }
+        // Named rooms are their namers' (and whoever they share the name with): never matchmade.
         let best = rooms
             .values()
-            .filter(|e| e.handle.game() == game)
+            .filter(|e| !e.named && e.handle.game() == game)
             .filter(|e| e.handle.players_and_joining() < e.handle.capacity())
             .max_by_key(|e| e.handle.players_and_joining())
             .map(|e| e.handle.clone());
@@ -143,7 +148,7 @@ impl Rooms {
                 break id;
             }
         };
-        self.open(rooms, id, game)
+        self.open(rooms, id, game, false)
     }
 
     /// The open rooms.

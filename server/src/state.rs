@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tickwire_shared::ClientId;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::JwtKeys;
-use crate::config::ServerConfig;
+use crate::config::{GUEST_TOKEN_BURST, GUEST_TOKENS_PER_SEC, ServerConfig};
+use crate::limiter::TokenBucket;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 
@@ -31,7 +33,13 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     ips: Mutex<HashMap<IpAddr, usize>>,
     next_client: AtomicU32,
+    guest_buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
 }
+
+/// IPs whose guest-token budget is remembered at most; past it, the full buckets (IPs idle
+/// long enough to have their whole burst back) are forgotten, and if none is, every bucket is:
+/// memory stays bounded under a flood from many addresses.
+pub const MAX_GUEST_BUCKETS: usize = 16_384;
 
 impl AppState {
     /// The state of a server with `config`.
@@ -51,7 +59,26 @@ impl AppState {
             shutdown: CancellationToken::new(),
             ips: Mutex::new(HashMap::new()),
             next_client: AtomicU32::new(1),
+            guest_buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes one guest token from `ip`'s budget ([`GUEST_TOKEN_BURST`], then
+    /// [`GUEST_TOKENS_PER_SEC`]); false when it is spent.
+    pub fn take_guest_token(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut buckets =
+            self.guest_buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() >= MAX_GUEST_BUCKETS && !buckets.contains_key(&ip) {
+            buckets.retain(|_, b| !b.is_full(now));
+            if buckets.len() >= MAX_GUEST_BUCKETS {
+                buckets.clear();
+            }
+        }
+        buckets
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(GUEST_TOKENS_PER_SEC, GUEST_TOKEN_BURST, now))
+            .take(1.0, now)
     }
 
     /// A fresh client id, unique in this process.

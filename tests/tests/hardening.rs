@@ -71,3 +71,35 @@ async fn a_resume_needs_the_same_subject_and_leave_revokes_it_at_once() {
     assert_ne!(after.entity, first.entity, "the token outlived Leave");
     server.shutdown().await;
 }
+
+/// Row 6: a room someone named is theirs: matchmaking never puts strangers in it.
+#[tokio::test]
+async fn named_rooms_are_never_matchmade_into() {
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let (_owner, named) = net::join_as(addr, "owner", "&name=owner&room=private-1").await;
+    assert_eq!(named.room, "private-1");
+    for i in 0..3 {
+        let (_ws, w) = net::join_as(addr, &format!("stranger{i}"), "&name=stranger").await;
+        assert_ne!(w.room, "private-1", "a stranger was matchmade into a named room");
+    }
+    server.shutdown().await;
+}
+
+/// Row 6: guest tokens are rate-limited per IP (a flood got 7,590 a second).
+#[tokio::test]
+async fn a_flood_of_guest_token_requests_is_refused_with_429() {
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let mut statuses = Vec::new();
+    for _ in 0..80 {
+        statuses.push(net::http(addr, "POST", "/api/guest").await.0);
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(ok >= 20, "a page that reconnects a few times must still get tokens: {statuses:?}");
+    assert!(statuses.contains(&429), "80 guest tokens in a burst: {statuses:?}");
+    let (status, body) = net::http(addr, "POST", "/api/guest").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too many guest tokens"), "{body}");
+    server.shutdown().await;
+}
