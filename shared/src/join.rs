@@ -118,11 +118,38 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Cleans a display name or chat line: control characters removed, whitespace runs kept,
-/// ends trimmed.
+/// Whether `c` is invisible or reorders text: bidi controls (overrides, embeddings, isolates,
+/// marks), zero-width characters and joiners, the soft hyphen, fillers and tags. Stripped from
+/// names and chat so that nobody can look like somebody else or turn the rest of a line around.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// Cleans a display name or chat line: normalised to NFC (so "é" is one character however it
+/// was typed), control, bidi and zero-width characters removed, whitespace runs kept, ends
+/// trimmed. An empty result means nothing printable was given.
 #[must_use]
 pub fn clean_text(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_owned()
+    use unicode_normalization::UnicodeNormalization as _;
+    s.nfc().filter(|&c| !c.is_control() && !is_invisible(c)).collect::<String>().trim().to_owned()
 }
 
 fn valid_room(room: &str) -> bool {
@@ -231,6 +258,15 @@ mod tests {
             game: Some("arena".into()),
         };
         assert_eq!(JoinRequest::from_query(&req.to_query()), Ok(req));
+    }
+
+    #[test]
+    fn text_is_normalised_and_stripped_of_what_hides_or_reorders() {
+        assert_eq!(clean_text("  Ze\u{301}ro\u{202E}\u{200B} "), "Zéro");
+        assert_eq!(clean_text("a\u{2066}b\u{2069}c\u{FEFF}\u{E0041}"), "abc");
+        assert_eq!(clean_text("tab\there"), "tabhere");
+        assert_eq!(clean_text("\u{200D}\u{202E}"), "");
+        assert_eq!(clean_text("日本 🎮"), "日本 🎮");
     }
 
     #[test]

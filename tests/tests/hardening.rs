@@ -103,3 +103,50 @@ async fn a_flood_of_guest_token_requests_is_refused_with_429() {
     assert!(body.contains("too many guest tokens"), "{body}");
     server.shutdown().await;
 }
+
+/// The name the room announced for `entity`.
+async fn announced_name(ws: &mut net::Ws, entity: tickwire_shared::NetId) -> String {
+    use tickwire_shared::protocol::{RoomEvent, ServerMessage};
+    loop {
+        match net::recv(ws).await {
+            net::Received::Message(ServerMessage::Event(RoomEvent::Joined {
+                entity: e,
+                name,
+                ..
+            })) if e == entity => {
+                return name;
+            }
+            net::Received::Message(_) => {}
+            other => panic!("no Joined for {entity}: {other:?}"),
+        }
+    }
+}
+
+/// Row 9: names and chat are normalised (NFC) and cleaned of control, bidi-override and
+/// zero-width characters; names are unique in a room.
+#[tokio::test]
+async fn names_and_chat_are_cleaned_and_names_are_unique_per_room() {
+    use tickwire_shared::protocol::ServerMessage;
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    // "é" written as e + combining acute, a right-to-left override and a zero-width space.
+    let (mut a, wa) =
+        net::join_as(addr, "a", "&room=names&name=Ze%CC%81%E2%80%AEro%E2%80%8B").await;
+    assert_eq!(announced_name(&mut a, wa.entity).await, "Zéro");
+    let (mut b, wb) = net::join_as(addr, "b", "&room=names&name=Z%C3%A9ro").await;
+    assert_eq!(announced_name(&mut b, wb.entity).await, "Zéro (2)");
+    // Nothing left after cleaning: refused at the handshake.
+    let q = format!("v=2&token={}&name=%E2%80%8B%E2%80%AE", net::token());
+    let (status, body) = net::connect_with(addr, &q, &[]).await.unwrap_err();
+    assert_eq!(status, 400, "{body}");
+    // Chat is cleaned the same way.
+    let chat = ClientMessage::Chat { text: "gg\u{202E}\u{2066} wp\u{200D}".into() };
+    b.send(Message::Binary(codec::encode_client(&chat).unwrap().into())).await.unwrap();
+    loop {
+        if let net::Received::Message(ServerMessage::Chat { text, .. }) = net::recv(&mut a).await {
+            assert_eq!(text, "gg wp");
+            break;
+        }
+    }
+    server.shutdown().await;
+}

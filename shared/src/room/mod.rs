@@ -30,7 +30,8 @@ use crate::game::{self, Game, GameConfig, GameEvents, SimClock, Standings};
 use crate::ids::{ClientId, NetId};
 use crate::join::clean_text;
 use crate::protocol::{
-    DisconnectReason, InputBatch, PROTOCOL_VERSION, RoomEvent, ServerMessage, Welcome,
+    DisconnectReason, InputBatch, MAX_NAME_CHARS, PROTOCOL_VERSION, RoomEvent, ServerMessage,
+    Welcome,
 };
 use crate::registry::ReplicationRegistry;
 use crate::tick::Tick;
@@ -302,12 +303,13 @@ impl<G: Game> RoomCore<G> {
                 if self.players.len() >= self.settings.capacity {
                     return Err(JoinRefused::Full);
                 }
-                let (entity, net_id) = game::spawn_player::<G>(&mut self.world, name);
+                let name = self.unique_name(name);
+                let (entity, net_id) = game::spawn_player::<G>(&mut self.world, &name);
                 let token = new_token();
                 let player = Player {
                     entity,
                     net_id,
-                    name: name.to_owned(),
+                    name,
                     subject: subject.to_owned(),
                     client: None,
                     detached_at: None,
@@ -485,6 +487,26 @@ impl<G: Game> RoomCore<G> {
             replica: &mut c.replica,
         });
         replicator.replicate(registry, tick, state, due, outputs);
+    }
+
+    /// `name`, or `name (2)`, `name (3)`, … when a player of the room already has it (letters'
+    /// case aside): nobody can pass for somebody else by name. The suffix fits in
+    /// [`MAX_NAME_CHARS`] by shortening the name.
+    fn unique_name(&self, name: &str) -> String {
+        let taken = |candidate: &str| {
+            self.players.values().any(|p| p.name.to_lowercase() == candidate.to_lowercase())
+        };
+        if !taken(name) {
+            return name.to_owned();
+        }
+        (2..)
+            .map(|n| {
+                let suffix = format!(" ({n})");
+                let keep = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
+                format!("{}{suffix}", name.chars().take(keep).collect::<String>().trim_end())
+            })
+            .find(|candidate| !taken(candidate))
+            .unwrap_or_else(|| name.to_owned())
     }
 
     fn expire_detached(&mut self) {

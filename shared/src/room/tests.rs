@@ -173,3 +173,30 @@ fn a_full_room_refuses_and_a_leaver_is_forgotten() {
     core.step();
     assert!(core.is_idle());
 }
+
+#[test]
+fn names_are_unique_in_a_room_and_fit_with_their_suffix() {
+    let mut core = RoomCore::<Dots>::new(RoomSettings { capacity: 8, ..settings() });
+    let long = "x".repeat(crate::protocol::MAX_NAME_CHARS);
+    for (i, token) in ["a", "b", "c"].into_iter().enumerate() {
+        core.join(ClientId(i as u32 + 1), &long, token, None, || token.into()).unwrap();
+    }
+    core.join(ClientId(9), "ANN", "d", None, || "d".into()).unwrap();
+    core.join(ClientId(10), "ann", "e", None, || "e".into()).unwrap();
+    let names: Vec<String> = drain(&mut core)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send { bytes, .. } => match decode_server(&bytes) {
+                Ok(ServerMessage::Event(crate::protocol::RoomEvent::Joined { name, .. })) => {
+                    Some(name)
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let want_2 = format!("{} (2)", "x".repeat(crate::protocol::MAX_NAME_CHARS - 4));
+    assert!(names.contains(&want_2), "{names:?}");
+    assert!(names.iter().all(|n| n.chars().count() <= crate::protocol::MAX_NAME_CHARS));
+    assert!(names.contains(&"ann (2)".to_owned()), "case does not make a name new: {names:?}");
+}
