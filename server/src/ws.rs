@@ -100,30 +100,59 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// The host of an origin (`scheme://host[:port]`), lower-cased, without the port.
-fn origin_host(origin: &str) -> Option<String> {
-    let rest = origin.split_once("://")?.1;
-    let host_port = rest.split('/').next()?;
-    let host = if let Some(stripped) = host_port.strip_prefix('[') {
-        format!("[{}]", stripped.split(']').next()?)
+/// An origin's parts: scheme, host (lower-cased; IPv6 in brackets) and port (the scheme's
+/// default when absent).
+type OriginParts = (String, String, u16);
+
+/// Splits `host[:port]` (an IPv6 host in brackets) into the lower-cased host and the port.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, rest) = v6.split_once(']')?;
+        (format!("[{h}]"), rest.strip_prefix(':'))
     } else {
-        host_port.split(':').next()?.to_owned()
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (authority.to_owned(), None),
+        }
     };
-    Some(host.to_ascii_lowercase())
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
 }
 
-fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String]) -> bool {
-    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
+/// Parses `scheme://host[:port]` (an origin has no path; a trailing `/` is tolerated).
+fn origin_parts(origin: &str) -> Option<OriginParts> {
+    let (scheme, rest) = origin.trim_end_matches('/').split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    if rest.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    let (host, port) = split_host_port(rest, default_port)?;
+    Some((scheme, host, port))
+}
+
+/// Whether a page of `origin` may open a session: an origin given with `--allow-origin`
+/// (scheme, host and port all equal), the very origin that served the page (plain HTTP here,
+/// the `Host` the request came to), or, in dev mode only, any page on this machine
+/// (`localhost`, `127.0.0.1`, `[::1]`, any port).
+fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String], dev: bool) -> bool {
+    let Some(parts) = origin_parts(origin) else { return false };
+    if allowed.iter().any(|a| origin_parts(a).as_ref() == Some(&parts)) {
         return true;
     }
-    let Some(host) = origin_host(origin) else { return false };
-    if matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
+    if dev && matches!(parts.1.as_str(), "localhost" | "127.0.0.1" | "[::1]") {
         return true;
     }
-    // Same origin: the page was served by this very host.
-    header_str(headers, header::HOST)
-        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase())
-        .is_some_and(|h| h == host)
+    // Same origin: the page was served by this very scheme, host and port.
+    let served = header_str(headers, header::HOST).and_then(|h| split_host_port(h, 80));
+    parts.0 == "http" && served.is_some_and(|(host, port)| host == parts.1 && port == parts.2)
 }
 
 /// Runs every check on an upgrade request, in order: it is a WebSocket upgrade (400), the join
@@ -177,7 +206,12 @@ pub fn check_handshake(
     }
 
     if let Some(origin) = header_str(headers, header::ORIGIN)
-        && !origin_allowed(origin, headers, &state.config.allowed_origins)
+        && !origin_allowed(
+            origin,
+            headers,
+            &state.config.allowed_origins,
+            state.config.jwt_secret.is_none(),
+        )
     {
         return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
     }
@@ -262,13 +296,27 @@ pub fn upgrade(
 
 #[cfg(test)]
 mod tests {
-    use super::origin_host;
+    use super::origin_parts;
 
     #[test]
-    fn origin_hosts() {
-        assert_eq!(origin_host("http://localhost:8080").as_deref(), Some("localhost"));
-        assert_eq!(origin_host("https://Game.Example.com").as_deref(), Some("game.example.com"));
-        assert_eq!(origin_host("http://[::1]:80").as_deref(), Some("[::1]"));
-        assert_eq!(origin_host("null"), None);
+    fn origins_parse_into_scheme_host_and_port() {
+        let parts = origin_parts;
+        assert_eq!(parts("http://localhost:8080"), Some(("http".into(), "localhost".into(), 8080)));
+        assert_eq!(
+            parts("HTTPS://Game.Example.com"),
+            Some(("https".into(), "game.example.com".into(), 443))
+        );
+        assert_eq!(parts("http://[::1]"), Some(("http".into(), "[::1]".into(), 80)));
+        assert_eq!(parts("https://a.example/"), Some(("https".into(), "a.example".into(), 443)));
+        for bad in [
+            "null",
+            "file:///x",
+            "http://",
+            "http://a.example/path",
+            "http://u@a.example",
+            "http://a:port",
+        ] {
+            assert_eq!(parts(bad), None, "{bad}");
+        }
     }
 }

@@ -150,3 +150,45 @@ async fn names_and_chat_are_cleaned_and_names_are_unique_per_room() {
     }
     server.shutdown().await;
 }
+
+/// Row 10: the Origin check compares scheme, host and port; localhost is allowed only in dev
+/// mode (no configured secret) or by `--allow-origin`.
+#[tokio::test]
+async fn origins_are_compared_by_scheme_host_and_port() {
+    let config =
+        ServerConfig { allowed_origins: vec!["https://game.example".into()], ..net::test_config() };
+    let server = net::start(config).await;
+    let addr = server.local_addr();
+    let q = format!("v=2&token={}", net::token());
+    let origin_ok = |origin: String| {
+        let q = q.clone();
+        async move { net::connect_with(addr, &q, &[("Origin", origin.as_str())]).await.is_ok() }
+    };
+    let port = addr.port();
+    assert!(origin_ok(format!("http://127.0.0.1:{port}")).await, "the same origin");
+    assert!(origin_ok("https://game.example".into()).await, "an allowed origin");
+    for refused in [
+        format!("https://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        "http://localhost:3000".to_owned(),
+        "http://game.example".to_owned(),
+        "https://game.example:8443".to_owned(),
+        "null".to_owned(),
+    ] {
+        assert!(!origin_ok(refused.clone()).await, "{refused} was let in");
+    }
+    server.shutdown().await;
+    // Dev mode (no secret: a random one, guest tokens on): any localhost page may connect.
+    let dev = net::start(ServerConfig { jwt_secret: None, ..net::test_config() }).await;
+    let (status, body) = net::http(dev.local_addr(), "POST", "/api/guest").await;
+    assert_eq!(status, 200, "{body}");
+    let token = body
+        .split_once("\"token\":\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(token, _)| token.to_owned())
+        .expect("a token");
+    let q = format!("v=2&token={token}");
+    let ws = net::connect_with(dev.local_addr(), &q, &[("Origin", "http://localhost:3000")]).await;
+    assert!(ws.is_ok(), "{:?}", ws.err());
+    dev.shutdown().await;
+}
