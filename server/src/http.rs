@@ -98,6 +98,21 @@ const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Tickwire</tit
 <code>client-web/build.sh</code> (or start everything with <code>scripts/run.sh</code>), then reload.</p>\
 <p><a href=/healthz>/healthz</a> · <a href=/metrics>/metrics</a> · <a href=/api/rooms>/api/rooms</a></p>";
 
+/// The page's Content Security Policy: scripts, styles, images and connections from this server
+/// only (the WebSocket included), the wasm module compiled, nothing framed or posted elsewhere.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' \
+    'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; style-src 'self'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The regular file `rel` names under `root`, if it is one: no path that leaves the root,
+/// through `..` or a symlink, and nothing but regular files (a FIFO would hang the reader).
+async fn file_under(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let root = tokio::fs::canonicalize(root).await.ok()?;
+    let full = tokio::fs::canonicalize(root.join(rel)).await.ok()?;
+    let regular = tokio::fs::metadata(&full).await.ok()?.is_file();
+    (full.starts_with(&root) && regular).then_some(full)
+}
+
 async fn static_file(root: &Path, url_path: &str) -> Response<Body> {
     let rel = url_path.trim_start_matches('/');
     let rel = if rel.is_empty() { "index.html" } else { rel };
@@ -106,21 +121,33 @@ async fn static_file(root: &Path, url_path: &str) -> Response<Body> {
     if !rel_path.components().all(|c| matches!(c, Component::Normal(_))) {
         return text_response(StatusCode::BAD_REQUEST, "bad path".into());
     }
-    let full = root.join(&rel_path);
-    match tokio::fs::read(&full).await {
-        Ok(data) => {
+    let data = match file_under(root, &rel_path).await {
+        Some(full) => tokio::fs::read(&full).await.ok(),
+        None => None,
+    };
+    let mut resp = match data {
+        Some(data) => {
             let mut resp = Response::new(Full::new(Bytes::from(data)));
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&full)));
+            let kind = HeaderValue::from_static(content_type(&rel_path));
+            resp.headers_mut().insert(header::CONTENT_TYPE, kind);
             resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             resp
         }
-        Err(_) if rel == "index.html" => {
+        None if rel == "index.html" => {
             let mut resp = text_response(StatusCode::OK, NOT_BUILT.into());
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             resp
         }
-        Err(_) => text_response(StatusCode::NOT_FOUND, format!("not found: {url_path}")),
+        None => return text_response(StatusCode::NOT_FOUND, format!("not found: {url_path}")),
+    };
+    let headers = resp.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if rel_path.extension().is_some_and(|e| e == "html") {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
     }
+    resp
 }

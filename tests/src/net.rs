@@ -164,6 +164,16 @@ pub async fn send_result(
 
 /// A plain HTTP/1.1 request; returns the status and body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http_with_headers(addr, method, path).await;
+    (status, body)
+}
+
+/// Like [`http`], with the response's header block (lines `Name: value`, as sent).
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -176,6 +186,6 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
         .expect("read");
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    (status, head.to_owned(), body.to_owned())
 }

@@ -192,3 +192,38 @@ async fn origins_are_compared_by_scheme_host_and_port() {
     assert!(ws.is_ok(), "{:?}", ws.err());
     dev.shutdown().await;
 }
+
+/// Row 11: static files are regular files under the static root only (no symlink out of it,
+/// no FIFO that would hang a reader), sent with `nosniff`; the page carries a CSP.
+#[tokio::test]
+async fn static_files_stay_under_the_root_and_carry_security_headers() {
+    let base = std::env::temp_dir().join(format!("tickwire-static-{}", std::process::id()));
+    let root = base.join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("index.html"), "<!doctype html><title>t</title>").unwrap();
+    std::fs::write(root.join("app.js"), "export {};").unwrap();
+    std::fs::write(base.join("secret.txt"), "outside the root").unwrap();
+    let _ = std::fs::remove_file(root.join("leak"));
+    std::os::unix::fs::symlink(base.join("secret.txt"), root.join("leak")).unwrap();
+    let fifo = root.join("fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    let config = ServerConfig { static_dir: root.clone(), ..net::test_config() };
+    let server = net::start(config).await;
+    let addr = server.local_addr();
+    let (status, head, _) = net::http_with_headers(addr, "GET", "/").await;
+    assert_eq!(status, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(head.contains("content-security-policy: default-src 'self'"), "{head}");
+    let (status, head, _) = net::http_with_headers(addr, "GET", "/app.js").await;
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("x-content-type-options: nosniff"), "{head}");
+    let (status, body) = net::http(addr, "GET", "/leak").await;
+    assert_eq!(status, 404, "a symlink out of the root was followed: {body}");
+    let (status, _) = net::http(addr, "GET", "/fifo").await;
+    assert_eq!(status, 404, "a FIFO was opened");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -161,7 +161,9 @@ pub fn start() -> Result<(), JsValue> {
         resume: param("resume"),
         name: param("name")
             .unwrap_or_else(|| format!("guest{}", (js_sys::Math::random() * 9000.0) as u32 + 1000)),
-        token: None,
+        // A guest token kept from an earlier visit: the same subject, so `?resume=` works
+        // across pages and reloads of this browser.
+        token: net::stored_token(&window),
     };
     let app = Rc::new(RefCell::new(App {
         page,

@@ -17,6 +17,25 @@ use crate::conn::{MAX_ATTEMPTS, Phase, backoff_ms, is_terminal};
 use crate::games;
 use crate::session::Notice;
 
+/// Where the page keeps its guest token (`localStorage`): a resume token works only for the
+/// subject it was given to, so a reload or a second tab must present the same one.
+const TOKEN_KEY: &str = "tickwire.token";
+
+/// The guest token kept from an earlier visit, if any.
+pub(super) fn stored_token(window: &web_sys::Window) -> Option<String> {
+    let storage = window.local_storage().ok()??;
+    storage.get_item(TOKEN_KEY).ok()?.filter(|t| !t.is_empty())
+}
+
+/// Keeps `token` for later visits, or forgets it (`None`: it was refused).
+fn store_token(window: &web_sys::Window, token: Option<&str>) {
+    let Ok(Some(storage)) = window.local_storage() else { return };
+    let _ = match token {
+        Some(t) => storage.set_item(TOKEN_KEY, t),
+        None => storage.remove_item(TOKEN_KEY),
+    };
+}
+
 /// Starts a connection attempt: fetches a guest token first when there is none.
 pub(super) fn connect(app: &Shared) {
     let token = app.borrow().identity.token.clone();
@@ -53,6 +72,7 @@ fn fetch_token(app: &Shared) {
             .and_then(|t| t.as_string());
         match token {
             Some(token) => {
+                store_token(&app.borrow().page.window, Some(&token));
                 app.borrow_mut().identity.token = Some(token);
                 connect(&app);
             }
@@ -105,6 +125,7 @@ fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
     if !welcomed {
         // The token may have been the problem (expired); a new guest one costs nothing.
         a.identity.token = None;
+        store_token(&a.page.window, None);
     }
     let delay = backoff_ms(a.link.attempts, js_sys::Math::random());
     let retry_at_ms = a.page.performance.now() + delay;
