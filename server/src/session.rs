@@ -37,8 +37,9 @@ pub enum Inbound {
     Binary(Bytes),
     /// A text message (not part of the protocol).
     Text,
-    /// A heartbeat answer (or any transport-level liveness signal).
-    Alive,
+    /// A heartbeat (a ping or a pong, or any transport-level liveness signal) of this many
+    /// payload bytes. It counts toward the rate limits like any message.
+    Alive(usize),
     /// A message over the size limit.
     TooLarge,
     /// The peer closed the connection.
@@ -205,7 +206,14 @@ async fn read_loop<R: TransportRx>(
             }
             // Once closing, the rest of what the peer sends is ignored.
             Some(_) if closing => continue,
-            Some(Inbound::Alive) => Ok(()),
+            Some(Inbound::Alive(len)) => {
+                let now = Instant::now();
+                if limiters.messages.take(1.0, now) && limiters.bytes.take(len as f64, now) {
+                    Ok(())
+                } else {
+                    Err((DisconnectReason::RateLimited, "frame rate limit exceeded".into()))
+                }
+            }
             Some(Inbound::Binary(data)) => handle_binary(&data, ctx, &mut limiters).await,
             Some(Inbound::Text) => {
                 count_decode_error(ctx);

@@ -44,7 +44,7 @@ impl TransportRx for WsRx {
                 None => Inbound::Closed,
                 Some(Ok(Message::Binary(b))) => Inbound::Binary(b),
                 Some(Ok(Message::Text(_))) => Inbound::Text,
-                Some(Ok(Message::Pong(_) | Message::Ping(_))) => Inbound::Alive,
+                Some(Ok(Message::Pong(p) | Message::Ping(p))) => Inbound::Alive(p.len()),
                 Some(Ok(Message::Close(_))) => Inbound::Closed,
                 Some(Ok(Message::Frame(_))) => continue,
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {

@@ -227,3 +227,24 @@ async fn static_files_stay_under_the_root_and_carry_security_headers() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Row 3: every frame counts toward a connection's limits, pings too (80,000 pings a second
+/// were accepted): a ping flood is closed with 1008.
+#[tokio::test]
+async fn a_ping_flood_is_closed_with_1008() {
+    let server = net::start(net::test_config()).await;
+    let mut ws = net::connect(server.local_addr(), "&name=pinger").await;
+    let flood = async {
+        for _ in 0..2_000 {
+            if ws.send(Message::Ping(vec![0u8; 100].into())).await.is_err() {
+                break;
+            }
+        }
+        net::expect_close(&mut ws).await
+    };
+    let (code, reason) = tokio::time::timeout(net::DEADLINE * 2, flood)
+        .await
+        .expect("the server never closed a flood of pings");
+    assert_eq!(code, 1008, "{reason}");
+    server.shutdown().await;
+}
