@@ -42,6 +42,9 @@ pub enum Inbound {
     Alive(usize),
     /// A message over the size limit.
     TooLarge,
+    /// The peer broke the transport's own protocol (a reserved opcode, an unmasked frame,
+    /// invalid UTF-8 in a text frame…): the session is closed with 1002 and the reason.
+    Malformed(TransportError),
     /// The peer closed the connection.
     Closed,
     /// The transport failed.
@@ -215,6 +218,10 @@ async fn read_loop<R: TransportRx>(
                 }
             }
             Some(Inbound::Binary(data)) => handle_binary(&data, ctx, &mut limiters).await,
+            Some(Inbound::Malformed(e)) => {
+                count_decode_error(ctx);
+                Err((DisconnectReason::ProtocolError, format!("broken frame: {}", e.0)))
+            }
             Some(Inbound::Text) => {
                 count_decode_error(ctx);
                 Err((
@@ -312,6 +319,11 @@ async fn write_loop<T: TransportTx>(
             }
         }
     };
+    if result.is_none() {
+        // The peer closed first: answer with a close frame (the transport has one queued, or
+        // sends one) before the socket is dropped, so the peer sees an orderly close.
+        let _ = tokio::time::timeout(limits.write_timeout, tx.close(1000, "")).await;
+    }
     // Give the reader a moment to see the peer's close, then stop it.
     if result.is_some() {
         let stopper = done.clone();

@@ -51,6 +51,9 @@ impl TransportRx for WsRx {
                     Inbound::TooLarge
                 }
                 Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Inbound::Closed,
+                Some(Err(e @ (WsError::Protocol(_) | WsError::Utf8(_)))) => {
+                    Inbound::Malformed(TransportError(Box::new(e)))
+                }
                 Some(Err(e)) => Inbound::Error(TransportError(Box::new(e))),
             };
         }

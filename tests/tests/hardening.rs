@@ -248,3 +248,74 @@ async fn a_ping_flood_is_closed_with_1008() {
     assert_eq!(code, 1008, "{reason}");
     server.shutdown().await;
 }
+
+/// A WebSocket opened by hand over TCP (to send what no well-behaved client library would).
+async fn raw_ws(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /ws?v=2&token={}&name=raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        net::token()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    tcp
+}
+
+/// Reads the server's frames until a close frame; returns its code (`None`: the connection
+/// ended without one).
+async fn close_code(tcp: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            let mut h = [0u8; 2];
+            tcp.read_exact(&mut h).await.ok()?;
+            let opcode = h[0] & 0x0f;
+            let len = match h[1] & 0x7f {
+                126 => {
+                    let mut l = [0u8; 2];
+                    tcp.read_exact(&mut l).await.ok()?;
+                    usize::from(u16::from_be_bytes(l))
+                }
+                127 => {
+                    let mut l = [0u8; 8];
+                    tcp.read_exact(&mut l).await.ok()?;
+                    usize::try_from(u64::from_be_bytes(l)).ok()?
+                }
+                n => usize::from(n),
+            };
+            let mut payload = vec![0u8; len];
+            tcp.read_exact(&mut payload).await.ok()?;
+            if opcode == 0x8 {
+                return Some(u16::from_be_bytes([*payload.first()?, *payload.get(1)?]));
+            }
+        }
+    };
+    tokio::time::timeout(net::DEADLINE, read).await.expect("the server answered in time")
+}
+
+/// Row 8: a protocol error gets a close frame with a code and a reason, not a dropped TCP
+/// connection; a client's close is echoed before the socket is shut.
+#[tokio::test]
+async fn protocol_errors_and_client_closes_get_close_frames() {
+    use tokio::io::AsyncWriteExt;
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    // A frame with a reserved opcode (0x3), masked as a client's must be.
+    let mut tcp = raw_ws(addr).await;
+    tcp.write_all(&[0x83, 0x80, 1, 2, 3, 4]).await.unwrap();
+    assert_eq!(close_code(&mut tcp).await, Some(1002), "no close frame for a protocol error");
+    // A client's close (1000, masked with a zero key) is answered with a close frame.
+    let mut tcp = raw_ws(addr).await;
+    tcp.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]).await.unwrap();
+    assert_eq!(close_code(&mut tcp).await, Some(1000), "the client's close was not echoed");
+    server.shutdown().await;
+}
