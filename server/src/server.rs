@@ -6,14 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::auth::{JwtKeys, random_hex};
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
-use crate::state::AppState;
+use crate::state::{AppState, PendingGuard};
+
+/// How long a client may take to send a request's headers: a slowloris socket trickling them
+/// is closed then. Five seconds is far more than any real client on a real network needs.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an HTTP connection may stay open before it is upgraded (pages, the client's files,
+/// the API; browsers reconnect for the next request): an idle keep-alive socket costs a slot.
+pub const PRE_UPGRADE_LIFETIME: Duration = Duration::from_secs(60);
 
 /// How long shutdown waits for sessions to finish closing.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -89,6 +97,12 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>) {
                 }
             },
         };
+        // A connection counts against its IP's and the server's pre-handshake slots until it
+        // is upgraded or closed; past either cap it is closed at once.
+        let Some(pending) = PendingGuard::acquire(&state, peer.ip()) else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let conn_state = state.clone();
         state.tracker.spawn(async move {
@@ -97,16 +111,20 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>) {
             let service = service_fn(move |req| crate::http::handle(req, svc_state.clone(), ip));
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(16 * 1024)
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                () = tokio::time::sleep(PRE_UPGRADE_LIFETIME) => {}
                 () = conn_state.shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
                 }
             }
+            drop(pending);
         });
     }
 }

@@ -34,6 +34,56 @@ pub struct AppState {
     ips: Mutex<HashMap<IpAddr, usize>>,
     next_client: AtomicU32,
     guest_buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+    /// Connections not yet upgraded (or closed): in all, and by IP.
+    pending: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// Connections waiting for their handshake (accepted, not yet upgraded) at most, over all IPs:
+/// bounds what a slowloris from many addresses can hold.
+pub const MAX_PENDING_CONNECTIONS: usize = 1024;
+
+/// Connections waiting for their handshake from one IP at most: far more than a page or a
+/// bots run opens at once, far fewer than a flood.
+pub const MAX_PENDING_PER_IP: usize = 64;
+
+/// One connection's pre-handshake slot (see [`MAX_PENDING_CONNECTIONS`],
+/// [`MAX_PENDING_PER_IP`]); released on drop.
+pub struct PendingGuard {
+    state: Arc<AppState>,
+    ip: IpAddr,
+}
+
+impl PendingGuard {
+    /// A slot for a connection from `ip`, or `None` when the caps are reached.
+    pub fn acquire(state: &Arc<AppState>, ip: IpAddr) -> Option<PendingGuard> {
+        let mut pending = state.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, by_ip) = &mut *pending;
+        let n = by_ip.entry(ip).or_insert(0);
+        if *total >= MAX_PENDING_CONNECTIONS || *n >= MAX_PENDING_PER_IP {
+            if *n == 0 {
+                by_ip.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        *total += 1;
+        Some(PendingGuard { state: state.clone(), ip })
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        let mut pending =
+            self.state.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, by_ip) = &mut *pending;
+        *total = total.saturating_sub(1);
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// IPs whose guest-token budget is remembered at most; past it, the full buckets (IPs idle
@@ -60,6 +110,7 @@ impl AppState {
             ips: Mutex::new(HashMap::new()),
             next_client: AtomicU32::new(1),
             guest_buckets: Mutex::new(HashMap::new()),
+            pending: Mutex::new((0, HashMap::new())),
         }
     }
 

@@ -319,3 +319,38 @@ async fn protocol_errors_and_client_closes_get_close_frames() {
     assert_eq!(close_code(&mut tcp).await, Some(1000), "the client's close was not echoed");
     server.shutdown().await;
 }
+
+/// Row 2: slowloris. Sockets that never finish their headers are closed after the header-read
+/// deadline, and at most a few per IP wait before their handshake; the server stays usable.
+#[tokio::test]
+async fn slowloris_sockets_are_capped_and_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let started = std::time::Instant::now();
+    let mut sockets = Vec::new();
+    for _ in 0..100 {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Headers that never end.
+        let _ = tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await;
+        sockets.push(tcp);
+    }
+    // Every one is closed by the server (capped ones at once, the others at the deadline).
+    let closed = async {
+        for tcp in &mut sockets {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = tcp.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), closed)
+        .await
+        .expect("slowloris sockets were held open");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
+    let (status, body) = net::http(addr, "GET", "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    server.shutdown().await;
+}
