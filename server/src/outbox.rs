@@ -34,6 +34,8 @@ pub enum OutItem {
 #[derive(Default)]
 struct Inner {
     snapshot: Option<(Bytes, Vec<Instant>)>,
+    /// Snapshots replaced in a row, unsent: how far the client has fallen behind.
+    behind: u32,
     reliable: VecDeque<Bytes>,
     close: Option<(DisconnectReason, String)>,
     abort: bool,
@@ -80,6 +82,7 @@ impl Outbox {
             Some((_, mut earlier)) => {
                 earlier.append(&mut input_arrivals);
                 input_arrivals = earlier;
+                inner.behind += 1;
                 true
             }
             None => false,
@@ -89,6 +92,13 @@ impl Outbox {
         drop(inner);
         self.notify.notify_one();
         replaced
+    }
+
+    /// Snapshots replaced in a row before the session could send one: how far behind the
+    /// client is.
+    #[must_use]
+    pub fn snapshots_behind(&self) -> u32 {
+        self.lock().behind
     }
 
     /// Queues a reliable message.
@@ -147,6 +157,7 @@ impl Outbox {
             return Some(OutItem::Send(b));
         }
         if let Some((bytes, input_arrivals)) = inner.snapshot.take() {
+            inner.behind = 0;
             return Some(OutItem::Snapshot { bytes, input_arrivals });
         }
         inner.close.as_ref().map(|(r, m)| OutItem::Close(*r, m.clone()))

@@ -29,6 +29,11 @@ pub const INPUT_CHANNEL_CAPACITY: usize = 4096;
 /// Control messages (join, chat, disconnect) waiting in a room's inbox; senders wait for room.
 pub const CONTROL_CHANNEL_CAPACITY: usize = 1024;
 
+/// Snapshots a client may fall behind (each replaced before it could be sent) before it is
+/// closed as too slow: a second's worth at 30 snapshots a second, longer than any hiccup of a
+/// live connection.
+pub const MAX_SNAPSHOTS_BEHIND: u32 = 30;
+
 /// At most this many ticks are run back to back to catch up after a stall; past that, time is
 /// dropped rather than spiralling.
 pub const MAX_CATCH_UP_TICKS: u32 = 4;
@@ -483,6 +488,10 @@ impl<G: Game> Room<G> {
                         arrivals.into_iter().map(|us| self.epoch + Duration::from_micros(us));
                     if outbox.push_snapshot(Bytes::from(bytes), arrivals.collect()) {
                         self.metrics.snapshots_superseded.fetch_add(1, Ordering::Relaxed);
+                        if outbox.snapshots_behind() >= MAX_SNAPSHOTS_BEHIND {
+                            outbox
+                                .close(DisconnectReason::TooSlow, "too slow to receive snapshots");
+                        }
                     }
                 }
                 Output::Close { client, reason, message } => {

@@ -23,6 +23,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// the API; browsers reconnect for the next request): an idle keep-alive socket costs a slot.
 pub const PRE_UPGRADE_LIFETIME: Duration = Duration::from_secs(60);
 
+/// The kernel's send buffer of each connection, in bytes (the kernel doubles it): what a
+/// client that stops reading can hold of the server's memory in the kernel, on top of its
+/// outbox. 16 KiB is a few full snapshots or a hundred deltas; a reader that keeps up never
+/// fills it.
+pub const SEND_BUFFER_BYTES: usize = 16 * 1024;
+
 /// How long shutdown waits for sessions to finish closing.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -104,6 +110,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>) {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES);
         let conn_state = state.clone();
         state.tracker.spawn(async move {
             let ip = peer.ip();

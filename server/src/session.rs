@@ -252,14 +252,21 @@ async fn read_loop<R: TransportRx>(
 /// Writes the outbox, pings on the interval, and performs the close. Returns how the session
 /// ended, or `None` when the reader saw the peer go first.
 /// Sends `bytes` within the write timeout and counts them; false when the transport failed.
-async fn send_counted<T: TransportTx>(tx: &mut T, ctx: &SessionContext, bytes: Bytes) -> bool {
+/// A send that could not finish within the write timeout is a client too slow to read (its
+/// buffers are full): [`DisconnectReason::TooSlow`]; a failed one, a broken transport.
+async fn send_counted<T: TransportTx>(
+    tx: &mut T,
+    ctx: &SessionContext,
+    bytes: Bytes,
+) -> Result<(), DisconnectKind> {
     let n = bytes.len() as u64;
     match tokio::time::timeout(ctx.limits.write_timeout, tx.send(bytes)).await {
         Ok(Ok(())) => {
             ctx.metrics.bytes_sent.fetch_add(n, Ordering::Relaxed);
-            true
+            Ok(())
         }
-        _ => false,
+        Ok(Err(_)) => Err(DisconnectKind::TransportError),
+        Err(_) => Err(DisconnectKind::Server(DisconnectReason::TooSlow)),
     }
 }
 
@@ -286,13 +293,13 @@ async fn write_loop<T: TransportTx>(
         };
         match item {
             OutItem::Send(bytes) => {
-                if !send_counted(&mut tx, ctx, bytes).await {
-                    break Some(DisconnectKind::TransportError);
+                if let Err(kind) = send_counted(&mut tx, ctx, bytes).await {
+                    break Some(kind);
                 }
             }
             OutItem::Snapshot { bytes, input_arrivals } => {
-                if !send_counted(&mut tx, ctx, bytes).await {
-                    break Some(DisconnectKind::TransportError);
+                if let Err(kind) = send_counted(&mut tx, ctx, bytes).await {
+                    break Some(kind);
                 }
                 for arrival in input_arrivals {
                     let micros = u64::try_from(arrival.elapsed().as_micros()).unwrap_or(u64::MAX);

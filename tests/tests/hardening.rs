@@ -354,3 +354,49 @@ async fn slowloris_sockets_are_capped_and_closed() {
     assert_eq!((status, body.as_str()), (200, "ok"));
     server.shutdown().await;
 }
+
+/// The value of a counter line (`name{labels} value`) in Prometheus text, 0 when absent.
+fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Row 4: a client that stops reading is closed as too slow once it has fallen a second of
+/// snapshots behind, and counted; it does not hold the server's memory.
+#[tokio::test]
+async fn clients_that_stop_reading_are_closed_as_too_slow() {
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let mut stalled = Vec::new();
+    for i in 0..5 {
+        // A tiny receive window, so the server's writes back up within a few snapshots.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(addr).await.unwrap();
+        let url = format!("ws://{addr}/ws?v=2&token={}&name=slow{i}&room=slow", net::token());
+        let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.expect("handshake");
+        stalled.push(ws); // never read again
+    }
+    let too_slow = r#"tickwire_disconnects_total{reason="too_slow"}"#;
+    // Small deltas fill a kernel buffer slowly: give it a minute.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ping = codec::encode_client(&ClientMessage::Ping { id: 0, client_time_us: 0 }).unwrap();
+    loop {
+        // They keep talking (no idle timeout saves the server), they just never read.
+        for ws in &mut stalled {
+            let send = ws.send(Message::Binary(ping.clone().into()));
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(20), send).await;
+        }
+        let (_, text) = net::http(addr, "GET", "/metrics").await;
+        if metric(&text, too_slow) >= 5.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not closed as too slow:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(stalled);
+    server.shutdown().await;
+}
