@@ -20,6 +20,14 @@ pub const DEFAULT_ROOM_CAPACITY: usize = 32;
 /// at 1:1 zoom seen from its centre, so nothing pops in on screen.
 pub const DEFAULT_INTEREST_RADIUS: f32 = 1_200.0;
 
+/// Default limit on open rooms: far more than 2 cores tick comfortably (a room of 32 costs about
+/// 5 % of a core), so a flood meets it long before memory matters (~0.3 MB a room).
+pub const DEFAULT_MAX_ROOMS: usize = 256;
+
+/// Default limit on named (private) rooms opened from one address that are open at once. A
+/// named room closes a minute after its last player left, so this also caps the rate.
+pub const DEFAULT_MAX_ROOMS_PER_IP: usize = 8;
+
 /// The shortest JWT secret accepted, in bytes: HS256 keys shorter than the hash's 32 bytes are
 /// guessable, and an empty one lets anyone sign tokens.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -100,6 +108,12 @@ pub struct ServerConfig {
     pub game: String,
     /// Human players per room.
     pub room_capacity: usize,
+    /// Rooms open at once, all games; joins needing another get 1013.
+    pub max_rooms: usize,
+    /// Named rooms opened from one address open at once.
+    pub max_rooms_per_ip: usize,
+    /// Simulation threads that tick every room; 0: one per core.
+    pub sim_threads: usize,
     /// NPC bots per room.
     pub npc_count: usize,
     /// Area-of-interest radius in world units.
@@ -132,6 +146,9 @@ impl Default for ServerConfig {
             snapshot_rate: DEFAULT_SNAPSHOT_RATE,
             game: tickwire_shared::games::default_name().to_owned(),
             room_capacity: DEFAULT_ROOM_CAPACITY,
+            max_rooms: DEFAULT_MAX_ROOMS,
+            max_rooms_per_ip: DEFAULT_MAX_ROOMS_PER_IP,
+            sim_threads: 0,
             npc_count: DEFAULT_NPC_COUNT,
             interest_radius: DEFAULT_INTEREST_RADIUS,
             resume_grace: Duration::from_secs(30),
@@ -169,6 +186,17 @@ pub struct ServeArgs {
     /// Human players per room [default: 32].
     #[arg(long, env = "TICKWIRE_ROOM_CAPACITY")]
     pub room_capacity: Option<usize>,
+    /// Rooms open at once, all games; a join that needs another is closed with 1013
+    /// [default: 256].
+    #[arg(long, env = "TICKWIRE_MAX_ROOMS")]
+    pub max_rooms: Option<usize>,
+    /// Named rooms (`?room=`) opened from one IP address that may be open at once
+    /// [default: 8].
+    #[arg(long, env = "TICKWIRE_MAX_ROOMS_PER_IP")]
+    pub max_rooms_per_ip: Option<usize>,
+    /// Simulation threads ticking every room [default: one per core].
+    #[arg(long, env = "TICKWIRE_SIM_THREADS")]
+    pub sim_threads: Option<usize>,
     /// NPC bots per room [default: 4].
     #[arg(long, env = "TICKWIRE_NPCS")]
     pub npcs: Option<usize>,
@@ -221,6 +249,9 @@ struct FileConfig {
     snapshot_rate: Option<u16>,
     game: Option<String>,
     room_capacity: Option<usize>,
+    max_rooms: Option<usize>,
+    max_rooms_per_ip: Option<usize>,
+    sim_threads: Option<usize>,
     npcs: Option<usize>,
     interest_radius: Option<f32>,
     resume_grace_secs: Option<u64>,
@@ -269,6 +300,12 @@ impl ServeArgs {
             snapshot_rate: self.snapshot_rate.or(file.snapshot_rate).unwrap_or(d.snapshot_rate),
             game: self.game.clone().or(file.game).unwrap_or(d.game),
             room_capacity: self.room_capacity.or(file.room_capacity).unwrap_or(d.room_capacity),
+            max_rooms: self.max_rooms.or(file.max_rooms).unwrap_or(d.max_rooms),
+            max_rooms_per_ip: self
+                .max_rooms_per_ip
+                .or(file.max_rooms_per_ip)
+                .unwrap_or(d.max_rooms_per_ip),
+            sim_threads: self.sim_threads.or(file.sim_threads).unwrap_or(d.sim_threads),
             npc_count: self.npcs.or(file.npcs).unwrap_or(d.npc_count),
             interest_radius: self
                 .interest_radius
@@ -323,6 +360,12 @@ impl ServerConfig {
         }
         if self.room_capacity == 0 {
             bail!("room capacity must be at least 1");
+        }
+        if self.max_rooms == 0 || self.max_rooms_per_ip == 0 {
+            bail!("--max-rooms and --max-rooms-per-ip must be at least 1");
+        }
+        if self.sim_threads > 1024 {
+            bail!("--sim-threads {} is more than 1024", self.sim_threads);
         }
         if !(self.interest_radius.is_finite() && self.interest_radius > 0.0) {
             bail!("interest radius must be a positive number");

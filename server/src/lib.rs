@@ -1,9 +1,10 @@
-//! `tickwire-server`: the authoritative game server. It owns rooms and their tick threads,
-//! per-client replication state, sessions over WebSocket (QUIC to follow), HTTP, auth, config.
+//! `tickwire-server`: the authoritative game server. It owns rooms and the simulation threads
+//! that tick them, per-client replication state, sessions over WebSocket (QUIC to follow),
+//! HTTP, auth, config.
 //!
 //! **Architecture invariant:** the simulation lives in `tickwire-shared`; this crate drives it
 //! and moves bytes. Tick threads never await the network: sessions (tokio tasks) and rooms
-//! (threads) meet only in bounded channels and per-client outboxes.
+//! (tasks of the fixed simulation pool) meet only in bounded channels and per-client outboxes.
 
 pub mod auth;
 pub mod bots;
@@ -19,5 +20,6 @@ pub mod room;
 pub mod rooms;
 pub mod server;
 pub mod session;
+pub mod sim_pool;
 pub mod state;
 pub mod ws;

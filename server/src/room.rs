@@ -1,10 +1,10 @@
-//! A room's thread: the IO around one [`RoomCore`]. Sessions talk to it only through a
-//! [`RoomHandle`] (bounded channels in) and their [`Outbox`] (out); the tick thread never
-//! awaits anything.
+//! A room: the IO around one [`RoomCore`], run by the simulation pool ([`crate::sim_pool`]).
+//! Sessions talk to it only through a [`RoomHandle`] (bounded channels in) and their
+//! [`Outbox`] (out); a room's tick never awaits or blocks on anything.
 //!
-//! Each tick the thread drains the control and input channels into the core, steps it, and
-//! moves the core's outputs into the sessions' outboxes. The loop keeps a fixed rate with an
-//! accumulator and bounded catch-up, and records tick durations and overruns.
+//! Each tick the room drains the control and input channels into the core, steps it, and
+//! moves the core's outputs into the sessions' outboxes. Its schedule keeps a fixed rate with
+//! bounded catch-up, and records tick durations and overruns.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -279,16 +279,24 @@ pub struct Room<G: Game> {
     reported_inputs_dropped: u64,
     reported_input_errors: u64,
     players: usize,
+    /// Time between ticks.
+    period: Duration,
+    /// When the next tick is due.
+    next: Instant,
+    /// Whether [`Room::run_due`] has run yet (the schedule starts then).
+    started: bool,
 }
 
 impl<G: Game> Room<G> {
-    /// A room and its handle. Drive it with [`Room::step`] or [`Room::spawn`] (a thread).
+    /// A room and its handle. Drive it with [`Room::step`], or [`Room::run_due`] (what the
+    /// simulation pool does).
     #[must_use]
     pub fn new(
         settings: RoomSettings,
         metrics: Arc<Metrics>,
         resume_index: ResumeIndex,
     ) -> (Room<G>, RoomHandle) {
+        let period = Duration::from_secs_f64(1.0 / f64::from(settings.tick_rate.max(1)));
         let (input_tx, input_rx) = mpsc::channel(INPUT_CHANNEL_CAPACITY);
         let (control_tx, control_rx) = mpsc::channel(CONTROL_CHANNEL_CAPACITY);
         let shared = Arc::new(RoomShared {
@@ -321,6 +329,9 @@ impl<G: Game> Room<G> {
             reported_inputs_dropped: 0,
             reported_input_errors: 0,
             players: 0,
+            period,
+            next: Instant::now() + period,
+            started: false,
         };
         (room, handle)
     }
@@ -347,59 +358,46 @@ impl<G: Game> Room<G> {
         self.shared.closed.store(true, Ordering::Relaxed);
     }
 
-    /// Starts the room's tick thread. It stops on shutdown (closing sessions with 1001) or
-    /// when idle.
-    ///
-    /// # Errors
-    ///
-    /// When the thread cannot be started.
-    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name(format!("room-{}", self.shared.id))
-            .spawn(move || self.run())
-    }
-
-    fn run(mut self) {
+    /// Runs the ticks that are due at `now` (at most [`MAX_CATCH_UP_TICKS`] back to back,
+    /// dropping time past that rather than spiralling) and returns when the next one is due, or
+    /// `None` once the room has stopped: on shutdown (sessions closed with 1001) or when idle.
+    pub fn run_due(&mut self, now: Instant) -> Option<Instant> {
         let span = tracing::info_span!("room", id = %self.shared.id, game = G::NAME);
         let _entered = span.enter();
-        let period = Duration::from_secs_f64(1.0 / f64::from(self.core.settings().tick_rate));
-        let mut next = Instant::now() + period;
-        tracing::info!("room started");
-        loop {
-            if self.shared.shutdown.load(Ordering::Relaxed) {
-                // Finish the last tick's work: whatever is queued goes out before the close.
-                self.close_all(DisconnectReason::ServerShutdown, "server shutting down");
-                break;
-            }
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            }
-            let mut ran = 0;
-            while Instant::now() >= next && ran < MAX_CATCH_UP_TICKS {
-                let start = Instant::now();
-                self.step();
-                let took = start.elapsed();
-                self.metrics.tick_duration.observe(took.as_micros() as u64);
-                if took > period {
-                    self.metrics.tick_overruns.fetch_add(1, Ordering::Relaxed);
-                }
-                next += period;
-                ran += 1;
-            }
-            let now = Instant::now();
-            if now >= next + period {
-                let behind = ((now - next).as_secs_f64() / period.as_secs_f64()) as u64;
-                self.metrics.ticks_dropped.fetch_add(behind, Ordering::Relaxed);
-                next = now + period;
-            }
-            if self.core.is_idle() {
-                tracing::info!("room idle, closing");
-                self.close_all(DisconnectReason::RoomClosed, "room closed");
-                break;
-            }
+        if !self.started {
+            self.started = true;
+            self.next = now + self.period;
+            tracing::info!("room started");
         }
-        self.shared.closed.store(true, Ordering::Relaxed);
+        if self.shared.shutdown.load(Ordering::Relaxed) {
+            // Finish the last tick's work: whatever is queued goes out before the close.
+            self.close_all(DisconnectReason::ServerShutdown, "server shutting down");
+            return None;
+        }
+        let mut ran = 0;
+        while Instant::now() >= self.next && ran < MAX_CATCH_UP_TICKS {
+            let start = Instant::now();
+            self.step();
+            let took = start.elapsed();
+            self.metrics.tick_duration.observe(took.as_micros() as u64);
+            if took > self.period {
+                self.metrics.tick_overruns.fetch_add(1, Ordering::Relaxed);
+            }
+            self.next += self.period;
+            ran += 1;
+        }
+        let now = Instant::now();
+        if now >= self.next + self.period {
+            let behind = ((now - self.next).as_secs_f64() / self.period.as_secs_f64()) as u64;
+            self.metrics.ticks_dropped.fetch_add(behind, Ordering::Relaxed);
+            self.next = now + self.period;
+        }
+        if self.core.is_idle() {
+            tracing::info!("room idle, closing");
+            self.close_all(DisconnectReason::RoomClosed, "room closed");
+            return None;
+        }
+        Some(self.next)
     }
 
     fn drain_control(&mut self) {
@@ -524,8 +522,18 @@ impl<G: Game> Room<G> {
     }
 }
 
+impl<G: Game> crate::sim_pool::Scheduled for Room<G> {
+    fn run_due(&mut self, now: Instant) -> Option<Instant> {
+        Room::run_due(self, now)
+    }
+}
+
 impl<G: Game> Drop for Room<G> {
     fn drop(&mut self) {
+        // A room dropped without closing its sessions (it panicked): they must not wait on it.
+        for outbox in self.outboxes.values() {
+            outbox.close(DisconnectReason::Internal, "the room failed");
+        }
         self.shared.closed.store(true, Ordering::Relaxed);
         self.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
         self.metrics.players.fetch_sub(self.players as i64, Ordering::Relaxed);
@@ -536,21 +544,24 @@ impl<G: Game> Drop for Room<G> {
     }
 }
 
-/// Opens a room of the game named by the visit: builds it and starts its thread.
-pub struct OpenRoom {
+/// Opens a room of the game named by the visit: builds it and hands it to the simulation pool.
+pub struct OpenRoom<'a> {
     /// The room's settings.
     pub settings: RoomSettings,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The process's resume index.
     pub resume_index: ResumeIndex,
+    /// The simulation threads that will run it.
+    pub pool: &'a crate::sim_pool::SimPool,
 }
 
-impl tickwire_shared::games::GameVisitor for OpenRoom {
-    type Output = std::io::Result<(RoomHandle, std::thread::JoinHandle<()>)>;
+impl tickwire_shared::games::GameVisitor for OpenRoom<'_> {
+    type Output = RoomHandle;
 
     fn visit<G: Game>(self) -> Self::Output {
         let (room, handle) = Room::<G>::new(self.settings, self.metrics, self.resume_index);
-        Ok((handle, room.spawn()?))
+        self.pool.submit(Box::new(room));
+        handle
     }
 }

@@ -1,19 +1,41 @@
 //! The process's rooms: matchmaking (the fullest room of the requested game with space, else a
-//! new one), named rooms, resume routing, and shutdown. Rooms of several games run side by side;
+//! new one), named rooms, resume routing, the limits on how many rooms are open (in all, and
+//! named rooms per address), and shutdown. Every room runs on the one simulation pool. Rooms of several games run side by side;
 //! each is opened through [`tickwire_shared::games::visit`], so nothing here names a game.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
-use tickwire_shared::games;
+use thiserror::Error;
+use tickwire_shared::games::{self, UnknownGame};
 use tickwire_shared::join::JoinRequest;
 use tickwire_shared::room::RoomSettings;
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::room::{OpenRoom, ResumeIndex, RoomHandle, Seat};
+use crate::sim_pool::SimPool;
+
+/// How long shutdown waits for the rooms to close their sessions and stop.
+const ROOMS_SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// Why no room could be found or opened for a join.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PickError {
+    /// The server has `--max-rooms` rooms open and none of them can take the join.
+    #[error("the server has its limit of {0} rooms open; try again later")]
+    TooManyRooms(usize),
+    /// The address has `--max-rooms-per-ip` named rooms open already.
+    #[error("{0} rooms opened from your address are still open; try again when one closes")]
+    TooManyFromAddress(usize),
+    /// The join asked for a game this server does not have.
+    #[error(transparent)]
+    UnknownGame(#[from] UnknownGame),
+}
 
 /// What `GET /api/rooms` lists for a room.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
@@ -32,9 +54,9 @@ pub struct RoomInfo {
 
 struct Entry {
     handle: RoomHandle,
-    /// Opened by a join that named it: private, never matchmade into.
-    named: bool,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Opened by a join that named it (private, never matchmade into): the address it came
+    /// from, whose named rooms are limited.
+    named_by: Option<IpAddr>,
 }
 
 /// Every room of this process.
@@ -44,19 +66,38 @@ pub struct Rooms {
     rooms: Mutex<BTreeMap<String, Entry>>,
     resume_index: ResumeIndex,
     next_room: AtomicU32,
+    pool: SimPool,
 }
 
 impl Rooms {
-    /// No rooms yet.
-    #[must_use]
-    pub fn new(config: ServerConfig, metrics: Arc<Metrics>) -> Rooms {
-        Rooms {
+    /// No rooms yet; the simulation threads are started (`config.sim_threads`, or one per
+    /// core).
+    ///
+    /// # Errors
+    ///
+    /// When the threads cannot be started.
+    pub fn new(config: ServerConfig, metrics: Arc<Metrics>) -> anyhow::Result<Rooms> {
+        let threads = match config.sim_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        };
+        let pool = SimPool::new(threads)
+            .map_err(|e| anyhow::anyhow!("cannot start {threads} simulation threads: {e}"))?;
+        tracing::info!(threads, "simulation pool started");
+        Ok(Rooms {
             config,
             metrics,
             rooms: Mutex::new(BTreeMap::new()),
             resume_index: ResumeIndex::default(),
             next_room: AtomicU32::new(1),
-        }
+            pool,
+        })
+    }
+
+    /// The number of simulation threads.
+    #[must_use]
+    pub fn sim_threads(&self) -> usize {
+        self.pool.threads()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -80,20 +121,32 @@ impl Rooms {
         }
     }
 
+    /// Opens a room if the limits allow: `--max-rooms` in all, `--max-rooms-per-ip` named
+    /// rooms per address (`named_by`).
     fn open(
         &self,
         rooms: &mut BTreeMap<String, Entry>,
         id: String,
         game: &str,
-        named: bool,
-    ) -> anyhow::Result<RoomHandle> {
+        named_by: Option<IpAddr>,
+    ) -> Result<RoomHandle, PickError> {
+        if rooms.len() >= self.config.max_rooms {
+            return Err(PickError::TooManyRooms(self.config.max_rooms));
+        }
+        if let Some(ip) = named_by {
+            let from_ip = rooms.values().filter(|e| e.named_by == Some(ip)).count();
+            if from_ip >= self.config.max_rooms_per_ip {
+                return Err(PickError::TooManyFromAddress(self.config.max_rooms_per_ip));
+            }
+        }
         let open = OpenRoom {
             settings: self.room_settings(id.clone()),
             metrics: self.metrics.clone(),
             resume_index: self.resume_index.clone(),
+            pool: &self.pool,
         };
-        let (handle, thread) = games::visit(game, open)??;
-        rooms.insert(id, Entry { handle: handle.clone(), named, thread: Some(thread) });
+        let handle = games::visit(game, open)?;
+        rooms.insert(id, Entry { handle: handle.clone(), named_by });
         Ok(handle)
     }
 
@@ -102,17 +155,23 @@ impl Rooms {
     /// the requested game (the server's default when none) with space, else a new room of that
     /// game. The returned seat
     /// counts against the room's space until dropped (after the room answered the join), so
-    /// joins picked at the same moment spread over rooms instead of overfilling one.
-    pub fn pick(&self, req: &JoinRequest) -> anyhow::Result<Seat> {
+    /// joins picked at the same moment spread over rooms instead of overfilling one. `from` is
+    /// the joining client's address: the named rooms it opens are limited.
+    ///
+    /// # Errors
+    ///
+    /// A room limit is reached, or the game is unknown.
+    pub fn pick(&self, req: &JoinRequest, from: IpAddr) -> Result<Seat, PickError> {
         let mut rooms = self.lock();
-        self.pick_locked(&mut rooms, req).map(|room| room.reserve())
+        self.pick_locked(&mut rooms, req, from).map(|room| room.reserve())
     }
 
     fn pick_locked(
         &self,
         rooms: &mut BTreeMap<String, Entry>,
         req: &JoinRequest,
-    ) -> anyhow::Result<RoomHandle> {
+        from: IpAddr,
+    ) -> Result<RoomHandle, PickError> {
         rooms.retain(|_, e| !e.handle.is_closed());
         if let Some(token) = &req.resume {
             let room_id = self
@@ -130,12 +189,12 @@ impl Rooms {
             if let Some(entry) = rooms.get(id) {
                 return Ok(entry.handle.clone());
             }
-            return self.open(rooms, id.clone(), game, true);
+            return self.open(rooms, id.clone(), game, Some(from));
         }
         // Named rooms are their namers' (and whoever they share the name with): never matchmade.
         let best = rooms
             .values()
-            .filter(|e| !e.named && e.handle.game() == game)
+            .filter(|e| e.named_by.is_none() && e.handle.game() == game)
             .filter(|e| e.handle.players_and_joining() < e.handle.capacity())
             .max_by_key(|e| e.handle.players_and_joining())
             .map(|e| e.handle.clone());
@@ -148,7 +207,7 @@ impl Rooms {
                 break id;
             }
         };
-        self.open(rooms, id, game, false)
+        self.open(rooms, id, game, None)
     }
 
     /// The open rooms.
@@ -174,27 +233,24 @@ impl Rooms {
         }
     }
 
-    /// Tells every room to close its sessions with 1001 and stop, and waits for their threads.
+    /// Tells every room to close its sessions with 1001 and stop, waits (a little) for them,
+    /// and stops the simulation threads.
     pub fn shutdown(&self) {
-        let threads: Vec<std::thread::JoinHandle<()>> = {
-            let mut rooms = self.lock();
-            rooms
-                .values_mut()
-                .filter_map(|e| {
-                    e.handle.shutdown();
-                    e.thread.take()
-                })
-                .collect()
-        };
-        for t in threads {
-            let _ = t.join();
+        for e in self.lock().values() {
+            e.handle.shutdown();
         }
+        if !self.pool.wait_finished(ROOMS_SHUTDOWN_WAIT) {
+            tracing::warn!(rooms = self.pool.tasks(), "some rooms did not stop in time");
+        }
+        self.pool.stop();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     /// A join request for matchmaking (no room named, no resume).
     fn matchmade() -> JoinRequest {
@@ -204,10 +260,10 @@ mod tests {
     #[test]
     fn joins_on_their_way_in_count_against_a_rooms_space() {
         let config = ServerConfig { room_capacity: 3, ..ServerConfig::default() };
-        let rooms = Rooms::new(config, Arc::new(Metrics::default()));
+        let rooms = Rooms::new(config, Arc::new(Metrics::default())).unwrap();
         let req = matchmade();
         // Seven joins picked before any room answered: 3 + 3 + 1, never 7 in one room.
-        let seats: Vec<Seat> = (0..7).map(|_| rooms.pick(&req).unwrap()).collect();
+        let seats: Vec<Seat> = (0..7).map(|_| rooms.pick(&req, LOCAL).unwrap()).collect();
         let mut per_room = BTreeMap::<String, usize>::new();
         for seat in &seats {
             *per_room.entry(seat.room().id().to_owned()).or_default() += 1;
@@ -225,10 +281,10 @@ mod tests {
     #[tokio::test]
     async fn a_seated_join_is_counted_once() {
         let config = ServerConfig { room_capacity: 2, ..ServerConfig::default() };
-        let rooms = Rooms::new(config, Arc::new(Metrics::default()));
+        let rooms = Rooms::new(config, Arc::new(Metrics::default())).unwrap();
         let req = matchmade();
         for (i, expected) in [(1, 1), (2, 2)] {
-            let seat = rooms.pick(&req).unwrap();
+            let seat = rooms.pick(&req, LOCAL).unwrap();
             let room = seat.room().clone();
             let outbox = Arc::new(crate::outbox::Outbox::new(8));
             let ticket =
@@ -238,7 +294,7 @@ mod tests {
             assert_eq!(room.players_and_joining(), expected);
         }
         // Full: the next join goes to a new room.
-        let seat = rooms.pick(&req).unwrap();
+        let seat = rooms.pick(&req, LOCAL).unwrap();
         assert_eq!(rooms.list().len(), 2, "{:?}", rooms.list());
         drop(seat);
         rooms.shutdown();
@@ -248,16 +304,16 @@ mod tests {
     /// another.
     #[test]
     fn matchmaking_keeps_games_apart() {
-        let rooms = Rooms::new(ServerConfig::default(), Arc::new(Metrics::default()));
+        let rooms = Rooms::new(ServerConfig::default(), Arc::new(Metrics::default())).unwrap();
         let mut seats = Vec::new();
         for info in games::ALL {
             let req = JoinRequest { game: Some(info.name.to_owned()), ..matchmade() };
-            let seat = rooms.pick(&req).unwrap();
+            let seat = rooms.pick(&req, LOCAL).unwrap();
             assert_eq!(seat.room().game(), info.name);
             seats.push(seat);
         }
         // No game asked for: the server's default game.
-        let seat = rooms.pick(&matchmade()).unwrap();
+        let seat = rooms.pick(&matchmade(), LOCAL).unwrap();
         assert_eq!(seat.room().game(), games::default_name());
         assert_eq!(rooms.list().len(), games::ALL.len(), "{:?}", rooms.list());
         drop((seat, seats));

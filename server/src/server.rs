@@ -55,7 +55,7 @@ impl Server {
             }
         };
         let metrics = Arc::new(Metrics::default());
-        let rooms = Rooms::new(config.clone(), metrics.clone());
+        let rooms = Rooms::new(config.clone(), metrics.clone())?;
         let keys = JwtKeys::new(secret.as_bytes());
         let state = Arc::new(AppState::new(config, rooms, metrics, keys));
         let accept = tokio::spawn(accept_loop(listener, state.clone()));

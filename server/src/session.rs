@@ -363,7 +363,7 @@ pub async fn join_and_run<R: TransportRx, T: TransportTx>(
 ) {
     let client = state.next_client();
     let span = tracing::info_span!("session", %client, %remote, room = tracing::field::Empty);
-    join_then_run(state, join, subject, client, rx, tx).instrument(span).await;
+    join_then_run(state, join, subject, client, remote, rx, tx).instrument(span).await;
 }
 
 async fn join_then_run<R: TransportRx, T: TransportTx>(
@@ -371,22 +371,24 @@ async fn join_then_run<R: TransportRx, T: TransportTx>(
     join: JoinRequest,
     subject: String,
     client: ClientId,
+    remote: std::net::IpAddr,
     rx: R,
     tx: T,
 ) {
     state.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let outbox = Arc::new(Outbox::new(state.config.limits.max_reliable_queue));
     let mut joined = None;
-    let mut refused = JoinRefused::Closed;
+    let mut refused = JoinRefused::Closed.to_string();
     // A room picked just as it closes refuses; pick again a few times.
     for _ in 0..3 {
         if state.shutdown.is_cancelled() {
             break;
         }
-        let seat = match state.rooms.pick(&join) {
+        let seat = match state.rooms.pick(&join, remote) {
             Ok(seat) => seat,
             Err(e) => {
-                tracing::error!(error = %e, "cannot open a room");
+                tracing::info!(error = %e, "no room for a join");
+                refused = e.to_string();
                 break;
             }
         };
@@ -401,7 +403,7 @@ async fn join_then_run<R: TransportRx, T: TransportTx>(
                 joined = Some((room, info));
                 break;
             }
-            Err(e) => refused = e,
+            Err(e) => refused = e.to_string(),
         }
     }
     match joined {

@@ -189,3 +189,90 @@ pub async fn http_with_headers(
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
     (status, head.to_owned(), body.to_owned())
 }
+
+/// Like [`join_as`], from the loopback address `from` (any of 127.0.0.0/8 reaches the server,
+/// so one test can be several clients' IPs). A refused join comes back as its close frame.
+pub async fn join_from(
+    from: std::net::Ipv4Addr,
+    addr: SocketAddr,
+    sub: &str,
+    extra_query: &str,
+) -> Result<(Ws, tickwire_shared::protocol::Welcome), (u16, String)> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((from, 0))).expect("bind a loopback address");
+    let tcp = tokio::time::timeout(DEADLINE, socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let query = format!("v={PROTOCOL_VERSION}&token={}{extra_query}", token_for(sub));
+    let req = format!("ws://{addr}/ws?{query}").into_client_request().expect("valid url");
+    let (mut ws, _) = tokio::time::timeout(
+        DEADLINE,
+        tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp)),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake accepted");
+    match recv(&mut ws).await {
+        Received::Message(ServerMessage::Welcome(w)) => Ok((ws, w)),
+        // A refusal says why in a message, then in the close frame.
+        Received::Message(ServerMessage::Disconnect { .. }) => Err(expect_close(&mut ws).await),
+        Received::Close(code, reason) => Err((code, reason)),
+        other => panic!("expected a welcome or a close, got {other:?}"),
+    }
+}
+
+/// A `tickwire serve` process (the test server binary), killed when dropped.
+pub struct ServerProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `tickwire-test-server serve --bind 127.0.0.1:0 --jwt-secret … {args}` (`bin` is
+    /// `env!("CARGO_BIN_EXE_tickwire-test-server")`) and waits for the line naming its address.
+    pub async fn start(bin: &str, args: &[&str]) -> ServerProcess {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(bin)
+            .args(["serve", "--bind", "127.0.0.1:0", "--jwt-secret", TEST_SECRET])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("server starts");
+        let stdout = child.stdout.take().expect("piped");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        });
+        let line =
+            tokio::time::timeout(DEADLINE, line).await.expect("prints its URL").unwrap().unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        ServerProcess { child, addr }
+    }
+
+    /// A line of the process's `/proc/<pid>/status` (`Threads`, `VmRSS`…) as a number.
+    #[must_use]
+    pub fn status(&self, field: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process runs");
+        text.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,6 +1,7 @@
 //! Attacks on the server, each reproduced over real sockets (or on the real CLI) and refused:
 //! the rows of the hardening issue that have landed.
 
+use std::net::Ipv4Addr;
 use std::process::Command;
 
 use futures_util::SinkExt;
@@ -70,6 +71,53 @@ async fn a_resume_needs_the_same_subject_and_leave_revokes_it_at_once() {
     let (_ws, after) = net::join_as(addr, "alice", &resume).await;
     assert_ne!(after.entity, first.entity, "the token outlived Leave");
     server.shutdown().await;
+}
+
+/// Row 5: one address made 300 rooms (and 300 threads) in ten seconds. Named rooms are capped
+/// per address and rooms in all, a refused join gets 1013 and a reason, and rooms run on a fixed
+/// pool of simulation threads: the process does not grow a thread per room.
+#[tokio::test]
+async fn rooms_are_capped_per_address_and_in_all_and_share_a_fixed_thread_pool() {
+    let bin = env!("CARGO_BIN_EXE_tickwire-test-server");
+    let limits =
+        ["--max-rooms", "6", "--max-rooms-per-ip", "4", "--sim-threads", "2", "--npcs", "1"];
+    let server = net::ServerProcess::start(bin, &limits).await;
+    let addr = server.addr;
+    let threads_at_start = server.status("Threads");
+    let (a, b, c) =
+        (Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3));
+    let mut sessions = Vec::new();
+    for i in 0..4 {
+        let query = format!("&name=a{i}&room=flood-a{i}");
+        sessions.push(
+            net::join_from(a, addr, &format!("a{i}"), &query).await.expect("within the limit"),
+        );
+    }
+    let refused = net::join_from(a, addr, "a4", "&name=a4&room=flood-a4").await.err();
+    let (code, reason) = refused.expect("a fifth named room from one address is refused");
+    assert_eq!(code, 1013, "{reason}");
+    assert!(reason.contains("from your address"), "{reason}");
+    // Joining a room that is open is not opening one.
+    sessions.push(net::join_from(a, addr, "a5", "&name=a5&room=flood-a0").await.expect("joins"));
+    for i in 0..2 {
+        let query = format!("&name=b{i}&room=flood-b{i}");
+        sessions.push(net::join_from(b, addr, &format!("b{i}"), &query).await.expect("joins"));
+    }
+    // Six rooms: the server's limit, whoever asks and however.
+    let refused = net::join_from(b, addr, "b2", "&name=b2&room=flood-b2").await.err();
+    let (code, reason) = refused.expect("a seventh room is refused");
+    assert_eq!(code, 1013, "{reason}");
+    assert!(reason.contains("6 rooms"), "{reason}");
+    let refused = net::join_from(c, addr, "c", "&name=c").await.err();
+    let (code, reason) = refused.expect("matchmaking needs a new room and cannot open one");
+    assert_eq!(code, 1013, "{reason}");
+    // Six rooms ticking, and no thread more than at the start (a thread a room made six).
+    let threads = server.status("Threads");
+    assert!(
+        threads <= threads_at_start + 1,
+        "{threads_at_start} threads at start, {threads} with 6 rooms"
+    );
+    drop(sessions);
 }
 
 /// Row 6: a room someone named is theirs: matchmaking never puts strangers in it.
