@@ -1,73 +1,104 @@
-//! HTTP routes on the same port as the WebSocket: `GET /` (the built browser client),
-//! `GET /healthz`, `GET /metrics`, `GET /api/rooms`, `POST /api/guest`, and `GET /ws`.
+//! HTTP on the same port as the WebSocket, as an axum [`Router`]: `GET /ws` (the upgrade),
+//! `GET /healthz`, `GET /metrics`, `GET /api/rooms`, `POST /api/guest`, `POST /api/debug/drop`
+//! (only with `debug_endpoints`), and the built browser client's files for every other `GET`
+//! or `HEAD`. Other methods are answered 405.
+//!
+//! Every response passes through request tracing (debug level), a [`REQUEST_TIMEOUT`] and gzip
+//! compression when the client accepts it. The WebSocket upgrade answers 101 at once and the
+//! session runs on the upgraded connection in its own task, so neither the timeout nor the
+//! compression touches it.
 
-use std::convert::Infallible;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Query, Request, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Extensions, Method, StatusCode, Version};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower::ServiceExt;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::services::ServeDir;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::auth::{Claims, GUEST_TOKEN_TTL_SECS, random_hex, unix_now};
-use crate::response::{Body, json_response, text_response};
 use crate::state::AppState;
 
-/// Routes one request.
-pub async fn handle(
-    req: Request<hyper::body::Incoming>,
-    state: Arc<AppState>,
-    ip: IpAddr,
-) -> Result<Response<Body>, Infallible> {
-    let path = req.uri().path().to_owned();
-    let resp = match (req.method(), path.as_str()) {
-        (&Method::GET, "/ws") => crate::ws::upgrade(req, state, ip),
-        (&Method::GET, "/healthz") => text_response(StatusCode::OK, "ok".into()),
-        (&Method::GET, "/metrics") => {
-            let mut resp = text_response(StatusCode::OK, state.metrics.render());
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            resp
-        }
-        (&Method::GET, "/api/rooms") => {
-            json_response(&serde_json::json!({ "rooms": state.rooms.list() }))
-        }
-        (&Method::POST, "/api/guest") => guest(&state, ip),
-        (&Method::POST, "/api/debug/drop") if state.config.debug_endpoints => {
-            let entity = req
-                .uri()
-                .query()
-                .unwrap_or("")
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("entity="))
-                .and_then(|v| v.parse::<u32>().ok());
-            match entity {
-                Some(id) => {
-                    state.rooms.drop_connection(tickwire_shared::NetId(id));
-                    text_response(StatusCode::ACCEPTED, format!("dropping entity {id}"))
-                }
-                None => text_response(StatusCode::BAD_REQUEST, "expected ?entity=N".into()),
-            }
-        }
-        (&Method::GET | &Method::HEAD, _) => static_file(&state.config.static_dir, &path).await,
-        _ => text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed".into()),
-    };
-    Ok(resp)
+/// How long an ordinary HTTP request may take to produce its response head (408 after that).
+/// The WebSocket upgrade answers at once, so a session is never cut by it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The address a request came from. The accept loop puts it into every request's extensions;
+/// the routes that limit per address read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerIp(pub IpAddr);
+
+/// The routes, with tracing, the request timeout and compression, over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut routes = Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/api/rooms", get(rooms))
+        .route("/api/guest", post(guest));
+    if state.config.debug_endpoints {
+        routes = routes.route("/api/debug/drop", post(debug_drop));
+    }
+    let compression = CompressionLayer::new().compress_when(DefaultPredicate::new().and(not_101));
+    routes
+        .fallback(static_files)
+        .layer(compression)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
-fn guest(state: &AppState, ip: IpAddr) -> Response<Body> {
+/// Compression predicate: never a `101 Switching Protocols` (the bytes after it are the
+/// WebSocket's, not a body).
+fn not_101(status: StatusCode, _: Version, _: &HeaderMap, _: &Extensions) -> bool {
+    status != StatusCode::SWITCHING_PROTOCOLS
+}
+
+/// `GET /ws`. The GET route also answers HEAD, which is no upgrade: 405.
+async fn websocket(
+    State(state): State<Arc<AppState>>,
+    Extension(PeerIp(ip)): Extension<PeerIp>,
+    req: Request,
+) -> Response {
+    if req.method() != Method::GET {
+        return method_not_allowed("GET");
+    }
+    crate::ws::upgrade(req, state, ip)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let kind = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    ([(header::CONTENT_TYPE, kind)], state.metrics.render()).into_response()
+}
+
+async fn rooms(State(state): State<Arc<AppState>>) -> Response {
+    json_response(&serde_json::json!({ "rooms": state.rooms.list() }))
+}
+
+async fn guest(
+    State(state): State<Arc<AppState>>,
+    Extension(PeerIp(ip)): Extension<PeerIp>,
+) -> Response {
     if !state.config.guest_tokens {
-        return text_response(StatusCode::FORBIDDEN, "guest tokens are disabled".into());
+        return (StatusCode::FORBIDDEN, "guest tokens are disabled").into_response();
     }
     if !state.take_guest_token(ip) {
-        return text_response(
+        return (
             StatusCode::TOO_MANY_REQUESTS,
-            "too many guest tokens from this address; try again in a few seconds".into(),
-        );
+            "too many guest tokens from this address; try again in a few seconds",
+        )
+            .into_response();
     }
     let claims =
         Claims { sub: format!("guest-{}", random_hex(6)), exp: unix_now() + GUEST_TOKEN_TTL_SECS };
@@ -79,18 +110,50 @@ fn guest(state: &AppState, ip: IpAddr) -> Response<Body> {
     }))
 }
 
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("wasm") => "application/wasm",
-        Some("css") => "text/css; charset=utf-8",
-        Some("json") => "application/json",
-        Some("png") => "image/png",
-        Some("svg") => "image/svg+xml",
-        Some("ico") => "image/x-icon",
-        _ => "application/octet-stream",
+/// The query of `POST /api/debug/drop?entity=N`.
+#[derive(serde::Deserialize)]
+struct DropQuery {
+    entity: u32,
+}
+
+async fn debug_drop(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<DropQuery>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(DropQuery { entity })) => {
+            state.rooms.drop_connection(tickwire_shared::NetId(entity));
+            (StatusCode::ACCEPTED, format!("dropping entity {entity}")).into_response()
+        }
+        Err(_) => (StatusCode::BAD_REQUEST, "expected ?entity=N").into_response(),
     }
+}
+
+/// A JSON response that is never cached.
+fn json_response(value: &serde_json::Value) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    (headers, value.to_string()).into_response()
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let allow = [(header::ALLOW, HeaderValue::from_static(allow))];
+    (StatusCode::METHOD_NOT_ALLOWED, allow, "method not allowed").into_response()
+}
+
+/// The content types this server names itself (text with its charset); any other file gets
+/// the one `ServeDir` guesses from its extension.
+fn content_type(path: &Path) -> Option<&'static str> {
+    Some(match path.extension().and_then(|e| e.to_str())? {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        _ => return None,
+    })
 }
 
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Tickwire</title>\
@@ -104,50 +167,80 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; style-src 'self'; \
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The regular file `rel` names under `root`, if it is one: no path that leaves the root,
-/// through `..` or a symlink, and nothing but regular files (a FIFO would hang the reader).
-async fn file_under(root: &Path, rel: &Path) -> Option<PathBuf> {
-    let root = tokio::fs::canonicalize(root).await.ok()?;
-    let full = tokio::fs::canonicalize(root.join(rel)).await.ok()?;
-    let regular = tokio::fs::metadata(&full).await.ok()?.is_file();
-    (full.starts_with(&root) && regular).then_some(full)
+/// The file a URL path names below the static root, as `ServeDir` reads it (percent-decoded,
+/// `/` meaning `index.html`), if it is made of plain names only: no `..`, no `.`, no root.
+fn relative_path(url_path: &str) -> Option<PathBuf> {
+    let decoded = percent_encoding::percent_decode_str(url_path).decode_utf8().ok()?;
+    let rel = decoded.trim_start_matches('/');
+    let rel = PathBuf::from(if rel.is_empty() { "index.html" } else { rel });
+    rel.components().all(|c| matches!(c, Component::Normal(_))).then_some(rel)
 }
 
-async fn static_file(root: &Path, url_path: &str) -> Response<Body> {
-    let rel = url_path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "index.html" } else { rel };
-    let rel_path = PathBuf::from(rel);
-    // Only plain names below the root: no `..`, no absolute paths.
-    if !rel_path.components().all(|c| matches!(c, Component::Normal(_))) {
-        return text_response(StatusCode::BAD_REQUEST, "bad path".into());
+/// Whether `rel` names a regular file under `root`: no path that leaves the root, through `..`
+/// or a symlink, and nothing but regular files (a FIFO would hang the reader).
+async fn is_file_under(root: &Path, rel: &Path) -> bool {
+    let Ok(root) = tokio::fs::canonicalize(root).await else { return false };
+    let Ok(full) = tokio::fs::canonicalize(root.join(rel)).await else { return false };
+    let regular = tokio::fs::metadata(&full).await.is_ok_and(|m| m.is_file());
+    full.starts_with(&root) && regular
+}
+
+/// Every other `GET` or `HEAD`: a file of the built client, through `ServeDir` once the path
+/// passed the rules above (404 otherwise); the "not built" page for `/` when there is no
+/// `index.html`. Every answer carries `nosniff`, a page the CSP.
+async fn static_files(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return method_not_allowed("GET, HEAD");
     }
-    let data = match file_under(root, &rel_path).await {
-        Some(full) => tokio::fs::read(&full).await.ok(),
-        None => None,
+    let root = &state.config.static_dir;
+    let Some(rel) = relative_path(req.uri().path()) else {
+        return (StatusCode::BAD_REQUEST, "bad path").into_response();
     };
-    let mut resp = match data {
-        Some(data) => {
-            let mut resp = Response::new(Full::new(Bytes::from(data)));
-            let kind = HeaderValue::from_static(content_type(&rel_path));
-            resp.headers_mut().insert(header::CONTENT_TYPE, kind);
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            resp
+    let mut resp = if is_file_under(root, &rel).await {
+        let mut resp = match ServeDir::new(root).oneshot(req).await {
+            Ok(resp) => resp.into_response(),
+            Err(never) => match never {},
+        };
+        let headers = resp.headers_mut();
+        if let Some(kind) = content_type(&rel)
+            && headers.contains_key(header::CONTENT_TYPE)
+        {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
         }
-        None if rel == "index.html" => {
-            let mut resp = text_response(StatusCode::OK, NOT_BUILT.into());
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-            resp
-        }
-        None => return text_response(StatusCode::NOT_FOUND, format!("not found: {url_path}")),
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        resp
+    } else if rel == Path::new("index.html") {
+        let kind = HeaderValue::from_static("text/html; charset=utf-8");
+        ([(header::CONTENT_TYPE, kind)], NOT_BUILT).into_response()
+    } else {
+        let path = req.uri().path();
+        (StatusCode::NOT_FOUND, format!("not found: {path}")).into_response()
     };
     let headers = resp.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if rel_path.extension().is_some_and(|e| e == "html") {
+    if rel.extension().is_some_and(|e| e == "html") {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         );
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::relative_path;
+
+    #[test]
+    fn url_paths_map_to_plain_relative_names_only() {
+        let rel = |p: &str| relative_path(p);
+        assert_eq!(rel("/"), Some(PathBuf::from("index.html")));
+        assert_eq!(rel("/pkg/app.wasm"), Some(PathBuf::from("pkg/app.wasm")));
+        assert_eq!(rel("/a%20b.js"), Some(PathBuf::from("a b.js")));
+        for bad in ["/../etc/passwd", "/%2e%2e/etc/passwd", "/./a", "/a/../../b", "/%ff"] {
+            assert_eq!(rel(bad), None, "{bad}");
+        }
+    }
 }

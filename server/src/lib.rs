@@ -15,7 +15,6 @@ pub mod limiter;
 pub mod matchrun;
 pub mod metrics;
 pub mod outbox;
-pub mod response;
 pub mod room;
 pub mod rooms;
 pub mod server;

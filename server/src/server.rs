@@ -8,9 +8,11 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::auth::{JwtKeys, random_hex};
 use crate::config::ServerConfig;
+use crate::http::PeerIp;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 use crate::state::{AppState, PendingGuard};
@@ -90,6 +92,7 @@ impl Server {
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<AppState>) {
+    let app = crate::http::router(state.clone());
     loop {
         let (stream, peer) = tokio::select! {
             () = state.shutdown.cancelled() => return,
@@ -112,10 +115,13 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>) {
         let _ = stream.set_nodelay(true);
         let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES);
         let conn_state = state.clone();
+        let app = app.clone();
         state.tracker.spawn(async move {
-            let ip = peer.ip();
-            let svc_state = conn_state.clone();
-            let service = service_fn(move |req| crate::http::handle(req, svc_state.clone(), ip));
+            // The routes read the peer's address from each request's extensions.
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerIp(peer.ip()));
+                app.clone().oneshot(req)
+            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(16 * 1024)
                 .timer(TokioTimer::new())

@@ -5,11 +5,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tickwire_shared::join::{JoinRequest, truncate_utf8};
 use tickwire_shared::protocol::{PROTOCOL_VERSION, SUBPROTOCOL};
@@ -21,7 +24,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::auth::{AuthError, unix_now};
-use crate::response::{Body, text_response};
 use crate::session::{Inbound, TransportError, TransportRx, TransportTx};
 use crate::state::{AppState, IpGuard};
 
@@ -161,8 +163,8 @@ fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String], dev: bo
 /// Runs every check on an upgrade request, in order: it is a WebSocket upgrade (400), the join
 /// query parses (400), the protocol version matches (426), the origin is allowed (403), the token
 /// verifies (401).
-pub fn check_handshake(
-    req: &Request<hyper::body::Incoming>,
+pub fn check_handshake<B>(
+    req: &axum::http::Request<B>,
     state: &AppState,
 ) -> Result<Accepted, (StatusCode, String)> {
     let headers = req.headers();
@@ -233,25 +235,19 @@ pub fn check_handshake(
 }
 
 /// Handles `GET /ws`: checks, then answers 101 and runs the session on the upgraded connection.
-pub fn upgrade(
-    mut req: Request<hyper::body::Incoming>,
-    state: Arc<AppState>,
-    ip: IpAddr,
-) -> Response<Body> {
+pub fn upgrade(mut req: Request, state: Arc<AppState>, ip: IpAddr) -> Response {
     let accepted = match check_handshake(&req, &state) {
         Ok(a) => a,
         Err((status, why)) => {
             state.metrics.handshakes_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(%status, %why, "handshake refused");
-            return text_response(status, why);
+            return (status, why).into_response();
         }
     };
     let Some(guard) = IpGuard::acquire(&state, ip) else {
         state.metrics.handshakes_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return text_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many connections from {ip}"),
-        );
+        return (StatusCode::TOO_MANY_REQUESTS, format!("too many connections from {ip}"))
+            .into_response();
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let limits = state.config.limits.clone();
@@ -285,7 +281,7 @@ pub fn upgrade(
         )
         .await;
     });
-    let mut resp = Response::builder()
+    let mut resp = axum::http::Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "websocket")
@@ -293,8 +289,7 @@ pub fn upgrade(
     if accepted.echo_subprotocol {
         resp = resp.header(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
     }
-    resp.body(Body::default())
-        .unwrap_or_else(|_| text_response(StatusCode::INTERNAL_SERVER_ERROR, "response".into()))
+    resp.body(Body::empty()).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 #[cfg(test)]
