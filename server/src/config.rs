@@ -124,6 +124,8 @@ pub struct ServerConfig {
     pub room_idle_close: Duration,
     /// HS256 secret for JWTs. `None`: a random one per process (dev mode).
     pub jwt_secret: Option<String>,
+    /// The audience tokens must name in `aud`. `None`: `aud` is not checked.
+    pub jwt_audience: Option<String>,
     /// Whether `POST /api/guest` issues guest tokens.
     pub guest_tokens: bool,
     /// Extra allowed WebSocket origins (same-origin and localhost are always allowed).
@@ -154,6 +156,7 @@ impl Default for ServerConfig {
             resume_grace: Duration::from_secs(30),
             room_idle_close: Duration::from_secs(60),
             jwt_secret: None,
+            jwt_audience: None,
             guest_tokens: true,
             allowed_origins: Vec::new(),
             static_dir: PathBuf::from("client-web/dist"),
@@ -210,6 +213,10 @@ pub struct ServeArgs {
     /// tokens on (dev mode)].
     #[arg(long, env = "TICKWIRE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Audience a token's `aud` must name; when set, tokens without it are refused and guest
+    /// tokens carry it [default: none, `aud` not checked].
+    #[arg(long, env = "TICKWIRE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
     /// Issue guest tokens at POST /api/guest [default: true].
     #[arg(long, env = "TICKWIRE_GUEST_TOKENS")]
     pub guest_tokens: Option<bool>,
@@ -256,6 +263,7 @@ struct FileConfig {
     interest_radius: Option<f32>,
     resume_grace_secs: Option<u64>,
     jwt_secret: Option<String>,
+    jwt_audience: Option<String>,
     guest_tokens: Option<bool>,
     allowed_origins: Option<Vec<String>>,
     static_dir: Option<PathBuf>,
@@ -317,6 +325,7 @@ impl ServeArgs {
                 .map_or(d.resume_grace, Duration::from_secs),
             room_idle_close: d.room_idle_close,
             jwt_secret: self.jwt_secret.clone().or(file.jwt_secret),
+            jwt_audience: self.jwt_audience.clone().or(file.jwt_audience),
             guest_tokens: self.guest_tokens.or(file.guest_tokens).unwrap_or(d.guest_tokens),
             allowed_origins: origins,
             static_dir: self.static_dir.clone().or(file.static_dir).unwrap_or(d.static_dir),
@@ -354,6 +363,9 @@ impl ServerConfig {
                  development)"
             ),
             _ => {}
+        }
+        if self.jwt_audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+            bail!("the JWT audience must not be empty (leave it out to not check `aud`)");
         }
         if !tickwire_shared::games::exists(&self.game) {
             bail!("{}", tickwire_shared::games::UnknownGame(self.game.clone()));
@@ -409,5 +421,20 @@ mod tests {
         let err = args.resolve().unwrap_err();
         assert!(format!("{err:#}").contains("snapshot rate 90"), "{err:#}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_jwt_audience_is_optional_but_not_empty() {
+        let secret = Some("x".repeat(MIN_JWT_SECRET_BYTES));
+        let args = ServeArgs {
+            jwt_secret: secret.clone(),
+            jwt_audience: Some("tickwire".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(args.resolve().unwrap().jwt_audience.as_deref(), Some("tickwire"));
+        let args = ServeArgs { jwt_secret: secret, ..ServeArgs::default() };
+        assert_eq!(args.resolve().unwrap().jwt_audience, None);
+        let empty = ServerConfig { jwt_audience: Some(" ".into()), ..ServerConfig::default() };
+        assert!(format!("{:#}", empty.validate().unwrap_err()).contains("audience"));
     }
 }

@@ -58,7 +58,7 @@ impl Server {
         };
         let metrics = Arc::new(Metrics::default());
         let rooms = Rooms::new(config.clone(), metrics.clone())?;
-        let keys = JwtKeys::new(secret.as_bytes());
+        let keys = JwtKeys::new(secret.as_bytes()).with_audience(config.jwt_audience.as_deref());
         let state = Arc::new(AppState::new(config, rooms, metrics, keys));
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Server { addr, state, accept })

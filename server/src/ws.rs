@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use crate::auth::{AuthError, unix_now};
+use crate::auth::AuthError;
 use crate::session::{Inbound, TransportError, TransportRx, TransportTx};
 use crate::state::{AppState, IpGuard};
 
@@ -227,7 +227,7 @@ pub fn check_handshake<B>(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     let token = bearer.or(join.token.as_deref()).ok_or(AuthError::Missing);
-    let claims = match token.and_then(|t| state.keys.verify(t, unix_now())) {
+    let claims = match token.and_then(|t| state.keys.verify(t)) {
         Ok(claims) => claims,
         Err(e) => return Err((StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))),
     };

@@ -48,6 +48,56 @@ async fn a_lower_case_bearer_scheme_is_accepted() {
     server.shutdown().await;
 }
 
+/// A guest token from `POST /api/guest`.
+async fn guest_token(addr: std::net::SocketAddr) -> String {
+    let (status, body) = net::http(addr, "POST", "/api/guest").await;
+    assert_eq!(status, 200, "{body}");
+    body.split_once("\"token\":\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(token, _)| token.to_owned())
+        .expect("a token")
+}
+
+/// The JWT rules over a real handshake (`jsonwebtoken`): an expired token, one signed with
+/// another key, and, with `--jwt-audience`, one for no or another audience get 401; the
+/// server's own guest tokens carry the audience and pass.
+#[tokio::test]
+async fn tokens_are_checked_for_expiry_key_and_a_configured_audience() {
+    use tickwire_server::auth::{Claims, JwtKeys, unix_now};
+
+    let refused = |addr, token: String| async move {
+        net::connect_with(addr, &format!("v=2&token={token}"), &[]).await.err()
+    };
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let keys = JwtKeys::new(net::TEST_SECRET.as_bytes());
+    let expired = keys.sign(&Claims { sub: "late".into(), exp: unix_now() - 60 });
+    let (status, body) = refused(addr, expired).await.expect("an expired token is refused");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("expired"), "{body}");
+    let other = JwtKeys::new(b"some-other-secret-of-32-bytes-or-more");
+    let forged = other.sign(&Claims { sub: "mallory".into(), exp: unix_now() + 60 });
+    let (status, body) = refused(addr, forged).await.expect("another key's token is refused");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("signature"), "{body}");
+    server.shutdown().await;
+
+    let config = ServerConfig { jwt_audience: Some("tickwire".into()), ..net::test_config() };
+    let server = net::start(config).await;
+    let addr = server.local_addr();
+    let (status, body) = refused(addr, net::token()).await.expect("no audience: refused");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("audience"), "{body}");
+    let elsewhere = keys.clone().with_audience(Some("elsewhere"));
+    let theirs = elsewhere.sign(&Claims { sub: "p".into(), exp: unix_now() + 60 });
+    assert_eq!(refused(addr, theirs).await.map(|(s, _)| s), Some(401));
+    let ours = keys.with_audience(Some("tickwire"));
+    let token = ours.sign(&Claims { sub: "p".into(), exp: unix_now() + 60 });
+    assert_eq!(refused(addr, token).await, None);
+    assert_eq!(refused(addr, guest_token(addr).await).await, None);
+    server.shutdown().await;
+}
+
 /// Row 7: a resume token works only for the subject that got it, and `Leave` revokes it at once.
 #[tokio::test]
 async fn a_resume_needs_the_same_subject_and_leave_revokes_it_at_once() {
@@ -228,13 +278,7 @@ async fn origins_are_compared_by_scheme_host_and_port() {
     server.shutdown().await;
     // Dev mode (no secret: a random one, guest tokens on): any localhost page may connect.
     let dev = net::start(ServerConfig { jwt_secret: None, ..net::test_config() }).await;
-    let (status, body) = net::http(dev.local_addr(), "POST", "/api/guest").await;
-    assert_eq!(status, 200, "{body}");
-    let token = body
-        .split_once("\"token\":\"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(token, _)| token.to_owned())
-        .expect("a token");
+    let token = guest_token(dev.local_addr()).await;
     let q = format!("v=2&token={token}");
     let ws = net::connect_with(dev.local_addr(), &q, &[("Origin", "http://localhost:3000")]).await;
     assert!(ws.is_ok(), "{:?}", ws.err());
