@@ -2,10 +2,12 @@
 //! TOML file, and defaults that run locally. Precedence: flag or env > file > default.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use governor::Quota;
 use serde::Deserialize;
 
 pub use tickwire_shared::game::{DEFAULT_NPC_COUNT, DEFAULT_TICK_RATE};
@@ -39,6 +41,24 @@ pub const GUEST_TOKEN_BURST: f64 = 30.0;
 /// Guest tokens one IP may get per second once its burst is spent: enough for a person, far too
 /// few for a flood.
 pub const GUEST_TOKENS_PER_SEC: f64 = 1.0;
+
+/// The slowest refill a [`quota`] gets: a rate that is zero, negative or not a number means a
+/// burst and then (nearly) nothing.
+const SLOWEST_REFILL: Duration = Duration::from_secs(3600);
+
+/// A [`governor`] quota of `per_sec` cells a second with bursts of `burst` cells, from the
+/// floating-point rates of the configuration (a burst is at least one cell).
+#[must_use]
+pub fn quota(per_sec: f64, burst: f64) -> Quota {
+    let period = Duration::try_from_secs_f64(1.0 / per_sec)
+        .unwrap_or(SLOWEST_REFILL)
+        .clamp(Duration::from_nanos(1), SLOWEST_REFILL);
+    // `as` saturates (and maps NaN to 0), so the cast is exact for every sane burst.
+    let burst = NonZeroU32::new(burst.round() as u32).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
 
 /// Per-connection limits. Every one is configurable; the defaults suit a browser client.
 #[derive(Clone, Debug)]
@@ -421,6 +441,24 @@ mod tests {
         let err = args.resolve().unwrap_err();
         assert!(format!("{err:#}").contains("snapshot rate 90"), "{err:#}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn quotas_keep_the_configured_rate_and_burst() {
+        let q = quota(120.0, 240.0);
+        assert_eq!(q.burst_size().get(), 240);
+        assert_eq!(q.replenish_interval(), Duration::from_nanos(8_333_333));
+        // 1 / 32 KiB s, to the nearest nanosecond.
+        let bytes = quota(32.0 * 1024.0, 64.0 * 1024.0);
+        assert_eq!(bytes.burst_size().get(), 65_536);
+        assert_eq!(bytes.replenish_interval(), Duration::from_nanos(30_518));
+        // Nonsense rates still make a quota: a burst of at least one, then next to nothing.
+        for (rate, burst) in [(0.0, 0.0), (-1.0, f64::NAN), (f64::NAN, 3.0)] {
+            let q = quota(rate, burst);
+            assert!(q.burst_size().get() >= 1);
+            assert_eq!(q.replenish_interval(), SLOWEST_REFILL);
+        }
+        assert_eq!(quota(1e12, 1.0).replenish_interval(), Duration::from_nanos(1));
     }
 
     #[test]

@@ -11,7 +11,6 @@ pub mod bots;
 pub mod cli;
 pub mod config;
 pub mod http;
-pub mod limiter;
 pub mod matchrun;
 pub mod metrics;
 pub mod outbox;

@@ -6,11 +6,13 @@
 //! A failing session ends only itself: every error becomes a close with a reason.
 
 use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, RateLimiter};
 use tickwire_shared::ClientId;
 use tickwire_shared::codec;
 use tickwire_shared::protocol::{ClientMessage, DisconnectReason, ServerMessage};
@@ -20,8 +22,7 @@ use tracing::Instrument as _;
 use tickwire_shared::join::JoinRequest;
 use tickwire_shared::room::JoinRefused;
 
-use crate::config::Limits;
-use crate::limiter::TokenBucket;
+use crate::config::{Limits, quota};
 use crate::metrics::{DisconnectKind, Metrics};
 use crate::outbox::{OutItem, Outbox};
 use crate::room::{JoinTicket, RoomHandle};
@@ -98,21 +99,43 @@ pub async fn run<R: TransportRx, T: TransportTx>(rx: R, tx: T, ctx: SessionConte
 /// Why the reader asks for a close.
 type CloseRequest = (DisconnectReason, String);
 
-/// The reader's per-session state: its rate limits.
+/// The reader's per-session state: its rate limits, one [`governor`] limiter each (direct, not
+/// keyed: each connection has its own).
 struct Limiters {
-    messages: TokenBucket,
-    bytes: TokenBucket,
-    chat: TokenBucket,
+    /// Inbound messages and heartbeats, one cell each.
+    messages: DefaultDirectRateLimiter,
+    /// Inbound bytes, one cell a byte.
+    bytes: DefaultDirectRateLimiter,
+    /// Chat lines, one cell each.
+    chat: DefaultDirectRateLimiter,
 }
 
 impl Limiters {
     fn new(limits: &Limits) -> Limiters {
-        let now = Instant::now();
         Limiters {
-            messages: TokenBucket::new(limits.messages_per_sec, limits.message_burst, now),
-            bytes: TokenBucket::new(limits.bytes_per_sec, limits.byte_burst, now),
-            chat: TokenBucket::new(limits.chat_per_sec, limits.chat_burst, now),
+            messages: RateLimiter::direct(quota(limits.messages_per_sec, limits.message_burst)),
+            bytes: RateLimiter::direct(quota(limits.bytes_per_sec, limits.byte_burst)),
+            chat: RateLimiter::direct(quota(limits.chat_per_sec, limits.chat_burst)),
         }
+    }
+
+    /// Takes one message of `len` bytes from the message and byte budgets; false (and nothing
+    /// taken from the byte budget) when either is spent. A message larger than the whole byte
+    /// burst never fits.
+    fn frame(&self, len: usize) -> bool {
+        if self.messages.check().is_err() {
+            return false;
+        }
+        match u32::try_from(len).map(NonZeroU32::new) {
+            Ok(None) => true,
+            Ok(Some(cells)) => matches!(self.bytes.check_n(cells), Ok(Ok(()))),
+            Err(_) => false,
+        }
+    }
+
+    /// Takes one chat line; false when the chat budget is spent.
+    fn chat(&self) -> bool {
+        self.chat.check().is_ok()
     }
 }
 
@@ -124,11 +147,10 @@ fn count_decode_error(ctx: &SessionContext) {
 async fn handle_binary(
     data: &[u8],
     ctx: &SessionContext,
-    limiters: &mut Limiters,
+    limiters: &Limiters,
 ) -> Result<(), CloseRequest> {
     ctx.metrics.bytes_received.fetch_add(data.len() as u64, Ordering::Relaxed);
-    let now = Instant::now();
-    if !limiters.messages.take(1.0, now) || !limiters.bytes.take(data.len() as f64, now) {
+    if !limiters.frame(data.len()) {
         return Err((DisconnectReason::RateLimited, "message rate limit exceeded".into()));
     }
     let msg = codec::decode_client(data).map_err(|e| {
@@ -150,7 +172,7 @@ async fn handle_binary(
             }
         }
         ClientMessage::Chat { text } => {
-            if limiters.chat.take(1.0, Instant::now()) {
+            if limiters.chat() {
                 ctx.room.chat(ctx.client, text).await;
             } else {
                 ctx.metrics.chat_dropped.fetch_add(1, Ordering::Relaxed);
@@ -173,7 +195,7 @@ async fn read_loop<R: TransportRx>(
     done: &CancellationToken,
 ) -> bool {
     let limits = &ctx.limits;
-    let mut limiters = Limiters::new(limits);
+    let limiters = Limiters::new(limits);
     let mut left = false;
     let mut deadline = tokio::time::Instant::now() + limits.idle_timeout;
     let mut closing = false;
@@ -210,14 +232,13 @@ async fn read_loop<R: TransportRx>(
             // Once closing, the rest of what the peer sends is ignored.
             Some(_) if closing => continue,
             Some(Inbound::Alive(len)) => {
-                let now = Instant::now();
-                if limiters.messages.take(1.0, now) && limiters.bytes.take(len as f64, now) {
+                if limiters.frame(len) {
                     Ok(())
                 } else {
                     Err((DisconnectReason::RateLimited, "frame rate limit exceeded".into()))
                 }
             }
-            Some(Inbound::Binary(data)) => handle_binary(&data, ctx, &mut limiters).await,
+            Some(Inbound::Binary(data)) => handle_binary(&data, ctx, &limiters).await,
             Some(Inbound::Malformed(e)) => {
                 count_decode_error(ctx);
                 Err((DisconnectReason::ProtocolError, format!("broken frame: {}", e.0)))
@@ -432,4 +453,47 @@ async fn join_then_run<R: TransportRx, T: TransportTx>(
         }
     }
     state.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            messages_per_sec: 1.0,
+            message_burst: 5.0,
+            bytes_per_sec: 1.0,
+            byte_burst: 100.0,
+            chat_per_sec: 0.5,
+            chat_burst: 2.0,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn messages_are_limited_by_count_then_bytes() {
+        // A burst of five messages, then (at one a second) nothing for a while.
+        let l = Limiters::new(&limits());
+        for _ in 0..5 {
+            assert!(l.frame(0));
+        }
+        assert!(!l.frame(0));
+        // Bytes: 100 in a burst. A refused size takes nothing; a frame over the burst never fits.
+        let l = Limiters::new(&limits());
+        assert!(!l.frame(101));
+        assert!(!l.frame(usize::MAX));
+        assert!(l.frame(60));
+        assert!(!l.frame(41));
+        assert!(l.frame(40));
+    }
+
+    #[test]
+    fn chat_has_its_own_budget() {
+        let l = Limiters::new(&limits());
+        assert!(l.chat() && l.chat());
+        assert!(!l.chat());
+        // The message budget is untouched by chat.
+        assert!(l.frame(10));
+    }
 }

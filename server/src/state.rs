@@ -5,15 +5,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
+use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use tickwire_shared::ClientId;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::JwtKeys;
-use crate::config::{GUEST_TOKEN_BURST, GUEST_TOKENS_PER_SEC, ServerConfig};
-use crate::limiter::TokenBucket;
+use crate::config::{GUEST_TOKEN_BURST, GUEST_TOKENS_PER_SEC, ServerConfig, quota};
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 
@@ -33,7 +32,7 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     ips: Mutex<HashMap<IpAddr, usize>>,
     next_client: AtomicU32,
-    guest_buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+    guest_tokens: GuestLimiter,
     /// Connections not yet upgraded (or closed): in all, and by IP.
     pending: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
@@ -86,10 +85,54 @@ impl Drop for PendingGuard {
     }
 }
 
-/// IPs whose guest-token budget is remembered at most; past it, the full buckets (IPs idle
-/// long enough to have their whole burst back) are forgotten, and if none is, every bucket is:
-/// memory stays bounded under a flood from many addresses.
+/// IPs whose guest-token budget is remembered at most (see [`GuestLimiter`]).
 pub const MAX_GUEST_BUCKETS: usize = 16_384;
+
+/// The guest-token budgets by IP ([`GUEST_TOKEN_BURST`], then [`GUEST_TOKENS_PER_SEC`]): a
+/// [`governor`] limiter keyed by address, with its memory bounded.
+///
+/// A keyed limiter remembers every address it has seen until told to forget. So when it holds
+/// `cap` addresses, the ones whose budget is whole again (idle long enough to be no different
+/// from a newcomer) are dropped (`retain_recent`) and the map shrunk; if that does not free at
+/// least half (a flood from more than `cap / 2` addresses within a burst's refill time), every
+/// budget is forgotten: the flood gets fresh budgets, but memory stays bounded, which matters
+/// more. Each sweep frees at least half of the map, so its cost is spread over that many
+/// requests.
+pub struct GuestLimiter {
+    limiter: Mutex<DefaultKeyedRateLimiter<IpAddr>>,
+    cap: usize,
+}
+
+impl GuestLimiter {
+    /// Budgets for at most `cap` addresses.
+    #[must_use]
+    pub fn new(cap: usize) -> GuestLimiter {
+        GuestLimiter { limiter: Mutex::new(Self::fresh()), cap }
+    }
+
+    fn fresh() -> DefaultKeyedRateLimiter<IpAddr> {
+        RateLimiter::keyed(quota(GUEST_TOKENS_PER_SEC, GUEST_TOKEN_BURST))
+    }
+
+    /// Takes one guest token from `ip`'s budget; false when it is spent.
+    pub fn take(&self, ip: IpAddr) -> bool {
+        let mut limiter = self.limiter.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if limiter.len() >= self.cap {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+            if limiter.len() > self.cap / 2 {
+                *limiter = Self::fresh();
+            }
+        }
+        limiter.check_key(&ip).is_ok()
+    }
+
+    /// Addresses whose budget is remembered now.
+    #[must_use]
+    pub fn remembered(&self) -> usize {
+        self.limiter.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+}
 
 impl AppState {
     /// The state of a server with `config`.
@@ -109,7 +152,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             ips: Mutex::new(HashMap::new()),
             next_client: AtomicU32::new(1),
-            guest_buckets: Mutex::new(HashMap::new()),
+            guest_tokens: GuestLimiter::new(MAX_GUEST_BUCKETS),
             pending: Mutex::new((0, HashMap::new())),
         }
     }
@@ -117,19 +160,7 @@ impl AppState {
     /// Takes one guest token from `ip`'s budget ([`GUEST_TOKEN_BURST`], then
     /// [`GUEST_TOKENS_PER_SEC`]); false when it is spent.
     pub fn take_guest_token(&self, ip: IpAddr) -> bool {
-        let now = Instant::now();
-        let mut buckets =
-            self.guest_buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() >= MAX_GUEST_BUCKETS && !buckets.contains_key(&ip) {
-            buckets.retain(|_, b| !b.is_full(now));
-            if buckets.len() >= MAX_GUEST_BUCKETS {
-                buckets.clear();
-            }
-        }
-        buckets
-            .entry(ip)
-            .or_insert_with(|| TokenBucket::new(GUEST_TOKENS_PER_SEC, GUEST_TOKEN_BURST, now))
-            .take(1.0, now)
+        self.guest_tokens.take(ip)
     }
 
     /// A fresh client id, unique in this process.
@@ -166,5 +197,38 @@ impl Drop for IpGuard {
                 ips.remove(&self.ip);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn guest_budgets_are_per_ip() {
+        let guests = GuestLimiter::new(MAX_GUEST_BUCKETS);
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let burst = GUEST_TOKEN_BURST as usize;
+        assert_eq!((0..burst + 10).filter(|_| guests.take(a)).count(), burst);
+        assert!(guests.take(b), "one address's flood spends only its own budget");
+    }
+
+    #[test]
+    fn guest_budgets_stay_bounded_under_a_flood_of_addresses() {
+        let cap = 1_000;
+        let guests = GuestLimiter::new(cap);
+        for i in 0..10 * cap as u32 {
+            assert!(guests.take(IpAddr::from(Ipv4Addr::from(i))), "a new address gets a token");
+            assert!(guests.remembered() <= cap, "{} addresses remembered", guests.remembered());
+        }
+        // A spent budget is kept while the map has room.
+        let guests = GuestLimiter::new(cap);
+        let a = IpAddr::from([10, 0, 0, 1]);
+        while guests.take(a) {}
+        for i in 1..(cap / 2) as u32 {
+            guests.take(IpAddr::from(Ipv4Addr::from(i)));
+        }
+        assert!(!guests.take(a));
     }
 }
