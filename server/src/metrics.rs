@@ -1,42 +1,86 @@
-//! Prometheus metrics, kept in atomics so that the tick threads and session tasks update them
-//! without locks, rendered as text at `GET /metrics`.
+//! Prometheus metrics with [`prometheus_client`]: counters and gauges the tick threads and
+//! session tasks bump without locks, histograms with fixed buckets (an observation takes the
+//! histogram's lock for a few nanoseconds), all registered in one registry and rendered as
+//! Prometheus text (0.0.4) at `GET /metrics`. Names, labels, bucket bounds and meanings are
+//! those of the hand-formatted text this replaced.
+//!
+//! The fields keep the calls the server has always made (`fetch_add(n, Ordering::Relaxed)`,
+//! `load`, `observe`), so a metric's users do not depend on the crate.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram as Buckets;
+use prometheus_client::registry::Registry;
 use tickwire_shared::protocol::DisconnectReason;
 
-/// A histogram with fixed buckets (upper bounds, ascending), Prometheus style.
+/// A Prometheus counter, only ever increased.
+#[derive(Debug, Default)]
+pub struct Count(Counter);
+
+impl Count {
+    /// Adds `n` and returns the value before. The ordering is always relaxed (a counter orders
+    /// nothing); the argument keeps the calls of the atomics this replaced.
+    pub fn fetch_add(&self, n: u64, _order: Ordering) -> u64 {
+        self.0.inc_by(n)
+    }
+
+    /// The current value.
+    #[must_use]
+    pub fn load(&self, _order: Ordering) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A Prometheus gauge: a level that goes up and down.
+#[derive(Debug, Default)]
+pub struct Level(Gauge);
+
+impl Level {
+    /// Adds `n` and returns the value before (relaxed, like [`Count::fetch_add`]).
+    pub fn fetch_add(&self, n: i64, _order: Ordering) -> i64 {
+        self.0.inc_by(n)
+    }
+
+    /// Subtracts `n` and returns the value before.
+    pub fn fetch_sub(&self, n: i64, _order: Ordering) -> i64 {
+        self.0.dec_by(n)
+    }
+
+    /// The current value.
+    #[must_use]
+    pub fn load(&self, _order: Ordering) -> i64 {
+        self.0.get()
+    }
+}
+
+/// A histogram with fixed buckets (upper bounds, ascending), Prometheus style, fed integer
+/// observations (microseconds, bytes) and exporting them scaled (seconds, bytes). It also
+/// keeps the observation count and the largest observation, which tests and the
+/// `…_max_seconds` gauge read.
+#[derive(Debug)]
 pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-    max: AtomicU64,
+    histogram: Buckets,
     scale: f64,
+    count: AtomicU64,
+    max: Arc<AtomicU64>,
 }
 
 impl Histogram {
     /// `scale` converts an observation's integer unit into the exported unit (1e-6 for
     /// microseconds exported as seconds, 1.0 for bytes).
-    fn new(bounds: &'static [f64], scale: f64) -> Histogram {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-            max: AtomicU64::new(0),
-            scale,
-        }
+    fn new(histogram: Buckets, scale: f64) -> Histogram {
+        Histogram { histogram, scale, count: AtomicU64::new(0), max: Arc::default() }
     }
 
     /// Records one observation in the histogram's integer unit.
     pub fn observe(&self, value: u64) {
-        let v = value as f64 * self.scale;
-        if let Some(i) = self.bounds.iter().position(|&b| v <= b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_micros.fetch_add(value, Ordering::Relaxed);
+        self.histogram.observe(value as f64 * self.scale);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.max.fetch_max(value, Ordering::Relaxed);
     }
@@ -51,19 +95,26 @@ impl Histogram {
         self.max.load(Ordering::Relaxed) as f64 * self.scale
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 * self.scale;
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {count}");
+    /// A gauge that reads [`Histogram::max`] when the registry is rendered.
+    fn max_gauge(&self) -> MaxGauge {
+        MaxGauge { max: self.max.clone(), scale: self.scale }
+    }
+}
+
+/// The largest observation of a [`Histogram`], as a gauge in the exported unit.
+#[derive(Debug)]
+struct MaxGauge {
+    max: Arc<AtomicU64>,
+    scale: f64,
+}
+
+impl EncodeMetric for MaxGauge {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&(self.max.load(Ordering::Relaxed) as f64 * self.scale))
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
     }
 }
 
@@ -81,6 +132,26 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Snapshot-size buckets in bytes.
 const SNAPSHOT_BUCKETS: &[f64] =
     &[8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 16384.0, 65536.0];
+
+fn buckets(bounds: &[f64]) -> Buckets {
+    Buckets::new(bounds.iter().copied())
+}
+
+fn snapshot_histogram() -> Buckets {
+    buckets(SNAPSHOT_BUCKETS)
+}
+
+/// The `kind` label of `tickwire_snapshot_bytes`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SnapshotKind {
+    kind: &'static str,
+}
+
+/// The `reason` label of `tickwire_disconnects_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
 
 /// Disconnect reasons that are not a [`DisconnectReason`] sent by the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,172 +194,272 @@ impl DisconnectKind {
     }
 }
 
-/// Every metric the server exports.
+/// Every metric the server exports, and the registry that renders them.
 pub struct Metrics {
     /// Open WebSocket sessions.
-    pub connections: AtomicI64,
+    pub connections: Level,
     /// Open rooms.
-    pub rooms: AtomicI64,
+    pub rooms: Level,
     /// Human players in rooms (connected or within their resume grace).
-    pub players: AtomicI64,
+    pub players: Level,
     /// Tick durations (simulate + replicate + encode), microseconds.
     pub tick_duration: Histogram,
     /// Ticks that took longer than the tick period.
-    pub tick_overruns: AtomicU64,
+    pub tick_overruns: Count,
     /// From an input's arrival at the server to the moment the first snapshot carrying its
     /// effect is handed to the transport, microseconds.
     pub input_to_snapshot: Histogram,
     /// Ticks skipped because the loop fell too far behind.
-    pub ticks_dropped: AtomicU64,
+    pub ticks_dropped: Count,
     /// Bytes sent to clients (message payloads).
-    pub bytes_sent: AtomicU64,
+    pub bytes_sent: Count,
     /// Bytes received from clients (message payloads).
-    pub bytes_received: AtomicU64,
+    pub bytes_received: Count,
     /// Full snapshot sizes.
     pub snapshot_full: Histogram,
     /// Delta snapshot sizes.
     pub snapshot_delta: Histogram,
     /// Client messages that failed to decode or validate.
-    pub decode_errors: AtomicU64,
+    pub decode_errors: Count,
     /// Snapshots replaced in an outbox before they were sent.
-    pub snapshots_superseded: AtomicU64,
+    pub snapshots_superseded: Count,
     /// Input frames dropped (late, duplicate backlog, or a full room inbox).
-    pub inputs_dropped: AtomicU64,
+    pub inputs_dropped: Count,
     /// Chat lines dropped by the chat rate limit.
-    pub chat_dropped: AtomicU64,
+    pub chat_dropped: Count,
     /// Handshakes refused, by status code 400/401/403/426/429.
-    pub handshakes_refused: AtomicU64,
-    disconnects: [AtomicU64; 13],
+    pub handshakes_refused: Count,
+    /// `tickwire_disconnects_total`'s series, in [`DisconnectKind::ALL`] order.
+    disconnects: [Counter; DisconnectKind::ALL.len()],
+    registry: Registry,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            connections: AtomicI64::new(0),
-            rooms: AtomicI64::new(0),
-            players: AtomicI64::new(0),
-            tick_duration: Histogram::new(TICK_BUCKETS, 1e-6),
-            tick_overruns: AtomicU64::new(0),
-            input_to_snapshot: Histogram::new(LATENCY_BUCKETS, 1e-6),
-            ticks_dropped: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
-            bytes_received: AtomicU64::new(0),
-            snapshot_full: Histogram::new(SNAPSHOT_BUCKETS, 1.0),
-            snapshot_delta: Histogram::new(SNAPSHOT_BUCKETS, 1.0),
-            decode_errors: AtomicU64::new(0),
-            snapshots_superseded: AtomicU64::new(0),
-            inputs_dropped: AtomicU64::new(0),
-            chat_dropped: AtomicU64::new(0),
-            handshakes_refused: AtomicU64::new(0),
-            disconnects: Default::default(),
-        }
+        let snapshots: Family<SnapshotKind, _, fn() -> _> =
+            Family::new_with_constructor(snapshot_histogram);
+        let disconnects: Family<Reason, Counter> = Family::default();
+        let m = Metrics {
+            connections: Level::default(),
+            rooms: Level::default(),
+            players: Level::default(),
+            tick_duration: Histogram::new(buckets(TICK_BUCKETS), 1e-6),
+            tick_overruns: Count::default(),
+            input_to_snapshot: Histogram::new(buckets(LATENCY_BUCKETS), 1e-6),
+            ticks_dropped: Count::default(),
+            bytes_sent: Count::default(),
+            bytes_received: Count::default(),
+            snapshot_full: Histogram::new(
+                snapshots.get_or_create_owned(&SnapshotKind { kind: "full" }),
+                1.0,
+            ),
+            snapshot_delta: Histogram::new(
+                snapshots.get_or_create_owned(&SnapshotKind { kind: "delta" }),
+                1.0,
+            ),
+            decode_errors: Count::default(),
+            snapshots_superseded: Count::default(),
+            inputs_dropped: Count::default(),
+            chat_dropped: Count::default(),
+            handshakes_refused: Count::default(),
+            // Every reason is exported from the start, at 0.
+            disconnects: DisconnectKind::ALL
+                .map(|k| disconnects.get_or_create_owned(&Reason { reason: k.label() })),
+            registry: Registry::default(),
+        };
+        m.register(snapshots, disconnects)
     }
 }
 
 impl Metrics {
+    /// Registers every metric (each a handle on the same value as its field): gauges,
+    /// histograms, counters, by reason. Counters are named without `_total`: the encoder
+    /// appends it.
+    fn register(
+        mut self,
+        snapshots: Family<SnapshotKind, Buckets, fn() -> Buckets>,
+        disconnects: Family<Reason, Counter>,
+    ) -> Metrics {
+        let r = &mut self.registry;
+        for (name, help, gauge) in [
+            ("tickwire_connections", "Open sessions", &self.connections),
+            ("tickwire_rooms", "Open rooms", &self.rooms),
+            ("tickwire_players", "Human players in rooms", &self.players),
+        ] {
+            r.register(name, help, gauge.0.clone());
+        }
+        for (name, help, histogram) in [
+            (
+                "tickwire_tick_duration_seconds",
+                "Simulate + replicate + encode, per tick",
+                &self.tick_duration,
+            ),
+            (
+                "tickwire_input_to_snapshot_seconds",
+                "Input arrival to the first snapshot carrying its effect leaving",
+                &self.input_to_snapshot,
+            ),
+        ] {
+            r.register(name, help, histogram.histogram.clone());
+        }
+        r.register(
+            "tickwire_tick_duration_max_seconds",
+            "The longest tick since the server started",
+            self.tick_duration.max_gauge(),
+        );
+        r.register("tickwire_snapshot_bytes", "Encoded snapshot message sizes", snapshots);
+        for (name, help, counter) in [
+            ("tickwire_tick_overruns", "Ticks longer than the tick period", &self.tick_overruns),
+            ("tickwire_ticks_dropped", "Ticks skipped after falling behind", &self.ticks_dropped),
+            ("tickwire_bytes_sent", "Payload bytes sent", &self.bytes_sent),
+            ("tickwire_bytes_received", "Payload bytes received", &self.bytes_received),
+            (
+                "tickwire_decode_errors",
+                "Client messages that failed to decode or validate",
+                &self.decode_errors,
+            ),
+            (
+                "tickwire_snapshots_superseded",
+                "Snapshots replaced by a newer one before being sent",
+                &self.snapshots_superseded,
+            ),
+            ("tickwire_inputs_dropped", "Input frames dropped", &self.inputs_dropped),
+            ("tickwire_chat_dropped", "Chat lines dropped by the rate limit", &self.chat_dropped),
+            (
+                "tickwire_handshakes_refused",
+                "WebSocket handshakes refused",
+                &self.handshakes_refused,
+            ),
+        ] {
+            r.register(name, help, counter.0.clone());
+        }
+        r.register("tickwire_disconnects", "Sessions ended, by reason", disconnects);
+        self
+    }
+
     /// Counts one disconnect.
     pub fn disconnect(&self, kind: DisconnectKind) {
-        self.disconnects[kind.index()].fetch_add(1, Ordering::Relaxed);
+        self.disconnects[kind.index()].inc();
     }
 
     /// Disconnects counted for `kind`.
     pub fn disconnects(&self, kind: DisconnectKind) -> u64 {
-        self.disconnects[kind.index()].load(Ordering::Relaxed)
+        self.disconnects[kind.index()].get()
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition (format 0.0.4).
     #[must_use]
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let v = v.load(Ordering::Relaxed);
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        let r = Ordering::Relaxed;
-        gauge(&mut out, "tickwire_connections", "Open sessions.", self.connections.load(r));
-        gauge(&mut out, "tickwire_rooms", "Open rooms.", self.rooms.load(r));
-        gauge(&mut out, "tickwire_players", "Human players in rooms.", self.players.load(r));
-        let _ = writeln!(
-            out,
-            "# HELP tickwire_tick_duration_seconds Simulate + replicate + encode, per tick.\n# TYPE tickwire_tick_duration_seconds histogram"
-        );
-        self.tick_duration.render(&mut out, "tickwire_tick_duration_seconds", "");
-        let _ = writeln!(
-            out,
-            "# HELP tickwire_tick_duration_max_seconds The longest tick since the server started.\n# TYPE tickwire_tick_duration_max_seconds gauge\ntickwire_tick_duration_max_seconds {}",
-            self.tick_duration.max()
-        );
-        counter(
-            &mut out,
-            "tickwire_tick_overruns_total",
-            "Ticks longer than the tick period.",
-            &self.tick_overruns,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tickwire_input_to_snapshot_seconds Input arrival to the first snapshot carrying its effect leaving.\n# TYPE tickwire_input_to_snapshot_seconds histogram"
-        );
-        self.input_to_snapshot.render(&mut out, "tickwire_input_to_snapshot_seconds", "");
-        counter(
-            &mut out,
-            "tickwire_ticks_dropped_total",
-            "Ticks skipped after falling behind.",
-            &self.ticks_dropped,
-        );
-        counter(&mut out, "tickwire_bytes_sent_total", "Payload bytes sent.", &self.bytes_sent);
-        counter(
-            &mut out,
-            "tickwire_bytes_received_total",
-            "Payload bytes received.",
-            &self.bytes_received,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tickwire_snapshot_bytes Encoded snapshot message sizes.\n# TYPE tickwire_snapshot_bytes histogram"
-        );
-        self.snapshot_full.render(&mut out, "tickwire_snapshot_bytes", "kind=\"full\"");
-        self.snapshot_delta.render(&mut out, "tickwire_snapshot_bytes", "kind=\"delta\"");
-        counter(
-            &mut out,
-            "tickwire_decode_errors_total",
-            "Client messages that failed to decode or validate.",
-            &self.decode_errors,
-        );
-        counter(
-            &mut out,
-            "tickwire_snapshots_superseded_total",
-            "Snapshots replaced by a newer one before being sent.",
-            &self.snapshots_superseded,
-        );
-        counter(
-            &mut out,
-            "tickwire_inputs_dropped_total",
-            "Input frames dropped.",
-            &self.inputs_dropped,
-        );
-        counter(
-            &mut out,
-            "tickwire_chat_dropped_total",
-            "Chat lines dropped by the rate limit.",
-            &self.chat_dropped,
-        );
-        counter(
-            &mut out,
-            "tickwire_handshakes_refused_total",
-            "WebSocket handshakes refused.",
-            &self.handshakes_refused,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tickwire_disconnects_total Sessions ended, by reason.\n# TYPE tickwire_disconnects_total counter"
-        );
-        for kind in DisconnectKind::ALL {
-            let v = self.disconnects[kind.index()].load(r);
-            let _ = writeln!(out, "tickwire_disconnects_total{{reason=\"{}\"}} {v}", kind.label());
-        }
+        let mut out = String::with_capacity(8192);
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            .expect("writing to a String does not fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bots::scrape::TickMetrics;
+
+    /// The value of the sample line `series` (name and labels) in `text`.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn the_exposition_keeps_every_name_label_and_value() {
+        let m = Metrics::default();
+        let r = Ordering::Relaxed;
+        m.connections.fetch_add(2, r);
+        m.connections.fetch_sub(1, r);
+        m.rooms.fetch_add(3, r);
+        m.players.fetch_add(4, r);
+        for (counter, n) in [
+            (&m.tick_overruns, 2),
+            (&m.ticks_dropped, 5),
+            (&m.bytes_sent, 1_000),
+            (&m.bytes_received, 7),
+            (&m.decode_errors, 1),
+            (&m.snapshots_superseded, 6),
+            (&m.inputs_dropped, 8),
+            (&m.chat_dropped, 9),
+            (&m.handshakes_refused, 10),
+        ] {
+            counter.fetch_add(n, r);
+        }
+        m.disconnect(DisconnectKind::Server(DisconnectReason::RateLimited));
+        m.disconnect(DisconnectKind::ClientClosed);
+        m.disconnect(DisconnectKind::ClientClosed);
+        for micros in [40, 700, 1_500, 100_000] {
+            m.tick_duration.observe(micros);
+        }
+        m.input_to_snapshot.observe(16_000);
+        m.snapshot_full.observe(8);
+        m.snapshot_full.observe(3_000);
+        m.snapshot_delta.observe(100);
+        assert_eq!(m.inputs_dropped.load(r), 8);
+        assert_eq!(m.tick_duration.count(), 4);
+        assert!((m.tick_duration.max() - 0.1).abs() < 1e-12);
+        assert_eq!(m.disconnects(DisconnectKind::ClientClosed), 2);
+
+        let text = m.render();
+        for (series, value) in [
+            ("tickwire_connections", 1.0),
+            ("tickwire_rooms", 3.0),
+            ("tickwire_players", 4.0),
+            ("tickwire_tick_overruns_total", 2.0),
+            ("tickwire_ticks_dropped_total", 5.0),
+            ("tickwire_bytes_sent_total", 1_000.0),
+            ("tickwire_bytes_received_total", 7.0),
+            ("tickwire_decode_errors_total", 1.0),
+            ("tickwire_snapshots_superseded_total", 6.0),
+            ("tickwire_inputs_dropped_total", 8.0),
+            ("tickwire_chat_dropped_total", 9.0),
+            ("tickwire_handshakes_refused_total", 10.0),
+            ("tickwire_disconnects_total{reason=\"rate_limited\"}", 1.0),
+            ("tickwire_disconnects_total{reason=\"client_closed\"}", 2.0),
+            ("tickwire_disconnects_total{reason=\"transport_error\"}", 0.0),
+            ("tickwire_disconnects_total{reason=\"server_shutdown\"}", 0.0),
+            ("tickwire_tick_duration_max_seconds", 0.1),
+            ("tickwire_tick_duration_seconds_count", 4.0),
+            ("tickwire_tick_duration_seconds_sum", 0.10224),
+            ("tickwire_tick_duration_seconds_bucket{le=\"+Inf\"}", 4.0),
+            ("tickwire_input_to_snapshot_seconds_count", 1.0),
+            ("tickwire_snapshot_bytes_count{kind=\"full\"}", 2.0),
+            ("tickwire_snapshot_bytes_sum{kind=\"full\"}", 3_008.0),
+            ("tickwire_snapshot_bytes_bucket{kind=\"full\",le=\"+Inf\"}", 2.0),
+            ("tickwire_snapshot_bytes_count{kind=\"delta\"}", 1.0),
+            ("tickwire_snapshot_bytes_bucket{kind=\"delta\",le=\"+Inf\"}", 1.0),
+        ] {
+            let got = sample(&text, series);
+            assert!(got.is_some_and(|g| (g - value).abs() < 1e-9), "{series}: {got:?}\n{text}");
+        }
+        // Bucket bounds are the same numbers (however a bound is written), counts cumulative.
+        let tick = TickMetrics::parse(&text).unwrap().tick;
+        let bounds: Vec<f64> = tick.0.iter().map(|b| b.0).collect();
+        let expected: Vec<f64> = TICK_BUCKETS.iter().copied().chain([f64::INFINITY]).collect();
+        assert_eq!(bounds, expected);
+        let counts: Vec<u64> = tick.0.iter().map(|b| b.1).collect();
+        assert_eq!(counts, [1, 1, 1, 1, 2, 3, 3, 3, 3, 3, 3, 4]);
+        let full = crate::bots::scrape::Buckets::parse(&text, "tickwire_snapshot_bytes");
+        assert_eq!(full.0.len(), 2 * (SNAPSHOT_BUCKETS.len() + 1), "full and delta");
+        // Each metric is described once, with its type.
+        for (name, kind) in [
+            ("tickwire_connections", "gauge"),
+            ("tickwire_tick_duration_seconds", "histogram"),
+            ("tickwire_tick_duration_max_seconds", "gauge"),
+            ("tickwire_input_to_snapshot_seconds", "histogram"),
+            ("tickwire_snapshot_bytes", "histogram"),
+            ("tickwire_bytes_sent_total", "counter"),
+            ("tickwire_disconnects_total", "counter"),
+        ] {
+            let line = format!("# TYPE {name} {kind}");
+            assert_eq!(text.lines().filter(|l| *l == line).count(), 1, "{line}\n{text}");
+            let help = format!("# HELP {name} ");
+            assert_eq!(text.lines().filter(|l| l.starts_with(&help)).count(), 1, "{help}");
+        }
     }
 }
