@@ -229,6 +229,8 @@ pub struct Metrics {
     pub chat_dropped: Count,
     /// Handshakes refused, by status code 400/401/403/426/429.
     pub handshakes_refused: Count,
+    /// Joins refused because `--max-rooms` or `--max-rooms-per-ip` was reached.
+    pub rooms_refused: Count,
     /// `tickwire_disconnects_total`'s series, in [`DisconnectKind::ALL`] order.
     disconnects: [Counter; DisconnectKind::ALL.len()],
     registry: Registry,
@@ -262,6 +264,7 @@ impl Default for Metrics {
             inputs_dropped: Count::default(),
             chat_dropped: Count::default(),
             handshakes_refused: Count::default(),
+            rooms_refused: Count::default(),
             // Every reason is exported from the start, at 0.
             disconnects: DisconnectKind::ALL
                 .map(|k| disconnects.get_or_create_owned(&Reason { reason: k.label() })),
@@ -325,6 +328,11 @@ impl Metrics {
             ),
             ("tickwire_inputs_dropped", "Input frames dropped", &self.inputs_dropped),
             ("tickwire_chat_dropped", "Chat lines dropped by the rate limit", &self.chat_dropped),
+            (
+                "tickwire_rooms_refused",
+                "Joins refused because a room limit was reached",
+                &self.rooms_refused,
+            ),
             (
                 "tickwire_handshakes_refused",
                 "WebSocket handshakes refused",

@@ -131,11 +131,13 @@ impl Rooms {
         named_by: Option<IpAddr>,
     ) -> Result<RoomHandle, PickError> {
         if rooms.len() >= self.config.max_rooms {
+            self.metrics.rooms_refused.fetch_add(1, Ordering::Relaxed);
             return Err(PickError::TooManyRooms(self.config.max_rooms));
         }
         if let Some(ip) = named_by {
             let from_ip = rooms.values().filter(|e| e.named_by == Some(ip)).count();
             if from_ip >= self.config.max_rooms_per_ip {
+                self.metrics.rooms_refused.fetch_add(1, Ordering::Relaxed);
                 return Err(PickError::TooManyFromAddress(self.config.max_rooms_per_ip));
             }
         }

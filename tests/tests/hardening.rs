@@ -161,6 +161,8 @@ async fn rooms_are_capped_per_address_and_in_all_and_share_a_fixed_thread_pool()
     let refused = net::join_from(c, addr, "c", "&name=c").await.err();
     let (code, reason) = refused.expect("matchmaking needs a new room and cannot open one");
     assert_eq!(code, 1013, "{reason}");
+    let (_, metrics) = net::http(addr, "GET", "/metrics").await;
+    assert_eq!(metric(&metrics, "tickwire_rooms_refused_total"), 3.0, "{metrics}");
     // Six rooms ticking, and no thread more than at the start (a thread a room made six).
     let threads = server.status("Threads");
     assert!(
