@@ -162,7 +162,8 @@ fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String], dev: bo
 
 /// Runs every check on an upgrade request, in order: it is a WebSocket upgrade (400), the join
 /// query parses (400), the protocol version matches (426), the origin is allowed (403), the token
-/// verifies (401).
+/// verifies (401). Only the request's head is read, whatever its body type (the fuzz targets
+/// build requests with no body).
 pub fn check_handshake<B>(
     req: &axum::http::Request<B>,
     state: &AppState,
