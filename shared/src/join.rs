@@ -143,13 +143,20 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Cleans a display name or chat line: normalised to NFC (so "é" is one character however it
-/// was typed), control, bidi and zero-width characters removed, whitespace runs kept, ends
-/// trimmed. An empty result means nothing printable was given.
+/// Cleans a display name or chat line: control, bidi and zero-width characters removed, then
+/// normalised to NFC (so "é" is one character however it was typed; removing first means
+/// nothing removed can keep marks from composing or from their canonical order), whitespace
+/// runs kept, ends trimmed. An empty result means nothing printable was given; cleaning a
+/// cleaned text changes nothing.
 #[must_use]
 pub fn clean_text(s: &str) -> String {
     use unicode_normalization::UnicodeNormalization as _;
-    s.nfc().filter(|&c| !c.is_control() && !is_invisible(c)).collect::<String>().trim().to_owned()
+    s.chars()
+        .filter(|&c| !c.is_control() && !is_invisible(c))
+        .nfc()
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 fn valid_room(room: &str) -> bool {
@@ -267,6 +274,18 @@ mod tests {
         assert_eq!(clean_text("tab\there"), "tabhere");
         assert_eq!(clean_text("\u{200D}\u{202E}"), "");
         assert_eq!(clean_text("日本 🎮"), "日本 🎮");
+    }
+
+    /// Found by the `join_query` fuzz target: removing a control character after normalising
+    /// left combining marks out of canonical order (or uncomposed), so cleaned text was not NFC
+    /// and cleaning it again changed it. "Zoe", BEL, U+0308 looked like "Zoë" and was not equal
+    /// to it, which let a second "Zoë" join a room without the duplicate-name suffix.
+    #[test]
+    fn cleaned_text_is_nfc_and_cleaning_again_changes_nothing() {
+        assert_eq!(clean_text("Zoe\u{7}\u{308}"), "Zo\u{eb}");
+        let fuzzed = "\u{5c4}\u{0}\u{5b5}";
+        assert_eq!(clean_text(fuzzed), "\u{5b5}\u{5c4}");
+        assert_eq!(clean_text(&clean_text(fuzzed)), clean_text(fuzzed));
     }
 
     #[test]
