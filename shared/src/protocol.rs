@@ -194,6 +194,21 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [DisconnectReason; 11] = [
+        DisconnectReason::ServerShutdown,
+        DisconnectReason::RoomClosed,
+        DisconnectReason::ProtocolError,
+        DisconnectReason::MessageTooLarge,
+        DisconnectReason::RateLimited,
+        DisconnectReason::TooSlow,
+        DisconnectReason::Timeout,
+        DisconnectReason::Replaced,
+        DisconnectReason::Left,
+        DisconnectReason::RoomFull,
+        DisconnectReason::Internal,
+    ];
+
     /// The WebSocket close code for this reason (RFC 6455 §7.4.1).
     #[must_use]
     pub fn close_code(self) -> u16 {

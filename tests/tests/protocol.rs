@@ -121,19 +121,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
         },
         ServerMessage::GameEvent { body: vec![] },
     ];
-    for reason in [
-        DisconnectReason::ServerShutdown,
-        DisconnectReason::RoomClosed,
-        DisconnectReason::ProtocolError,
-        DisconnectReason::MessageTooLarge,
-        DisconnectReason::RateLimited,
-        DisconnectReason::TooSlow,
-        DisconnectReason::Timeout,
-        DisconnectReason::Replaced,
-        DisconnectReason::Left,
-        DisconnectReason::RoomFull,
-        DisconnectReason::Internal,
-    ] {
+    for reason in DisconnectReason::ALL {
         msgs.push(ServerMessage::Disconnect { reason, message: reason.label().into() });
     }
     msgs
