@@ -15,6 +15,7 @@
 # The coverage instrumentation is LLVM's SanitizerCoverage, enabled with codegen flags that
 # stable accepts; libfuzzer-sys builds libFuzzer itself with the C++ compiler.
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../fuzz"
 
 seconds=60
@@ -26,7 +27,7 @@ while (($#)); do
     --seconds) seconds="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --build-only) build_only=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$self" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -35,6 +36,10 @@ if ((${#targets[@]} == 0)); then
   for f in fuzz_targets/*.rs; do targets+=("$(basename "$f" .rs)"); done
 fi
 
+if ! command -v "${CXX:-c++}" >/dev/null && ! command -v g++ >/dev/null; then
+  echo "fuzz.sh: libfuzzer-sys builds libFuzzer with a C++ compiler; none found (apt-get install g++)" >&2
+  exit 1
+fi
 host="$(rustc -vV | sed -n 's/^host: //p')"
 # --target keeps these flags off build scripts and proc macros (they run on the host, not
 # under libFuzzer); the instrumented build lives in fuzz/target/<host>/ apart from any other.

@@ -22,6 +22,9 @@ cargo build -p tickwire-shared --target wasm32-unknown-unknown --locked
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== fuzz smoke (scripts/fuzz.sh: every target 10 s from its pinned corpus, stable toolchain)"
+scripts/fuzz.sh --seconds 10
+
 echo "== browser client build (client-web/build.sh)"
 client-web/build.sh
 
