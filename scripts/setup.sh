@@ -19,6 +19,13 @@ if [[ ! -x /usr/bin/chromium ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
 
+# A C++ compiler: libfuzzer-sys builds libFuzzer for the fuzz targets (scripts/fuzz.sh).
+if ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
+  log "installing g++ (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++
+fi
+
 # Node and npm run the end-to-end tests.
 if ! command -v npm >/dev/null; then
   log "installing nodejs and npm (apt)"
