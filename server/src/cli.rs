@@ -4,6 +4,9 @@
 //! ```sh
 //! cargo run --release -p tickwire-server -- serve
 //! # Tickwire is listening: open http://127.0.0.1:8080/
+//! cargo run --release -p tickwire-server -- serve --dev-cert
+//! # TLS certificate SHA-256: 3f1c…
+//! # Tickwire is listening: open https://127.0.0.1:8080/
 //! ```
 
 use std::process::ExitCode;
@@ -110,9 +113,13 @@ fn say(line: &str) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
+    let (http, ws) = if config.tls.is_some() { ("https", "wss") } else { ("http", "ws") };
     let server = Server::start(config).await?;
     let addr = server.local_addr();
-    say(&format!("Tickwire is listening: open http://{addr}/ (WebSocket at ws://{addr}/ws)"));
+    if let Some(hash) = server.state().tls_cert_sha256 {
+        say(&format!("TLS certificate SHA-256: {}", crate::tls::hex(&hash)));
+    }
+    say(&format!("Tickwire is listening: open {http}://{addr}/ (WebSocket at {ws}://{addr}/ws)"));
     wait_for_signal().await;
     server.shutdown().await;
     say("Tickwire stopped");

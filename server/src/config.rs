@@ -10,6 +10,8 @@ use anyhow::{Context, bail};
 use governor::Quota;
 use serde::Deserialize;
 
+use crate::tls::TlsSource;
+
 pub use tickwire_shared::game::{DEFAULT_NPC_COUNT, DEFAULT_TICK_RATE};
 
 /// Default snapshot rate. 30 Hz halves bandwidth against 60 Hz; interpolation hides the rest.
@@ -158,6 +160,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Enables test-only endpoints (`POST /api/debug/drop?entity=N`). Never in production.
     pub debug_endpoints: bool,
+    /// TLS on the main port (HTTPS and WSS). `None`: plain HTTP and WS.
+    pub tls: Option<TlsSource>,
 }
 
 impl Default for ServerConfig {
@@ -183,6 +187,7 @@ impl Default for ServerConfig {
             seed: 1,
             limits: Limits::default(),
             debug_endpoints: false,
+            tls: None,
         }
     }
 }
@@ -261,6 +266,17 @@ pub struct ServeArgs {
     /// Concurrent connections per IP [default: 64].
     #[arg(long, env = "TICKWIRE_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+    /// Serve HTTPS and WSS with this PEM certificate chain (the server's certificate first);
+    /// needs --tls-key [default: plain HTTP].
+    #[arg(long, env = "TICKWIRE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "TICKWIRE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS and WSS with a self-signed certificate for localhost made at start (valid 14
+    /// days; its SHA-256 is printed). For development; excludes --tls-cert/--tls-key.
+    #[arg(long, env = "TICKWIRE_DEV_CERT")]
+    pub dev_cert: bool,
     /// Enable test-only endpoints (POST /api/debug/drop?entity=N drops that player's
     /// connection). Never in production.
     #[arg(long)]
@@ -292,6 +308,9 @@ struct FileConfig {
     messages_per_sec: Option<f64>,
     idle_timeout_secs: Option<u64>,
     max_connections_per_ip: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    dev_cert: Option<bool>,
 }
 
 impl ServeArgs {
@@ -322,6 +341,11 @@ impl ServeArgs {
             .unwrap_or(limits.max_connections_per_ip);
         let mut origins = file.allowed_origins.unwrap_or_default();
         origins.extend(self.allowed_origins.iter().cloned());
+        let tls = tls_source(
+            self.tls_cert.clone().or(file.tls_cert),
+            self.tls_key.clone().or(file.tls_key),
+            self.dev_cert || file.dev_cert.unwrap_or(false),
+        )?;
         let cfg = ServerConfig {
             bind: self.bind.or(file.bind).unwrap_or(d.bind),
             tick_rate: self.tick_rate.or(file.tick_rate).unwrap_or(d.tick_rate),
@@ -352,9 +376,31 @@ impl ServeArgs {
             seed: self.seed.or(file.seed).unwrap_or(d.seed),
             limits,
             debug_endpoints: self.debug_endpoints,
+            tls,
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+/// Where the certificate comes from, given the TLS options: both files, or `--dev-cert`, or
+/// nothing (plain HTTP).
+fn tls_source(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    dev_cert: bool,
+) -> anyhow::Result<Option<TlsSource>> {
+    match (cert, key, dev_cert) {
+        (None, None, false) => Ok(None),
+        (None, None, true) => Ok(Some(TlsSource::DevCert)),
+        (Some(_), _, true) | (_, Some(_), true) => {
+            bail!("--dev-cert and --tls-cert/--tls-key exclude each other: give one or the other")
+        }
+        (Some(cert), Some(key), false) => Ok(Some(TlsSource::Files { cert, key })),
+        (Some(_), None, false) => {
+            bail!("--tls-cert needs --tls-key (the certificate's private key)")
+        }
+        (None, Some(_), false) => bail!("--tls-key needs --tls-cert (the key's certificate)"),
     }
 }
 
@@ -441,6 +487,27 @@ mod tests {
         let err = args.resolve().unwrap_err();
         assert!(format!("{err:#}").contains("snapshot rate 90"), "{err:#}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tls_options_come_as_a_pair_or_as_the_dev_cert() {
+        let file = |name: &str| Some(PathBuf::from(name));
+        let resolve = |args: ServeArgs| args.resolve().map(|c| c.tls).map_err(|e| format!("{e:#}"));
+        assert_eq!(resolve(ServeArgs::default()), Ok(None));
+        let dev = ServeArgs { dev_cert: true, ..ServeArgs::default() };
+        assert_eq!(resolve(dev.clone()), Ok(Some(TlsSource::DevCert)));
+        let pair =
+            ServeArgs { tls_cert: file("c.pem"), tls_key: file("k.pem"), ..ServeArgs::default() };
+        assert_eq!(
+            resolve(pair.clone()),
+            Ok(Some(TlsSource::Files { cert: "c.pem".into(), key: "k.pem".into() }))
+        );
+        let both = ServeArgs { dev_cert: true, ..pair };
+        assert!(resolve(both).unwrap_err().contains("exclude each other"));
+        let alone = ServeArgs { tls_cert: file("c.pem"), ..ServeArgs::default() };
+        assert!(resolve(alone).unwrap_err().contains("--tls-cert needs --tls-key"));
+        let alone = ServeArgs { tls_key: file("k.pem"), ..ServeArgs::default() };
+        assert!(resolve(alone).unwrap_err().contains("--tls-key needs --tls-cert"));
     }
 
     #[test]

@@ -20,4 +20,5 @@ pub mod server;
 pub mod session;
 pub mod sim_pool;
 pub mod state;
+pub mod tls;
 pub mod ws;

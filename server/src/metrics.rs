@@ -229,6 +229,8 @@ pub struct Metrics {
     pub chat_dropped: Count,
     /// Handshakes refused, by status code 400/401/403/426/429.
     pub handshakes_refused: Count,
+    /// TLS handshakes that failed or did not finish within the header-read deadline.
+    pub tls_handshakes_failed: Count,
     /// Joins refused because `--max-rooms` or `--max-rooms-per-ip` was reached.
     pub rooms_refused: Count,
     /// `tickwire_disconnects_total`'s series, in [`DisconnectKind::ALL`] order.
@@ -265,6 +267,7 @@ impl Default for Metrics {
             chat_dropped: Count::default(),
             handshakes_refused: Count::default(),
             rooms_refused: Count::default(),
+            tls_handshakes_failed: Count::default(),
             // Every reason is exported from the start, at 0.
             disconnects: DisconnectKind::ALL
                 .map(|k| disconnects.get_or_create_owned(&Reason { reason: k.label() })),
@@ -338,6 +341,11 @@ impl Metrics {
                 "WebSocket handshakes refused",
                 &self.handshakes_refused,
             ),
+            (
+                "tickwire_tls_handshakes_failed",
+                "TLS handshakes that failed or timed out",
+                &self.tls_handshakes_failed,
+            ),
         ] {
             r.register(name, help, counter.0.clone());
         }
@@ -395,6 +403,7 @@ mod tests {
             (&m.inputs_dropped, 8),
             (&m.chat_dropped, 9),
             (&m.handshakes_refused, 10),
+            (&m.tls_handshakes_failed, 11),
         ] {
             counter.fetch_add(n, r);
         }
@@ -427,6 +436,7 @@ mod tests {
             ("tickwire_inputs_dropped_total", 8.0),
             ("tickwire_chat_dropped_total", 9.0),
             ("tickwire_handshakes_refused_total", 10.0),
+            ("tickwire_tls_handshakes_failed_total", 11.0),
             ("tickwire_disconnects_total{reason=\"rate_limited\"}", 1.0),
             ("tickwire_disconnects_total{reason=\"client_closed\"}", 2.0),
             ("tickwire_disconnects_total{reason=\"transport_error\"}", 0.0),

@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::auth::{JwtKeys, random_hex};
@@ -16,9 +18,11 @@ use crate::http::PeerIp;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 use crate::state::{AppState, PendingGuard};
+use crate::tls::Tls;
 
 /// How long a client may take to send a request's headers: a slowloris socket trickling them
-/// is closed then. Five seconds is far more than any real client on a real network needs.
+/// is closed then. Five seconds is far more than any real client on a real network needs. With
+/// TLS the handshake has the same deadline, before the headers' own.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an HTTP connection may stay open before it is upgraded (pages, the client's files,
@@ -42,9 +46,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds and starts accepting. With no JWT secret configured, a random one is made.
+    /// Binds and starts accepting. With no JWT secret configured, a random one is made. With
+    /// TLS configured, the certificate is read (or made, `--dev-cert`) first: a file that cannot
+    /// be read, is not PEM, or a key that does not match the certificate stops the start.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         config.validate()?;
+        let tls = config.tls.as_ref().map(Tls::new).transpose()?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
@@ -59,8 +66,12 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         let rooms = Rooms::new(config.clone(), metrics.clone())?;
         let keys = JwtKeys::new(secret.as_bytes()).with_audience(config.jwt_audience.as_deref());
-        let state = Arc::new(AppState::new(config, rooms, metrics, keys));
-        let accept = tokio::spawn(accept_loop(listener, state.clone()));
+        let mut state = AppState::new(config, rooms, metrics, keys);
+        state.tls_cert_sha256 = tls.as_ref().map(|t| t.cert_sha256);
+        state.tls_certificate = tls.as_ref().map(|t| t.cert.clone());
+        let state = Arc::new(state);
+        let acceptor = tls.map(|t| t.acceptor);
+        let accept = tokio::spawn(accept_loop(listener, state.clone(), acceptor));
         Ok(Server { addr, state, accept })
     }
 
@@ -91,7 +102,7 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<AppState>) {
+async fn accept_loop(listener: TcpListener, state: Arc<AppState>, tls: Option<TlsAcceptor>) {
     let app = crate::http::router(state.clone());
     loop {
         let (stream, peer) = tokio::select! {
@@ -116,28 +127,69 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>) {
         let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES);
         let conn_state = state.clone();
         let app = app.clone();
+        let tls = tls.clone();
         state.tracker.spawn(async move {
             // The routes read the peer's address from each request's extensions.
             let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(PeerIp(peer.ip()));
                 app.clone().oneshot(req)
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(16 * 1024)
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.max_buf_size(16 * 1024)
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = tokio::time::sleep(PRE_UPGRADE_LIFETIME) => {}
-                () = conn_state.shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let lifetime = tokio::time::sleep(PRE_UPGRADE_LIFETIME);
+            match tls {
+                None => {
+                    let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+                    serve_until_upgraded(conn, lifetime, &conn_state).await;
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        () = conn_state.shutdown.cancelled() => return drop(pending),
+                        done = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)) => done,
+                    };
+                    let stream = match handshake {
+                        Ok(Ok(stream)) => stream,
+                        failed => {
+                            let error = match failed {
+                                Ok(Err(e)) => e.to_string(),
+                                _ => "timed out".to_owned(),
+                            };
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            conn_state.metrics.tls_handshakes_failed.fetch_add(1, Relaxed);
+                            return drop(pending);
+                        }
+                    };
+                    let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+                    serve_until_upgraded(conn, lifetime, &conn_state).await;
                 }
             }
             drop(pending);
         });
+    }
+}
+
+/// Serves one HTTP connection until it ends, is upgraded (the upgraded session then runs on its
+/// own task), outlives `lifetime`, or shutdown begins (then it is given [`SHUTDOWN_GRACE`] to
+/// finish its request).
+async fn serve_until_upgraded<I, S>(
+    conn: hyper::server::conn::http1::UpgradeableConnection<I, S>,
+    lifetime: tokio::time::Sleep,
+    state: &AppState,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = lifetime => {}
+        () = state.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+        }
     }
 }

@@ -30,6 +30,12 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Cancelled when shutdown begins.
     pub shutdown: CancellationToken,
+    /// SHA-256 of the DER certificate the server presents when TLS is on (`--dev-cert` or
+    /// `--tls-cert`); `None` on plain HTTP. A browser accepts a short-lived self-signed
+    /// certificate by this hash.
+    pub tls_cert_sha256: Option<[u8; 32]>,
+    /// The DER certificate the server presents when TLS is on.
+    pub tls_certificate: Option<rustls::pki_types::CertificateDer<'static>>,
     ips: Mutex<HashMap<IpAddr, usize>>,
     next_client: AtomicU32,
     guest_tokens: GuestLimiter,
@@ -150,6 +156,8 @@ impl AppState {
             keys,
             tracker: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            tls_cert_sha256: None,
+            tls_certificate: None,
             ips: Mutex::new(HashMap::new()),
             next_client: AtomicU32::new(1),
             guest_tokens: GuestLimiter::new(MAX_GUEST_BUCKETS),

@@ -144,10 +144,16 @@ fn origin_parts(origin: &str) -> Option<OriginParts> {
 }
 
 /// Whether a page of `origin` may open a session: an origin given with `--allow-origin`
-/// (scheme, host and port all equal), the very origin that served the page (plain HTTP here,
-/// the `Host` the request came to), or, in dev mode only, any page on this machine
-/// (`localhost`, `127.0.0.1`, `[::1]`, any port).
-fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String], dev: bool) -> bool {
+/// (scheme, host and port all equal), the very origin that served the page (`https` when the
+/// server speaks TLS, else `http`, and the `Host` the request came to), or, in dev mode only,
+/// any page on this machine (`localhost`, `127.0.0.1`, `[::1]`, any port).
+fn origin_allowed(
+    origin: &str,
+    headers: &HeaderMap,
+    allowed: &[String],
+    dev: bool,
+    tls: bool,
+) -> bool {
     let Some(parts) = origin_parts(origin) else { return false };
     if allowed.iter().any(|a| origin_parts(a).as_ref() == Some(&parts)) {
         return true;
@@ -156,8 +162,9 @@ fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String], dev: bo
         return true;
     }
     // Same origin: the page was served by this very scheme, host and port.
-    let served = header_str(headers, header::HOST).and_then(|h| split_host_port(h, 80));
-    parts.0 == "http" && served.is_some_and(|(host, port)| host == parts.1 && port == parts.2)
+    let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
+    let served = header_str(headers, header::HOST).and_then(|h| split_host_port(h, default_port));
+    parts.0 == scheme && served.is_some_and(|(host, port)| host == parts.1 && port == parts.2)
 }
 
 /// Runs every check on an upgrade request, in order: it is a WebSocket upgrade (400), the join
@@ -217,6 +224,7 @@ pub fn check_handshake<B>(
             headers,
             &state.config.allowed_origins,
             state.config.jwt_secret.is_none(),
+            state.config.tls.is_some(),
         )
     {
         return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
@@ -295,7 +303,23 @@ pub fn upgrade(mut req: Request, state: Arc<AppState>, ip: IpAddr) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::origin_parts;
+    use super::{origin_allowed, origin_parts};
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    #[test]
+    fn same_origin_means_the_same_scheme_too() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("game.example:8443"));
+        let same = |origin: &str, tls: bool| origin_allowed(origin, &headers, &[], false, tls);
+        assert!(same("https://game.example:8443", true));
+        assert!(!same("http://game.example:8443", true));
+        assert!(same("http://game.example:8443", false));
+        assert!(!same("https://game.example:8443", false));
+        headers.insert(header::HOST, HeaderValue::from_static("game.example"));
+        let same = |origin: &str, tls: bool| origin_allowed(origin, &headers, &[], false, tls);
+        assert!(same("https://game.example", true), "no port: 443 with TLS");
+        assert!(!same("https://game.example:80", true));
+    }
 
     #[test]
     fn origins_parse_into_scheme_host_and_port() {
