@@ -114,8 +114,12 @@ pub enum Received {
     Ended,
 }
 
-/// The next protocol message or close, skipping pings. Panics at the deadline.
-pub async fn recv(ws: &mut Ws) -> Received {
+/// The next protocol message or close, skipping pings. Panics at the deadline. Any stream
+/// (plain TCP, TLS) will do.
+pub async fn recv<S>(ws: &mut WebSocketStream<S>) -> Received
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let next = tokio::time::timeout_at(deadline, ws.next())
@@ -272,11 +276,16 @@ pub struct ServerProcess {
     pub child: std::process::Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Whether its URL is `https://`.
+    pub tls: bool,
+    /// What it printed up to and including the line with its URL.
+    pub banner: Vec<String>,
 }
 
 impl ServerProcess {
     /// Starts `tickwire-test-server serve --bind 127.0.0.1:0 --jwt-secret … {args}` (`bin` is
-    /// `env!("CARGO_BIN_EXE_tickwire-test-server")`) and waits for the line naming its address.
+    /// `env!("CARGO_BIN_EXE_tickwire-test-server")`) and waits for the line naming its address
+    /// (`http://` or `https://`).
     pub async fn start(bin: &str, args: &[&str]) -> ServerProcess {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(bin)
@@ -287,19 +296,30 @@ impl ServerProcess {
             .spawn()
             .expect("server starts");
         let stdout = child.stdout.take().expect("piped");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        let lines = tokio::task::spawn_blocking(move || {
+            let mut out = std::io::BufReader::new(stdout);
+            let mut lines = Vec::new();
+            loop {
+                let mut line = String::new();
+                if out.read_line(&mut line)? == 0 || line.contains("://") {
+                    lines.push(line);
+                    return Ok::<_, std::io::Error>(lines);
+                }
+                lines.push(line);
+            }
         });
-        let line =
-            tokio::time::timeout(DEADLINE, line).await.expect("prints its URL").unwrap().unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
+        let banner =
+            tokio::time::timeout(DEADLINE, lines).await.expect("prints its URL").unwrap().unwrap();
+        let line = banner.last().cloned().unwrap_or_default();
+        let (tls, rest) = match line.split_once("https://") {
+            Some((_, rest)) => (true, Some(rest)),
+            None => (false, line.split_once("http://").map(|(_, rest)| rest)),
+        };
+        let addr = rest
             .and_then(|rest| rest.split('/').next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        ServerProcess { child, addr }
+        ServerProcess { child, addr, tls, banner }
     }
 
     /// A line of the process's `/proc/<pid>/status` (`Threads`, `VmRSS`…) as a number.
