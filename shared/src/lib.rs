@@ -29,6 +29,7 @@ pub mod rng;
 pub mod room;
 pub mod snapshot;
 pub mod state;
+pub mod stream_frame;
 pub mod tick;
 
 pub use glam;
