@@ -129,3 +129,68 @@ pub async fn expect_close(link: &mut Link) -> (u16, String, Option<DisconnectRea
 pub async fn send(link: &mut Link, msg: &ClientMessage) {
     link.send(codec::encode_client(msg).expect("encodes")).await.expect("send");
 }
+
+/// A UDP relay that drops a share of the datagrams in each direction: a lossy network between
+/// one client and a QUIC server, seeded and reproducible. The client sends to
+/// [`LossyRelay::addr`]; the server sees the relay's other socket as the client.
+pub struct LossyRelay {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    /// Datagrams dropped and passed, both directions.
+    pub counts: std::sync::Arc<std::sync::Mutex<(u64, u64)>>,
+}
+
+impl LossyRelay {
+    /// Starts a relay to `server` dropping `loss` (0..1) of the datagrams each way.
+    pub async fn start(server: SocketAddr, loss: f64, seed: u64) -> LossyRelay {
+        let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        back.connect(server).await.expect("connect");
+        let addr = front.local_addr().expect("addr");
+        let counts = std::sync::Arc::new(std::sync::Mutex::new((0, 0)));
+        let tally = counts.clone();
+        let task = tokio::spawn(async move {
+            let mut rng = tickwire_shared::rng::Rng::new(seed);
+            let mut client: Option<SocketAddr> = None;
+            let (mut a, mut b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+            loop {
+                let (bytes, to_server) = tokio::select! {
+                    r = front.recv_from(&mut a) => match r {
+                        Ok((n, from)) => { client = Some(from); (&a[..n], true) }
+                        Err(_) => continue,
+                    },
+                    r = back.recv(&mut b) => match r {
+                        Ok(n) => (&b[..n], false),
+                        Err(_) => continue,
+                    },
+                };
+                let drop = rng.unit_f64() < loss;
+                {
+                    let mut c = tally.lock().unwrap();
+                    if drop { c.0 += 1 } else { c.1 += 1 }
+                }
+                if drop {
+                    continue;
+                }
+                if to_server {
+                    let _ = back.send(bytes).await;
+                } else if let Some(c) = client {
+                    let _ = front.send_to(bytes, c).await;
+                }
+            }
+        });
+        LossyRelay { addr, task, counts }
+    }
+
+    /// Where the client sends.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for LossyRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use tickwire_server::bots::{self, BotsConfig, BotsReport, ConditionerSpec, WsUrl};
-use tickwire_tests::net;
+use tickwire_server::link::{TransportKind, Trust};
+use tickwire_tests::{links, net};
 
 const CLI: &str = env!("CARGO_BIN_EXE_tickwire-test-server");
 
@@ -102,6 +103,8 @@ async fn conditioner_delays_both_ways() {
         token: Some(net::token()),
         room: Some("conditioned".into()),
         conditioner: Some("latency=60ms,jitter=10ms".parse::<ConditionerSpec>().expect("spec")),
+        transport: None,
+        trust: None,
         progress_bar: false,
     };
     let report = bots::run(&config).await.expect("the run starts");
@@ -137,6 +140,8 @@ async fn unreachable_server_is_an_error() {
         token: None,
         room: None,
         conditioner: None,
+        transport: None,
+        trust: None,
         progress_bar: false,
     };
     let err = bots::run(&config).await.expect_err("nothing listens");
@@ -156,12 +161,88 @@ fn cli_refuses_bad_flags() {
         base.iter().chain(extra.iter()).copied().collect()
     };
     check(&with(&["--url", "ws://127.0.0.1:1/ws", "--count", "0"]), 2, "--count");
-    check(&with(&["--url", "http://127.0.0.1/ws", "--count", "1"]), 2, "not a ws:// URL");
-    check(&with(&["--url", "wss://127.0.0.1/ws", "--count", "1"]), 2, "not supported");
+    check(&with(&["--url", "http://127.0.0.1/ws", "--count", "1"]), 2, "not a ws:// or wss:// URL");
+    check(&with(&["--url", "wss://127.0.0.1:1/ws", "--count", "1"]), 1, "pass --ca");
+    check(
+        &with(&["--url", "ws://127.0.0.1:1/ws", "--count", "1", "--transport", "quic"]),
+        2,
+        "unknown transport",
+    );
+    check(
+        &with(&["--url", "ws://127.0.0.1:1/ws", "--count", "1", "--ca", "/nonexistent.pem"]),
+        1,
+        "/nonexistent.pem",
+    );
     check(
         &with(&["--url", "ws://127.0.0.1:1/ws", "--count", "1", "--conditioner", "loss=1"]),
         2,
         "unknown conditioner setting",
     );
     check(&with(&["--url", "ws://127.0.0.1:1/ws", "--count", "1"]), 1, "cannot reach the server");
+}
+
+/// A run of `count` bots of the arena in `room` for `secs` over `transport`.
+fn run_config(
+    url: &str,
+    room: &str,
+    transport: Option<TransportKind>,
+    trust: Option<Trust>,
+) -> BotsConfig {
+    BotsConfig {
+        url: WsUrl::parse(url).expect("valid"),
+        count: 4,
+        duration: Duration::from_secs(4),
+        seed: 3,
+        game: "arena".into(),
+        behavior: "wander".into(),
+        ramp_up: 50.0,
+        token: Some(net::token()),
+        room: Some(room.into()),
+        conditioner: Some("latency=30ms".parse::<ConditionerSpec>().expect("spec")),
+        transport,
+        trust,
+        progress_bar: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_play_over_webtransport_with_the_conditioner_on_datagrams() {
+    // A plain-HTTP server with a QUIC endpoint: the bots learn its port and certificate hash
+    // from GET /api/transport and share one QUIC socket.
+    let server = net::start(links::quic_config()).await;
+    let config =
+        run_config(&url(server.local_addr()), "wt", Some(TransportKind::WebTransport), None);
+    let report = bots::run(&config).await.expect("the run starts");
+    assert_eq!(report.transport, TransportKind::WebTransport);
+    assert_eq!(report.bots.completed, 4, "{:?}", report.connect_errors);
+    assert_eq!(report.decode_errors, 0);
+    assert!(report.snapshots.fraction_of_expected.min >= 0.8, "{:?}", report.snapshots);
+    // 30 ms each way on datagrams and stream alike.
+    assert!(report.rtt_ms.p50 >= 60.0, "{:?}", report.rtt_ms);
+    assert!(report.summary().contains("webtransport"));
+    let back = BotsReport::from_json(&report.to_json()).expect("reads back");
+    assert_eq!(back.transport, TransportKind::WebTransport);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_play_over_wss_and_webtransport_behind_the_dev_certificate() {
+    let mut config = net::test_config();
+    config.tls = Some(tickwire_server::tls::TlsSource::DevCert);
+    let server = net::start(config).await;
+    let hash = server.state().tls_cert_sha256.expect("a dev certificate");
+    let wss = format!("wss://localhost:{}/ws", server.local_addr().port());
+    for transport in [None, Some(TransportKind::WebTransport)] {
+        let trust = Some(Trust::Hashes(vec![hash]));
+        let config = run_config(&wss, "tls", transport, trust);
+        let report = bots::run(&config).await.expect("the run starts");
+        assert_eq!(report.transport, transport.unwrap_or(TransportKind::Wss));
+        assert_eq!(report.bots.completed, 4, "{transport:?}: {:?}", report.connect_errors);
+        assert_eq!(report.decode_errors, 0);
+        assert!(report.snapshots.fraction_of_expected.min >= 0.8, "{:?}", report.snapshots);
+    }
+    // Without a way to trust the certificate, the run says what to pass.
+    let err = bots::run(&run_config(&wss, "tls", None, None)).await.expect_err("untrusted");
+    assert!(format!("{err:#}").contains("--ca"), "{err:#}");
+    server.shutdown().await;
 }

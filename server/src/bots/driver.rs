@@ -1,6 +1,7 @@
-//! One bot: a tokio-tungstenite WebSocket driving the shared sans-IO [`Session`] (client,
-//! prediction, interpolation), exactly as a browser tab does (same query, same messages, inputs
-//! every tick with redundancy, acks, a ping a second), plus the measurements the report needs.
+//! One bot: a [`Link`] (WebSocket, WSS or WebTransport) driving the shared sans-IO
+//! [`Session`] (client, prediction, interpolation), exactly as a browser tab does (same query,
+//! same messages, inputs every tick with redundancy, acks, a ping a second), plus the
+//! measurements the report needs.
 //! The driver only moves bytes between the socket, the optional [`DelayQueue`]s of the
 //! conditioner and the session, and asks the game's bot policy for each tick's input.
 
@@ -9,14 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tickwire_shared::client::{ClientConfig, ClientEvent, PredictionStats, Session, SessionEvent};
 use tickwire_shared::game::{BotPolicy, Game};
 use tickwire_shared::protocol::DisconnectReason;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use wtransport::Endpoint;
+use wtransport::endpoint::endpoint_side::Client as ClientSide;
+
+use crate::link::{Link, LinkEvent, Trust};
 
 use super::conditioner::{ConditionerSpec, DelayQueue};
 
@@ -38,10 +39,6 @@ pub const SAMPLE_PERIOD: Duration = Duration::from_millis(16);
 /// How often a bot pings, for RTT.
 pub const PING_PERIOD: Duration = Duration::from_secs(1);
 
-/// tungstenite's per-connection read buffer: our messages are small, and the 128 KiB default
-/// would cost over a gigabyte at ten thousand bots.
-const READ_BUFFER_BYTES: usize = 16 * 1024;
-
 /// Live counters shared by all bots, for the progress bar.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -57,13 +54,38 @@ pub struct Progress {
     pub decode_errors: AtomicU64,
 }
 
+/// How the bots reach the server.
+#[derive(Clone)]
+pub enum LinkSpec {
+    /// A WebSocket each (`ws://` or `wss://`), trusting these certificates.
+    WebSocket(Arc<Trust>),
+    /// A WebTransport session each from one shared QUIC endpoint.
+    WebTransport {
+        /// The endpoint (one UDP socket for every bot).
+        endpoint: Arc<Endpoint<ClientSide>>,
+        /// `https://host:port/wt`, before the join query.
+        base: String,
+    },
+}
+
+impl std::fmt::Debug for LinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkSpec::WebSocket(_) => f.write_str("WebSocket"),
+            LinkSpec::WebTransport { base, .. } => write!(f, "WebTransport({base})"),
+        }
+    }
+}
+
 /// What one bot needs.
 #[derive(Clone, Debug)]
 pub struct BotSpec {
     /// Its index (0-based); its name is `bot-{index}`.
     pub index: u32,
-    /// The full WebSocket URL, query included.
+    /// The session's full URL, query included.
     pub url: String,
+    /// How it connects.
+    pub link: LinkSpec,
     /// Its behaviour (one of the game's bot policy's).
     pub behavior: String,
     /// Its seed (the run's seed plus its index).
@@ -146,24 +168,6 @@ impl BotResult {
     }
 }
 
-/// A short, groupable description of a handshake failure.
-fn describe_connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
-    use tokio_tungstenite::tungstenite::Error;
-    match e {
-        Error::Http(resp) => {
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).trim().to_owned())
-                .unwrap_or_default();
-            let body: String = body.chars().take(120).collect();
-            format!("HTTP {}: {body}", resp.status().as_u16())
-        }
-        Error::Io(io) => format!("io: {}", io.kind()),
-        other => other.to_string(),
-    }
-}
-
 /// Runs one bot of game `G` until the deadline (plus the drain) and returns what it measured.
 pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
     let mut result = BotResult::new(spec.index);
@@ -173,26 +177,20 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         result.end = BotEnd::ConnectFailed(format!("{} bots cannot {:?}", G::NAME, spec.behavior));
         return result;
     };
-    let request = match spec.url.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(e) => {
-            progress.failed.fetch_add(1, Ordering::Relaxed);
-            progress.finished.fetch_add(1, Ordering::Relaxed);
-            result.end = BotEnd::ConnectFailed(e.to_string());
-            return result;
+    let connect_by = (Instant::now() + CONNECT_TIMEOUT).min(spec.deadline);
+    let connect = async {
+        match &spec.link {
+            LinkSpec::WebSocket(trust) => Link::websocket(&spec.url, trust).await,
+            LinkSpec::WebTransport { endpoint, .. } => {
+                Link::webtransport(endpoint, &spec.url).await
+            }
         }
     };
-    let ws_config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    let connect_by = (Instant::now() + CONNECT_TIMEOUT).min(spec.deadline);
-    let connected = tokio::time::timeout_at(
-        connect_by,
-        tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true),
-    )
-    .await;
-    let ws = match connected {
-        Ok(Ok((ws, _))) => ws,
+    let connected = tokio::time::timeout_at(connect_by, connect).await;
+    let mut link = match connected {
+        Ok(Ok(link)) => link,
         Ok(Err(e)) => {
-            result.end = BotEnd::ConnectFailed(describe_connect_error(&e));
+            result.end = BotEnd::ConnectFailed(format!("{e:#}"));
             progress.failed.fetch_add(1, Ordering::Relaxed);
             progress.finished.fetch_add(1, Ordering::Relaxed);
             return result;
@@ -205,7 +203,6 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         }
     };
     progress.connected.fetch_add(1, Ordering::Relaxed);
-    let (mut sink, mut stream) = ws.split();
 
     let epoch = spec.epoch;
     let now_us = move || Instant::now().saturating_duration_since(epoch).as_micros() as u64;
@@ -250,7 +247,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         };
         enum Wake {
             Deadline,
-            Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+            Frame(LinkEvent),
             Tick,
             Ping,
             Sample,
@@ -259,7 +256,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         let wake = tokio::select! {
             biased;
             () = sleep_until(spec.deadline) => Wake::Deadline,
-            frame = stream.next() => Wake::Frame(frame),
+            frame = link.recv() => Wake::Frame(frame),
             () = tick_fut => Wake::Tick,
             _ = ping_timer.tick() => Wake::Ping,
             _ = sample_fut => Wake::Sample,
@@ -268,15 +265,20 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         let now = Instant::now();
         match wake {
             Wake::Deadline => break 'run BotEnd::Completed,
-            Wake::Frame(None) => break 'run BotEnd::Broken("stream ended".into()),
-            Wake::Frame(Some(Err(e))) => break 'run BotEnd::Broken(e.to_string()),
-            Wake::Frame(Some(Ok(Message::Binary(bytes)))) => inbound.push(now, bytes.to_vec()),
-            Wake::Frame(Some(Ok(Message::Close(frame)))) => {
-                let code = frame.map_or(1005, |f| u16::from(f.code));
+            Wake::Frame(LinkEvent::Broken(e)) => break 'run BotEnd::Broken(e),
+            Wake::Frame(LinkEvent::Message(bytes)) => inbound.push(now, bytes),
+            Wake::Frame(LinkEvent::Closed { code, .. }) => {
+                // A Disconnect still in the conditioner's queue said why.
+                while let Some(bytes) = inbound.pop_due(far) {
+                    let _ = session.handle_bytes(now_us(), &bytes);
+                }
+                while let Some(event) = session.poll_event() {
+                    if let SessionEvent::Client(ClientEvent::Disconnected { reason, .. }) = event {
+                        disconnect_reason = Some(reason);
+                    }
+                }
                 break 'run BotEnd::Closed { code, reason: disconnect_reason };
             }
-            // Pings are answered by tungstenite; text frames are not part of the protocol.
-            Wake::Frame(Some(Ok(_))) => {}
             Wake::Tick => {
                 let frame = brain.think(session.client(), tick_rate);
                 session.push_input(frame);
@@ -341,10 +343,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             outbound.push(now, bytes);
         }
         while let Some(bytes) = outbound.pop_due(now) {
-            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Binary(bytes.into()))).await
-            {
+            match tokio::time::timeout(SEND_TIMEOUT, link.send(bytes)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => break 'run BotEnd::Broken(e.to_string()),
+                Ok(Err(e)) => break 'run BotEnd::Broken(format!("{e:#}")),
                 Err(_) => break 'run BotEnd::Broken("send timed out".into()),
             }
         }
@@ -371,14 +372,10 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         let drain_by = Instant::now() + DRAIN_TIMEOUT;
         let _ = tokio::time::timeout_at(drain_by, async {
             while let Some(bytes) = client.poll_transmit() {
-                sink.send(Message::Binary(bytes.into())).await?;
+                link.send(bytes).await?;
             }
-            while let Some(frame) = stream.next().await {
-                if matches!(frame?, Message::Close(_)) {
-                    break;
-                }
-            }
-            sink.close().await
+            while let LinkEvent::Message(_) = link.recv().await {}
+            anyhow::Ok(())
         })
         .await;
     }

@@ -29,7 +29,11 @@ use tickwire_shared::game::{BotPolicy, Game};
 use tickwire_shared::games::{self, GameVisitor};
 use tickwire_shared::join::MAX_ROOM_ID_BYTES;
 use tickwire_shared::protocol::PROTOCOL_VERSION;
+use tickwire_shared::stream_frame::WEBTRANSPORT_PATH;
 use tokio::time::Instant;
+
+use crate::link::{TransportKind, Trust};
+use scrape::HttpTarget;
 
 pub use conditioner::ConditionerSpec;
 pub use report::BotsReport;
@@ -50,14 +54,8 @@ const PROGRESS_PERIOD: Duration = Duration::from_millis(250);
 /// Why a bots URL was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    /// A `wss://` URL: the bots speak plain WebSocket.
-    #[error(
-        "wss:// is not supported: the bots speak plain ws:// (run them next to the server, or \
-         against the plain port behind a TLS proxy)"
-    )]
-    Tls,
-    /// Not a `ws://` URL at all.
-    #[error("{0:?} is not a ws:// URL (like ws://127.0.0.1:8080/ws)")]
+    /// Not a `ws://` or `wss://` URL at all.
+    #[error("{0:?} is not a ws:// or wss:// URL (like ws://127.0.0.1:8080/ws)")]
     NotWs(String),
     /// An IPv6 host without its `]`.
     #[error("unclosed [ in the URL's host")]
@@ -73,6 +71,8 @@ pub enum UrlError {
 /// A `ws://host:port/path` URL, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: the server speaks TLS (HTTPS for its API too).
+    pub tls: bool,
     /// Host name or address.
     pub host: String,
     /// TCP port.
@@ -90,10 +90,10 @@ impl WsUrl {
     ///
     /// For anything but `ws://host[:port][/path][?query]`.
     pub fn parse(text: &str) -> Result<WsUrl, UrlError> {
-        let rest = if let Some(rest) = text.strip_prefix("ws://") {
-            rest
-        } else if text.starts_with("wss://") {
-            return Err(UrlError::Tls);
+        let (rest, tls) = if let Some(rest) = text.strip_prefix("ws://") {
+            (rest, false)
+        } else if let Some(rest) = text.strip_prefix("wss://") {
+            (rest, true)
         } else {
             return Err(UrlError::NotWs(text.to_owned()));
         };
@@ -118,20 +118,40 @@ impl WsUrl {
             return Err(UrlError::NoHost(text.to_owned()));
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => p.parse::<u16>().map_err(|_| UrlError::Port(p.to_owned()))?,
         };
-        Ok(WsUrl { host, port, path: path.to_owned(), query })
+        Ok(WsUrl { tls, host, port, path: path.to_owned(), query })
     }
 
     /// The host as a socket address string (IPv6 without brackets).
-    fn connect_host(&self) -> &str {
+    pub fn connect_host(&self) -> &str {
         self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
     /// The URL for one bot of `game`, with its join query.
     fn bot_url(&self, token: &str, name: &str, game: &str, room: Option<&str>) -> String {
-        let mut url = format!("ws://{}:{}{}?", self.host, self.port, self.path);
+        let scheme = if self.tls { "wss" } else { "ws" };
+        self.session_url(
+            &format!("{scheme}://{}:{}{}", self.host, self.port, self.path),
+            token,
+            name,
+            game,
+            room,
+        )
+    }
+
+    /// `base` (a session endpoint's URL) with this URL's extra query and one bot's join query.
+    fn session_url(
+        &self,
+        base: &str,
+        token: &str,
+        name: &str,
+        game: &str,
+        room: Option<&str>,
+    ) -> String {
+        let mut url = format!("{base}?");
         if let Some(q) = &self.query {
             url.push_str(q);
             url.push('&');
@@ -146,7 +166,8 @@ impl WsUrl {
 
 impl std::fmt::Display for WsUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ws://{}:{}{}", self.host, self.port, self.path)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
     }
 }
 
@@ -221,6 +242,18 @@ pub struct BotsArgs {
     /// Delay each bot's traffic both ways, like latency=100ms,jitter=20ms.
     #[arg(long)]
     pub conditioner: Option<ConditionerSpec>,
+    /// The transport: ws, wss or webtransport [default: ws or wss, as the URL says].
+    /// WebTransport's port (and, for a development certificate, its hash) comes from the
+    /// server's GET /api/transport; all bots share one QUIC socket.
+    #[arg(long)]
+    pub transport: Option<TransportKind>,
+    /// Trust the server certificates signed by (or equal to) this PEM certificate (wss://,
+    /// HTTPS, WebTransport with a real certificate).
+    #[arg(long, conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// Accept any server certificate. For a development server only.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// A bots run, for the library API.
@@ -246,6 +279,11 @@ pub struct BotsConfig {
     pub room: Option<String>,
     /// Link conditioner.
     pub conditioner: Option<ConditionerSpec>,
+    /// Transport (`None`: ws or wss, as the URL says).
+    pub transport: Option<TransportKind>,
+    /// Which certificates to trust (`None`: for WebTransport, the development certificate's
+    /// hash from GET /api/transport; nothing else).
+    pub trust: Option<Trust>,
     /// Draw a progress bar on stderr (only ever when it is a terminal).
     pub progress_bar: bool,
 }
@@ -278,6 +316,12 @@ impl BotsConfig {
             token: args.token.clone(),
             room: args.room.clone(),
             conditioner: args.conditioner,
+            transport: args.transport,
+            trust: match (&args.ca, args.insecure) {
+                (Some(ca), _) => Some(Trust::from_pem_file(ca)?),
+                (None, true) => Some(Trust::Insecure),
+                (None, false) => None,
+            },
             progress_bar: true,
         })
     }
@@ -334,16 +378,51 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
     if !bots.behaviors.contains(&config.behavior.as_str()) {
         bail!("{} bots cannot {:?} ({})", config.game, config.behavior, bots.behaviors.join(", "));
     }
-    let host = config.url.connect_host().to_owned();
-    let port = config.url.port;
+    let url = &config.url;
+    let http = HttpTarget {
+        host: url.connect_host().to_owned(),
+        port: url.port,
+        tls: match (url.tls, &config.trust) {
+            (false, _) => None,
+            (true, Some(trust)) => Some(crate::link::https_client_config(trust)?),
+            (true, None) => {
+                bail!("{url} speaks TLS: pass --ca PEM (or --insecure for a dev server)")
+            }
+        },
+    };
+    let transport =
+        config.transport.unwrap_or(if url.tls { TransportKind::Wss } else { TransportKind::Ws });
+    let link = match transport {
+        TransportKind::Ws if url.tls => bail!("--transport ws with a wss:// URL: use wss"),
+        TransportKind::Wss if !url.tls => bail!("--transport wss needs a wss:// URL"),
+        TransportKind::Ws | TransportKind::Wss => driver::LinkSpec::WebSocket(Arc::new(
+            config.trust.clone().unwrap_or(Trust::Hashes(Vec::new())),
+        )),
+        TransportKind::WebTransport => {
+            let (quic_port, hash) = scrape::webtransport_endpoint(&http)
+                .await
+                .context("asking the server for its WebTransport endpoint")?;
+            let trust = match (&config.trust, hash) {
+                (Some(trust), _) => trust.clone(),
+                (None, Some(hash)) => Trust::Hashes(vec![hash]),
+                (None, None) => bail!(
+                    "the server's QUIC certificate is not a development one: pass --ca PEM or --insecure"
+                ),
+            };
+            let bind = std::net::IpAddr::from([0, 0, 0, 0]);
+            let endpoint = crate::link::quic_client_endpoint(&trust, bind)?;
+            let base = format!("https://{}:{quic_port}{WEBTRANSPORT_PATH}", url.host);
+            driver::LinkSpec::WebTransport { endpoint: Arc::new(endpoint), base }
+        }
+    };
     let token = match &config.token {
         Some(t) => t.clone(),
-        None => scrape::guest_token(&host, port)
-            .await
-            .context("fetching a guest token (or pass --token)")?,
+        None => {
+            scrape::guest_token(&http).await.context("fetching a guest token (or pass --token)")?
+        }
     };
     // The first scrape doubles as the reachability check when a token was given.
-    let metrics_before = scrape::tick_metrics(&host, port).await;
+    let metrics_before = scrape::tick_metrics(&http).await;
     if let Err(e) = &metrics_before
         && e.to_string().starts_with("cannot reach")
     {
@@ -384,14 +463,17 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
             break;
         }
         tokio::time::sleep_until(start_at).await;
+        let name = format!("bot-{index}");
+        let room = config.room.as_deref();
         let spec = driver::BotSpec {
             index,
-            url: config.url.bot_url(
-                &token,
-                &format!("bot-{index}"),
-                &config.game,
-                config.room.as_deref(),
-            ),
+            url: match &link {
+                driver::LinkSpec::WebSocket(_) => url.bot_url(&token, &name, &config.game, room),
+                driver::LinkSpec::WebTransport { base, .. } => {
+                    url.session_url(base, &token, &name, &config.game, room)
+                }
+            },
+            link: link.clone(),
             behavior: config.behavior.clone(),
             seed: config.seed.wrapping_add(u64::from(index)),
             conditioner: config.conditioner,
@@ -412,13 +494,13 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
     bar.finish_and_clear();
 
     let server = match metrics_before {
-        Ok(before) => match scrape::tick_metrics(&host, port).await {
+        Ok(before) => match scrape::tick_metrics(&http).await {
             Ok(after) => Ok(after.since(&before)),
             Err(e) => Err(format!("{e:#}")),
         },
         Err(e) => Err(format!("{e:#}")),
     };
-    Ok(report::build(config, &results, wall, server))
+    Ok(report::build(config, transport, &results, wall, server))
 }
 
 /// Writes `text` to stdout. A closed stdout (piped into `head`) is not an error worth a panic.
@@ -473,8 +555,9 @@ mod tests {
             format!("ws://[::1]:9/x?a=b&v={PROTOCOL_VERSION}&token=T&name=bot-1&game=arena&room=r")
         );
         assert!(WsUrl::parse("http://x/ws").is_err());
-        assert_eq!(WsUrl::parse("wss://x/ws"), Err(UrlError::Tls));
-        assert!(UrlError::Tls.to_string().contains("not supported"));
+        let u = WsUrl::parse("wss://x/ws").unwrap();
+        assert!(u.tls && u.port == 443);
+        assert!(u.bot_url("T", "b", "arena", None).starts_with("wss://x:443/ws?"));
         assert!(WsUrl::parse("ws://x:notaport/ws").is_err());
         assert!(WsUrl::parse("ws://:80/ws").is_err());
     }

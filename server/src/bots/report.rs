@@ -182,6 +182,9 @@ pub struct BotsReport {
     pub room: Option<String>,
     /// The link conditioner, if any.
     pub conditioner: Option<ConditionerSpec>,
+    /// The transport the bots used.
+    #[serde(default)]
+    pub transport: crate::link::TransportKind,
     /// Bot counts.
     pub bots: BotCounts,
     /// Handshake failures by error.
@@ -247,6 +250,7 @@ fn spread(values: &[f64]) -> Spread {
 #[must_use]
 pub fn build(
     config: &BotsConfig,
+    transport: crate::link::TransportKind,
     results: &[BotResult],
     wall: Duration,
     server: Result<TickMetrics, String>,
@@ -382,6 +386,7 @@ pub fn build(
         ramp_up_per_sec: config.ramp_up,
         room: config.room.clone(),
         conditioner: config.conditioner,
+        transport,
         bots,
         connect_errors,
         disconnects,
@@ -425,6 +430,7 @@ impl BotsReport {
         };
         let b = &self.bots;
         row("server", self.url.clone());
+        row("transport", self.transport.to_string());
         row(
             "bots",
             format!(

@@ -20,15 +20,31 @@ pub const MAX_HTTP_RESPONSE_BYTES: u64 = 1 << 20;
 ///
 /// When the server cannot be reached, times out, or does not answer HTTP.
 pub async fn request(
-    host: &str,
-    port: u16,
+    target: &HttpTarget,
     method: &str,
     path: &str,
 ) -> anyhow::Result<(u16, String)> {
+    let HttpTarget { host, port, tls } = target;
+    let (host, port) = (host.as_str(), *port);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let work = async {
-        let mut stream = TcpStream::connect((host, port))
+        let tcp = TcpStream::connect((host, port))
             .await
             .with_context(|| format!("cannot reach the server at {host}:{port}"))?;
+        let mut stream: Box<dyn crate::link::ByteStream> = match tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .with_context(|| format!("{host} is not a TLS server name"))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .with_context(|| {
+                        format!("TLS with {host}:{port} failed (--ca or --insecure?)")
+                    })?;
+                Box::new(tls)
+            }
+        };
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
@@ -51,7 +67,7 @@ pub async fn request(
     };
     match tokio::time::timeout(HTTP_TIMEOUT, work).await {
         Ok(result) => result,
-        Err(_) => bail!("{method} http://{host}:{port}{path} timed out after {HTTP_TIMEOUT:?}"),
+        Err(_) => bail!("{method} {scheme}://{host}:{port}{path} timed out after {HTTP_TIMEOUT:?}"),
     }
 }
 
@@ -60,8 +76,8 @@ pub async fn request(
 /// # Errors
 ///
 /// When the server is unreachable or refuses (guest tokens disabled: pass `--token`).
-pub async fn guest_token(host: &str, port: u16) -> anyhow::Result<String> {
-    let (status, body) = request(host, port, "POST", "/api/guest").await?;
+pub async fn guest_token(target: &HttpTarget) -> anyhow::Result<String> {
+    let (status, body) = request(target, "POST", "/api/guest").await?;
     if status != 200 {
         bail!("POST /api/guest answered {status} ({}); pass a token with --token", body.trim());
     }
@@ -181,13 +197,64 @@ impl TickMetrics {
     }
 }
 
+/// Where the server's HTTP API is: host, port, and TLS (HTTPS) when it has any.
+#[derive(Clone)]
+pub struct HttpTarget {
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// The TLS client configuration for HTTPS; `None` for plain HTTP.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// The WebTransport endpoint `GET /api/transport` offers: its port and, for a development
+/// certificate, its SHA-256.
+///
+/// # Errors
+///
+/// When the server is unreachable, answers no JSON, or has no WebTransport endpoint.
+pub async fn webtransport_endpoint(target: &HttpTarget) -> anyhow::Result<(u16, Option<[u8; 32]>)> {
+    let (status, body) = request(target, "GET", "/api/transport").await?;
+    if status != 200 {
+        bail!("GET /api/transport answered {status}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&body).context("GET /api/transport did not return JSON")?;
+    let wt = &json["webtransport"];
+    if wt.is_null() {
+        bail!("the server offers no WebTransport (start it with --dev-cert, TLS or --quic-bind)");
+    }
+    let port = wt["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .context("GET /api/transport gave no WebTransport port")?;
+    let hash = match wt["cert_sha256"].as_str() {
+        None => None,
+        Some(hex) => Some(parse_sha256(hex).context("a malformed cert_sha256")?),
+    };
+    Ok((port, hash))
+}
+
+/// 64 hex digits as 32 bytes.
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Scrapes `GET /metrics`.
 ///
 /// # Errors
 ///
 /// When the server is unreachable or the text has no tick histogram.
-pub async fn tick_metrics(host: &str, port: u16) -> anyhow::Result<TickMetrics> {
-    let (status, body) = request(host, port, "GET", "/metrics").await?;
+pub async fn tick_metrics(target: &HttpTarget) -> anyhow::Result<TickMetrics> {
+    let (status, body) = request(target, "GET", "/metrics").await?;
     if status != 200 {
         bail!("GET /metrics answered {status}");
     }
