@@ -3,8 +3,10 @@
 #
 #   benches/load.sh [--bots N] [--duration SECS] [--tick-rate HZ] [--snapshot-rate HZ]
 #                   [--behavior idle|wander|fight] [--ramp-up PER_SEC] [--npcs N] [--port P]
-#                   [--room-capacity N] [--markdown]
+#                   [--room-capacity N] [--transport ws|webtransport] [--markdown]
 #
+# --transport webtransport serves QUIC on the same port number over UDP (a dev certificate)
+# and runs the bots over WebTransport (one client QUIC socket for all of them).
 # Prints: bots, rooms, server tick p50/p99/max, overruns, server CPU % (of one core, over the
 # bots' run), server RSS (before the bots and at its peak, and growth per bot), bytes per client
 # per second, snapshot delivery, RTT p99, input → snapshot p50/p99. The bots' JSON report and the
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/.."
 bots=32 duration=20 tick_rate=60 snapshot_rate=30 behavior=wander ramp=200 npcs=4 port=18480
 capacity=32
 markdown=0
+transport=ws
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -27,6 +30,7 @@ while [[ $# -gt 0 ]]; do
     --npcs) npcs="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --room-capacity) capacity="$2"; shift 2 ;;
+    --transport) transport="$2"; shift 2 ;;
     --markdown) markdown=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "load.sh: unknown argument '$1'" >&2; usage 2 ;;
@@ -35,6 +39,11 @@ done
 for n in "$bots" "$duration" "$tick_rate" "$snapshot_rate" "$ramp" "$npcs" "$port" "$capacity"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "load.sh: '$n' is not a whole number" >&2; exit 2; }
 done
+case "$transport" in
+  ws) quic=(--quic-bind off) ;;
+  webtransport) quic=(--quic-bind "127.0.0.1:$port") ;;
+  *) echo "load.sh: --transport is ws or webtransport, not '$transport'" >&2; exit 2 ;;
+esac
 command -v jq >/dev/null || { echo "load.sh: needs jq (apt-get install -y jq)" >&2; exit 2; }
 
 # Each bot and each session is a file descriptor; bots and server are separate processes.
@@ -52,11 +61,11 @@ cargo build --release --locked -p tickwire-server >&2
 bin="${CARGO_TARGET_DIR:-target}/release/tickwire"
 out=target/load
 mkdir -p "$out"
-report="$out/report-$bots-$behavior.json"
-log="$out/server-$bots-$behavior.log"
+report="$out/report-$bots-$behavior-$transport.json"
+log="$out/server-$bots-$behavior-$transport.log"
 
 "$bin" serve --bind "127.0.0.1:$port" --tick-rate "$tick_rate" --snapshot-rate "$snapshot_rate" \
-  --npcs "$npcs" --room-capacity "$capacity" --max-connections-per-ip "$((bots + 16))" >"$log" 2>&1 &
+  --npcs "$npcs" --room-capacity "$capacity" --max-connections-per-ip "$((bots + 16))" "${quic[@]}" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
@@ -71,8 +80,10 @@ done
 clk=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$server/status"; }
+lo_bytes() { awk '$1 == "lo:" {print $2}' /proc/net/dev; }
 rss_before=$(rss_kib)
 cpu_before=$(cpu_ticks)
+lo_before=$(lo_bytes)
 t_before=$(date +%s.%N)
 
 # Sample the server's RSS and open rooms while the bots run; keep the largest.
@@ -95,10 +106,11 @@ trap 'kill "$sampler" 2>/dev/null || true; kill "$server" 2>/dev/null || true; w
 echo "== $bots × $behavior bots for $duration s (tick $tick_rate Hz, snapshots $snapshot_rate Hz)" >&2
 set +e
 "$bin" bots --url "ws://127.0.0.1:$port/ws" --count "$bots" --duration "$duration" --seed 1 \
-  --behavior "$behavior" --ramp-up "$ramp" --report "$report" >"$out/bots-summary.txt" 2>"$out/bots-stderr.txt"
+  --behavior "$behavior" --ramp-up "$ramp" --transport "$transport" --report "$report" >"$out/bots-summary.txt" 2>"$out/bots-stderr.txt"
 bots_rc=$?
 set -e
 cpu_after=$(cpu_ticks)
+lo_after=$(lo_bytes)
 t_after=$(date +%s.%N)
 rss_end=$(rss_kib)
 rss_peak=$(cat "$peak_file")
@@ -115,7 +127,7 @@ row() { if (( markdown )); then printf '| %s | %s |\n' "$1" "$2"; else printf ' 
 connected=$(jq -r '.bots.connected' "$report")
 failed=$(jq -r '.bots.failed' "$report")
 (( markdown )) && printf '| load run | value |\n|---|---|\n'
-(( markdown )) || echo "tickwire load: $bots × $behavior, $duration s, tick $tick_rate Hz, snapshots $snapshot_rate Hz, rooms of $capacity + $npcs NPCs"
+(( markdown )) || echo "tickwire load: $bots × $behavior over $transport, $duration s, tick $tick_rate Hz, snapshots $snapshot_rate Hz, rooms of $capacity + $npcs NPCs"
 row "bots connected / failed" "$connected / $failed"
 row "rooms (most open at once)" "$(cat "$rooms_file")"
 row "tick p50 / p99 / max (ms)" "≤ $(ms .server.tick_p50_seconds) / ≤ $(ms .server.tick_p99_seconds) / $(awk -v m="$max_tick" 'BEGIN { printf "%.2f", m * 1000 }')"
@@ -124,6 +136,9 @@ row "server CPU (% of one core)" "$cpu_pct"
 row "server RSS before / peak (MiB)" "$(awk -v a="$rss_before" -v b="$rss_peak" 'BEGIN { printf "%.1f / %.1f", a / 1024, b / 1024 }')"
 row "RSS growth per bot (KiB)" "$per_bot_kib"
 row "bytes in per client per s" "$(jq -r '.bytes_received_per_bot_per_sec.mean | round' "$report")"
+# Every packet between the server and the bots crosses the loopback once: its byte counter is
+# the wire cost both ways, IP/TCP/UDP headers and TLS/QUIC included.
+row "wire bytes per client per s (both ways)" "$(awk -v a="$lo_before" -v b="$lo_after" -v n="$connected" -v t0="$t_before" -v t1="$t_after" 'BEGIN { printf "%.0f", (b - a) / n / (t1 - t0) }')"
 row "snapshot delivery (mean / min)" "$(jq -r '"\(.snapshots.fraction_of_expected.mean * 1000 | round / 10) % / \(.snapshots.fraction_of_expected.min * 1000 | round / 10) %"' "$report")"
 row "RTT p99 (ms)" "$(jq -r '.rtt_ms.p99 * 100 | round / 100' "$report")"
 row "input → snapshot p50 / p99 (ms)" "≤ $(ms .server.input_to_snapshot_p50_seconds) / ≤ $(ms .server.input_to_snapshot_p99_seconds)"

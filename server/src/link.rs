@@ -259,8 +259,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the link received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEvent {
-    /// One server message.
+    /// One server message, delivered reliably and in order.
     Message(Vec<u8>),
+    /// One server message that came as a datagram (WebTransport: a snapshot).
+    Datagram(Vec<u8>),
     /// The server closed the session with this code (a WebSocket close code; on WebTransport
     /// the application close code) and reason.
     Closed {
@@ -356,6 +358,18 @@ impl Link {
             }
             Ok(Err(e)) => bail!("{e}"),
             Err(_) => bail!("WebTransport session timed out"),
+        }
+    }
+
+    /// Whether `bytes` (an encoded client message) would travel as a datagram.
+    #[must_use]
+    pub fn sends_as_datagram(&self, bytes: &[u8]) -> bool {
+        match self {
+            Link::Ws { .. } => false,
+            Link::WebTransport(wt) => {
+                is_unreliable_client_message(bytes)
+                    && wt.connection.max_datagram_size().is_some_and(|max| bytes.len() <= max)
+            }
         }
     }
 
@@ -476,6 +490,9 @@ impl WtLink {
     fn new(connection: Connection, send: SendStream, recv: RecvStream) -> WtLink {
         let (tx, inbound) = mpsc::channel(LINK_QUEUE);
         let mut tasks = JoinSet::new();
+        // Datagrams that overtake the session's first reliable message (the `Welcome`) are
+        // dropped, as if lost: a snapshot means nothing before it.
+        let (started_tx, started) = tokio::sync::watch::channel(false);
         let c = connection.clone();
         let to_user = tx.clone();
         tasks.spawn(async move {
@@ -484,6 +501,7 @@ impl WtLink {
                 if to_user.send(LinkEvent::Message(message)).await.is_err() {
                     return;
                 }
+                started_tx.send_replace(true);
             }
             // The stream ended: the session is closing; report how.
             let event = match c.closed().await {
@@ -497,12 +515,15 @@ impl WtLink {
         });
         let c = connection.clone();
         let to_user = tx.clone();
+        let uni_started = started.clone();
         tasks.spawn(async move {
             while let Ok(d) = c.receive_datagram().await {
                 if d.payload().is_empty() {
                     // A heartbeat: answer it.
                     let _ = c.send_datagram([]);
-                } else if to_user.send(LinkEvent::Message(d.payload().to_vec())).await.is_err() {
+                } else if !*started.borrow() {
+                    // Before the welcome: dropped.
+                } else if to_user.send(LinkEvent::Datagram(d.payload().to_vec())).await.is_err() {
                     return;
                 }
             }
@@ -510,11 +531,16 @@ impl WtLink {
         let c = connection.clone();
         tasks.spawn(async move {
             let mut readers = JoinSet::new();
+            // A snapshot too large for a datagram, alone on its stream: unreliable like one (a
+            // newer one may reset it), and like one dropped before the welcome.
             while let Ok(mut stream) = c.accept_uni().await {
                 let to_user = tx.clone();
+                let started = uni_started.clone();
                 readers.spawn(async move {
-                    if let Some(message) = read_frame(&mut stream).await {
-                        let _ = to_user.send(LinkEvent::Message(message)).await;
+                    if let Some(message) = read_frame(&mut stream).await
+                        && *started.borrow()
+                    {
+                        let _ = to_user.send(LinkEvent::Datagram(message)).await;
                     }
                 });
                 while readers.try_join_next().is_some() {}

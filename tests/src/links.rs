@@ -89,7 +89,7 @@ pub async fn next(link: &mut Link) -> Got {
     let event =
         tokio::time::timeout(DEADLINE, link.recv()).await.expect("nothing before the deadline");
     match event {
-        LinkEvent::Message(bytes) => {
+        LinkEvent::Message(bytes) | LinkEvent::Datagram(bytes) => {
             Got::Message(codec::decode_server(&bytes).expect("server bytes decode"))
         }
         LinkEvent::Closed { code, reason } => Got::Closed(code, reason),

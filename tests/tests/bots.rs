@@ -174,7 +174,7 @@ fn cli_refuses_bad_flags() {
         "/nonexistent.pem",
     );
     check(
-        &with(&["--url", "ws://127.0.0.1:1/ws", "--count", "1", "--conditioner", "loss=1"]),
+        &with(&["--url", "ws://127.0.0.1:1/ws", "--count", "1", "--conditioner", "drop=1"]),
         2,
         "unknown conditioner setting",
     );
@@ -217,8 +217,9 @@ async fn bots_play_over_webtransport_with_the_conditioner_on_datagrams() {
     assert_eq!(report.bots.completed, 4, "{:?}", report.connect_errors);
     assert_eq!(report.decode_errors, 0);
     assert!(report.snapshots.fraction_of_expected.min >= 0.8, "{:?}", report.snapshots);
-    // 30 ms each way on datagrams and stream alike.
+    // 30 ms each way on datagrams and stream alike; an input is echoed after a round trip.
     assert!(report.rtt_ms.p50 >= 60.0, "{:?}", report.rtt_ms);
+    assert!(report.input_echo_ms.samples > 100 && report.input_echo_ms.p50 >= 60.0);
     assert!(report.summary().contains("webtransport"));
     let back = BotsReport::from_json(&report.to_json()).expect("reads back");
     assert_eq!(back.transport, TransportKind::WebTransport);
@@ -244,5 +245,37 @@ async fn bots_play_over_wss_and_webtransport_behind_the_dev_certificate() {
     // Without a way to trust the certificate, the run says what to pass.
     let err = bots::run(&run_config(&wss, "tls", None, None)).await.expect_err("untrusted");
     assert!(format!("{err:#}").contains("--ca"), "{err:#}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditioner_loss_drops_datagrams_and_delays_ordered_messages() {
+    let server = net::start(links::quic_config()).await;
+    let lossy = |transport| {
+        let mut config = run_config(&url(server.local_addr()), "lossy", Some(transport), None);
+        config.conditioner = Some("latency=20ms,loss=5%".parse().expect("spec"));
+        config
+    };
+    // WebTransport: inputs and snapshots are datagrams, lost outright; the redundancy of the
+    // inputs and the next snapshot cover it.
+    let wt = bots::run(&lossy(TransportKind::WebTransport)).await.expect("runs");
+    assert_eq!(wt.bots.completed, 4, "{:?}", wt.connect_errors);
+    assert!(wt.conditioner_lost > 30, "{} datagrams lost", wt.conditioner_lost);
+    assert_eq!(wt.decode_errors, 0);
+    assert!(wt.snapshots.fraction_of_expected.mean >= 0.85, "{:?}", wt.snapshots);
+    // WebSocket: nothing is lost, a lost segment is a retransmission late and holds what
+    // follows, so the input → echo tail grows by about that.
+    let ws = bots::run(&lossy(TransportKind::Ws)).await.expect("runs");
+    assert_eq!(ws.bots.completed, 4, "{:?}", ws.connect_errors);
+    assert_eq!(ws.conditioner_lost, 0);
+    assert!(ws.input_echo_ms.p99 >= 200.0, "{:?}", ws.input_echo_ms);
+    assert!(
+        wt.input_echo_ms.p99 < ws.input_echo_ms.p99,
+        "{:?} vs {:?}",
+        wt.input_echo_ms,
+        ws.input_echo_ms
+    );
+    let back = BotsReport::from_json(&wt.to_json()).expect("reads back");
+    assert_eq!(back.conditioner.map(|c| c.loss_per_10k), Some(500));
     server.shutdown().await;
 }

@@ -281,7 +281,8 @@ async fn snapshots_keep_coming_through_ten_percent_datagram_loss_both_ways() {
                 }
             }
             event = link.recv() => match event {
-                tickwire_server::link::LinkEvent::Message(bytes) => {
+                tickwire_server::link::LinkEvent::Message(bytes)
+                | tickwire_server::link::LinkEvent::Datagram(bytes) => {
                     let now_us = start.elapsed().as_micros() as u64;
                     session.handle_bytes(now_us, &bytes).expect("every message decodes");
                 }

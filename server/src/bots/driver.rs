@@ -19,7 +19,7 @@ use wtransport::endpoint::endpoint_side::Client as ClientSide;
 
 use crate::link::{Link, LinkEvent, Trust};
 
-use super::conditioner::{ConditionerSpec, DelayQueue};
+use super::conditioner::{ConditionerSpec, DelayQueue, Delivery};
 
 /// How long a bot waits for its WebSocket handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -137,6 +137,11 @@ pub struct BotResult {
     pub decode_errors: u64,
     /// Round trips, in microseconds.
     pub rtt_us: Vec<u64>,
+    /// Input → echo samples (the newest [`MAX_RTT_SAMPLES`]), in microseconds: from making an
+    /// input to the first snapshot acknowledging it.
+    pub input_echo_us: Vec<u64>,
+    /// Datagrams the conditioner lost (both ways).
+    pub conditioner_lost: u64,
     /// Prediction reconciliation statistics.
     pub prediction: PredictionStats,
     /// Reconciliations that were a respawn (the dead player came back elsewhere), left out of
@@ -160,6 +165,8 @@ impl BotResult {
             bytes_sent: 0,
             decode_errors: 0,
             rtt_us: Vec::new(),
+            input_echo_us: Vec::new(),
+            conditioner_lost: 0,
             prediction: PredictionStats::default(),
             respawn_snaps: 0,
             stalls: 0,
@@ -217,6 +224,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     let mut ping_timer = tokio::time::interval(PING_PERIOD);
     ping_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut rtt: VecDeque<u64> = VecDeque::new();
+    let mut sent_inputs: VecDeque<(u32, Instant)> = VecDeque::new();
+    let mut next_input_seq = 0u32;
+    let mut input_echo: VecDeque<u64> = VecDeque::new();
     let mut disconnect_reason: Option<DisconnectReason> = None;
     let mut reported_snapshots = 0u64;
     let mut reported_errors = 0u64;
@@ -266,7 +276,10 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         match wake {
             Wake::Deadline => break 'run BotEnd::Completed,
             Wake::Frame(LinkEvent::Broken(e)) => break 'run BotEnd::Broken(e),
-            Wake::Frame(LinkEvent::Message(bytes)) => inbound.push(now, bytes),
+            Wake::Frame(LinkEvent::Message(bytes)) => inbound.push(now, bytes, Delivery::Ordered),
+            Wake::Frame(LinkEvent::Datagram(bytes)) => {
+                inbound.push(now, bytes, Delivery::Datagram);
+            }
             Wake::Frame(LinkEvent::Closed { code, .. }) => {
                 // A Disconnect still in the conditioner's queue said why.
                 while let Some(bytes) = inbound.pop_due(far) {
@@ -282,6 +295,11 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             Wake::Tick => {
                 let frame = brain.think(session.client(), tick_rate);
                 session.push_input(frame);
+                if sent_inputs.len() >= MAX_RTT_SAMPLES {
+                    sent_inputs.pop_front();
+                }
+                sent_inputs.push_back((next_input_seq, now));
+                next_input_seq = next_input_seq.wrapping_add(1);
             }
             Wake::Ping => session.ping_if_due(now_us(), 0),
             Wake::Sample => {
@@ -333,6 +351,21 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
                 | ClientEvent::Game(_) => {}
             }
         }
+        // Input → echo: from the tick an input was made to the first snapshot saying the server
+        // applied it, as the player lives it (the conditioner's delays and losses included).
+        if let Some(applied) = session.client().last_applied_input() {
+            while let Some(&(seq, at)) = sent_inputs.front() {
+                if applied.wrapping_sub(seq).cast_signed() < 0 {
+                    break;
+                }
+                sent_inputs.pop_front();
+                if input_echo.len() >= MAX_RTT_SAMPLES {
+                    input_echo.pop_front();
+                }
+                let us = u64::try_from(now.saturating_duration_since(at).as_micros());
+                input_echo.push_back(us.unwrap_or(u64::MAX));
+            }
+        }
         let stats = session.client().stats();
         progress.snapshots.fetch_add(stats.snapshots - reported_snapshots, Ordering::Relaxed);
         progress.decode_errors.fetch_add(stats.decode_errors - reported_errors, Ordering::Relaxed);
@@ -340,7 +373,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         reported_errors = stats.decode_errors;
 
         while let Some(bytes) = session.client_mut().poll_transmit() {
-            outbound.push(now, bytes);
+            let delivery =
+                if link.sends_as_datagram(&bytes) { Delivery::Datagram } else { Delivery::Ordered };
+            outbound.push(now, bytes, delivery);
         }
         while let Some(bytes) = outbound.pop_due(now) {
             match tokio::time::timeout(SEND_TIMEOUT, link.send(bytes)).await {
@@ -360,6 +395,8 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     result.bytes_sent = stats.bytes_sent;
     result.decode_errors = stats.decode_errors;
     result.rtt_us = rtt.into_iter().collect();
+    result.input_echo_us = input_echo.into_iter().collect();
+    result.conditioner_lost = inbound.lost() + outbound.lost();
     result.stalls = session.interpolation().map_or(0, |b| b.stalls());
     result.conditioner_dropped = inbound.dropped() + outbound.dropped();
     result.end = end;
@@ -374,7 +411,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             while let Some(bytes) = client.poll_transmit() {
                 link.send(bytes).await?;
             }
-            while let LinkEvent::Message(_) = link.recv().await {}
+            while let LinkEvent::Message(_) | LinkEvent::Datagram(_) = link.recv().await {}
             anyhow::Ok(())
         })
         .await;

@@ -193,6 +193,9 @@ pub struct BotsReport {
     pub disconnects: Disconnects,
     /// Round trips (ping/pong, once a second per bot), milliseconds.
     pub rtt_ms: Quantiles,
+    /// Input → echo (making an input to the first snapshot acknowledging it), all bots, ms.
+    #[serde(default)]
+    pub input_echo_ms: Quantiles,
     /// Snapshot delivery.
     pub snapshots: SnapshotSummary,
     /// Payload bytes received per bot per second of session.
@@ -207,6 +210,9 @@ pub struct BotsReport {
     pub interpolation: InterpolationSummary,
     /// Messages the conditioner dropped (its queues were full).
     pub conditioner_dropped: u64,
+    /// Datagrams the conditioner's loss dropped (both ways, all bots).
+    #[serde(default)]
+    pub conditioner_lost: u64,
     /// The server's ticks during the run; `null` when `/metrics` could not be read.
     pub server: Option<ServerSummary>,
     /// Why `server` is `null`.
@@ -263,6 +269,8 @@ pub fn build(
     let mut connect_errors = BTreeMap::new();
     let mut disconnects = Disconnects::default();
     let mut rtt = Vec::new();
+    let mut echo: Vec<f64> = Vec::new();
+    let mut conditioner_lost = 0;
     let (mut snap_rates, mut fractions, mut rx_rates, mut tx_rates) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut snapshots = SnapshotSummary::default();
@@ -307,6 +315,8 @@ pub fn build(
         };
         decode_errors += r.decode_errors;
         conditioner_dropped += r.conditioner_dropped;
+        conditioner_lost += r.conditioner_lost;
+        echo.extend(r.input_echo_us.iter().map(|&us| us as f64 / 1e3));
         snapshots.total += r.snapshots;
         let mut bot_rtt: Vec<f64> = r.rtt_us.iter().map(|&us| us as f64 / 1e3).collect();
         bot_rtt.sort_by(f64::total_cmp);
@@ -391,6 +401,7 @@ pub fn build(
         connect_errors,
         disconnects,
         rtt_ms: quantiles(rtt),
+        input_echo_ms: quantiles(echo),
         snapshots,
         bytes_received_per_bot_per_sec: spread(&rx_rates),
         bytes_sent_per_bot_per_sec: spread(&tx_rates),
@@ -398,6 +409,7 @@ pub fn build(
         prediction,
         interpolation,
         conditioner_dropped,
+        conditioner_lost,
         server,
         server_error,
         per_bot,
@@ -452,6 +464,14 @@ impl BotsReport {
             "rtt ms p50 / p95 / p99",
             format!("{:.2} / {:.2} / {:.2} ({} samples)", r.p50, r.p95, r.p99, r.samples),
         );
+        let e = &self.input_echo_ms;
+        row(
+            "input → echo ms p50/p95/p99",
+            format!("{:.2} / {:.2} / {:.2} ({} inputs)", e.p50, e.p95, e.p99, e.samples),
+        );
+        if self.conditioner_lost > 0 {
+            row("datagrams lost (conditioner)", self.conditioner_lost.to_string());
+        }
         let s = &self.snapshots;
         row(
             "snapshots /bot/s",
