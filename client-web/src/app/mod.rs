@@ -469,6 +469,12 @@ impl App {
         set("fps", &self.meters.shown_fps.into());
         let transport = self.connection.as_ref().map(|c| c.wire.transport());
         set("transport", &transport.map_or(JsValue::NULL, |t| t.label().into()));
+        let (datagrams_in, datagrams_out) = match self.connection.as_ref().map(|c| &c.wire) {
+            Some(Wire::WebTransport(link)) => link.datagrams(),
+            _ => (0, 0),
+        };
+        set("datagramsIn", &(datagrams_in as f64).into());
+        set("datagramsOut", &(datagrams_out as f64).into());
         set("fallback", &self.link.fallback.as_deref().map_or(JsValue::NULL, JsValue::from));
         for key in ["game", "position", "serverPosition", "tick", "score", "prediction", "rttMs"] {
             set(key, &JsValue::NULL);

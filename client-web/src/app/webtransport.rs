@@ -3,6 +3,8 @@
 //! session and moves bytes; this side frames reliable messages, routes each outgoing message
 //! ([`route`]) and unframes what arrives ([`Unframer`]).
 
+use std::cell::Cell;
+
 use js_sys::Uint8Array;
 use tickwire_shared::codec::MAX_SERVER_MESSAGE_BYTES;
 use tickwire_shared::stream_frame::{FRAME_HEADER_BYTES, FrameTooLarge, framed};
@@ -51,6 +53,9 @@ extern "C" {
 pub(super) struct Link {
     js: WtLink,
     unframer: Unframer,
+    /// Datagrams received and sent (heartbeats aside), for the test hook.
+    datagrams_in: u64,
+    datagrams_out: Cell<u64>,
     _on_data: Closure<dyn FnMut(u8, Uint8Array)>,
     _on_close: Closure<dyn FnMut(u32, String, bool)>,
 }
@@ -83,7 +88,14 @@ impl Link {
             on_data.as_ref(),
             on_close.as_ref(),
         );
-        Link { js, unframer: Unframer::default(), _on_data: on_data, _on_close: on_close }
+        Link {
+            js,
+            unframer: Unframer::default(),
+            datagrams_in: 0,
+            datagrams_out: Cell::new(0),
+            _on_data: on_data,
+            _on_close: on_close,
+        }
     }
 
     /// Whether messages can be sent.
@@ -96,7 +108,10 @@ impl Link {
         let max = self.js.max_datagram_size();
         let max = if max.is_finite() && max > 0.0 { max as usize } else { 0 };
         match route(bytes, max) {
-            Route::Datagram => self.js.send_datagram(bytes),
+            Route::Datagram => {
+                self.js.send_datagram(bytes);
+                self.datagrams_out.set(self.datagrams_out.get() + 1);
+            }
             Route::Stream => self.js.send_reliable(&framed(bytes)),
         }
     }
@@ -107,7 +122,15 @@ impl Link {
         arrival: Arrival,
         bytes: Vec<u8>,
     ) -> Result<Vec<Vec<u8>>, FrameTooLarge> {
+        if arrival == Arrival::Datagram {
+            self.datagrams_in += 1;
+        }
         self.unframer.messages(arrival, bytes)
+    }
+
+    /// Datagrams received and sent so far (heartbeats aside).
+    pub(super) fn datagrams(&self) -> (u64, u64) {
+        (self.datagrams_in, self.datagrams_out.get())
     }
 }
 
