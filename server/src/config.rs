@@ -162,6 +162,42 @@ pub struct ServerConfig {
     pub debug_endpoints: bool,
     /// TLS on the main port (HTTPS and WSS). `None`: plain HTTP and WS.
     pub tls: Option<TlsSource>,
+    /// The QUIC/WebTransport endpoint.
+    pub quic: QuicBind,
+}
+
+/// Where the QUIC/WebTransport endpoint listens (`--quic-bind`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QuicBind {
+    /// With TLS on, the main address and port over UDP; without, none.
+    #[default]
+    Auto,
+    /// No QUIC endpoint (`--quic-bind off`).
+    Off,
+    /// This UDP address. Without TLS on the main port, the endpoint uses a development
+    /// certificate of its own (QUIC always needs one).
+    Addr(SocketAddr),
+}
+
+impl std::str::FromStr for QuicBind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" | "none" => Ok(QuicBind::Off),
+            "auto" => Ok(QuicBind::Auto),
+            addr => addr.parse().map(QuicBind::Addr).map_err(|e| {
+                format!("--quic-bind wants a UDP address like 0.0.0.0:8443, `auto` or `off`: {addr:?}: {e}")
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for QuicBind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for ServerConfig {
@@ -188,6 +224,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             debug_endpoints: false,
             tls: None,
+            quic: QuicBind::Auto,
         }
     }
 }
@@ -277,6 +314,12 @@ pub struct ServeArgs {
     /// days; its SHA-256 is printed). For development; excludes --tls-cert/--tls-key.
     #[arg(long, env = "TICKWIRE_DEV_CERT")]
     pub dev_cert: bool,
+    /// The QUIC/WebTransport endpoint's UDP address, `auto` or `off` [default: auto: with TLS
+    /// on, the main address and port over UDP; without TLS, none]. An address given without
+    /// TLS serves QUIC with a development certificate (its SHA-256 is printed and offered at
+    /// GET /api/transport).
+    #[arg(long, env = "TICKWIRE_QUIC_BIND")]
+    pub quic_bind: Option<QuicBind>,
     /// Enable test-only endpoints (POST /api/debug/drop?entity=N drops that player's
     /// connection). Never in production.
     #[arg(long)]
@@ -311,6 +354,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     dev_cert: Option<bool>,
+    quic_bind: Option<QuicBind>,
 }
 
 impl ServeArgs {
@@ -377,6 +421,7 @@ impl ServeArgs {
             limits,
             debug_endpoints: self.debug_endpoints,
             tls,
+            quic: self.quic_bind.or(file.quic_bind).unwrap_or_default(),
         };
         cfg.validate()?;
         Ok(cfg)

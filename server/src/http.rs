@@ -46,6 +46,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(rooms))
+        .route("/api/transport", get(transport))
         .route("/api/guest", post(guest));
     if state.config.debug_endpoints {
         routes = routes.route("/api/debug/drop", post(debug_drop));
@@ -84,6 +85,23 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 async fn rooms(State(state): State<Arc<AppState>>) -> Response {
     json_response(&serde_json::json!({ "rooms": state.rooms.list() }))
+}
+
+/// `GET /api/transport`: which transports this server offers, for the browser's ladder. The
+/// WebTransport endpoint's port, and its certificate's SHA-256 (hex) when that is a
+/// development certificate a browser accepts by hash only; `null` without QUIC.
+async fn transport(State(state): State<Arc<AppState>>) -> Response {
+    let webtransport = state.webtransport.as_ref().map(|wt| {
+        serde_json::json!({
+            "port": wt.port,
+            "path": tickwire_shared::stream_frame::WEBTRANSPORT_PATH,
+            "cert_sha256": wt.dev_cert_sha256.map(|h| crate::tls::hex(&h)),
+        })
+    });
+    json_response(&serde_json::json!({
+        "websocket": { "path": "/ws" },
+        "webtransport": webtransport,
+    }))
 }
 
 async fn guest(

@@ -1,6 +1,6 @@
 //! `tickwire-server`: the authoritative game server. It owns rooms and the simulation threads
-//! that tick them, per-client replication state, sessions over WebSocket (QUIC to follow),
-//! HTTP, auth, config.
+//! that tick them, per-client replication state, sessions over WebSocket and over QUIC
+//! (WebTransport), HTTP, auth, config.
 //!
 //! **Architecture invariant:** the simulation lives in `tickwire-shared`; this crate drives it
 //! and moves bytes. Tick threads never await the network: sessions (tokio tasks) and rooms
@@ -11,9 +11,11 @@ pub mod bots;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod link;
 pub mod matchrun;
 pub mod metrics;
 pub mod outbox;
+pub mod quic;
 pub mod room;
 pub mod rooms;
 pub mod server;

@@ -13,9 +13,12 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::auth::{JwtKeys, random_hex};
-use crate::config::ServerConfig;
+use anyhow::Context as _;
+
+use crate::config::{QuicBind, ServerConfig};
 use crate::http::PeerIp;
 use crate::metrics::Metrics;
+use crate::quic::{QuicEndpoint, WebTransportInfo};
 use crate::rooms::Rooms;
 use crate::state::{AppState, PendingGuard};
 use crate::tls::Tls;
@@ -41,8 +44,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    quic_addr: Option<SocketAddr>,
     state: Arc<AppState>,
     accept: tokio::task::JoinHandle<()>,
+    quic: Option<(Arc<QuicEndpoint>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Server {
@@ -66,13 +71,56 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         let rooms = Rooms::new(config.clone(), metrics.clone())?;
         let keys = JwtKeys::new(secret.as_bytes()).with_audience(config.jwt_audience.as_deref());
+        let quic_addr = match config.quic {
+            QuicBind::Off => None,
+            QuicBind::Auto => tls.as_ref().map(|_| addr),
+            QuicBind::Addr(a) => Some(a),
+        };
+        // QUIC always needs a certificate: the main port's, else a development one of its own.
+        let quic_tls = match (&tls, quic_addr) {
+            (_, None) => None,
+            (Some(t), Some(_)) => Some((t.quic.clone(), t.dev, t.cert_sha256)),
+            (None, Some(_)) => {
+                let cert = crate::tls::dev_cert().context("making the development certificate")?;
+                let hash = crate::tls::sha256(&cert.chain[0]);
+                Some((crate::tls::quic_server_config(&cert)?, true, hash))
+            }
+        };
+        let quic_endpoint = match (quic_addr, quic_tls) {
+            (Some(a), Some((quic_tls, dev, hash))) => {
+                let endpoint = crate::quic::bind(a, quic_tls, &config.limits)?;
+                let bound = endpoint.local_addr()?;
+                Some((endpoint, bound, dev.then_some(hash)))
+            }
+            _ => None,
+        };
         let mut state = AppState::new(config, rooms, metrics, keys);
         state.tls_cert_sha256 = tls.as_ref().map(|t| t.cert_sha256);
         state.tls_certificate = tls.as_ref().map(|t| t.cert.clone());
+        state.webtransport = quic_endpoint.as_ref().map(|(_, bound, hash)| WebTransportInfo {
+            port: bound.port(),
+            dev_cert_sha256: *hash,
+        });
         let state = Arc::new(state);
         let acceptor = tls.map(|t| t.acceptor);
         let accept = tokio::spawn(accept_loop(listener, state.clone(), acceptor));
-        Ok(Server { addr, state, accept })
+        let quic_addr = quic_endpoint.as_ref().map(|(_, bound, _)| *bound);
+        let quic = quic_endpoint.map(|(endpoint, _, _)| {
+            let endpoint = Arc::new(endpoint);
+            let task = tokio::spawn(crate::quic::accept_loop(
+                endpoint.clone(),
+                state.clone(),
+                addr.port(),
+            ));
+            (endpoint, task)
+        });
+        Ok(Server { addr, quic_addr, state, accept, quic })
+    }
+
+    /// The QUIC/WebTransport endpoint's bound UDP address, when there is one.
+    #[must_use]
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.quic_addr
     }
 
     /// The bound address.
@@ -98,6 +146,13 @@ impl Server {
         self.state.tracker.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tracker.wait()).await.is_err() {
             tracing::warn!("some sessions did not close in time");
+        }
+        if let Some((endpoint, task)) = self.quic {
+            let _ = task.await;
+            // Connections still open are closed with 1001; the close frames are given a moment
+            // to leave the socket.
+            endpoint.close(wtransport::VarInt::from_u32(1001), b"server shutting down");
+            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
         }
     }
 }

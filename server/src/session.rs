@@ -65,8 +65,16 @@ pub trait TransportRx: Send {
 
 /// A transport's sending half.
 pub trait TransportTx: Send {
-    /// Sends one message.
+    /// Sends one message reliably and in order.
     fn send(&mut self, bytes: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Sends one message that may be lost and that a newer one supersedes (a snapshot). A
+    /// transport without such a channel sends it like any other.
+    fn send_unreliable(
+        &mut self,
+        bytes: Bytes,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.send(bytes)
+    }
     /// Sends a heartbeat probe.
     fn ping(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Closes with a code and a reason.
@@ -279,9 +287,12 @@ async fn send_counted<T: TransportTx>(
     tx: &mut T,
     ctx: &SessionContext,
     bytes: Bytes,
+    unreliable: bool,
 ) -> Result<(), DisconnectKind> {
     let n = bytes.len() as u64;
-    match tokio::time::timeout(ctx.limits.write_timeout, tx.send(bytes)).await {
+    let sent =
+        async { if unreliable { tx.send_unreliable(bytes).await } else { tx.send(bytes).await } };
+    match tokio::time::timeout(ctx.limits.write_timeout, sent).await {
         Ok(Ok(())) => {
             ctx.metrics.bytes_sent.fetch_add(n, Ordering::Relaxed);
             Ok(())
@@ -314,12 +325,12 @@ async fn write_loop<T: TransportTx>(
         };
         match item {
             OutItem::Send(bytes) => {
-                if let Err(kind) = send_counted(&mut tx, ctx, bytes).await {
+                if let Err(kind) = send_counted(&mut tx, ctx, bytes, false).await {
                     break Some(kind);
                 }
             }
             OutItem::Snapshot { bytes, input_arrivals } => {
-                if let Err(kind) = send_counted(&mut tx, ctx, bytes).await {
+                if let Err(kind) = send_counted(&mut tx, ctx, bytes, true).await {
                     break Some(kind);
                 }
                 for arrival in input_arrivals {

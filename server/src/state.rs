@@ -36,6 +36,8 @@ pub struct AppState {
     pub tls_cert_sha256: Option<[u8; 32]>,
     /// The DER certificate the server presents when TLS is on.
     pub tls_certificate: Option<rustls::pki_types::CertificateDer<'static>>,
+    /// The WebTransport endpoint, when there is one (`GET /api/transport`).
+    pub webtransport: Option<crate::quic::WebTransportInfo>,
     ips: Mutex<HashMap<IpAddr, usize>>,
     next_client: AtomicU32,
     guest_tokens: GuestLimiter,
@@ -158,6 +160,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tls_cert_sha256: None,
             tls_certificate: None,
+            webtransport: None,
             ips: Mutex::new(HashMap::new()),
             next_client: AtomicU32::new(1),
             guest_tokens: GuestLimiter::new(MAX_GUEST_BUCKETS),

@@ -53,6 +53,11 @@ pub struct Tls {
     pub cert: CertificateDer<'static>,
     /// SHA-256 of [`Tls::cert`].
     pub cert_sha256: [u8; 32],
+    /// The same certificate for QUIC (TLS 1.3 only, ALPN `h3`).
+    pub quic: rustls::ServerConfig,
+    /// Whether the certificate is a development one made at start (browsers then reach QUIC by
+    /// its hash).
+    pub dev: bool,
 }
 
 /// A self-signed ECDSA P-256 certificate for [`DEV_CERT_NAMES`], valid from
@@ -124,6 +129,7 @@ impl Tls {
         };
         let own = cert.chain[0].clone();
         let cert_sha256 = sha256(&own);
+        let quic = quic_server_config(&cert)?;
         let config = server_config(cert).with_context(|| match source {
             TlsSource::DevCert => "using the development certificate".to_owned(),
             TlsSource::Files { cert, key } => format!(
@@ -132,8 +138,27 @@ impl Tls {
                 key.display()
             ),
         })?;
-        Ok(Tls { acceptor: TlsAcceptor::from(Arc::new(config)), cert: own, cert_sha256 })
+        Ok(Tls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            cert: own,
+            cert_sha256,
+            quic,
+            dev: *source == TlsSource::DevCert,
+        })
     }
+}
+
+/// The rustls configuration of the QUIC endpoint: TLS 1.3 only (QUIC has no other), ALPN `h3`
+/// (WebTransport runs over HTTP/3), the `ring` provider.
+pub fn quic_server_config(cert: &CertAndKey) -> anyhow::Result<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(cert.chain.clone(), cert.key.clone_key())
+        .context("the certificate and key do not make a usable pair for QUIC")?;
+    config.alpn_protocols = vec![b"h3".to_vec()];
+    Ok(config)
 }
 
 #[cfg(test)]

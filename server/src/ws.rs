@@ -110,7 +110,7 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 type OriginParts = (String, String, u16);
 
 /// Splits `host[:port]` (an IPv6 host in brackets) into the lower-cased host and the port.
-fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+pub(crate) fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, rest) = v6.split_once(']')?;
         (format!("[{h}]"), rest.strip_prefix(':'))
@@ -145,11 +145,11 @@ fn origin_parts(origin: &str) -> Option<OriginParts> {
 
 /// Whether a page of `origin` may open a session: an origin given with `--allow-origin`
 /// (scheme, host and port all equal), the very origin that served the page (`https` when the
-/// server speaks TLS, else `http`, and the `Host` the request came to), or, in dev mode only,
-/// any page on this machine (`localhost`, `127.0.0.1`, `[::1]`, any port).
+/// server speaks TLS, else `http`, and `served`: the host and port the page came from), or, in
+/// dev mode only, any page on this machine (`localhost`, `127.0.0.1`, `[::1]`, any port).
 fn origin_allowed(
     origin: &str,
-    headers: &HeaderMap,
+    served: Option<(String, u16)>,
     allowed: &[String],
     dev: bool,
     tls: bool,
@@ -162,9 +162,47 @@ fn origin_allowed(
         return true;
     }
     // Same origin: the page was served by this very scheme, host and port.
-    let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
-    let served = header_str(headers, header::HOST).and_then(|h| split_host_port(h, default_port));
+    let scheme = if tls { "https" } else { "http" };
     parts.0 == scheme && served.is_some_and(|(host, port)| host == parts.1 && port == parts.2)
+}
+
+/// The checks every transport makes of a join once its own are done: the origin is allowed
+/// (403) and the token verifies (401). `served` is the host and port the page was served from;
+/// `bearer` an `Authorization: Bearer` token, which beats the query's. Returns the token's
+/// subject.
+pub fn check_origin_and_token(
+    join: &JoinRequest,
+    origin: Option<&str>,
+    served: Option<(String, u16)>,
+    bearer: Option<&str>,
+    state: &AppState,
+) -> Result<String, (StatusCode, String)> {
+    if let Some(origin) = origin
+        && !origin_allowed(
+            origin,
+            served,
+            &state.config.allowed_origins,
+            state.config.jwt_secret.is_none(),
+            state.config.tls.is_some(),
+        )
+    {
+        return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
+    }
+    let token = bearer.or(join.token.as_deref()).ok_or(AuthError::Missing);
+    match token.and_then(|t| state.keys.verify(t)) {
+        Ok(claims) => Ok(claims.sub),
+        Err(e) => Err((StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))),
+    }
+}
+
+/// The token of an `Authorization: Bearer …` value (the scheme is case-insensitive, RFC 9110
+/// §11.1).
+#[must_use]
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }
 
 /// Runs every check on an upgrade request, in order: it is a WebSocket upgrade (400), the join
@@ -218,29 +256,12 @@ pub fn check_handshake<B>(
         ));
     }
 
-    if let Some(origin) = header_str(headers, header::ORIGIN)
-        && !origin_allowed(
-            origin,
-            headers,
-            &state.config.allowed_origins,
-            state.config.jwt_secret.is_none(),
-            state.config.tls.is_some(),
-        )
-    {
-        return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
-    }
-
-    // The scheme is case-insensitive (RFC 9110 §11.1).
-    let bearer = header_str(headers, header::AUTHORIZATION)
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let token = bearer.or(join.token.as_deref()).ok_or(AuthError::Missing);
-    let claims = match token.and_then(|t| state.keys.verify(t)) {
-        Ok(claims) => claims,
-        Err(e) => return Err((StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))),
-    };
-    Ok(Accepted { join, echo_subprotocol, key, subject: claims.sub })
+    let default_port = if state.config.tls.is_some() { 443 } else { 80 };
+    let served = header_str(headers, header::HOST).and_then(|h| split_host_port(h, default_port));
+    let bearer = bearer_token(header_str(headers, header::AUTHORIZATION));
+    let subject =
+        check_origin_and_token(&join, header_str(headers, header::ORIGIN), served, bearer, state)?;
+    Ok(Accepted { join, echo_subprotocol, key, subject })
 }
 
 /// Handles `GET /ws`: checks, then answers 101 and runs the session on the upgraded connection.
@@ -304,19 +325,20 @@ pub fn upgrade(mut req: Request, state: Arc<AppState>, ip: IpAddr) -> Response {
 #[cfg(test)]
 mod tests {
     use super::{origin_allowed, origin_parts};
-    use axum::http::{HeaderMap, HeaderValue, header};
 
     #[test]
     fn same_origin_means_the_same_scheme_too() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("game.example:8443"));
-        let same = |origin: &str, tls: bool| origin_allowed(origin, &headers, &[], false, tls);
+        let served = |host: &str, port: u16| Some((host.to_owned(), port));
+        let same = |origin: &str, tls: bool| {
+            origin_allowed(origin, served("game.example", 8443), &[], false, tls)
+        };
         assert!(same("https://game.example:8443", true));
         assert!(!same("http://game.example:8443", true));
         assert!(same("http://game.example:8443", false));
         assert!(!same("https://game.example:8443", false));
-        headers.insert(header::HOST, HeaderValue::from_static("game.example"));
-        let same = |origin: &str, tls: bool| origin_allowed(origin, &headers, &[], false, tls);
+        let same = |origin: &str, tls: bool| {
+            origin_allowed(origin, served("game.example", 443), &[], false, tls)
+        };
         assert!(same("https://game.example", true), "no port: 443 with TLS");
         assert!(!same("https://game.example:80", true));
     }

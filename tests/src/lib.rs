@@ -2,4 +2,5 @@
 
 pub mod fixtures;
 pub mod harness;
+pub mod links;
 pub mod net;

@@ -1,0 +1,131 @@
+//! Sessions over any transport for the behaviour suite: the server's own client [`Link`]
+//! (WebSocket, WSS, WebTransport), messages decoded, closes with their code, every wait under
+//! [`DEADLINE`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use tickwire_server::link::{Link, LinkEvent, TransportKind, Trust, quic_client_endpoint};
+use tickwire_server::server::Server;
+use tickwire_shared::codec;
+use tickwire_shared::protocol::{ClientMessage, DisconnectReason, PROTOCOL_VERSION, ServerMessage};
+use tickwire_shared::stream_frame::WEBTRANSPORT_PATH;
+
+use crate::net::{DEADLINE, token_for};
+
+/// The transports a plain-HTTP test server with a QUIC endpoint offers.
+pub const PLAIN_AND_QUIC: [TransportKind; 2] = [TransportKind::Ws, TransportKind::WebTransport];
+
+/// A test configuration with a QUIC endpoint on an ephemeral UDP port of 127.0.0.1 (and its
+/// own development certificate).
+#[must_use]
+pub fn quic_config() -> tickwire_server::config::ServerConfig {
+    let mut config = crate::net::test_config();
+    config.quic = tickwire_server::config::QuicBind::Addr(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config
+}
+
+/// What a client of `server` trusts: its development certificates by hash.
+#[must_use]
+pub fn trust(server: &Server) -> Trust {
+    let state = server.state();
+    let hashes: Vec<[u8; 32]> = state
+        .tls_cert_sha256
+        .into_iter()
+        .chain(state.webtransport.as_ref().and_then(|w| w.dev_cert_sha256))
+        .collect();
+    Trust::Hashes(hashes)
+}
+
+/// The URL of `server`'s `kind` endpoint with `query`.
+#[must_use]
+pub fn url(server: &Server, kind: TransportKind, query: &str) -> String {
+    match kind {
+        TransportKind::Ws => format!("ws://{}/ws?{query}", server.local_addr()),
+        TransportKind::Wss => format!("wss://localhost:{}/ws?{query}", server.local_addr().port()),
+        TransportKind::WebTransport => {
+            let quic = server.quic_addr().expect("the server has a QUIC endpoint");
+            format!("https://localhost:{}{WEBTRANSPORT_PATH}?{query}", quic.port())
+        }
+    }
+}
+
+/// Opens a session of `kind` with `query` (the whole join query).
+///
+/// # Errors
+///
+/// When the server refuses it or it fails.
+pub async fn open_with(server: &Server, kind: TransportKind, query: &str) -> anyhow::Result<Link> {
+    let url = url(server, kind, query);
+    match kind {
+        TransportKind::WebTransport => {
+            let endpoint = quic_client_endpoint(&trust(server), IpAddr::from([127, 0, 0, 1]))?;
+            let link = Link::webtransport(&endpoint, &url).await?;
+            // The endpoint lives as long as any of its connections; dropping the handle is fine.
+            Ok(link)
+        }
+        _ => Link::websocket(&url, &trust(server)).await,
+    }
+}
+
+/// Opens a session of `kind` as subject `sub` with extra query parameters (`&room=…`).
+pub async fn open(server: &Server, kind: TransportKind, sub: &str, extra: &str) -> Link {
+    let query = format!("v={PROTOCOL_VERSION}&token={}{extra}", token_for(sub));
+    open_with(server, kind, &query).await.unwrap_or_else(|e| panic!("{kind} session: {e:#}"))
+}
+
+/// What arrived next.
+#[derive(Debug)]
+pub enum Got {
+    /// A protocol message.
+    Message(ServerMessage),
+    /// The server closed with this code and reason.
+    Closed(u16, String),
+    /// The transport failed.
+    Broken(String),
+}
+
+/// The next message or close. Panics at the deadline.
+pub async fn next(link: &mut Link) -> Got {
+    let event =
+        tokio::time::timeout(DEADLINE, link.recv()).await.expect("nothing before the deadline");
+    match event {
+        LinkEvent::Message(bytes) => {
+            Got::Message(codec::decode_server(&bytes).expect("server bytes decode"))
+        }
+        LinkEvent::Closed { code, reason } => Got::Closed(code, reason),
+        LinkEvent::Broken(why) => Got::Broken(why),
+    }
+}
+
+/// Joins and returns the session with its `Welcome`.
+pub async fn join(
+    server: &Server,
+    kind: TransportKind,
+    sub: &str,
+    extra: &str,
+) -> (Link, tickwire_shared::protocol::Welcome) {
+    let mut link = open(server, kind, sub, extra).await;
+    match next(&mut link).await {
+        Got::Message(ServerMessage::Welcome(w)) => (link, w),
+        other => panic!("{kind}: expected a welcome, got {other:?}"),
+    }
+}
+
+/// Reads until the session ends; returns the close code and reason and the `Disconnect`
+/// reason that came before, if any.
+pub async fn expect_close(link: &mut Link) -> (u16, String, Option<DisconnectReason>) {
+    let mut said = None;
+    loop {
+        match next(link).await {
+            Got::Message(ServerMessage::Disconnect { reason, .. }) => said = Some(reason),
+            Got::Message(_) => {}
+            Got::Closed(code, reason) => return (code, reason, said),
+            Got::Broken(why) => panic!("the session broke instead of closing: {why}"),
+        }
+    }
+}
+
+/// Sends a client message the way a client does (inputs as datagrams on WebTransport).
+pub async fn send(link: &mut Link, msg: &ClientMessage) {
+    link.send(codec::encode_client(msg).expect("encodes")).await.expect("send");
+}

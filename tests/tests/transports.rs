@@ -1,0 +1,245 @@
+//! The behaviour suite over every transport: WebSocket and WebTransport (QUIC) on one server,
+//! WSS and WebTransport behind the development certificate. Join, inputs (datagrams on QUIC),
+//! snapshots, chat, resume across transports, the session limits with their close codes, and
+//! graceful shutdown.
+
+use std::time::Duration;
+
+use tickwire_server::link::TransportKind;
+use tickwire_shared::codec;
+use tickwire_shared::games::arena::ArenaInput;
+use tickwire_shared::protocol::{ClientMessage, DisconnectReason, InputBatch, ServerMessage};
+use tickwire_tests::links::{self, Got, PLAIN_AND_QUIC};
+use tickwire_tests::net;
+
+fn input(seq: u32) -> ClientMessage {
+    ClientMessage::Input(InputBatch {
+        ack: None,
+        first_seq: seq,
+        frames: codec::encode_inputs(&[ArenaInput::default()]).unwrap(),
+    })
+}
+
+#[tokio::test]
+async fn join_inputs_snapshots_and_chat_over_every_transport() {
+    let server = net::start(links::quic_config()).await;
+    for kind in PLAIN_AND_QUIC {
+        let room = format!("&room=suite-{kind}&name=ann");
+        let (mut link, welcome) = links::join(&server, kind, "ann", &room).await;
+        assert_eq!(link.kind(), kind);
+        assert_eq!(welcome.tick_rate, 60);
+        // Inputs (datagrams on WebTransport) are applied: a snapshot acknowledges the last.
+        for seq in 0..5 {
+            links::send(&mut link, &input(seq)).await;
+        }
+        let mut snapshots = 0;
+        loop {
+            if let Got::Message(ServerMessage::Snapshot(s)) = links::next(&mut link).await {
+                snapshots += 1;
+                if s.last_input_seq == Some(4) {
+                    break;
+                }
+            }
+        }
+        assert!(snapshots >= 1);
+        // Chat goes on the reliable stream and comes back attributed.
+        links::send(&mut link, &ClientMessage::Chat { text: format!("hi over {kind}") }).await;
+        loop {
+            if let Got::Message(ServerMessage::Chat { from, text, .. }) =
+                links::next(&mut link).await
+            {
+                assert_eq!(from, welcome.entity);
+                assert_eq!(text, format!("hi over {kind}"));
+                break;
+            }
+        }
+        // Leaving closes with 1000 after the Disconnect.
+        links::send(&mut link, &ClientMessage::Leave).await;
+        let (code, _, said) = links::expect_close(&mut link).await;
+        assert_eq!((code, said), (1000, Some(DisconnectReason::Left)), "{kind}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_player_dropped_on_one_transport_resumes_on_the_other() {
+    let server = net::start(links::quic_config()).await;
+    for (from, to) in [
+        (TransportKind::WebTransport, TransportKind::Ws),
+        (TransportKind::Ws, TransportKind::WebTransport),
+    ] {
+        let room = format!("&room=resume-{from}&name=ann");
+        let (link, first) = links::join(&server, from, "ann", &room).await;
+        link.abort(); // the network fails
+        let query = format!("{room}&resume={}", first.resume_token);
+        let (mut again, welcome) = links::join(&server, to, "ann", &query).await;
+        assert_eq!(welcome.entity, first.entity, "{from} → {to}");
+        assert_eq!(welcome.room, first.room);
+        // Snapshots flow on the new transport.
+        loop {
+            if let Got::Message(ServerMessage::Snapshot(_)) = links::next(&mut again).await {
+                break;
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_session_limits_hold_over_every_transport() {
+    let server = net::start(links::quic_config()).await;
+    for kind in PLAIN_AND_QUIC {
+        // Too large (on WebTransport, a frame announcing more than the limit): 1009.
+        let mut link = links::open(&server, kind, "ann", "").await;
+        link.send_reliable(&[0u8; 4096]).await.unwrap();
+        let (code, reason, said) = links::expect_close(&mut link).await;
+        assert_eq!(code, 1009, "{kind}: {reason}");
+        assert_eq!(said, Some(DisconnectReason::MessageTooLarge));
+        // Malformed: 1002.
+        let mut link = links::open(&server, kind, "ann", "").await;
+        link.send_reliable(&[0xff, 0xff, 0xff]).await.unwrap();
+        let (code, reason, _) = links::expect_close(&mut link).await;
+        assert_eq!(code, 1002, "{kind}: {reason}");
+        // A flood of inputs (datagrams on WebTransport): 1008 rate limited.
+        let mut link = links::open(&server, kind, "ann", "").await;
+        for seq in 0..2_000 {
+            let bytes = codec::encode_client(&input(seq)).unwrap();
+            if link.send(bytes).await.is_err() {
+                break;
+            }
+            if seq % 100 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let (code, reason, said) = links::expect_close(&mut link).await;
+        assert_eq!(code, 1008, "{kind}: {reason}");
+        assert_eq!(said, Some(DisconnectReason::RateLimited));
+    }
+    let (_, body) = net::http(server.local_addr(), "GET", "/healthz").await;
+    assert_eq!(body, "ok");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_by_the_idle_timeout_over_every_transport() {
+    let mut config = links::quic_config();
+    config.limits.idle_timeout = Duration::from_millis(500);
+    // No heartbeats: a client that sends nothing is silent.
+    config.limits.ping_interval = Duration::from_secs(60);
+    let server = net::start(config).await;
+    for kind in PLAIN_AND_QUIC {
+        let mut link = links::open(&server, kind, "ann", "").await;
+        let (code, reason, said) = links::expect_close(&mut link).await;
+        assert_eq!(code, 1001, "{kind}: {reason}");
+        assert_eq!(said, Some(DisconnectReason::Timeout), "{kind}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn heartbeats_keep_an_idle_webtransport_session_alive() {
+    let mut config = links::quic_config();
+    config.limits.idle_timeout = Duration::from_millis(600);
+    config.limits.ping_interval = Duration::from_millis(100);
+    let server = net::start(config).await;
+    // The link answers the server's empty datagrams; it sends nothing else for 2 s (over three
+    // idle timeouts) and is still welcome to snapshots.
+    let (mut link, _) = links::join(&server, TransportKind::WebTransport, "ann", "").await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < until {
+        match links::next(&mut link).await {
+            Got::Message(_) => {}
+            other => panic!("the session ended: {other:?}"),
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_every_transport_with_1001() {
+    let server = net::start(links::quic_config()).await;
+    let mut sessions = Vec::new();
+    for kind in PLAIN_AND_QUIC {
+        sessions.push(links::join(&server, kind, "ann", "").await.0);
+    }
+    let stopping = tokio::spawn(server.shutdown());
+    for mut link in sessions {
+        let kind = link.kind();
+        let (code, reason, said) = links::expect_close(&mut link).await;
+        assert_eq!(code, 1001, "{kind}: {reason}");
+        assert_eq!(said, Some(DisconnectReason::ServerShutdown), "{kind}");
+    }
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn webtransport_refuses_what_the_websocket_refuses() {
+    let server = net::start(links::quic_config()).await;
+    let wt = TransportKind::WebTransport;
+    let refused = |q: &str| {
+        let q = q.to_owned();
+        let server = &server;
+        async move { links::open_with(server, wt, &q).await.err().map(|e| format!("{e:#}")) }
+    };
+    let v = tickwire_shared::protocol::PROTOCOL_VERSION;
+    let token = net::token();
+    // No token, a bad token, no version: refused, and no session is left behind.
+    for query in [format!("v={v}"), format!("v={v}&token=forged"), format!("token={token}")] {
+        let error = refused(&query).await.unwrap_or_else(|| panic!("{query} was accepted"));
+        assert!(error.contains("reject"), "{query}: {error}");
+    }
+    // Another path: refused too.
+    let endpoint = tickwire_server::link::quic_client_endpoint(
+        &links::trust(&server),
+        std::net::IpAddr::from([127, 0, 0, 1]),
+    )
+    .unwrap();
+    let url = links::url(&server, wt, &format!("v={v}&token={token}")).replace("/wt?", "/nope?");
+    assert!(tickwire_server::link::Link::webtransport(&endpoint, &url).await.is_err());
+    assert_eq!(server.state().rooms.list().iter().map(|r| r.players).sum::<usize>(), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_transport_api_offers_webtransport_with_the_dev_certificate_hash() {
+    let server = net::start(links::quic_config()).await;
+    let (status, body) = net::http(server.local_addr(), "GET", "/api/transport").await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["websocket"]["path"], "/ws");
+    let wt = &json["webtransport"];
+    assert_eq!(wt["port"], server.quic_addr().unwrap().port());
+    assert_eq!(wt["path"], "/wt");
+    let hash = server.state().webtransport.as_ref().unwrap().dev_cert_sha256.unwrap();
+    assert_eq!(wt["cert_sha256"], tickwire_server::tls::hex(&hash));
+    server.shutdown().await;
+    // Without QUIC there is nothing to offer.
+    let server = net::start(net::test_config()).await;
+    let (_, body) = net::http(server.local_addr(), "GET", "/api/transport").await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(json["webtransport"].is_null(), "{body}");
+    assert!(server.quic_addr().is_none());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_the_dev_certificate_wss_and_webtransport_share_the_port_number() {
+    let mut config = net::test_config();
+    config.tls = Some(tickwire_server::tls::TlsSource::DevCert);
+    let server = net::start(config).await;
+    let quic = server.quic_addr().expect("QUIC is on with TLS");
+    assert_eq!(quic.port(), server.local_addr().port());
+    // One certificate for both, offered by hash in dev mode.
+    let info = server.state().webtransport.clone().unwrap();
+    assert_eq!(info.dev_cert_sha256, server.state().tls_cert_sha256);
+    for kind in [TransportKind::Wss, TransportKind::WebTransport] {
+        let (mut link, _) = links::join(&server, kind, "ann", "").await;
+        assert_eq!(link.kind(), kind);
+        loop {
+            if let Got::Message(ServerMessage::Snapshot(_)) = links::next(&mut link).await {
+                break;
+            }
+        }
+    }
+    server.shutdown().await;
+}
