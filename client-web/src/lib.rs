@@ -30,6 +30,7 @@ pub mod names;
 pub mod predict;
 pub mod render;
 pub mod session;
+pub mod transport;
 
 use wasm_bindgen::prelude::*;
 

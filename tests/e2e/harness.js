@@ -29,7 +29,8 @@ export function serverBinary() {
 
 /**
  * Starts `tickwire serve` on 127.0.0.1:0 with the built client and the test-only endpoints;
- * resolves to `{ url, stop, logs }` once it printed `Tickwire is listening: open http://ADDR/`.
+ * resolves to `{ url, stop, logs }` once it printed `Tickwire is listening: open http://ADDR/`
+ * (`https://` with `--dev-cert`).
  */
 export async function startServer(extraArgs = []) {
   const dist = join(ROOT, "client-web", "dist");
@@ -47,7 +48,7 @@ export async function startServer(extraArgs = []) {
     const timer = setTimeout(() => fail(new Error(`server did not start in ${SERVER_START_MS} ms:\n${logs.join("")}`)), SERVER_START_MS);
     const lines = createInterface({ input: child.stdout });
     lines.on("line", (line) => {
-      const m = line.match(/Tickwire is listening: open (http:\/\/\S+?)\/? /);
+      const m = line.match(/Tickwire is listening: open (https?:\/\/\S+?)\/? /);
       if (m) {
         clearTimeout(timer);
         ok(m[1]);
@@ -69,18 +70,23 @@ export async function startServer(extraArgs = []) {
   return { url, stop, logs };
 }
 
-/** Launches headless Chromium with a fresh profile; resolves to `{ context, close }`. */
-export async function launchBrowser() {
+/**
+ * Launches headless Chromium with a fresh profile; resolves to `{ context, close }`.
+ * `webTransport: true` keeps QUIC on (WebTransport runs over it) and accepts the self-signed
+ * certificate of a `--dev-cert` server's page.
+ */
+export async function launchBrowser({ webTransport = false } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "tickwire-e2e-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 720 },
+    ignoreHTTPSErrors: webTransport,
     args: [
       "--headless",
       "--no-sandbox",
       "--disable-gpu",
-      "--disable-quic",
+      ...(webTransport ? [] : ["--disable-quic"]),
       "--no-first-run",
       "--disable-background-networking",
       "--disable-component-update",
@@ -100,10 +106,11 @@ export async function launchBrowser() {
 
 /**
  * Opens the client at `url` in a new page and records its console errors and uncaught
- * exceptions in `page.problems`.
+ * exceptions in `page.problems`. `beforeGoto(page)` runs before the page loads (routes).
  */
-export async function openClient(context, url) {
+export async function openClient(context, url, { beforeGoto } = {}) {
   const page = await context.newPage();
+  if (beforeGoto) await beforeGoto(page);
   page.problems = [];
   page.on("console", (msg) => {
     if (msg.type() === "error") page.problems.push(`console.error: ${msg.text()}`);

@@ -1,5 +1,5 @@
-//! The browser shell: the page's WebSocket, the frame loop, the HUD, the chat, reconnection and
-//! `window.tickwire.state()`. It names no game: the server's `Welcome` says which game the room
+//! The browser shell: the page's connection (WebTransport or a WebSocket), the frame loop, the
+//! HUD, the chat, reconnection and `window.tickwire.state()`. It names no game: the server's `Welcome` says which game the room
 //! plays, and [`crate::games::session_for`] makes that game's session, which samples input,
 //! predicts, interpolates and draws.
 
@@ -15,9 +15,8 @@ use tickwire_shared::protocol::{DisconnectReason, MAX_CHAT_BYTES};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
-    CanvasRenderingContext2d, CloseEvent, Document, HtmlCanvasElement, HtmlElement,
-    HtmlInputElement, KeyboardEvent, MessageEvent, MouseEvent, Performance, UrlSearchParams,
-    WebSocket, Window,
+    CanvasRenderingContext2d, Document, HtmlCanvasElement, HtmlElement, HtmlInputElement,
+    KeyboardEvent, MouseEvent, Performance, UrlSearchParams, Window,
 };
 
 use crate::conn::{Phase, RateMeter};
@@ -25,6 +24,7 @@ use crate::games::Controls;
 use crate::names::Names;
 use crate::render::Camera;
 use crate::session::AnySession;
+use crate::transport::{Ladder, Preference, Transport};
 
 /// How often the HUD text is rewritten: 4 Hz is readable and keeps DOM work off most frames.
 const HUD_INTERVAL_MS: f64 = 250.0;
@@ -37,8 +37,9 @@ const PUMP_INTERVAL_MS: i32 = 16;
 const LOG_LINES: usize = 8;
 
 mod net;
+mod webtransport;
 
-use self::net::connect;
+use self::net::{Wire, connect};
 
 type Shared = Rc<RefCell<App>>;
 
@@ -66,6 +67,8 @@ struct Identity {
     name: String,
     token: Option<String>,
     resume: Option<String>,
+    /// `?transport=`: the ladder, or one transport only.
+    transport: Preference,
 }
 
 /// The connection's life cycle.
@@ -75,6 +78,19 @@ struct Link {
     last_reason: String,
     next_generation: u32,
     welcomes: u32,
+    /// The current attempt's rungs.
+    ladder: Ladder,
+    /// Why the current attempt left WebTransport for the WebSocket, if it did.
+    fallback: Option<String>,
+}
+
+impl Link {
+    /// A new connection's generation: callbacks of older connections carry older ones.
+    fn take_generation(&mut self) -> u32 {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        generation
+    }
 }
 
 /// The HUD's meters.
@@ -89,22 +105,12 @@ struct Meters {
     last_hud_ms: f64,
 }
 
-/// One WebSocket connection and, once welcomed, its game's session.
+/// One connection (over either transport) and, once welcomed, its game's session.
 struct Connection {
     generation: u32,
-    ws: WebSocket,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
+    wire: Wire,
     game: Option<Box<dyn AnySession>>,
     disconnect: Option<(DisconnectReason, String)>,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        let _ = self.ws.close();
-    }
 }
 
 struct App {
@@ -131,7 +137,8 @@ fn element<T: JsCast>(document: &Document, id: &str) -> Result<T, JsValue> {
         .map_err(|_| JsValue::from_str(&format!("#{id} has the wrong element type")))
 }
 
-/// Starts the client on the page: reads `?room=`, `?game=`, `?name=` and `?resume=`, installs
+/// Starts the client on the page: reads `?room=`, `?game=`, `?name=`, `?resume=` and
+/// `?transport=`, installs
 /// the input handlers, the frame loop and `window.tickwire`, then fetches a guest token and
 /// connects.
 pub fn start() -> Result<(), JsValue> {
@@ -164,6 +171,7 @@ pub fn start() -> Result<(), JsValue> {
         // A guest token kept from an earlier visit: the same subject, so `?resume=` works
         // across pages and reloads of this browser.
         token: net::stored_token(&window),
+        transport: Preference::from_query(params.get("transport").as_deref()),
     };
     let app = Rc::new(RefCell::new(App {
         page,
@@ -174,6 +182,8 @@ pub fn start() -> Result<(), JsValue> {
             last_reason: String::new(),
             next_generation: 0,
             welcomes: 0,
+            ladder: Ladder::WebSocketOnly,
+            fallback: None,
         },
         connection: None,
         own: None,
@@ -367,12 +377,12 @@ impl App {
 
     fn flush(&mut self) {
         let Some(c) = self.connection.as_mut() else { return };
-        if c.ws.ready_state() != WebSocket::OPEN {
+        if !c.wire.is_open() {
             return;
         }
         let Some(session) = c.game.as_mut() else { return };
         while let Some(bytes) = session.poll_transmit() {
-            if c.ws.send_with_u8_array(&bytes).is_err() {
+            if !c.wire.send(&bytes) {
                 break;
             }
         }
@@ -433,6 +443,13 @@ impl App {
         if hud.decode_errors > 0 {
             stats.push_str(&format!(" · {} decode errors", hud.decode_errors));
         }
+        if let Some(c) = &self.connection {
+            let transport = c.wire.transport();
+            stats.push_str(&format!("\nvia {}", transport.name()));
+            if transport == Transport::WebSocket && self.link.fallback.is_some() {
+                stats.push_str(" (WebTransport failed)");
+            }
+        }
         set_text(&page.stats, &stats);
         set_text(&page.scores, &session.map(|s| s.scoreboard(&self.names)).unwrap_or_default());
         let log: Vec<&str> = self.log.iter().map(String::as_str).collect();
@@ -450,6 +467,15 @@ impl App {
         set("entity", &self.own.map_or(JsValue::NULL, |e| e.0.into()));
         set("reconnects", &self.link.welcomes.saturating_sub(1).into());
         set("fps", &self.meters.shown_fps.into());
+        let transport = self.connection.as_ref().map(|c| c.wire.transport());
+        set("transport", &transport.map_or(JsValue::NULL, |t| t.label().into()));
+        let (datagrams_in, datagrams_out) = match self.connection.as_ref().map(|c| &c.wire) {
+            Some(Wire::WebTransport(link)) => link.datagrams(),
+            _ => (0, 0),
+        };
+        set("datagramsIn", &(datagrams_in as f64).into());
+        set("datagramsOut", &(datagrams_out as f64).into());
+        set("fallback", &self.link.fallback.as_deref().map_or(JsValue::NULL, JsValue::from));
         for key in ["game", "position", "serverPosition", "tick", "score", "prediction", "rttMs"] {
             set(key, &JsValue::NULL);
         }

@@ -1,5 +1,6 @@
-//! The shell's connection: the guest token, the WebSocket, reconnection with backoff, and the
-//! first message (the `Welcome`), which says which game's session to make.
+//! The shell's connection: the guest token, the transport ladder (WebTransport, else the
+//! WebSocket; [`crate::transport`]), reconnection with backoff, and the first message (the
+//! `Welcome`), which says which game's session to make.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -12,10 +13,14 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket, XmlHttpRequest};
 
+use super::webtransport;
 use super::{App, Connection, Shared, set_text};
 use crate::conn::{MAX_ATTEMPTS, Phase, backoff_ms, is_terminal};
 use crate::games;
 use crate::session::Notice;
+use crate::transport::{
+    ADVERTISEMENT_DEADLINE_MS, Arrival, Ladder, Transport, WebTransportEndpoint,
+};
 
 /// Where the page keeps its guest token (`localStorage`): a resume token works only for the
 /// subject it was given to, so a reload or a second tab must present the same one.
@@ -36,17 +41,169 @@ fn store_token(window: &web_sys::Window, token: Option<&str>) {
     };
 }
 
-/// Starts a connection attempt: fetches a guest token first when there is none.
+/// Starts a connection attempt: fetches a guest token first when there is none, then climbs
+/// the transport ladder.
 pub(super) fn connect(app: &Shared) {
+    let has_token = app.borrow().identity.token.is_some();
+    if !has_token {
+        return fetch_token(app);
+    }
+    let ladder = Ladder::new(app.borrow().identity.transport, webtransport::supported());
+    {
+        let mut a = app.borrow_mut();
+        a.link.ladder = ladder;
+        a.link.fallback = None;
+    }
+    match ladder.first() {
+        Transport::WebSocket => open_websocket(app),
+        Transport::WebTransport => fetch_advertisement(app),
+    }
+}
+
+/// The WebSocket rung.
+fn open_websocket(app: &Shared) {
     let token = app.borrow().identity.token.clone();
-    match token {
-        Some(token) => {
-            let weak = Rc::downgrade(app);
-            if let Err(e) = app.borrow_mut().open_socket(weak, &token) {
-                lost(app, format!("cannot open a WebSocket: {e:?}"), None);
+    let Some(token) = token else { return fetch_token(app) };
+    let weak = Rc::downgrade(app);
+    if let Err(e) = app.borrow_mut().open_socket(weak, &token) {
+        lost(app, format!("cannot open a WebSocket: {e:?}"), None);
+    }
+}
+
+/// The WebTransport rung failed before its session opened (`why`): the next rung, or the
+/// attempt is lost when WebTransport was forced.
+fn fall_back(app: &Shared, why: String) {
+    let next = app.borrow().link.ladder.after(Transport::WebTransport);
+    match next {
+        Some(Transport::WebSocket) => {
+            app.borrow_mut().link.fallback = Some(why);
+            open_websocket(app);
+        }
+        _ => lost(app, format!("WebTransport: {why}"), None),
+    }
+}
+
+/// Asks the server where its WebTransport endpoint is (`GET /api/transport`), then opens it.
+fn fetch_advertisement(app: &Shared) {
+    let request = || -> Result<XmlHttpRequest, JsValue> {
+        let xhr = XmlHttpRequest::new()?;
+        xhr.open_with_async("GET", "/api/transport", true)?;
+        xhr.set_timeout(ADVERTISEMENT_DEADLINE_MS);
+        Ok(xhr)
+    };
+    let xhr = match request() {
+        Ok(x) => x,
+        Err(e) => return fall_back(app, format!("cannot ask for the endpoint: {e:?}")),
+    };
+    let weak = Rc::downgrade(app);
+    let done = xhr.clone();
+    let on_load = Closure::once_into_js(move || {
+        let Some(app) = weak.upgrade() else { return };
+        let status = done.status().unwrap_or(0);
+        let body = done.response_text().ok().flatten().unwrap_or_default();
+        let endpoint = if status == 200 {
+            advertised_endpoint(&body)
+        } else {
+            Err(format!("GET /api/transport answered HTTP {status}"))
+        };
+        match endpoint {
+            Ok(Some(endpoint)) => open_webtransport(&app, &endpoint),
+            Ok(None) => fall_back(&app, "the server offers none".to_owned()),
+            Err(why) => fall_back(&app, why),
+        }
+    });
+    let weak = Rc::downgrade(app);
+    let on_error = Closure::once_into_js(move || {
+        if let Some(app) = weak.upgrade() {
+            fall_back(&app, "GET /api/transport failed".to_owned());
+        }
+    });
+    xhr.set_onload(Some(on_load.unchecked_ref()));
+    // One of the two runs, so the one closure serves both.
+    xhr.set_onerror(Some(on_error.unchecked_ref()));
+    xhr.set_ontimeout(Some(on_error.unchecked_ref()));
+    if let Err(e) = xhr.send() {
+        fall_back(app, format!("cannot ask for the endpoint: {e:?}"));
+    }
+}
+
+/// The endpoint in the JSON of `GET /api/transport`: `{"webtransport": null}` or
+/// `{"webtransport": {"port": …, "path": …, "cert_sha256": …}}`.
+fn advertised_endpoint(body: &str) -> Result<Option<WebTransportEndpoint>, String> {
+    let json = js_sys::JSON::parse(body).map_err(|_| "GET /api/transport is no JSON".to_owned())?;
+    let wt = Reflect::get(&json, &"webtransport".into()).unwrap_or(JsValue::NULL);
+    if wt.is_null() || wt.is_undefined() {
+        return Ok(None);
+    }
+    let field = |key: &str| Reflect::get(&wt, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let port = field("port").as_f64().unwrap_or(f64::NAN);
+    let (path, hash) = (field("path").as_string(), field("cert_sha256").as_string());
+    WebTransportEndpoint::from_fields(port, path.as_deref(), hash.as_deref())
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The WebTransport rung: a session to `endpoint` on the page's host.
+fn open_webtransport(app: &Shared, endpoint: &WebTransportEndpoint) {
+    let (url, generation) = {
+        let mut a = app.borrow_mut();
+        let Some(token) = a.identity.token.clone() else {
+            drop(a);
+            return fetch_token(app);
+        };
+        let hostname = match a.page.window.location().hostname() {
+            Ok(h) => h,
+            Err(e) => {
+                drop(a);
+                return fall_back(app, format!("no hostname: {e:?}"));
+            }
+        };
+        let url = endpoint.url(&hostname, &a.join_query(&token));
+        (url, a.link.take_generation())
+    };
+    let weak = Rc::downgrade(app);
+    let data_handler = move |arrival: Arrival, bytes: Vec<u8>| {
+        if let Some(app) = weak.upgrade() {
+            on_webtransport_data(&app, generation, arrival, bytes);
+        }
+    };
+    let weak = Rc::downgrade(app);
+    let close_handler = move |code: u16, reason: String, opened: bool| {
+        let Some(app) = weak.upgrade() else { return };
+        if opened {
+            on_close(&app, generation, code, reason);
+        } else if app.borrow().connection.as_ref().is_some_and(|c| c.generation == generation) {
+            app.borrow_mut().connection = None;
+            fall_back(&app, reason);
+        }
+    };
+    let link = webtransport::Link::open(&url, endpoint.cert_sha256, data_handler, close_handler);
+    app.borrow_mut().connection = Some(Connection {
+        generation,
+        wire: Wire::WebTransport(link),
+        game: None,
+        disconnect: None,
+    });
+}
+
+fn on_webtransport_data(app: &Shared, generation: u32, arrival: Arrival, bytes: Vec<u8>) {
+    let messages = {
+        let mut a = app.borrow_mut();
+        let now_ms = a.page.performance.now();
+        let Some(c) = a.connection.as_mut().filter(|c| c.generation == generation) else { return };
+        let Wire::WebTransport(link) = &mut c.wire else { return };
+        let len = bytes.len();
+        let messages = link.unframe(arrival, bytes);
+        a.meters.bytes.add(now_ms, len as f64);
+        messages
+    };
+    match messages {
+        Ok(messages) => {
+            for message in messages {
+                on_message(app, generation, &message);
             }
         }
-        None => fetch_token(app),
+        Err(e) => lost(app, format!("broken stream: {e}"), None),
     }
 }
 
@@ -148,13 +305,12 @@ fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
     );
 }
 
-fn on_message(app: &Shared, generation: u32, data: &JsValue) {
+/// One server message of connection `generation`, whatever the transport.
+fn on_message(app: &Shared, generation: u32, bytes: &[u8]) {
     let ended = {
         let mut a = app.borrow_mut();
         let now_ms = a.page.performance.now();
-        let bytes = Uint8Array::new(data).to_vec();
-        a.meters.bytes.add(now_ms, bytes.len() as f64);
-        a.receive(generation, now_ms, &bytes)
+        a.receive(generation, now_ms, bytes)
     };
     match ended {
         Some(Ended::Server(reason, message)) if is_terminal(Some(reason), reason.close_code()) => {
@@ -188,28 +344,90 @@ enum Ended {
     Unplayable(String),
 }
 
+/// How a connection reaches the server.
+pub(super) enum Wire {
+    /// A WebSocket, with its handlers.
+    WebSocket {
+        /// The socket.
+        ws: WebSocket,
+        /// Its message handler.
+        _on_message: Closure<dyn FnMut(MessageEvent)>,
+        /// Its close handler.
+        _on_close: Closure<dyn FnMut(CloseEvent)>,
+    },
+    /// A WebTransport session.
+    WebTransport(webtransport::Link),
+}
+
+impl Wire {
+    /// Which transport this is.
+    pub(super) fn transport(&self) -> Transport {
+        match self {
+            Wire::WebSocket { .. } => Transport::WebSocket,
+            Wire::WebTransport(_) => Transport::WebTransport,
+        }
+    }
+
+    /// Whether messages can be sent.
+    pub(super) fn is_open(&self) -> bool {
+        match self {
+            Wire::WebSocket { ws, .. } => ws.ready_state() == WebSocket::OPEN,
+            Wire::WebTransport(link) => link.is_open(),
+        }
+    }
+
+    /// Sends one encoded client message; `false` when the transport refused it.
+    pub(super) fn send(&self, bytes: &[u8]) -> bool {
+        match self {
+            Wire::WebSocket { ws, .. } => ws.send_with_u8_array(bytes).is_ok(),
+            Wire::WebTransport(link) => {
+                link.send(bytes);
+                true
+            }
+        }
+    }
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        // A WebTransport link closes itself when dropped.
+        if let Wire::WebSocket { ws, .. } = self {
+            ws.set_onmessage(None);
+            ws.set_onclose(None);
+            let _ = ws.close();
+        }
+    }
+}
+
 impl App {
-    fn open_socket(&mut self, weak: Weak<RefCell<App>>, token: &str) -> Result<(), JsValue> {
-        let location = self.page.window.location();
-        let scheme = if location.protocol()? == "https:" { "wss:" } else { "ws:" };
+    /// The join query (`v`, the token, room, name, resume token, game) both transports carry.
+    fn join_query(&self, token: &str) -> String {
         let id = &self.identity;
-        let join = JoinRequest {
+        JoinRequest {
             version: Some(PROTOCOL_VERSION),
             token: Some(token.to_owned()),
             room: id.room.clone(),
             name: id.name.clone(),
             resume: id.resume.clone(),
             game: id.game.clone(),
-        };
-        let url = format!("{scheme}//{}/ws?{}", location.host()?, join.to_query());
+        }
+        .to_query()
+    }
+
+    fn open_socket(&mut self, weak: Weak<RefCell<App>>, token: &str) -> Result<(), JsValue> {
+        let location = self.page.window.location();
+        let scheme = if location.protocol()? == "https:" { "wss:" } else { "ws:" };
+        let url = format!("{scheme}//{}/ws?{}", location.host()?, self.join_query(token));
         let ws = WebSocket::new(&url)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
-        let generation = self.link.next_generation;
-        self.link.next_generation = self.link.next_generation.wrapping_add(1);
+        let generation = self.link.take_generation();
         let w = weak.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
             if let Some(app) = w.upgrade() {
-                on_message(&app, generation, &e.data());
+                let bytes = Uint8Array::new(&e.data()).to_vec();
+                let now_ms = app.borrow().page.performance.now();
+                app.borrow_mut().meters.bytes.add(now_ms, bytes.len() as f64);
+                on_message(&app, generation, &bytes);
             }
         });
         let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
@@ -221,9 +439,7 @@ impl App {
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         self.connection = Some(Connection {
             generation,
-            ws,
-            _on_message: on_message,
-            _on_close: on_close,
+            wire: Wire::WebSocket { ws, _on_message: on_message, _on_close: on_close },
             game: None,
             disconnect: None,
         });
