@@ -251,11 +251,14 @@ impl Arrival {
 #[derive(Debug, Clone)]
 pub struct Unframer {
     stream: FrameDecoder,
+    /// Whether the stream delivered a message (the `Welcome`) yet: a snapshot that overtakes
+    /// it (a datagram, a unidirectional stream) means nothing and is dropped, as if lost.
+    started: bool,
 }
 
 impl Default for Unframer {
     fn default() -> Unframer {
-        Unframer { stream: FrameDecoder::new(MAX_SERVER_MESSAGE_BYTES) }
+        Unframer { stream: FrameDecoder::new(MAX_SERVER_MESSAGE_BYTES), started: false }
     }
 }
 
@@ -274,6 +277,7 @@ impl Unframer {
         bytes: Vec<u8>,
     ) -> Result<Vec<Vec<u8>>, FrameTooLarge> {
         match arrival {
+            Arrival::Datagram | Arrival::UniStream if !self.started => Ok(Vec::new()),
             Arrival::Datagram => Ok(vec![bytes]),
             Arrival::StreamChunk => {
                 self.stream.push(&bytes);
@@ -281,6 +285,7 @@ impl Unframer {
                 while let Some(m) = self.stream.next_frame()? {
                     messages.push(m);
                 }
+                self.started |= !messages.is_empty();
                 Ok(messages)
             }
             Arrival::UniStream => {
@@ -298,6 +303,21 @@ mod tests {
     use tickwire_shared::protocol::{ClientMessage, InputBatch};
 
     use super::*;
+
+    #[test]
+    fn snapshots_that_overtake_the_welcome_are_dropped() {
+        let mut u = Unframer::default();
+        assert!(u.messages(Arrival::Datagram, vec![1, 2]).unwrap().is_empty());
+        let uni = tickwire_shared::stream_frame::framed(&[3]);
+        assert!(u.messages(Arrival::UniStream, uni.clone()).unwrap().is_empty());
+        // Half a frame on the stream is not a message yet.
+        let welcome = tickwire_shared::stream_frame::framed(&[9, 9]);
+        assert!(u.messages(Arrival::StreamChunk, welcome[..3].to_vec()).unwrap().is_empty());
+        assert!(u.messages(Arrival::Datagram, vec![1]).unwrap().is_empty());
+        assert_eq!(u.messages(Arrival::StreamChunk, welcome[3..].to_vec()).unwrap(), [vec![9, 9]]);
+        assert_eq!(u.messages(Arrival::Datagram, vec![1, 2]).unwrap(), [vec![1, 2]]);
+        assert_eq!(u.messages(Arrival::UniStream, uni).unwrap(), [vec![3]]);
+    }
 
     #[test]
     fn the_query_forces_a_rung_or_leaves_the_ladder() {
@@ -380,7 +400,6 @@ mod tests {
     fn arrivals_become_whole_messages() {
         use tickwire_shared::stream_frame::write_frame;
         let mut u = Unframer::default();
-        assert_eq!(u.messages(Arrival::Datagram, vec![1, 2]).unwrap(), vec![vec![1, 2]]);
         let mut stream = Vec::new();
         write_frame(b"welcome", &mut stream);
         write_frame(b"pong", &mut stream);
@@ -388,6 +407,7 @@ mod tests {
         assert_eq!(u.messages(Arrival::StreamChunk, a.to_vec()).unwrap(), Vec::<Vec<u8>>::new());
         let got = u.messages(Arrival::StreamChunk, b.to_vec()).unwrap();
         assert_eq!(got, vec![b"welcome".to_vec(), b"pong".to_vec()]);
+        assert_eq!(u.messages(Arrival::Datagram, vec![1, 2]).unwrap(), vec![vec![1, 2]]);
         // A unidirectional stream carries one message; a cut one is dropped, not an error.
         let uni = tickwire_shared::stream_frame::framed(b"big snapshot");
         let got = u.messages(Arrival::UniStream, uni.clone()).unwrap();

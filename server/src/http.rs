@@ -185,6 +185,17 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     'wasm-unsafe-eval'; connect-src 'self'; img-src 'self' data:; style-src 'self'; \
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// [`CONTENT_SECURITY_POLICY`], with the WebTransport endpoint's port allowed for connections
+/// when the server has one (`'self'` covers it only on the page's own port number).
+#[must_use]
+pub fn content_security_policy(webtransport_port: Option<u16>) -> String {
+    match webtransport_port {
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+        Some(port) => CONTENT_SECURITY_POLICY
+            .replace("connect-src 'self'", &format!("connect-src 'self' https://*:{port}")),
+    }
+}
+
 /// The file a URL path names below the static root, as `ServeDir` reads it (percent-decoded,
 /// `/` meaning `index.html`), if it is made of plain names only: no `..`, no `.`, no root.
 fn relative_path(url_path: &str) -> Option<PathBuf> {
@@ -237,10 +248,10 @@ async fn static_files(State(state): State<Arc<AppState>>, req: Request) -> Respo
     let headers = resp.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if rel.extension().is_some_and(|e| e == "html") {
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-        );
+        let csp = content_security_policy(state.webtransport.as_ref().map(|w| w.port));
+        if let Ok(csp) = HeaderValue::from_str(&csp) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
     }
     resp
 }

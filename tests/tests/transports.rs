@@ -313,3 +313,20 @@ async fn snapshots_keep_coming_through_ten_percent_datagram_loss_both_ways() {
     assert!(longest_gap < Duration::from_millis(500), "a {longest_gap:?} stall");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_page_may_connect_to_the_webtransport_port() {
+    let root = std::env::temp_dir().join(format!("tickwire-csp-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("index.html"), "<!doctype html>").unwrap();
+    let mut config = links::quic_config();
+    config.static_dir = root.clone();
+    let server = net::start(config).await;
+    let port = server.quic_addr().unwrap().port();
+    let (status, head, _) = net::http_request(server.local_addr(), "GET", "/", &[]).await;
+    assert_eq!(status, 200);
+    let csp = net::header(&head, "content-security-policy").expect("a CSP").to_owned();
+    assert!(csp.contains(&format!("connect-src 'self' https://*:{port};")), "{csp}");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(root);
+}
