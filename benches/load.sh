@@ -3,10 +3,12 @@
 #
 #   benches/load.sh [--bots N] [--duration SECS] [--tick-rate HZ] [--snapshot-rate HZ]
 #                   [--behavior idle|wander|fight] [--ramp-up PER_SEC] [--npcs N] [--port P]
-#                   [--room-capacity N] [--transport ws|webtransport] [--markdown]
+#                   [--room-capacity N] [--transport ws|webtransport] [--hold]
+#                   [--max-rooms N] [--markdown]
 #
 # --transport webtransport serves QUIC on the same port number over UDP (a dev certificate)
-# and runs the bots over WebTransport (one client QUIC socket for all of them).
+# and runs the bots over WebTransport (one client QUIC socket for all of them). --hold runs
+# idle sessions (join, then only heartbeats) instead of playing bots: the memory-per-session run.
 # Prints: bots, rooms, server tick p50/p99/max, overruns, server CPU % (of one core, over the
 # bots' run), server RSS (before the bots and at its peak, and growth per bot), bytes per client
 # per second, snapshot delivery, RTT p99, input → snapshot p50/p99. The bots' JSON report and the
@@ -18,6 +20,8 @@ bots=32 duration=20 tick_rate=60 snapshot_rate=30 behavior=wander ramp=200 npcs=
 capacity=32
 markdown=0
 transport=ws
+hold=()
+max_rooms=256
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -31,12 +35,14 @@ while [[ $# -gt 0 ]]; do
     --port) port="$2"; shift 2 ;;
     --room-capacity) capacity="$2"; shift 2 ;;
     --transport) transport="$2"; shift 2 ;;
+    --hold) hold=(--hold); shift ;;
+    --max-rooms) max_rooms="$2"; shift 2 ;;
     --markdown) markdown=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "load.sh: unknown argument '$1'" >&2; usage 2 ;;
   esac
 done
-for n in "$bots" "$duration" "$tick_rate" "$snapshot_rate" "$ramp" "$npcs" "$port" "$capacity"; do
+for n in "$bots" "$duration" "$tick_rate" "$snapshot_rate" "$ramp" "$npcs" "$port" "$capacity" "$max_rooms"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "load.sh: '$n' is not a whole number" >&2; exit 2; }
 done
 case "$transport" in
@@ -65,7 +71,7 @@ report="$out/report-$bots-$behavior-$transport.json"
 log="$out/server-$bots-$behavior-$transport.log"
 
 "$bin" serve --bind "127.0.0.1:$port" --tick-rate "$tick_rate" --snapshot-rate "$snapshot_rate" \
-  --npcs "$npcs" --room-capacity "$capacity" --max-connections-per-ip "$((bots + 16))" "${quic[@]}" >"$log" 2>&1 &
+  --npcs "$npcs" --room-capacity "$capacity" --max-connections-per-ip "$((bots + 16))" --max-rooms "$max_rooms" "${quic[@]}" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
@@ -106,7 +112,7 @@ trap 'kill "$sampler" 2>/dev/null || true; kill "$server" 2>/dev/null || true; w
 echo "== $bots × $behavior bots for $duration s (tick $tick_rate Hz, snapshots $snapshot_rate Hz)" >&2
 set +e
 "$bin" bots --url "ws://127.0.0.1:$port/ws" --count "$bots" --duration "$duration" --seed 1 \
-  --behavior "$behavior" --ramp-up "$ramp" --transport "$transport" --report "$report" >"$out/bots-summary.txt" 2>"$out/bots-stderr.txt"
+  --behavior "$behavior" --ramp-up "$ramp" --transport "$transport" "${hold[@]}" --report "$report" >"$out/bots-summary.txt" 2>"$out/bots-stderr.txt"
 bots_rc=$?
 set -e
 cpu_after=$(cpu_ticks)

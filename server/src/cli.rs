@@ -119,6 +119,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(hash) = server.state().tls_cert_sha256 {
         say(&format!("TLS certificate SHA-256: {}", crate::tls::hex(&hash)));
     }
+    say(&format!("Tickwire is listening: open {http}://{addr}/ (WebSocket at {ws}://{addr}/ws)"));
     if let Some(quic) = server.quic_addr() {
         let info = server.state().webtransport.as_ref();
         if let Some(hash) = info.and_then(|i| i.dev_cert_sha256)
@@ -128,7 +129,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         say(&format!("WebTransport (QUIC) on udp://{quic} at https://{quic}/wt"));
     }
-    say(&format!("Tickwire is listening: open {http}://{addr}/ (WebSocket at {ws}://{addr}/ws)"));
     wait_for_signal().await;
     server.shutdown().await;
     say("Tickwire stopped");

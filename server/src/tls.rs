@@ -129,8 +129,8 @@ impl Tls {
         };
         let own = cert.chain[0].clone();
         let cert_sha256 = sha256(&own);
-        let quic = quic_server_config(&cert)?;
-        let config = server_config(cert).with_context(|| match source {
+        let copy = CertAndKey { chain: cert.chain.clone(), key: cert.key.clone_key() };
+        let config = server_config(copy).with_context(|| match source {
             TlsSource::DevCert => "using the development certificate".to_owned(),
             TlsSource::Files { cert, key } => format!(
                 "the TLS certificate {} and private key {} do not make a usable pair",
@@ -138,6 +138,8 @@ impl Tls {
                 key.display()
             ),
         })?;
+        // The pair was checked above: this only differs in protocol versions and ALPN.
+        let quic = quic_server_config(&cert)?;
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             cert: own,

@@ -285,7 +285,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `tickwire-test-server serve --bind 127.0.0.1:0 --jwt-secret … {args}` (`bin` is
     /// `env!("CARGO_BIN_EXE_tickwire-test-server")`) and waits for the line naming its address
-    /// (`http://` or `https://`).
+    /// (`Tickwire is listening: open http://…` or `https://…`).
     pub async fn start(bin: &str, args: &[&str]) -> ServerProcess {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(bin)
@@ -301,7 +301,7 @@ impl ServerProcess {
             let mut lines = Vec::new();
             loop {
                 let mut line = String::new();
-                if out.read_line(&mut line)? == 0 || line.contains("://") {
+                if out.read_line(&mut line)? == 0 || line.contains("Tickwire is listening") {
                     lines.push(line);
                     return Ok::<_, std::io::Error>(lines);
                 }

@@ -105,6 +105,7 @@ async fn conditioner_delays_both_ways() {
         conditioner: Some("latency=60ms,jitter=10ms".parse::<ConditionerSpec>().expect("spec")),
         transport: None,
         trust: None,
+        hold: false,
         progress_bar: false,
     };
     let report = bots::run(&config).await.expect("the run starts");
@@ -142,6 +143,7 @@ async fn unreachable_server_is_an_error() {
         conditioner: None,
         transport: None,
         trust: None,
+        hold: false,
         progress_bar: false,
     };
     let err = bots::run(&config).await.expect_err("nothing listens");
@@ -201,6 +203,7 @@ fn run_config(
         conditioner: Some("latency=30ms".parse::<ConditionerSpec>().expect("spec")),
         transport,
         trust,
+        hold: false,
         progress_bar: false,
     }
 }
@@ -277,5 +280,35 @@ async fn conditioner_loss_drops_datagrams_and_delays_ordered_messages() {
     );
     let back = BotsReport::from_json(&wt.to_json()).expect("reads back");
     assert_eq!(back.conditioner.map(|c| c.loss_per_10k), Some(500));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_sessions_stay_idle_and_alive_on_every_transport() {
+    // A short idle timeout with heartbeats well inside it: held sessions send nothing but
+    // heartbeat answers and must outlive several timeouts.
+    let mut config = links::quic_config();
+    config.limits.idle_timeout = Duration::from_millis(800);
+    config.limits.ping_interval = Duration::from_millis(200);
+    let server = net::start(config).await;
+    for transport in [TransportKind::Ws, TransportKind::WebTransport] {
+        let room = format!("held-{transport}");
+        let mut run = run_config(&url(server.local_addr()), &room, Some(transport), None);
+        run.count = 20;
+        run.duration = Duration::from_secs(3);
+        run.conditioner = None;
+        run.hold = true;
+        let report = bots::run(&run).await.expect("runs");
+        assert_eq!(report.bots.completed, 20, "{transport}: {}", report.summary());
+        assert!(report.snapshots.fraction_of_expected.min >= 0.8, "{:?}", report.snapshots);
+        // No input and no ping went out: nothing measured on the bots' side.
+        assert_eq!(report.rtt_ms.samples, 0);
+        assert_eq!(report.input_echo_ms.samples, 0);
+    }
+    // Every idle timeout would have been counted; none was.
+    let timeout = tickwire_server::metrics::DisconnectKind::Server(
+        tickwire_shared::protocol::DisconnectReason::Timeout,
+    );
+    assert_eq!(server.state().metrics.disconnects(timeout), 0);
     server.shutdown().await;
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tickwire_shared::client::{ClientConfig, ClientEvent, PredictionStats, Session, SessionEvent};
 use tickwire_shared::game::{BotPolicy, Game};
-use tickwire_shared::protocol::DisconnectReason;
+use tickwire_shared::protocol::{DisconnectReason, ServerMessage};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use wtransport::Endpoint;
 use wtransport::endpoint::endpoint_side::Client as ClientSide;
@@ -175,15 +175,9 @@ impl BotResult {
     }
 }
 
-/// Runs one bot of game `G` until the deadline (plus the drain) and returns what it measured.
-pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
-    let mut result = BotResult::new(spec.index);
-    let Some(mut brain) = G::Bot::new(&spec.behavior, spec.seed) else {
-        progress.failed.fetch_add(1, Ordering::Relaxed);
-        progress.finished.fetch_add(1, Ordering::Relaxed);
-        result.end = BotEnd::ConnectFailed(format!("{} bots cannot {:?}", G::NAME, spec.behavior));
-        return result;
-    };
+/// Opens the bot's link within [`CONNECT_TIMEOUT`] (and before the deadline) and counts it as
+/// connected; `None` (with the result's end set and counted) when that fails.
+async fn connect(spec: &BotSpec, progress: &Progress, result: &mut BotResult) -> Option<Link> {
     let connect_by = (Instant::now() + CONNECT_TIMEOUT).min(spec.deadline);
     let connect = async {
         match &spec.link {
@@ -193,24 +187,73 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             }
         }
     };
-    let connected = tokio::time::timeout_at(connect_by, connect).await;
-    let mut link = match connected {
-        Ok(Ok(link)) => link,
-        Ok(Err(e)) => {
-            result.end = BotEnd::ConnectFailed(format!("{e:#}"));
-            progress.failed.fetch_add(1, Ordering::Relaxed);
-            progress.finished.fetch_add(1, Ordering::Relaxed);
-            return result;
+    let failed = match tokio::time::timeout_at(connect_by, connect).await {
+        Ok(Ok(link)) => {
+            progress.connected.fetch_add(1, Ordering::Relaxed);
+            return Some(link);
         }
-        Err(_) => {
-            result.end = BotEnd::ConnectFailed("handshake timed out".into());
-            progress.failed.fetch_add(1, Ordering::Relaxed);
-            progress.finished.fetch_add(1, Ordering::Relaxed);
-            return result;
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => "handshake timed out".to_owned(),
+    };
+    result.end = BotEnd::ConnectFailed(failed);
+    progress.failed.fetch_add(1, Ordering::Relaxed);
+    progress.finished.fetch_add(1, Ordering::Relaxed);
+    None
+}
+
+/// Holds one idle session until the deadline: joins, then only reads (the transport answers
+/// heartbeats: tungstenite the pings, the WebTransport link the empty datagrams). No input, no
+/// ping, no decoding but the `Welcome` — what an idle player costs the server, at the least
+/// cost to the bots' own process, for memory and scale runs (`--hold`).
+pub async fn hold_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
+    let mut result = BotResult::new(spec.index);
+    let Some(mut link) = connect(&spec, &progress, &mut result).await else { return result };
+    let mut welcomed_at = None;
+    let mut snapshots = 0u64;
+    result.end = loop {
+        let event = tokio::select! {
+            () = sleep_until(spec.deadline) => break BotEnd::Completed,
+            event = link.recv() => event,
+        };
+        let bytes = match event {
+            LinkEvent::Message(bytes) | LinkEvent::Datagram(bytes) => bytes,
+            LinkEvent::Closed { code, .. } => break BotEnd::Closed { code, reason: None },
+            LinkEvent::Broken(why) => break BotEnd::Broken(why),
+        };
+        result.bytes_received += bytes.len() as u64;
+        if welcomed_at.is_none()
+            && let Ok(ServerMessage::Welcome(w)) = tickwire_shared::codec::decode_server(&bytes)
+        {
+            result.snapshot_rate = w.snapshot_rate;
+            welcomed_at = Some(Instant::now());
+        } else if bytes.first() == Some(&SNAPSHOT_TAG) {
+            snapshots += 1;
+            progress.snapshots.fetch_add(1, Ordering::Relaxed);
         }
     };
-    progress.connected.fetch_add(1, Ordering::Relaxed);
+    let ended_at = Instant::now();
+    result.active_secs = welcomed_at.map_or(0.0, |w: Instant| (ended_at - w).as_secs_f64());
+    result.snapshots = snapshots;
+    if result.end == BotEnd::Completed {
+        link.close(1000, "done").await;
+    }
+    progress.finished.fetch_add(1, Ordering::Relaxed);
+    result
+}
 
+/// The first byte of an encoded `ServerMessage::Snapshot` (bincode's varint variant tag).
+const SNAPSHOT_TAG: u8 = 1;
+
+/// Runs one bot of game `G` until the deadline (plus the drain) and returns what it measured.
+pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
+    let mut result = BotResult::new(spec.index);
+    let Some(mut brain) = G::Bot::new(&spec.behavior, spec.seed) else {
+        progress.failed.fetch_add(1, Ordering::Relaxed);
+        progress.finished.fetch_add(1, Ordering::Relaxed);
+        result.end = BotEnd::ConnectFailed(format!("{} bots cannot {:?}", G::NAME, spec.behavior));
+        return result;
+    };
+    let Some(mut link) = connect(&spec, &progress, &mut result).await else { return result };
     let epoch = spec.epoch;
     let now_us = move || Instant::now().saturating_duration_since(epoch).as_micros() as u64;
     let conditioner = spec.conditioner.unwrap_or_default();

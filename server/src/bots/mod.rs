@@ -254,6 +254,10 @@ pub struct BotsArgs {
     /// Accept any server certificate. For a development server only.
     #[arg(long)]
     pub insecure: bool,
+    /// Hold idle sessions instead of playing: join, then only read (heartbeats answered), no
+    /// input and no ping. For memory and scale runs (how many idle sessions a server holds).
+    #[arg(long)]
+    pub hold: bool,
 }
 
 /// A bots run, for the library API.
@@ -284,6 +288,8 @@ pub struct BotsConfig {
     /// Which certificates to trust (`None`: for WebTransport, the development certificate's
     /// hash from GET /api/transport; nothing else).
     pub trust: Option<Trust>,
+    /// Hold idle sessions instead of playing (`--hold`).
+    pub hold: bool,
     /// Draw a progress bar on stderr (only ever when it is a terminal).
     pub progress_bar: bool,
 }
@@ -322,6 +328,7 @@ impl BotsConfig {
                 (None, true) => Some(Trust::Insecure),
                 (None, false) => None,
             },
+            hold: args.hold,
             progress_bar: true,
         })
     }
@@ -480,7 +487,12 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
             epoch,
             deadline,
         };
-        tasks.push(tokio::spawn((bots.run)(spec, Arc::clone(&progress))));
+        let bot = if config.hold {
+            Box::pin(driver::hold_bot(spec, Arc::clone(&progress)))
+        } else {
+            (bots.run)(spec, Arc::clone(&progress))
+        };
+        tasks.push(tokio::spawn(bot));
     }
     let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {
