@@ -53,7 +53,10 @@ esac
 command -v jq >/dev/null || { echo "load.sh: needs jq (apt-get install -y jq)" >&2; exit 2; }
 
 # Each bot and each session is a file descriptor; bots and server are separate processes.
-want_fds=$((bots + 256))
+# A WebSocket bot is a socket on each side; WebTransport bots share one UDP socket (and the
+# server has one).
+want_fds=256
+[[ "$transport" == ws ]] && want_fds=$((bots + 256))
 if [[ "$(ulimit -n)" != unlimited && "$(ulimit -n)" -lt "$want_fds" ]]; then
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   if [[ "$(ulimit -n)" != unlimited && "$(ulimit -n)" -lt "$want_fds" ]]; then

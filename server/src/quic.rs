@@ -17,9 +17,7 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use tickwire_shared::join::{JoinRequest, truncate_utf8};
 use tickwire_shared::protocol::{PROTOCOL_VERSION, SUBPROTOCOL};
-use tickwire_shared::stream_frame::{FRAME_HEADER_BYTES, WEBTRANSPORT_PATH, frame_len, framed};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tickwire_shared::stream_frame::{FrameDecoder, WEBTRANSPORT_PATH, framed};
 use wtransport::endpoint::SessionRequest;
 use wtransport::endpoint::endpoint_side::Server as ServerSide;
 use wtransport::quinn::{TransportConfig, VarInt as QuicVarInt};
@@ -56,9 +54,6 @@ pub const DATAGRAM_RECEIVE_BUFFER: usize = 16 * 1024;
 /// Outbound datagrams buffered per connection before the oldest are dropped (quinn's default is
 /// 1 MB): a few snapshots; older ones are worthless anyway.
 pub const DATAGRAM_SEND_BUFFER: usize = 64 * 1024;
-
-/// Inbound events buffered between the connection's reader tasks and the session.
-const INBOUND_QUEUE: usize = 16;
 
 /// What `GET /api/transport` says of the WebTransport endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,83 +219,87 @@ async fn serve(request: SessionRequest, state: Arc<AppState>, ip: IpAddr, main_p
     crate::session::join_and_run(state, join, subject, ip, rx, tx).await;
 }
 
-/// The receiving side of a WebTransport session: reader tasks (the stream, datagrams, streams
-/// the client must not open) feed one bounded queue.
+/// The receiving side of a WebTransport session. No task and no queue of its own: each
+/// [`TransportRx::recv`] waits on the session's stream, its datagrams and the streams a client
+/// must not open at once (every one of those waits is cancel-safe), so an idle session costs
+/// only its state.
 pub struct WtRx {
-    inbound: mpsc::Receiver<Inbound>,
-    _tasks: JoinSet<()>,
+    connection: Connection,
+    stream: RecvStream,
+    decoder: FrameDecoder,
+    max: usize,
+    /// The stream's framing was lost (a frame over the limit): it is read no more.
+    stream_broken: bool,
 }
 
 fn transport_error(e: impl std::error::Error + Send + Sync + 'static) -> TransportError {
     TransportError(Box::new(e))
 }
 
+/// Bytes taken from the session's stream at a time: a few messages.
+const STREAM_CHUNK: usize = 4 * 1024;
+
 impl WtRx {
     fn new(connection: Connection, stream: RecvStream, max: usize) -> WtRx {
-        let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let mut tasks = JoinSet::new();
-        tasks.spawn(read_stream(stream, max, tx.clone()));
-        let datagrams = connection.clone();
-        let to_session = tx.clone();
-        tasks.spawn(async move {
-            loop {
-                let event = match datagrams.receive_datagram().await {
-                    Ok(d) if d.payload().is_empty() => Inbound::Alive(0),
-                    Ok(d) if d.payload().len() > max => Inbound::TooLarge,
-                    Ok(d) => Inbound::Binary(d.payload()),
-                    Err(_) => Inbound::Closed,
-                };
-                let last = matches!(event, Inbound::Closed);
-                if to_session.send(event).await.is_err() || last {
-                    return;
-                }
-            }
-        });
-        tasks.spawn(async move {
-            let opened = tokio::select! {
-                s = connection.accept_uni() => s.map(|_| "unidirectional"),
-                s = connection.accept_bi() => s.map(|_| "bidirectional"),
-            };
-            if let Ok(kind) = opened {
-                let e = std::io::Error::other(format!(
-                    "the client opened a {kind} stream; clients open none in this protocol"
-                ));
-                let _ = tx.send(Inbound::Malformed(transport_error(e))).await;
-            }
-        });
-        WtRx { inbound, _tasks: tasks }
-    }
-}
-
-/// Reads framed messages from the session's stream into the queue until it ends.
-async fn read_stream(mut stream: RecvStream, max: usize, to_session: mpsc::Sender<Inbound>) {
-    let mut header = [0; FRAME_HEADER_BYTES];
-    loop {
-        let event = match stream.read_exact(&mut header).await {
-            Err(wtransport::error::StreamReadExactError::FinishedEarly(0)) => Inbound::Closed,
-            Err(e) => Inbound::Error(transport_error(e)),
-            Ok(()) => match frame_len(header) {
-                len if len > max => Inbound::TooLarge,
-                len => {
-                    let mut body = vec![0; len];
-                    match stream.read_exact(&mut body).await {
-                        Ok(()) => Inbound::Binary(Bytes::from(body)),
-                        Err(e) => Inbound::Error(transport_error(e)),
-                    }
-                }
-            },
-        };
-        let last = !matches!(event, Inbound::Binary(_));
-        if to_session.send(event).await.is_err() || last {
-            return;
-        }
+        WtRx { connection, stream, decoder: FrameDecoder::new(max), max, stream_broken: false }
     }
 }
 
 impl TransportRx for WtRx {
     async fn recv(&mut self) -> Inbound {
-        self.inbound.recv().await.unwrap_or(Inbound::Closed)
+        loop {
+            if !self.stream_broken {
+                match self.decoder.next_frame() {
+                    Ok(Some(message)) => return Inbound::Binary(Bytes::from(message)),
+                    Err(_) => {
+                        // The framing is lost with it: nothing after can be read (and the next
+                        // call must wait, not answer this again at once).
+                        self.stream_broken = true;
+                        return Inbound::TooLarge;
+                    }
+                    Ok(None) => {}
+                }
+            }
+            let max = self.max;
+            let broken = self.stream_broken;
+            tokio::select! {
+                chunk = self.stream.quic_stream_mut().read_chunk(STREAM_CHUNK, true), if !broken => {
+                    match chunk {
+                        Ok(Some(chunk)) => self.decoder.push(&chunk.bytes),
+                        Ok(None) => return Inbound::Closed,
+                        Err(e) => return Inbound::Error(transport_error(e)),
+                    }
+                }
+                datagram = self.connection.receive_datagram() => {
+                    return match datagram {
+                        Ok(d) if d.payload().is_empty() => Inbound::Alive(0),
+                        Ok(d) if d.payload().len() > max => Inbound::TooLarge,
+                        Ok(d) => Inbound::Binary(d.payload()),
+                        Err(_) => Inbound::Closed,
+                    };
+                }
+                opened = self.connection.accept_uni() => {
+                    if opened.is_ok() {
+                        return client_opened_a_stream("unidirectional");
+                    }
+                    return Inbound::Closed;
+                }
+                opened = self.connection.accept_bi() => {
+                    if opened.is_ok() {
+                        return client_opened_a_stream("bidirectional");
+                    }
+                    return Inbound::Closed;
+                }
+            }
+        }
     }
+}
+
+fn client_opened_a_stream(kind: &str) -> Inbound {
+    let e = std::io::Error::other(format!(
+        "the client opened a {kind} stream; clients open none in this protocol"
+    ));
+    Inbound::Malformed(transport_error(e))
 }
 
 /// The sending side of a WebTransport session.

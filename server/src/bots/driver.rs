@@ -257,7 +257,10 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     let epoch = spec.epoch;
     let now_us = move || Instant::now().saturating_duration_since(epoch).as_micros() as u64;
     let conditioner = spec.conditioner.unwrap_or_default();
-    let mut inbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x1111);
+    // Inbound messages keep how they travelled: a datagram the conditioner let overtake the
+    // `Welcome` (lost and retransmitted) is dropped, as the link drops one the network did.
+    let mut inbound: DelayQueue<(Vec<u8>, Delivery)> =
+        DelayQueue::new(conditioner, spec.seed ^ 0x1111);
     let mut outbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x2222);
     let mut session = Session::<G>::new(ClientConfig::default());
     let mut welcomed_at: Option<Instant> = None;
@@ -319,13 +322,15 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         match wake {
             Wake::Deadline => break 'run BotEnd::Completed,
             Wake::Frame(LinkEvent::Broken(e)) => break 'run BotEnd::Broken(e),
-            Wake::Frame(LinkEvent::Message(bytes)) => inbound.push(now, bytes, Delivery::Ordered),
+            Wake::Frame(LinkEvent::Message(bytes)) => {
+                inbound.push(now, (bytes, Delivery::Ordered), Delivery::Ordered);
+            }
             Wake::Frame(LinkEvent::Datagram(bytes)) => {
-                inbound.push(now, bytes, Delivery::Datagram);
+                inbound.push(now, (bytes, Delivery::Datagram), Delivery::Datagram);
             }
             Wake::Frame(LinkEvent::Closed { code, .. }) => {
                 // A Disconnect still in the conditioner's queue said why.
-                while let Some(bytes) = inbound.pop_due(far) {
+                while let Some((bytes, _)) = inbound.pop_due(far) {
                     let _ = session.handle_bytes(now_us(), &bytes);
                 }
                 while let Some(event) = session.poll_event() {
@@ -351,9 +356,14 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             Wake::Due => {}
         }
 
-        while let Some(bytes) = inbound.pop_due(now) {
+        while let Some((bytes, delivery)) = inbound.pop_due(now) {
+            if delivery == Delivery::Datagram && session.client().welcome().is_none() {
+                continue;
+            }
             // A refused message is counted in the client's stats; the client stays usable.
-            let _ = session.handle_bytes(now_us(), &bytes);
+            if let Err(e) = session.handle_bytes(now_us(), &bytes) {
+                tracing::debug!(bot = spec.index, error = %e, "a server message was refused");
+            }
         }
         while let Some(event) = session.poll_event() {
             let event = match event {
