@@ -96,16 +96,21 @@ lo_before=$(lo_bytes)
 t_before=$(date +%s.%N)
 
 # Sample the server's RSS and open rooms while the bots run; keep the largest.
-peak_file="$out/rss-peak-$port" rooms_file="$out/rooms-peak-$port"
+peak_file="$out/rss-peak-$port" rooms_file="$out/rooms-peak-$port" sessions_file="$out/sessions-peak-$port"
 echo "$rss_before" >"$peak_file"
 echo 0 >"$rooms_file"
+echo "0 $rss_before" >"$sessions_file"
 (
-  peak=$rss_before rooms=0
+  peak=$rss_before rooms=0 sessions=0
   while kill -0 "$server" 2>/dev/null; do
     r=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
     if (( r > peak )); then peak=$r; echo "$peak" >"$peak_file"; fi
-    n=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk '/^tickwire_rooms / {print $2}')
+    m=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null)
+    n=$(awk '/^tickwire_rooms / {print $2}' <<<"$m")
     if (( ${n:-0} > rooms )); then rooms=$n; echo "$rooms" >"$rooms_file"; fi
+    # The most sessions at once, and the RSS then.
+    c=$(awk '/^tickwire_connections / {print $2}' <<<"$m")
+    if (( ${c:-0} > sessions )); then sessions=$c; echo "$sessions $r" >"$sessions_file"; fi
     sleep 0.5
   done
 ) &
@@ -144,6 +149,9 @@ row "tick overruns" "$(jq -r '.server.overruns' "$report")"
 row "server CPU (% of one core)" "$cpu_pct"
 row "server RSS before / peak (MiB)" "$(awk -v a="$rss_before" -v b="$rss_peak" 'BEGIN { printf "%.1f / %.1f", a / 1024, b / 1024 }')"
 row "RSS growth per bot (KiB)" "$per_bot_kib"
+read -r most_sessions rss_then <"$sessions_file"
+row "sessions (most at once) / RSS then" "$most_sessions / $(awk -v r="$rss_then" 'BEGIN { printf "%.1f MiB", r / 1024 }')"
+row "RSS per session at the most (KiB)" "$(awk -v a="$rss_before" -v b="$rss_then" -v n="$most_sessions" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / n; else print "n/a" }')"
 row "bytes in per client per s" "$(jq -r '.bytes_received_per_bot_per_sec.mean | round' "$report")"
 # Every packet between the server and the bots crosses the loopback once: its byte counter is
 # the wire cost both ways, IP/TCP/UDP headers and TLS/QUIC included.

@@ -242,8 +242,9 @@ pub fn quic_client_endpoint(
     trust: &Trust,
     bind_ip: std::net::IpAddr,
 ) -> anyhow::Result<Endpoint<ClientSide>> {
-    let builder = wtransport::ClientConfig::builder()
-        .with_bind_address(std::net::SocketAddr::new(bind_ip, 0));
+    let socket = crate::quic::udp_socket(std::net::SocketAddr::new(bind_ip, 0))
+        .context("binding the QUIC client socket")?;
+    let builder = wtransport::ClientConfig::builder().with_bind_socket(socket);
     let config = match trust {
         Trust::Hashes(hashes) => builder
             .with_server_certificate_hashes(hashes.iter().map(|h| Sha256Digest::new(*h)))

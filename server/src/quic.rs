@@ -89,14 +89,40 @@ pub fn transport_config(limits: &Limits) -> TransportConfig {
 /// The server's QUIC endpoint.
 pub type QuicEndpoint = Endpoint<ServerSide>;
 
+/// The kernel buffers of the one UDP socket every session shares, each way (the kernel caps
+/// them at `net.core.rmem_max` / `wmem_max`). Its default (~208 KiB) overflows under a burst of
+/// thousands of sessions' packets: dropped heartbeats, snapshots and handshakes.
+pub const UDP_SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// A UDP socket bound to `addr` with [`UDP_SOCKET_BUFFER_BYTES`] buffers (as large as the
+/// kernel allows; smaller is not an error).
+///
+/// # Errors
+///
+/// When the address cannot be bound.
+pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    let _ = socket.set_recv_buffer_size(UDP_SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(UDP_SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// Binds the endpoint on `addr` with `tls` (TLS 1.3, ALPN h3).
 pub fn bind(
     addr: SocketAddr,
     tls: rustls::ServerConfig,
     limits: &Limits,
 ) -> anyhow::Result<Endpoint<ServerSide>> {
+    let socket =
+        udp_socket(addr).map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))?;
     let config = wtransport::ServerConfig::builder()
-        .with_bind_address(addr)
+        .with_bind_socket(socket)
         .with_custom_tls_and_transport(tls, transport_config(limits))
         .build();
     Endpoint::server(config).map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))

@@ -180,10 +180,23 @@ impl BotResult {
 async fn connect(spec: &BotSpec, progress: &Progress, result: &mut BotResult) -> Option<Link> {
     let connect_by = (Instant::now() + CONNECT_TIMEOUT).min(spec.deadline);
     let connect = async {
-        match &spec.link {
-            LinkSpec::WebSocket(trust) => Link::websocket(&spec.url, trust).await,
-            LinkSpec::WebTransport { endpoint, .. } => {
-                Link::webtransport(endpoint, &spec.url).await
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = match &spec.link {
+                LinkSpec::WebSocket(trust) => Link::websocket(&spec.url, trust).await,
+                LinkSpec::WebTransport { endpoint, .. } => {
+                    Link::webtransport(endpoint, &spec.url).await
+                }
+            };
+            match attempt {
+                // A server busy with handshakes refuses new ones (its pending-handshake slots):
+                // come back a little later, as a real client would, until the connect deadline.
+                Err(e) if format!("{e:#}").contains("refused to accept") => {
+                    let jitter = backoff.mul_f64(f64::from(spec.index % 7) / 7.0);
+                    tokio::time::sleep(backoff + jitter).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
             }
         }
     };
@@ -193,7 +206,7 @@ async fn connect(spec: &BotSpec, progress: &Progress, result: &mut BotResult) ->
             return Some(link);
         }
         Ok(Err(e)) => format!("{e:#}"),
-        Err(_) => "handshake timed out".to_owned(),
+        Err(_) => "handshake timed out (or refused until the deadline)".to_owned(),
     };
     result.end = BotEnd::ConnectFailed(failed);
     progress.failed.fetch_add(1, Ordering::Relaxed);
