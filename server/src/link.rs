@@ -120,30 +120,29 @@ impl Trust {
             Trust::Hashes(_) | Trust::Insecure => {}
         }
         let mut config = builder.with_root_certificates(roots).with_no_client_auth();
-        match self {
-            Trust::Hashes(hashes) => {
-                let verifier = PinnedCertificates { hashes: hashes.clone(), provider };
-                config.dangerous().set_certificate_verifier(Arc::new(verifier));
-            }
-            Trust::Insecure => {
-                let verifier = PinnedCertificates { hashes: Vec::new(), provider };
-                config.dangerous().set_certificate_verifier(Arc::new(AnyCertificate(verifier)));
-            }
-            Trust::Roots(_) => {}
+        let hashes = match self {
+            Trust::Hashes(hashes) => Some(Some(hashes.clone())),
+            Trust::Insecure => Some(None),
+            Trust::Roots(_) => None,
+        };
+        if let Some(hashes) = hashes {
+            let check = CertificateCheck { hashes, provider };
+            config.dangerous().set_certificate_verifier(Arc::new(check));
         }
         config.alpn_protocols = vec![alpn.to_vec()];
         Ok(config)
     }
 }
 
-/// Accepts a server certificate whose SHA-256 is one of `hashes` (signatures still checked).
+/// Accepts a server certificate whose SHA-256 is one of `hashes`, or any certificate when
+/// `hashes` is `None` (`--insecure`); the handshake's signatures are checked either way.
 #[derive(Debug)]
-struct PinnedCertificates {
-    hashes: Vec<[u8; 32]>,
+struct CertificateCheck {
+    hashes: Option<Vec<[u8; 32]>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-impl rustls::client::danger::ServerCertVerifier for PinnedCertificates {
+impl rustls::client::danger::ServerCertVerifier for CertificateCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -152,10 +151,11 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCertificates {
         _ocsp_response: &[u8],
         _now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        if self.hashes.contains(&crate::tls::sha256(end_entity)) {
-            Ok(rustls::client::danger::ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned certificate".into()))
+        match &self.hashes {
+            Some(hashes) if !hashes.contains(&crate::tls::sha256(end_entity)) => {
+                Err(rustls::Error::General("not the pinned certificate".into()))
+            }
+            _ => Ok(rustls::client::danger::ServerCertVerified::assertion()),
         }
     }
 
@@ -181,45 +181,6 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCertificates {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Accepts any certificate (signatures still checked): `--insecure`.
-#[derive(Debug)]
-struct AnyCertificate(PinnedCertificates);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }
 

@@ -50,6 +50,17 @@ pub fn token_for(sub: &str) -> String {
     JwtKeys::new(TEST_SECRET.as_bytes()).sign(&Claims { sub: sub.into(), exp: unix_now() + 600 })
 }
 
+/// A neutral arena input message numbered `seq` (no ack).
+#[must_use]
+pub fn input(seq: u32) -> ClientMessage {
+    ClientMessage::Input(tickwire_shared::protocol::InputBatch {
+        ack: None,
+        first_seq: seq,
+        frames: codec::encode_inputs(&[tickwire_shared::games::arena::ArenaInput::default()])
+            .expect("encodes"),
+    })
+}
+
 /// Opens a session as subject `sub` with the given extra query (`&resume=…`) and returns it
 /// with its `Welcome`.
 pub async fn join_as(

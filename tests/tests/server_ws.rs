@@ -10,13 +10,7 @@ use tickwire_shared::protocol::{ClientMessage, InputBatch, SUBPROTOCOL, ServerMe
 use tickwire_tests::net::{self, Received};
 use tokio_tungstenite::tungstenite::Message;
 
-fn input(seq: u32) -> ClientMessage {
-    ClientMessage::Input(InputBatch {
-        ack: None,
-        first_seq: seq,
-        frames: codec::encode_inputs(&[ArenaInput::default()]).unwrap(),
-    })
-}
+use tickwire_tests::net::input;
 
 #[tokio::test]
 async fn handshake_refusals_say_why_before_upgrading() {

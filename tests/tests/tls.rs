@@ -5,13 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
 use tickwire_server::server::HEADER_READ_TIMEOUT;
 use tickwire_server::tls::{TlsSource, hex, sha256};
 use tickwire_shared::protocol::{PROTOCOL_VERSION, ServerMessage};
@@ -26,93 +23,20 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickwire-test-server");
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn client_config(verifier: ClientVerifier) -> rustls::ClientConfig {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions");
-    let mut config = match verifier {
-        ClientVerifier::Roots(certs) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in certs {
-                roots.add(cert).expect("a usable trust anchor");
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
-        ClientVerifier::Pinned(hash) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedHash { hash, provider: provider() }))
-            .with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config
-}
-
-/// How the test client decides whether to trust the server.
-enum ClientVerifier {
-    /// The usual web PKI check against these trust anchors (and the name `localhost`).
-    Roots(Vec<CertificateDer<'static>>),
-    /// The certificate whose DER has this SHA-256, as a browser does with WebTransport's
-    /// `serverCertificateHashes`; the handshake's signatures are still checked.
-    Pinned([u8; 32]),
-}
-
-#[derive(Debug)]
-struct PinnedHash {
-    hash: [u8; 32],
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedHash {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if sha256(end_entity) == self.hash {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned certificate".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.provider.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
+/// How the test client decides whether to trust the server: the bots' and tests' own client
+/// (`link::Trust`): `Roots` is the usual web PKI check against those trust anchors (and the
+/// name `localhost`); `Hashes` accepts the certificate whose DER has that SHA-256, as a browser
+/// does with WebTransport's `serverCertificateHashes` (the handshake's signatures still
+/// checked).
+use tickwire_server::link::Trust as ClientVerifier;
 
 /// A TLS connection to `addr` for the name `localhost`.
 async fn tls_connect(
     addr: SocketAddr,
     verifier: ClientVerifier,
 ) -> std::io::Result<TlsStream<TcpStream>> {
-    let connector = TlsConnector::from(Arc::new(client_config(verifier)));
+    let config = tickwire_server::link::https_client_config(&verifier).expect("a client config");
+    let connector = TlsConnector::from(config);
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from("localhost").expect("a valid name");
     tokio::time::timeout(DEADLINE, connector.connect(name, tcp))
@@ -256,11 +180,11 @@ async fn the_printed_hash_is_the_dev_certificate_s() {
     }
     // A client that trusts only the printed hash gets through, and the certificate it was
     // shown hashes to it.
-    let received = https_and_wss(server.addr, || ClientVerifier::Pinned(hash)).await;
+    let received = https_and_wss(server.addr, || ClientVerifier::Hashes(vec![hash])).await;
     assert_eq!(hex(&sha256(&received)), printed);
     // Another hash is refused.
     hash[0] ^= 1;
-    assert!(tls_connect(server.addr, ClientVerifier::Pinned(hash)).await.is_err());
+    assert!(tls_connect(server.addr, ClientVerifier::Hashes(vec![hash])).await.is_err());
 }
 
 #[tokio::test]

@@ -8,17 +8,11 @@ use std::time::Duration;
 use tickwire_server::link::TransportKind;
 use tickwire_shared::codec;
 use tickwire_shared::games::arena::ArenaInput;
-use tickwire_shared::protocol::{ClientMessage, DisconnectReason, InputBatch, ServerMessage};
+use tickwire_shared::protocol::{ClientMessage, DisconnectReason, ServerMessage};
 use tickwire_tests::links::{self, Got, PLAIN_AND_QUIC};
 use tickwire_tests::net;
 
-fn input(seq: u32) -> ClientMessage {
-    ClientMessage::Input(InputBatch {
-        ack: None,
-        first_seq: seq,
-        frames: codec::encode_inputs(&[ArenaInput::default()]).unwrap(),
-    })
-}
+use tickwire_tests::net::input;
 
 #[tokio::test]
 async fn join_inputs_snapshots_and_chat_over_every_transport() {
