@@ -157,6 +157,28 @@ describe("transport ladder", { timeout: 5 * TEST_TIMEOUT_MS }, () => {
     }
   });
 
+  test("a plain-http page reaches WebTransport on a port of its own (--quic-bind): the CSP allows it", { timeout: TEST_TIMEOUT_MS }, async () => {
+    // The README's local play with WebTransport: the page on http://127.0.0.1, QUIC on another
+    // UDP port with a development certificate of its own, offered by hash.
+    const plain = await startServer(["--quic-bind", "127.0.0.1:0"]);
+    try {
+      assert.match(plain.url, /^http:\/\//);
+      const ad = await advertised(plain.url);
+      assert.notEqual(String(ad.webtransport.port), new URL(plain.url).port);
+      const page = await openClient(browser.context, `${plain.url}/?room=wt-plain&name=plain`);
+      try {
+        const s = await waitLive(page);
+        assert.equal(s.transport, "webtransport", `fell back: ${s.fallback}`);
+        await page.waitForFunction(() => window.tickwire.state().datagramsIn > 10, null, { timeout: 10_000 });
+        assert.deepEqual(page.problems, []);
+      } finally {
+        await page.close();
+      }
+    } finally {
+      await plain.stop();
+    }
+  });
+
   test("falls back to a wss WebSocket when WebTransport never answers", { timeout: TEST_TIMEOUT_MS }, async () => {
     const started = Date.now();
     const page = await openClient(browser.context, `${tcpOnly.url}/?room=wt-fallback&name=tcp`, {
