@@ -15,6 +15,7 @@ pub mod link;
 pub mod matchrun;
 pub mod metrics;
 pub mod outbox;
+pub mod h3;
 pub mod quic;
 pub mod room;
 pub mod rooms;

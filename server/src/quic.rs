@@ -1,5 +1,7 @@
-//! The QUIC transport: a WebTransport (HTTP/3) endpoint on quinn, through `wtransport`, for
-//! browsers, bots and native clients alike. One UDP socket carries every session.
+//! The QUIC transport: a WebTransport (HTTP/3) endpoint on quinn, for browsers, bots and
+//! native clients alike. One UDP socket carries every session. The HTTP/3 it takes (SETTINGS,
+//! the extended CONNECT, stream and datagram headers) is [`crate::h3`]'s: a connection costs
+//! quinn's state and the session's, no HTTP/3 task or queue of its own.
 //!
 //! The session layout is [`tickwire_shared::stream_frame`]'s: the server opens one bidirectional
 //! stream for reliable messages (framed), snapshots go as datagrams (or, too large for one, on a
@@ -13,17 +15,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use axum::http::StatusCode;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use quinn::{Connection, RecvStream, SendDatagramError, SendStream, TransportConfig, VarInt};
 use tickwire_shared::join::{JoinRequest, truncate_utf8};
 use tickwire_shared::protocol::{PROTOCOL_VERSION, SUBPROTOCOL};
-use tickwire_shared::stream_frame::{FrameDecoder, WEBTRANSPORT_PATH, framed};
-use wtransport::endpoint::SessionRequest;
-use wtransport::endpoint::endpoint_side::Server as ServerSide;
-use wtransport::quinn::{TransportConfig, VarInt as QuicVarInt};
-use wtransport::{Connection, Endpoint, RecvStream, SendStream, VarInt};
+use tickwire_shared::stream_frame::{FrameDecoder, WEBTRANSPORT_PATH, framed, write_frame};
 
 use crate::config::Limits;
+use crate::h3;
 use crate::server::HEADER_READ_TIMEOUT;
 use crate::session::{Inbound, TransportError, TransportRx, TransportTx};
 use crate::state::{AppState, IpGuard, PendingGuard};
@@ -71,10 +74,10 @@ pub struct WebTransportInfo {
 #[must_use]
 pub fn transport_config(limits: &Limits) -> TransportConfig {
     let mut t = TransportConfig::default();
-    t.max_concurrent_uni_streams(QuicVarInt::from_u32(MAX_CLIENT_UNI_STREAMS))
-        .max_concurrent_bidi_streams(QuicVarInt::from_u32(MAX_CLIENT_BIDI_STREAMS))
-        .stream_receive_window(QuicVarInt::from_u32(STREAM_RECEIVE_WINDOW))
-        .receive_window(QuicVarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
+    t.max_concurrent_uni_streams(VarInt::from_u32(MAX_CLIENT_UNI_STREAMS))
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_CLIENT_BIDI_STREAMS))
+        .stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW))
+        .receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
         .send_window(SEND_WINDOW)
         .datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER))
         .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
@@ -87,7 +90,7 @@ pub fn transport_config(limits: &Limits) -> TransportConfig {
 }
 
 /// The server's QUIC endpoint.
-pub type QuicEndpoint = Endpoint<ServerSide>;
+pub type QuicEndpoint = quinn::Endpoint;
 
 /// The kernel buffers of the one UDP socket every session shares, each way (the kernel caps
 /// them at `net.core.rmem_max` / `wmem_max`). Its default (~208 KiB) overflows under a burst of
@@ -118,14 +121,17 @@ pub fn bind(
     addr: SocketAddr,
     tls: rustls::ServerConfig,
     limits: &Limits,
-) -> anyhow::Result<Endpoint<ServerSide>> {
+) -> anyhow::Result<QuicEndpoint> {
     let socket =
         udp_socket(addr).map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))?;
-    let config = wtransport::ServerConfig::builder()
-        .with_bind_socket(socket)
-        .with_custom_tls_and_transport(tls, transport_config(limits))
-        .build();
-    Endpoint::server(config).map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| anyhow::anyhow!("the TLS configuration cannot serve QUIC: {e}"))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport_config(limits)));
+    let runtime =
+        quinn::default_runtime().ok_or_else(|| anyhow::anyhow!("QUIC needs the tokio runtime"))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, runtime)
+        .map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))
 }
 
 /// Accepts sessions until shutdown. `main_port` is the HTTP port pages come from (the origin
@@ -134,7 +140,10 @@ pub async fn accept_loop(endpoint: Arc<QuicEndpoint>, state: Arc<AppState>, main
     loop {
         let incoming = tokio::select! {
             () = state.shutdown.cancelled() => return,
-            incoming = endpoint.accept() => incoming,
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => incoming,
+                None => return,
+            },
         };
         let ip = incoming.remote_address().ip();
         // A handshake counts against the same pre-handshake slots as a TCP connection.
@@ -144,15 +153,16 @@ pub async fn accept_loop(endpoint: Arc<QuicEndpoint>, state: Arc<AppState>, main
         };
         let conn_state = state.clone();
         state.tracker.spawn(async move {
+            // The QUIC handshake and the session request, under one deadline.
             let request = tokio::select! {
                 () = conn_state.shutdown.cancelled() => return,
-                r = tokio::time::timeout(HEADER_READ_TIMEOUT, incoming) => r,
+                r = tokio::time::timeout(HEADER_READ_TIMEOUT, SessionRequest::read(incoming)) => r,
             };
             let request = match request {
                 Ok(Ok(request)) => request,
                 failed => {
                     let error = match failed {
-                        Ok(Err(e)) => e.to_string(),
+                        Ok(Err(e)) => format!("{e:#}"),
                         _ => "timed out".to_owned(),
                     };
                     tracing::debug!(%ip, %error, "QUIC handshake failed");
@@ -166,17 +176,80 @@ pub async fn accept_loop(endpoint: Arc<QuicEndpoint>, state: Arc<AppState>, main
     }
 }
 
-/// Checks a session request the way the WebSocket handshake is checked: the path (404), the
-/// join query (400), the protocol version (426), the origin (403) and the token (401).
+/// Bytes taken from a stream at a time: a few messages.
+const STREAM_CHUNK: usize = 4 * 1024;
+
+/// HTTP/3's error codes the server closes with.
+const H3_NO_ERROR: u32 = 0x100;
+/// See [`H3_NO_ERROR`].
+const H3_STREAM_CREATION_ERROR: u32 = 0x103;
+
+/// A WebTransport session request, read and not yet answered: the QUIC connection, the
+/// server's control stream, the client's HTTP/3 streams and the CONNECT stream.
+struct SessionRequest {
+    connection: Connection,
+    /// Open for the connection's life (closing it is an HTTP/3 error).
+    control: SendStream,
+    /// The client's unidirectional streams so far (its control and QPACK streams).
+    peer_streams: Vec<RecvStream>,
+    connect: (SendStream, RecvStream),
+    request: h3::Request,
+}
+
+impl SessionRequest {
+    /// Completes the QUIC handshake, sends the server's SETTINGS, and reads the client's
+    /// CONNECT request. The client's own unidirectional streams are kept, unread, for the
+    /// session to drain: quinn's stream limit bounds how many, its window what they hold.
+    async fn read(incoming: quinn::Incoming) -> anyhow::Result<SessionRequest> {
+        let connection = incoming.await?;
+        let mut control = connection.open_uni().await?;
+        control.write_all(&h3::control_stream_preamble()).await?;
+        let mut peer_streams = Vec::new();
+        let (send, mut recv) = loop {
+            tokio::select! {
+                uni = connection.accept_uni() => peer_streams.push(uni?),
+                bi = connection.accept_bi() => break bi?,
+            }
+        };
+        let mut buffered = Vec::new();
+        let request = loop {
+            if let Some((request, _)) = h3::parse_request(&buffered)? {
+                break request;
+            }
+            if buffered.len() as u64 > h3::MAX_REQUEST_BYTES {
+                anyhow::bail!("the session request is over {} bytes", h3::MAX_REQUEST_BYTES);
+            }
+            match recv.read_chunk(STREAM_CHUNK, true).await? {
+                Some(chunk) => buffered.extend_from_slice(&chunk.bytes),
+                None => anyhow::bail!("the request stream ended before its headers"),
+            }
+        };
+        Ok(SessionRequest { connection, control, peer_streams, connect: (send, recv), request })
+    }
+
+    /// Refuses the session with `status`: the answer is delivered (within a moment), then the
+    /// connection closed.
+    async fn refuse(mut self, status: StatusCode) {
+        let send = &mut self.connect.0;
+        let _ = send.write_all(&h3::response_frame(status.as_u16())).await;
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(1), send.stopped()).await;
+        self.connection.close(VarInt::from_u32(H3_NO_ERROR), b"");
+    }
+}
+
+/// Checks a session request the way the WebSocket handshake is checked: the method and
+/// protocol (400), the path (404), the join query (400), the protocol version (426), the
+/// origin (403) and the token (401).
 fn check_request(
-    path: &str,
-    authority: &str,
-    headers: &std::collections::HashMap<String, String>,
-    origin: Option<&str>,
+    request: &h3::Request,
     state: &AppState,
     main_port: u16,
 ) -> Result<(JoinRequest, String), (StatusCode, String)> {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    if !request.is_webtransport() {
+        return Err((StatusCode::BAD_REQUEST, "not a WebTransport session request".to_owned()));
+    }
+    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
     if path != WEBTRANSPORT_PATH {
         return Err((StatusCode::NOT_FOUND, format!("no WebTransport endpoint at {path}")));
     }
@@ -190,47 +263,46 @@ fn check_request(
             ),
         ));
     }
-    let served =
-        crate::ws::split_host_port(authority, main_port).map(|(host, _)| (host, main_port));
-    let bearer = crate::ws::bearer_token(headers.get("authorization").map(String::as_str));
-    let subject = crate::ws::check_origin_and_token(&join, origin, served, bearer, state)?;
+    let served = crate::ws::split_host_port(&request.authority, main_port)
+        .map(|(host, _)| (host, main_port));
+    let bearer = crate::ws::bearer_token(request.authorization.as_deref());
+    let subject = crate::ws::check_origin_and_token(
+        &join,
+        request.origin.as_deref(),
+        served,
+        bearer,
+        state,
+    )?;
     Ok((join, subject))
 }
 
 /// Answers a session request: refused with an HTTP status, or accepted and run.
 async fn serve(request: SessionRequest, state: Arc<AppState>, ip: IpAddr, main_port: u16) {
-    let checked = check_request(
-        request.path(),
-        request.authority(),
-        request.headers(),
-        request.origin(),
-        &state,
-        main_port,
-    );
-    let (join, subject) = match checked {
+    let (join, subject) = match check_request(&request.request, &state, main_port) {
         Ok(ok) => ok,
         Err((status, why)) => {
             state.metrics.handshakes_refused.fetch_add(1, Relaxed);
             tracing::debug!(%status, %why, "WebTransport session refused");
             // WebTransport answers a refusal with a status only; the reason stays in the log.
-            match status {
-                StatusCode::NOT_FOUND => request.not_found().await,
-                _ => request.forbidden().await,
-            }
-            return;
+            let status = match status {
+                StatusCode::NOT_FOUND => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            };
+            return request.refuse(status).await;
         }
     };
     let Some(guard) = IpGuard::acquire(&state, ip) else {
         state.metrics.handshakes_refused.fetch_add(1, Relaxed);
-        request.too_many_requests().await;
-        return;
+        return request.refuse(StatusCode::TOO_MANY_REQUESTS).await;
     };
-    let connection = match request.accept().await {
-        Ok(c) => c,
-        Err(e) => return tracing::debug!(error = %e, "WebTransport accept failed"),
-    };
+    let SessionRequest { connection, control, peer_streams, connect, .. } = request;
+    let (mut connect_send, connect_recv) = connect;
+    let session = u64::from(connect_send.id());
     let opened = tokio::time::timeout(state.config.limits.write_timeout, async {
-        connection.open_bi().await?.await.map_err(anyhow::Error::from)
+        connect_send.write_all(&h3::response_frame(200)).await?;
+        let (mut send, recv) = connection.open_bi().await?;
+        send.write_all(&h3::bidi_stream_header(session)).await?;
+        anyhow::Ok((send, recv))
     })
     .await;
     let (send, recv) = match opened {
@@ -239,36 +311,148 @@ async fn serve(request: SessionRequest, state: Arc<AppState>, ip: IpAddr, main_p
         Err(_) => return tracing::debug!("the client gave no stream credit in time"),
     };
     let max = state.config.limits.max_message_bytes;
-    let rx = WtRx::new(connection.clone(), recv, max);
-    let tx = WtTx { connection, stream: send, snapshot_stream: None };
+    let mut peer = PeerStreams { streams: Vec::with_capacity(peer_streams.len() + 1), drained: 0 };
+    peer.streams.push(PeerStream { recv: connect_recv, role: Role::Connect });
+    for recv in peer_streams {
+        peer.push(recv);
+    }
+    let rx = WtRx {
+        connection: connection.clone(),
+        session,
+        stream: recv,
+        decoder: FrameDecoder::new(max),
+        max,
+        stream_broken: false,
+        peer,
+    };
+    let tx = WtTx {
+        connection,
+        session,
+        stream: send,
+        snapshot_stream: None,
+        _control: control,
+        _connect: connect_send,
+    };
     let _guard = guard;
     crate::session::join_and_run(state, join, subject, ip, rx, tx).await;
 }
 
+/// Bytes the client may send on its HTTP/3 streams (control, QPACK, CONNECT) over a session:
+/// a few SETTINGS and capsules; nothing else is expected there.
+const MAX_PEER_STREAM_BYTES: u64 = 64 * 1024;
+
+/// What a stream the client opened is to the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Its type is not read yet.
+    Untyped,
+    /// HTTP/3's control stream or a QPACK stream: drained, and its end ends the session.
+    Critical,
+    /// The CONNECT stream: its end (after a `CLOSE_WEBTRANSPORT_SESSION` capsule) ends the
+    /// session.
+    Connect,
+}
+
+struct PeerStream {
+    recv: RecvStream,
+    role: Role,
+}
+
+/// The client's HTTP/3 streams: read and thrown away (their content does not matter with no
+/// dynamic table and one session), watched for their end, bounded in what they may carry.
+struct PeerStreams {
+    streams: Vec<PeerStream>,
+    drained: u64,
+}
+
+/// Why the client's HTTP/3 streams end the session.
+enum PeerEnd {
+    /// The client ended its session or its HTTP/3 connection.
+    Closed,
+    /// The client broke this protocol or HTTP/3's.
+    Malformed(String),
+}
+
+impl PeerStreams {
+    fn push(&mut self, recv: RecvStream) {
+        self.streams.push(PeerStream { recv, role: Role::Untyped });
+    }
+
+    /// Reads whatever the streams have; ready when one of them ends the session.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
+        let mut buf = [0u8; 256];
+        let mut i = 0;
+        while i < self.streams.len() {
+            let stream = &mut self.streams[i];
+            let read = match stream.recv.poll_read(cx, &mut buf) {
+                Poll::Pending => {
+                    i += 1;
+                    continue;
+                }
+                Poll::Ready(read) => read,
+            };
+            match (read, stream.role) {
+                (Ok(0) | Err(_), Role::Untyped) => {
+                    // A stream that ended before saying what it is: nothing to keep.
+                    self.streams.swap_remove(i);
+                }
+                (Ok(0) | Err(_), Role::Critical | Role::Connect) => return Poll::Ready(PeerEnd::Closed),
+                (Ok(n), role) => {
+                    self.drained += n as u64;
+                    if self.drained > MAX_PEER_STREAM_BYTES {
+                        return Poll::Ready(PeerEnd::Malformed(format!(
+                            "the client's HTTP/3 streams carried over {MAX_PEER_STREAM_BYTES} bytes"
+                        )));
+                    }
+                    if role != Role::Untyped {
+                        continue;
+                    }
+                    // A stream type is one byte for HTTP/3's own and two for WebTransport's,
+                    // read as the stream's first bytes; a type split over reads is refused.
+                    match h3::read_varint(&buf[..n]).map(|(t, _)| t) {
+                        Some(h3::stream_type::CONTROL)
+                        | Some(h3::stream_type::QPACK_ENCODER)
+                        | Some(h3::stream_type::QPACK_DECODER) => stream.role = Role::Critical,
+                        Some(h3::stream_type::WEBTRANSPORT) => {
+                            return Poll::Ready(PeerEnd::Malformed(
+                                "the client opened a unidirectional stream; clients open none in this protocol"
+                                    .to_owned(),
+                            ));
+                        }
+                        _ => {
+                            // An unknown (reserved, "grease") stream type: not read (RFC 9114 §6.2.3).
+                            let _ = stream.recv.stop(VarInt::from_u32(H3_STREAM_CREATION_ERROR));
+                            self.streams.swap_remove(i);
+                        }
+                    }
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
 /// The receiving side of a WebTransport session. No task and no queue of its own: each
-/// [`TransportRx::recv`] waits on the session's stream, its datagrams and the streams a client
-/// must not open at once (every one of those waits is cancel-safe), so an idle session costs
-/// only its state.
+/// [`TransportRx::recv`] waits on the session's stream, its datagrams, the client's HTTP/3
+/// streams and any stream a client opens (every one of those waits is cancel-safe), so an idle
+/// session costs only its state.
 pub struct WtRx {
     connection: Connection,
+    session: u64,
     stream: RecvStream,
     decoder: FrameDecoder,
     max: usize,
     /// The stream's framing was lost (a frame over the limit): it is read no more.
     stream_broken: bool,
+    peer: PeerStreams,
 }
 
 fn transport_error(e: impl std::error::Error + Send + Sync + 'static) -> TransportError {
     TransportError(Box::new(e))
 }
 
-/// Bytes taken from the session's stream at a time: a few messages.
-const STREAM_CHUNK: usize = 4 * 1024;
-
-impl WtRx {
-    fn new(connection: Connection, stream: RecvStream, max: usize) -> WtRx {
-        WtRx { connection, stream, decoder: FrameDecoder::new(max), max, stream_broken: false }
-    }
+fn malformed(why: String) -> Inbound {
+    Inbound::Malformed(transport_error(std::io::Error::other(why)))
 }
 
 impl TransportRx for WtRx {
@@ -286,55 +470,73 @@ impl TransportRx for WtRx {
                     Ok(None) => {}
                 }
             }
-            let max = self.max;
-            let broken = self.stream_broken;
+            let WtRx { connection, session, stream, decoder, max, stream_broken, peer } = self;
+            let broken = *stream_broken;
             tokio::select! {
-                chunk = self.stream.quic_stream_mut().read_chunk(STREAM_CHUNK, true), if !broken => {
+                chunk = stream.read_chunk(STREAM_CHUNK, true), if !broken => {
                     match chunk {
-                        Ok(Some(chunk)) => self.decoder.push(&chunk.bytes),
+                        Ok(Some(chunk)) => decoder.push(&chunk.bytes),
                         Ok(None) => return Inbound::Closed,
                         Err(e) => return Inbound::Error(transport_error(e)),
                     }
                 }
-                datagram = self.connection.receive_datagram() => {
-                    return match datagram {
-                        Ok(d) if d.payload().is_empty() => Inbound::Alive(0),
-                        Ok(d) if d.payload().len() > max => Inbound::TooLarge,
-                        Ok(d) => Inbound::Binary(d.payload()),
-                        Err(_) => Inbound::Closed,
+                datagram = connection.read_datagram() => {
+                    let Ok(datagram) = datagram else { return Inbound::Closed };
+                    // A datagram of no session of this connection is dropped.
+                    let Some(at) = h3::datagram_payload(*session, &datagram) else { continue };
+                    let payload = datagram.len() - at;
+                    return match payload {
+                        0 => Inbound::Alive(0),
+                        n if n > *max => Inbound::TooLarge,
+                        _ => Inbound::Binary(datagram.slice(at..)),
                     };
                 }
-                opened = self.connection.accept_uni() => {
+                opened = connection.accept_uni() => match opened {
+                    Ok(recv) => peer.push(recv),
+                    Err(_) => return Inbound::Closed,
+                },
+                opened = connection.accept_bi() => {
                     if opened.is_ok() {
-                        return client_opened_a_stream("unidirectional");
+                        return malformed(
+                            "the client opened a bidirectional stream; clients open none in this protocol"
+                                .to_owned(),
+                        );
                     }
                     return Inbound::Closed;
                 }
-                opened = self.connection.accept_bi() => {
-                    if opened.is_ok() {
-                        return client_opened_a_stream("bidirectional");
-                    }
-                    return Inbound::Closed;
+                end = std::future::poll_fn(|cx| peer.poll(cx)) => {
+                    return match end {
+                        PeerEnd::Closed => Inbound::Closed,
+                        PeerEnd::Malformed(why) => malformed(why),
+                    };
                 }
             }
         }
     }
 }
 
-fn client_opened_a_stream(kind: &str) -> Inbound {
-    let e = std::io::Error::other(format!(
-        "the client opened a {kind} stream; clients open none in this protocol"
-    ));
-    Inbound::Malformed(transport_error(e))
-}
-
 /// The sending side of a WebTransport session.
 pub struct WtTx {
     connection: Connection,
+    session: u64,
     stream: SendStream,
     /// The stream of the last snapshot too large for a datagram, reset if still unsent when the
     /// next one comes (newest wins).
     snapshot_stream: Option<SendStream>,
+    /// Open for the session's life: the server's HTTP/3 control stream and its side of the
+    /// CONNECT stream (finishing it would end the session).
+    _control: SendStream,
+    _connect: SendStream,
+}
+
+impl WtTx {
+    /// `payload` as a datagram of this session.
+    fn datagram(&self, payload: &[u8]) -> Bytes {
+        let mut out = BytesMut::with_capacity(8 + payload.len());
+        out.extend_from_slice(&h3::datagram_prefix(self.session));
+        out.extend_from_slice(payload);
+        out.freeze()
+    }
 }
 
 impl TransportTx for WtTx {
@@ -343,44 +545,41 @@ impl TransportTx for WtTx {
     }
 
     async fn send_unreliable(&mut self, bytes: Bytes) -> Result<(), TransportError> {
-        let fits = self.connection.max_datagram_size().is_some_and(|max| bytes.len() <= max);
+        let datagram = self.datagram(&bytes);
+        let fits = self.connection.max_datagram_size().is_some_and(|max| datagram.len() <= max);
         if fits {
-            match self.connection.send_datagram(&bytes) {
+            match self.connection.send_datagram(datagram) {
                 Ok(()) => return Ok(()),
                 // The path's MTU shrank since: send it on a stream below.
-                Err(wtransport::error::SendDatagramError::TooLarge) => {}
+                Err(SendDatagramError::TooLarge) => {}
                 Err(e) => return Err(transport_error(e)),
             }
         }
         if let Some(mut older) = self.snapshot_stream.take() {
             let _ = older.reset(VarInt::from_u32(0));
         }
-        let mut stream = self
-            .connection
-            .open_uni()
-            .await
-            .map_err(transport_error)?
-            .await
-            .map_err(transport_error)?;
-        stream.write_all(&framed(&bytes)).await.map_err(transport_error)?;
-        // Finish without waiting for the acknowledgement (wtransport's `finish` waits).
-        stream.quic_stream_mut().finish().map_err(transport_error)?;
+        let mut stream = self.connection.open_uni().await.map_err(transport_error)?;
+        let mut out = h3::uni_stream_header(self.session);
+        write_frame(&bytes, &mut out);
+        stream.write_all(&out).await.map_err(transport_error)?;
+        // Finished without waiting for the acknowledgement.
+        stream.finish().map_err(transport_error)?;
         self.snapshot_stream = Some(stream);
         Ok(())
     }
 
     async fn ping(&mut self) -> Result<(), TransportError> {
-        match self.connection.send_datagram([]) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(transport_error(e)),
-        }
+        let datagram = self.datagram(&[]);
+        self.connection.send_datagram(datagram).map_err(transport_error)
     }
 
     async fn close(&mut self, code: u16, reason: &str) {
-        // Everything written (the `Disconnect` last) is delivered first: `finish` completes when
-        // the client acknowledged it (the caller bounds the wait with the write timeout). Closing
-        // the connection before would discard it.
-        let _ = self.stream.finish().await;
+        // Everything written (the `Disconnect` last) is delivered first: `stopped` completes
+        // when the client acknowledged it (the caller bounds the wait with the write timeout).
+        // Closing the connection before would discard it.
+        if self.stream.finish().is_ok() {
+            let _ = self.stream.stopped().await;
+        }
         let reason = truncate_utf8(reason, 123);
         self.connection.close(VarInt::from_u32(u32::from(code)), reason.as_bytes());
     }
