@@ -18,6 +18,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Uri};
 use tickwire_server::auth::{Claims, JwtKeys};
 use tickwire_server::config::ServerConfig;
+use tickwire_server::h3;
 use tickwire_server::metrics::Metrics;
 use tickwire_server::rooms::Rooms;
 use tickwire_server::state::AppState;
@@ -48,6 +49,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("snapshot_apply", snapshot_apply),
     ("join_query", join_query),
     ("handshake_headers", handshake_headers),
+    ("webtransport_request", webtransport_request),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -481,6 +483,32 @@ pub fn handshake_headers(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// webtransport_request
+
+/// What a WebTransport client sends first on its CONNECT stream, as the server reads it
+/// ([`h3::parse_request`]: HTTP/3 frames, static QPACK, Huffman strings), and QUIC's
+/// variable-length integers. Never a panic; a request that parses re-encodes
+/// ([`h3::request_frame`]) and parses to itself; an integer re-encodes no longer than it came.
+pub fn webtransport_request(data: &[u8]) {
+    if let Some((value, len)) = h3::read_varint(data) {
+        let mut out = Vec::new();
+        h3::write_varint(value, &mut out);
+        assert!(out.len() <= len, "the shortest form is no longer");
+        assert_eq!(h3::read_varint(&out), Some((value, out.len())), "a varint round trips");
+    }
+    let _ = h3::decode_request(data);
+    if let Ok(Some((request, used))) = h3::parse_request(data) {
+        assert!(used <= data.len(), "the request is within the input");
+        let again = h3::request_frame(&request);
+        assert_eq!(
+            h3::parse_request(&again),
+            Ok(Some((request, again.len()))),
+            "a parsed request round trips"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Seeds
 
 /// The seed inputs of every target, `(target, file name, bytes)`: small valid inputs of each
@@ -616,6 +644,31 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         request(&format!("v=2&token={token}"), "Origin: http://localhost:5173\r\n"),
     );
     add("handshake_headers", "no-upgrade", b"/ws?v=1\r\nHost: x\r\n".to_vec());
+
+    // webtransport_request
+    let session = h3::Request {
+        method: "CONNECT".into(),
+        protocol: "webtransport".into(),
+        scheme: "https".into(),
+        authority: "127.0.0.1:4433".into(),
+        path: format!("/wt?v=2&token={token}&name=Zo%C3%AB"),
+        origin: Some("http://localhost:8080".into()),
+        authorization: None,
+    };
+    add("webtransport_request", "connect", h3::request_frame(&session));
+    let mut greased = Vec::new();
+    h3::write_frame(0x21, b"grease", &mut greased);
+    greased.extend(h3::request_frame(&h3::Request {
+        authorization: Some(format!("Bearer {token}")),
+        ..session.clone()
+    }));
+    add("webtransport_request", "grease-bearer", greased);
+    add("webtransport_request", "response-403", h3::response_frame(403));
+    let mut dynamic = Vec::new();
+    h3::write_frame(1, &[0x01, 0x00, 0x80], &mut dynamic); // refers to a dynamic table
+    add("webtransport_request", "dynamic-table", dynamic);
+    let whole = h3::request_frame(&session);
+    add("webtransport_request", "truncated", whole[..whole.len() / 2].to_vec());
     out
 }
 

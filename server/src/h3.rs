@@ -95,12 +95,12 @@ pub const CAPSULE_CLOSE_WEBTRANSPORT_SESSION: u64 = 0x2843;
 /// connection), extended CONNECT, HTTP datagrams, and WebTransport (both the draft-02 flag
 /// browsers check and the later drafts' session count) with one session per connection.
 pub const SERVER_SETTINGS: [(u64, u64); 6] = [
-    (0x01, 0),           // SETTINGS_QPACK_MAX_TABLE_CAPACITY
-    (0x07, 0),           // SETTINGS_QPACK_BLOCKED_STREAMS
-    (0x08, 1),           // SETTINGS_ENABLE_CONNECT_PROTOCOL
-    (0x33, 1),           // SETTINGS_H3_DATAGRAM
-    (0x2b60_3742, 1),    // SETTINGS_ENABLE_WEBTRANSPORT (draft-02)
-    (0xc671_706a, 1),    // SETTINGS_WEBTRANSPORT_MAX_SESSIONS
+    (0x01, 0),        // SETTINGS_QPACK_MAX_TABLE_CAPACITY
+    (0x07, 0),        // SETTINGS_QPACK_BLOCKED_STREAMS
+    (0x08, 1),        // SETTINGS_ENABLE_CONNECT_PROTOCOL
+    (0x33, 1),        // SETTINGS_H3_DATAGRAM
+    (0x2b60_3742, 1), // SETTINGS_ENABLE_WEBTRANSPORT (draft-02)
+    (0xc671_706a, 1), // SETTINGS_WEBTRANSPORT_MAX_SESSIONS
 ];
 
 /// Appends a frame of `frame_type` holding `payload`.
@@ -428,25 +428,55 @@ fn write_prefixed(value: u64, bits: u32, flags: u8, out: &mut Vec<u8>) {
     out.push(rest as u8);
 }
 
+/// Appends one field line: indexed when the static table has the pair, else a literal with a
+/// static name reference when it has the name, else a literal name; values are never
+/// Huffman-coded (a few bytes more, no table to carry).
+fn encode_field(name: &str, value: &str, out: &mut Vec<u8>) {
+    if let Some(index) = STATIC_TABLE.iter().position(|&entry| entry == (name, value)) {
+        write_prefixed(index as u64, 6, 0xc0, out);
+        return;
+    }
+    match STATIC_TABLE.iter().position(|&(n, _)| n == name) {
+        Some(index) => write_prefixed(index as u64, 4, 0x50, out),
+        None => {
+            write_prefixed(name.len() as u64, 3, 0x20, out);
+            out.extend_from_slice(name.as_bytes());
+        }
+    }
+    write_prefixed(value.len() as u64, 7, 0, out);
+    out.extend_from_slice(value.as_bytes());
+}
+
+fn headers_frame<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+    // No dynamic table: Required Insert Count 0, Delta Base 0.
+    let mut section = vec![0, 0];
+    for (name, value) in fields {
+        encode_field(name, value, &mut section);
+    }
+    let mut out = Vec::with_capacity(section.len() + 4);
+    write_frame(frame_type::HEADERS, &section, &mut out);
+    out
+}
+
 /// A HEADERS frame answering a request with `status` (and nothing else).
 #[must_use]
 pub fn response_frame(status: u16) -> Vec<u8> {
-    let text = status.to_string();
-    // No dynamic table: Required Insert Count 0, Delta Base 0.
-    let mut section = vec![0, 0];
-    match STATIC_TABLE.iter().position(|&(n, v)| n == ":status" && v == text) {
-        // Indexed field line, static.
-        Some(index) => write_prefixed(index as u64, 6, 0xc0, &mut section),
-        None => {
-            // Literal with a static name reference (":status" is entry 24), raw value.
-            write_prefixed(24, 4, 0x50, &mut section);
-            write_prefixed(text.len() as u64, 7, 0, &mut section);
-            section.extend_from_slice(text.as_bytes());
-        }
-    }
-    let mut out = Vec::with_capacity(section.len() + 2);
-    write_frame(frame_type::HEADERS, &section, &mut out);
-    out
+    headers_frame([(":status", status.to_string().as_str())])
+}
+
+/// The HEADERS frame of `request` (what a client sends; the tests' and the fuzzer's encoder).
+#[must_use]
+pub fn request_frame(request: &Request) -> Vec<u8> {
+    let mut fields = vec![
+        (":method", request.method.as_str()),
+        (":protocol", request.protocol.as_str()),
+        (":scheme", request.scheme.as_str()),
+        (":authority", request.authority.as_str()),
+        (":path", request.path.as_str()),
+    ];
+    fields.extend(request.origin.as_deref().map(|o| ("origin", o)));
+    fields.extend(request.authorization.as_deref().map(|a| ("authorization", a)));
+    headers_frame(fields)
 }
 
 /// The largest HEADERS frame a request may have: a long token fits many times.
@@ -497,7 +527,10 @@ mod tests {
     #[test]
     fn varints_round_trip_in_their_shortest_form() {
         // RFC 9000 §A.1's examples.
-        assert_eq!(read_varint(&[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c]).unwrap(), (151_288_809_941_952_652, 8));
+        assert_eq!(
+            read_varint(&[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c]).unwrap(),
+            (151_288_809_941_952_652, 8)
+        );
         assert_eq!(read_varint(&[0x9d, 0x7f, 0x3e, 0x7d]).unwrap(), (494_878_333, 4));
         assert_eq!(read_varint(&[0x7b, 0xbd]).unwrap(), (15_293, 2));
         assert_eq!(read_varint(&[0x25]).unwrap(), (37, 1));
@@ -603,6 +636,23 @@ mod tests {
             // The same decoder reads it back (":status" is not a request field: only checked).
             decode_request(&frame[header..]).unwrap();
         }
+    }
+
+    #[test]
+    fn an_encoded_request_decodes_to_itself() {
+        let request = Request {
+            method: "CONNECT".into(),
+            protocol: "webtransport".into(),
+            scheme: "https".into(),
+            authority: "127.0.0.1:4433".into(),
+            path: "/wt?v=2&name=Zo%C3%AB".into(),
+            origin: Some("http://localhost:8080".into()),
+            authorization: Some("Bearer a.b.c".into()),
+        };
+        assert!(request.is_webtransport());
+        let frame = request_frame(&request);
+        assert_eq!(parse_request(&frame), Ok(Some((request, frame.len()))));
+        assert!(!Request::default().is_webtransport());
     }
 
     #[test]

@@ -266,13 +266,8 @@ fn check_request(
     let served = crate::ws::split_host_port(&request.authority, main_port)
         .map(|(host, _)| (host, main_port));
     let bearer = crate::ws::bearer_token(request.authorization.as_deref());
-    let subject = crate::ws::check_origin_and_token(
-        &join,
-        request.origin.as_deref(),
-        served,
-        bearer,
-        state,
-    )?;
+    let subject =
+        crate::ws::check_origin_and_token(&join, request.origin.as_deref(), served, bearer, state)?;
     Ok((join, subject))
 }
 
@@ -396,7 +391,9 @@ impl PeerStreams {
                     // A stream that ended before saying what it is: nothing to keep.
                     self.streams.swap_remove(i);
                 }
-                (Ok(0) | Err(_), Role::Critical | Role::Connect) => return Poll::Ready(PeerEnd::Closed),
+                (Ok(0) | Err(_), Role::Critical | Role::Connect) => {
+                    return Poll::Ready(PeerEnd::Closed);
+                }
                 (Ok(n), role) => {
                     self.drained += n as u64;
                     if self.drained > MAX_PEER_STREAM_BYTES {
