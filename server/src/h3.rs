@@ -377,13 +377,23 @@ impl Fields<'_> {
 ///
 /// A reference to the dynamic table, an index past the static table, a bad integer or string.
 pub fn decode_request(section: &[u8]) -> Result<Request, H3Error> {
+    let mut request = Request::default();
+    decode_fields(section, |name, value| request.set(name, value))?;
+    Ok(request)
+}
+
+/// Decodes a field section (static QPACK only), handing each field to `field` in order.
+///
+/// # Errors
+///
+/// As [`decode_request`].
+pub fn decode_fields(section: &[u8], mut field: impl FnMut(&str, String)) -> Result<(), H3Error> {
     let mut fields = Fields { bytes: section };
     // Required Insert Count, then the sign and Delta Base: with no dynamic table both are 0.
     if fields.integer(8)? != 0 {
         return Err(H3Error::DynamicTable);
     }
     fields.integer(7)?;
-    let mut request = Request::default();
     while let Some(&first) = fields.bytes.first() {
         if first & 0x80 != 0 {
             // Indexed field line: 1 T index(6).
@@ -391,7 +401,7 @@ pub fn decode_request(section: &[u8]) -> Result<Request, H3Error> {
                 return Err(H3Error::DynamicTable);
             }
             let (name, value) = static_entry(fields.integer(6)?)?;
-            request.set(name, value.to_owned());
+            field(name, value.to_owned());
         } else if first & 0x40 != 0 {
             // Literal field line with name reference: 0 1 N T index(4), then the value.
             if first & 0x10 == 0 {
@@ -399,18 +409,18 @@ pub fn decode_request(section: &[u8]) -> Result<Request, H3Error> {
             }
             let (name, _) = static_entry(fields.integer(4)?)?;
             let value = fields.string(7)?;
-            request.set(name, value);
+            field(name, value);
         } else if first & 0x20 != 0 {
             // Literal field line with literal name: 0 0 1 N H length(3), then the value.
             let name = fields.string(3)?;
             let value = fields.string(7)?;
-            request.set(&name, value);
+            field(&name, value);
         } else {
             // Post-base forms (0001…, 0000…) exist only with a dynamic table.
             return Err(H3Error::DynamicTable);
         }
     }
-    Ok(request)
+    Ok(())
 }
 
 fn write_prefixed(value: u64, bits: u32, flags: u8, out: &mut Vec<u8>) {

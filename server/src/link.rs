@@ -102,7 +102,11 @@ impl Trust {
     }
 
     /// A rustls client configuration (ring, `alpn`) that trusts what `self` says.
-    fn rustls_config(&self, alpn: &[u8], tls13_only: bool) -> anyhow::Result<rustls::ClientConfig> {
+    pub fn rustls_config(
+        &self,
+        alpn: &[u8],
+        tls13_only: bool,
+    ) -> anyhow::Result<rustls::ClientConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone());
         let builder = if tls13_only {

@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use tickwire_server::h3;
+
 use tickwire_server::link::{Link, LinkEvent, TransportKind, Trust, quic_client_endpoint};
 use tickwire_server::server::Server;
 use tickwire_shared::codec;
@@ -192,5 +194,52 @@ impl LossyRelay {
 impl Drop for LossyRelay {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A bare QUIC connection to `server`'s WebTransport port (ALPN h3, its development
+/// certificate trusted by hash), for tests that speak HTTP/3 by hand. The endpoint comes along:
+/// it must outlive the connection.
+///
+/// # Panics
+///
+/// When the server has no QUIC endpoint or the handshake fails.
+pub async fn raw_quic(server: &Server) -> (quinn::Endpoint, quinn::Connection) {
+    let quic = server.quic_addr().expect("the server has a QUIC endpoint");
+    let crypto = trust(server).rustls_config(b"h3", true).expect("a client TLS configuration");
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).expect("TLS 1.3");
+    let mut endpoint =
+        quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("a client socket");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let connecting = endpoint.connect(quic, "localhost").expect("a connection attempt");
+    let connection = tokio::time::timeout(DEADLINE, connecting)
+        .await
+        .expect("the QUIC handshake finishes in time")
+        .expect("the QUIC handshake succeeds");
+    (endpoint, connection)
+}
+
+/// Reads one whole HTTP/3 frame from `recv` into `buffered` (which may hold more after it):
+/// its type and payload.
+///
+/// # Panics
+///
+/// When the stream ends or fails first, or nothing comes for 10 s.
+pub async fn read_h3_frame(recv: &mut quinn::RecvStream, buffered: &mut Vec<u8>) -> (u64, Vec<u8>) {
+    loop {
+        if let Some((frame_type, header, len)) = h3::read_frame_header(buffered) {
+            let end = header + usize::try_from(len).expect("a small frame");
+            if buffered.len() >= end {
+                let payload = buffered[header..end].to_vec();
+                buffered.drain(..end);
+                return (frame_type, payload);
+            }
+        }
+        let chunk = tokio::time::timeout(DEADLINE, recv.read_chunk(4096, true))
+            .await
+            .expect("the frame comes in time")
+            .expect("the stream is readable")
+            .expect("the stream goes on");
+        buffered.extend_from_slice(&chunk.bytes);
     }
 }

@@ -324,3 +324,101 @@ async fn the_page_may_connect_to_the_webtransport_port() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// The server's own HTTP/3 against a client written here by hand (quinn and `h3`'s encoders):
+/// a session the way the protocol lays it out, and the limits of what a client may send on
+/// HTTP/3's streams.
+#[tokio::test]
+async fn the_servers_http3_serves_and_bounds_a_hand_written_client() {
+    use tickwire_server::h3;
+    use tickwire_shared::stream_frame::FrameDecoder;
+
+    let server = net::start(links::quic_config()).await;
+    let port = server.quic_addr().unwrap().port();
+    let request = |name: &str| h3::Request {
+        method: "CONNECT".into(),
+        protocol: "webtransport".into(),
+        scheme: "https".into(),
+        authority: format!("localhost:{port}"),
+        path: format!("/wt?v=2&name={name}&room=raw"),
+        origin: None,
+        authorization: Some(format!("Bearer {}", net::token_for(name))),
+    };
+    let closed = |conn: quinn::Connection| async move {
+        tokio::time::timeout(net::DEADLINE, conn.closed()).await.expect("closed in time")
+    };
+
+    // A session by hand: 200, then the server's stream (its header, then the framed Welcome)
+    // and snapshots as datagrams of the session.
+    let (_endpoint, conn) = links::raw_quic(&server).await;
+    let mut control = conn.open_uni().await.unwrap();
+    control.write_all(&h3::control_stream_preamble()).await.unwrap();
+    let (mut connect, mut answers) = conn.open_bi().await.unwrap();
+    connect.write_all(&h3::request_frame(&request("raw"))).await.unwrap();
+    let session = u64::from(connect.id());
+    let (frame_type, section) = links::read_h3_frame(&mut answers, &mut Vec::new()).await;
+    assert_eq!(frame_type, h3::frame_type::HEADERS);
+    let mut status = None;
+    h3::decode_fields(&section, |name, value| {
+        if name == ":status" {
+            status = Some(value);
+        }
+    })
+    .unwrap();
+    assert_eq!(status.as_deref(), Some("200"));
+    // (Its sending side is kept: finishing it would end the session.)
+    let (_send, mut stream) =
+        tokio::time::timeout(net::DEADLINE, conn.accept_bi()).await.unwrap().unwrap();
+    let header = h3::bidi_stream_header(session);
+    let mut bytes = Vec::new();
+    let mut decoder = FrameDecoder::new(64 * 1024);
+    let welcome = loop {
+        let chunk = tokio::time::timeout(net::DEADLINE, stream.read_chunk(4096, true))
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the stream goes on");
+        bytes.extend_from_slice(&chunk.bytes);
+        if bytes.len() >= header.len() {
+            assert_eq!(bytes[..header.len()], header[..], "the stream names the session");
+            decoder.push(&bytes[header.len()..]);
+            bytes.truncate(header.len());
+            if let Some(message) = decoder.next_frame().unwrap() {
+                break codec::decode_server(&message).unwrap();
+            }
+        }
+    };
+    assert!(matches!(welcome, ServerMessage::Welcome(_)), "{welcome:?}");
+    let datagram =
+        tokio::time::timeout(net::DEADLINE, conn.read_datagram()).await.unwrap().unwrap();
+    let at = h3::datagram_payload(session, &datagram).expect("a datagram of the session");
+    assert!(matches!(codec::decode_server(&datagram[at..]).unwrap(), ServerMessage::Snapshot(_)));
+
+    // More than the session allows on the client's HTTP/3 streams: closed with 1002.
+    let junk = vec![0x21u8; 72 * 1024];
+    let _ = tokio::time::timeout(net::DEADLINE, control.write_all(&junk)).await;
+    match closed(conn).await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, quinn::VarInt::from_u32(1002), "{close:?}");
+        }
+        other => panic!("expected an application close, got {other}"),
+    }
+
+    // The client ends the session by finishing its CONNECT stream: the server lets it go.
+    let (_endpoint, conn) = links::raw_quic(&server).await;
+    let (mut connect, mut answers) = conn.open_bi().await.unwrap();
+    connect.write_all(&h3::request_frame(&request("quits"))).await.unwrap();
+    let (_, _) = links::read_h3_frame(&mut answers, &mut Vec::new()).await;
+    connect.finish().unwrap();
+    closed(conn).await;
+
+    // A request that refers to a dynamic QPACK table (the server allows none): dropped.
+    let (_endpoint, conn) = links::raw_quic(&server).await;
+    let (mut connect, _answers) = conn.open_bi().await.unwrap();
+    let mut frame = Vec::new();
+    h3::write_frame(h3::frame_type::HEADERS, &[0x01, 0x00, 0x80], &mut frame);
+    connect.write_all(&frame).await.unwrap();
+    closed(conn).await;
+
+    server.shutdown().await;
+}
