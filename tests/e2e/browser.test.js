@@ -16,8 +16,14 @@ const TEST_TIMEOUT_MS = 60_000;
 /** How far (world units) the player must go for a key press to count as movement. */
 const MOVED = 30;
 
-/** The largest prediction correction (world units) tolerated while walking in open space. */
-const MAX_PREDICTION_ERROR = 1;
+/**
+ * The largest prediction correction (world units) tolerated while walking in open space: one
+ * tick of walking (220 units/s at 60 Hz = 3.67). On a loaded machine an input can reach the
+ * server after its tick and be applied one tick late, a correction of exactly that (seen in CI
+ * and locally after a build, with no NPC in the room); time sync (issue 15) is what removes it.
+ * A real misprediction is a snap of tens of units.
+ */
+const MAX_PREDICTION_ERROR = 220 / 60 + 0.01;
 
 let server;
 let browser;
@@ -78,7 +84,10 @@ describe("browser client", { timeout: 5 * TEST_TIMEOUT_MS }, () => {
   });
 
   test("key presses move the own player in the pressed direction", { timeout: TEST_TIMEOUT_MS }, async () => {
-    const page = await openClient(browser.context, `${server.url}/?room=e2e-keys`);
+    // A server of its own with no NPCs: a hit's knockback is a server-only effect that
+    // prediction cannot know of, and this test is about walking.
+    const quiet = await startServer(["--npcs", "0"]);
+    const page = await openClient(browser.context, `${quiet.url}/?room=e2e-keys`);
     try {
       const s = await waitLive(page);
       for (const axis of ["x", "y"]) {
@@ -103,6 +112,7 @@ describe("browser client", { timeout: 5 * TEST_TIMEOUT_MS }, () => {
       assert.deepEqual(page.problems, []);
     } finally {
       await page.close();
+      await quiet.stop();
     }
   });
 
