@@ -17,6 +17,7 @@ pub mod matchrun;
 pub mod metrics;
 pub mod outbox;
 pub mod quic;
+pub mod quic_rt;
 pub mod room;
 pub mod rooms;
 pub mod server;

@@ -45,6 +45,9 @@ struct Inner {
 /// snapshots are replaced) the newest are not measured, so the list stays bounded.
 pub const MAX_TRACKED_ARRIVALS: usize = 16;
 
+/// Reliable-queue slots kept once the queue drains; a larger queue is released.
+const IDLE_RELIABLE_CAPACITY: usize = 8;
+
 /// One client's outbound queue, shared by the room (producer) and the session (consumer).
 pub struct Outbox {
     inner: Mutex<Inner>,
@@ -154,6 +157,11 @@ impl Outbox {
             return Some(OutItem::Abort);
         }
         if let Some(b) = inner.reliable.pop_front() {
+            // A burst (a room's worth of join events) grows the queue; an idle session should
+            // not keep that room.
+            if inner.reliable.is_empty() && inner.reliable.capacity() > IDLE_RELIABLE_CAPACITY {
+                inner.reliable = VecDeque::new();
+            }
             return Some(OutItem::Send(b));
         }
         if let Some((bytes, input_arrivals)) = inner.snapshot.take() {

@@ -20,13 +20,14 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
-use quinn::{Connection, RecvStream, SendDatagramError, SendStream, TransportConfig, VarInt};
+use quinn_proto::{SendDatagramError, TransportConfig, VarInt};
 use tickwire_shared::join::{JoinRequest, truncate_utf8};
 use tickwire_shared::protocol::{PROTOCOL_VERSION, SUBPROTOCOL};
 use tickwire_shared::stream_frame::{FrameDecoder, WEBTRANSPORT_PATH, framed, write_frame};
 
 use crate::config::Limits;
 use crate::h3;
+use crate::quic_rt::{Connection, QuicError, RecvStream, SendStream};
 use crate::server::HEADER_READ_TIMEOUT;
 use crate::session::{Inbound, TransportError, TransportRx, TransportTx};
 use crate::state::{AppState, IpGuard, PendingGuard};
@@ -90,7 +91,7 @@ pub fn transport_config(limits: &Limits) -> TransportConfig {
 }
 
 /// The server's QUIC endpoint.
-pub type QuicEndpoint = quinn::Endpoint;
+pub type QuicEndpoint = crate::quic_rt::Endpoint;
 
 /// The kernel buffers of the one UDP socket every session shares, each way (the kernel caps
 /// them at `net.core.rmem_max` / `wmem_max`). Its default (~208 KiB) overflows under a burst of
@@ -124,13 +125,11 @@ pub fn bind(
 ) -> anyhow::Result<QuicEndpoint> {
     let socket =
         udp_socket(addr).map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))?;
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+    let crypto = quinn_proto::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| anyhow::anyhow!("the TLS configuration cannot serve QUIC: {e}"))?;
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut server = quinn_proto::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport_config(limits)));
-    let runtime =
-        quinn::default_runtime().ok_or_else(|| anyhow::anyhow!("QUIC needs the tokio runtime"))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, runtime)
+    crate::quic_rt::Endpoint::new(socket, server)
         .map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))
 }
 
@@ -200,8 +199,8 @@ impl SessionRequest {
     /// Completes the QUIC handshake, sends the server's SETTINGS, and reads the client's
     /// CONNECT request. The client's own unidirectional streams are kept, unread, for the
     /// session to drain: quinn's stream limit bounds how many, its window what they hold.
-    async fn read(incoming: quinn::Incoming) -> anyhow::Result<SessionRequest> {
-        let connection = incoming.await?;
+    async fn read(incoming: crate::quic_rt::Incoming) -> anyhow::Result<SessionRequest> {
+        let connection = incoming.accept().await?;
         let mut control = connection.open_uni().await?;
         control.write_all(&h3::control_stream_preamble()).await?;
         let mut peer_streams = Vec::new();
@@ -219,8 +218,8 @@ impl SessionRequest {
             if buffered.len() as u64 > h3::MAX_REQUEST_BYTES {
                 anyhow::bail!("the session request is over {} bytes", h3::MAX_REQUEST_BYTES);
             }
-            match recv.read_chunk(STREAM_CHUNK, true).await? {
-                Some(chunk) => buffered.extend_from_slice(&chunk.bytes),
+            match recv.read_chunk(STREAM_CHUNK).await? {
+                Some(chunk) => buffered.extend_from_slice(&chunk),
                 None => anyhow::bail!("the request stream ended before its headers"),
             }
         };
@@ -328,8 +327,7 @@ async fn serve(request: SessionRequest, state: Arc<AppState>, ip: IpAddr, main_p
         _control: control,
         _connect: connect_send,
     };
-    let _guard = guard;
-    crate::session::join_and_run(state, join, subject, ip, rx, tx).await;
+    crate::session::join_and_run(state, join, subject, ip, rx, tx, guard).await;
 }
 
 /// Bytes the client may send on its HTTP/3 streams (control, QPACK, CONNECT) over a session:
@@ -470,9 +468,9 @@ impl TransportRx for WtRx {
             let WtRx { connection, session, stream, decoder, max, stream_broken, peer } = self;
             let broken = *stream_broken;
             tokio::select! {
-                chunk = stream.read_chunk(STREAM_CHUNK, true), if !broken => {
+                chunk = stream.read_chunk(STREAM_CHUNK), if !broken => {
                     match chunk {
-                        Ok(Some(chunk)) => decoder.push(&chunk.bytes),
+                        Ok(Some(chunk)) => decoder.push(&chunk),
                         Ok(None) => return Inbound::Closed,
                         Err(e) => return Inbound::Error(transport_error(e)),
                     }
@@ -548,7 +546,7 @@ impl TransportTx for WtTx {
             match self.connection.send_datagram(datagram) {
                 Ok(()) => return Ok(()),
                 // The path's MTU shrank since: send it on a stream below.
-                Err(SendDatagramError::TooLarge) => {}
+                Err(QuicError::Datagram(SendDatagramError::TooLarge)) => {}
                 Err(e) => return Err(transport_error(e)),
             }
         }

@@ -151,7 +151,7 @@ impl Server {
             let _ = task.await;
             // Connections still open are closed with 1001; the close frames are given a moment
             // to leave the socket.
-            endpoint.close(quinn::VarInt::from_u32(1001), b"server shutting down");
+            endpoint.close(quinn_proto::VarInt::from_u32(1001), b"server shutting down");
             let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
         }
     }

@@ -96,9 +96,12 @@ pub struct SessionContext {
 }
 
 /// Runs the session until it ends; the room is told the client is gone.
-pub async fn run<R: TransportRx, T: TransportTx>(rx: R, tx: T, ctx: SessionContext) {
+pub async fn run<R: TransportRx, T: TransportTx>(mut rx: R, mut tx: T, ctx: SessionContext) {
     let done = CancellationToken::new();
-    let (left, end) = tokio::join!(read_loop(rx, &ctx, &done), write_loop(tx, &ctx, &done));
+    // The loops borrow the transport halves: a half moved into a nested future would be kept
+    // twice in the session's task for its whole life.
+    let (left, end) =
+        tokio::join!(read_loop(&mut rx, &ctx, &done), write_loop(&mut tx, &ctx, &done));
     let kind = end.unwrap_or(DisconnectKind::ClientClosed);
     ctx.metrics.disconnect(kind);
     ctx.room.disconnect(ctx.client, left).await;
@@ -198,7 +201,7 @@ async fn handle_binary(
 /// Reads until the peer closes, the transport fails, or the writer finished closing. Returns
 /// whether the client asked to leave for good.
 async fn read_loop<R: TransportRx>(
-    mut rx: R,
+    rx: &mut R,
     ctx: &SessionContext,
     done: &CancellationToken,
 ) -> bool {
@@ -303,7 +306,7 @@ async fn send_counted<T: TransportTx>(
 }
 
 async fn write_loop<T: TransportTx>(
-    mut tx: T,
+    tx: &mut T,
     ctx: &SessionContext,
     done: &CancellationToken,
 ) -> Option<DisconnectKind> {
@@ -325,12 +328,12 @@ async fn write_loop<T: TransportTx>(
         };
         match item {
             OutItem::Send(bytes) => {
-                if let Err(kind) = send_counted(&mut tx, ctx, bytes, false).await {
+                if let Err(kind) = send_counted(tx, ctx, bytes, false).await {
                     break Some(kind);
                 }
             }
             OutItem::Snapshot { bytes, input_arrivals } => {
-                if let Err(kind) = send_counted(&mut tx, ctx, bytes, true).await {
+                if let Err(kind) = send_counted(tx, ctx, bytes, true).await {
                     break Some(kind);
                 }
                 for arrival in input_arrivals {
@@ -384,30 +387,55 @@ async fn refuse<T: TransportTx>(mut tx: T, reason: DisconnectReason, message: &s
     tx.close(reason.close_code(), message).await;
 }
 
-/// Joins a room and runs the session on an accepted transport.
-pub async fn join_and_run<R: TransportRx, T: TransportTx>(
+/// Joins a room with an accepted transport, then runs the session on a task of its own until
+/// it ends, holding `guard` (the connection's slot) as long. Returns once the session is
+/// running (or refused): what the handshake and the join took is freed then, and the running
+/// session's task holds only what it needs. A long-lived session costs no more than that.
+pub async fn join_and_run<R, T, G>(
     state: Arc<AppState>,
     join: JoinRequest,
     subject: String,
     remote: std::net::IpAddr,
     rx: R,
     tx: T,
-) {
+    guard: G,
+) where
+    R: TransportRx + 'static,
+    T: TransportTx + 'static,
+    G: Send + 'static,
+{
     let client = state.next_client();
     let span = tracing::info_span!("session", %client, %remote, room = tracing::field::Empty);
-    join_then_run(state, join, subject, client, remote, rx, tx).instrument(span).await;
+    state.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let joined = join_room(&state, &join, &subject, client, remote).instrument(span.clone()).await;
+    match joined {
+        Ok(ctx) => {
+            let session_state = state.clone();
+            let session = async move {
+                run(rx, tx, ctx).await;
+                drop(guard);
+                session_state.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+            };
+            state.tracker.spawn(session.instrument(span));
+        }
+        Err((reason, message)) => {
+            state.metrics.disconnect(DisconnectKind::Server(reason));
+            refuse(tx, reason, &message).instrument(span).await;
+            drop(rx);
+            drop(guard);
+            state.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
-async fn join_then_run<R: TransportRx, T: TransportTx>(
-    state: Arc<AppState>,
-    join: JoinRequest,
-    subject: String,
+/// Picks a room and joins it: the running session's context, or why not.
+async fn join_room(
+    state: &Arc<AppState>,
+    join: &JoinRequest,
+    subject: &str,
     client: ClientId,
     remote: std::net::IpAddr,
-    rx: R,
-    tx: T,
-) {
-    state.metrics.connections.fetch_add(1, Ordering::Relaxed);
+) -> Result<SessionContext, CloseRequest> {
     let outbox = Arc::new(Outbox::new(state.config.limits.max_reliable_queue));
     let mut joined = None;
     let mut refused = JoinRefused::Closed.to_string();
@@ -416,7 +444,7 @@ async fn join_then_run<R: TransportRx, T: TransportTx>(
         if state.shutdown.is_cancelled() {
             break;
         }
-        let seat = match state.rooms.pick(&join, remote) {
+        let seat = match state.rooms.pick(join, remote) {
             Ok(seat) => seat,
             Err(e) => {
                 tracing::info!(error = %e, "no room for a join");
@@ -427,7 +455,7 @@ async fn join_then_run<R: TransportRx, T: TransportTx>(
         let room = seat.room().clone();
         let ticket = JoinTicket {
             name: join.name.clone(),
-            subject: subject.clone(),
+            subject: subject.to_owned(),
             resume: join.resume.clone(),
         };
         match seat.join(client, ticket, outbox.clone()).await {
@@ -440,30 +468,21 @@ async fn join_then_run<R: TransportRx, T: TransportTx>(
     }
     match joined {
         Some((room, info)) => {
-            let span = tracing::Span::current();
-            span.record("room", room.id());
+            tracing::Span::current().record("room", room.id());
             tracing::debug!(entity = %info.entity, game = room.game(), "session started");
-            let ctx = SessionContext {
+            Ok(SessionContext {
                 client,
                 room,
                 outbox,
                 limits: state.config.limits.clone(),
                 metrics: state.metrics.clone(),
-            };
-            run(rx, tx, ctx).await;
+            })
         }
-        None => {
-            let (reason, message) = if state.shutdown.is_cancelled() {
-                (DisconnectReason::ServerShutdown, "server shutting down".to_owned())
-            } else {
-                (DisconnectReason::RoomFull, format!("cannot join: {refused}"))
-            };
-            state.metrics.disconnect(DisconnectKind::Server(reason));
-            refuse(tx, reason, &message).await;
-            drop(rx);
+        None if state.shutdown.is_cancelled() => {
+            Err((DisconnectReason::ServerShutdown, "server shutting down".to_owned()))
         }
+        None => Err((DisconnectReason::RoomFull, format!("cannot join: {refused}"))),
     }
-    state.metrics.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]

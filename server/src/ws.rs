@@ -289,7 +289,6 @@ pub fn upgrade(mut req: Request, state: Arc<AppState>, ip: IpAddr) -> Response {
         .max_frame_size(Some(limits.max_message_bytes));
     let session_state = state.clone();
     state.tracker.spawn(async move {
-        let _guard = guard;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -308,6 +307,7 @@ pub fn upgrade(mut req: Request, state: Arc<AppState>, ip: IpAddr) -> Response {
             ip,
             WsRx(stream),
             WsTx(sink),
+            guard,
         )
         .await;
     });
