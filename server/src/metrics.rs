@@ -225,8 +225,10 @@ pub struct Metrics {
     pub snapshots_superseded: Count,
     /// Input frames dropped (late, duplicate backlog, or a full room inbox).
     pub inputs_dropped: Count,
-    /// Chat lines dropped by the chat rate limit.
+    /// Chat lines dropped by the chat rate limit or a full room inbox.
     pub chat_dropped: Count,
+    /// QUIC connections the WebTransport endpoint holds (handshaking, open or draining).
+    pub quic_connections: Level,
     /// Handshakes refused, by status code 400/401/403/426/429.
     pub handshakes_refused: Count,
     /// TLS handshakes that failed or did not finish within the header-read deadline.
@@ -247,6 +249,7 @@ impl Default for Metrics {
             connections: Level::default(),
             rooms: Level::default(),
             players: Level::default(),
+            quic_connections: Level::default(),
             tick_duration: Histogram::new(buckets(TICK_BUCKETS), 1e-6),
             tick_overruns: Count::default(),
             input_to_snapshot: Histogram::new(buckets(LATENCY_BUCKETS), 1e-6),
@@ -291,6 +294,11 @@ impl Metrics {
             ("tickwire_connections", "Open sessions", &self.connections),
             ("tickwire_rooms", "Open rooms", &self.rooms),
             ("tickwire_players", "Human players in rooms", &self.players),
+            (
+                "tickwire_quic_connections",
+                "QUIC connections held by the WebTransport endpoint (handshaking, open or draining)",
+                &self.quic_connections,
+            ),
         ] {
             r.register(name, help, gauge.0.clone());
         }
@@ -330,7 +338,11 @@ impl Metrics {
                 &self.snapshots_superseded,
             ),
             ("tickwire_inputs_dropped", "Input frames dropped", &self.inputs_dropped),
-            ("tickwire_chat_dropped", "Chat lines dropped by the rate limit", &self.chat_dropped),
+            (
+                "tickwire_chat_dropped",
+                "Chat lines dropped by the rate limit or a full room inbox",
+                &self.chat_dropped,
+            ),
             (
                 "tickwire_rooms_refused",
                 "Joins refused because a room limit was reached",
@@ -393,6 +405,7 @@ mod tests {
         m.connections.fetch_sub(1, r);
         m.rooms.fetch_add(3, r);
         m.players.fetch_add(4, r);
+        m.quic_connections.fetch_add(12, r);
         for (counter, n) in [
             (&m.tick_overruns, 2),
             (&m.ticks_dropped, 5),
@@ -427,6 +440,7 @@ mod tests {
             ("tickwire_connections", 1.0),
             ("tickwire_rooms", 3.0),
             ("tickwire_players", 4.0),
+            ("tickwire_quic_connections", 12.0),
             ("tickwire_tick_overruns_total", 2.0),
             ("tickwire_ticks_dropped_total", 5.0),
             ("tickwire_bytes_sent_total", 1_000.0),

@@ -122,6 +122,7 @@ pub fn bind(
     addr: SocketAddr,
     tls: rustls::ServerConfig,
     limits: &Limits,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<QuicEndpoint> {
     let socket =
         udp_socket(addr).map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))?;
@@ -129,7 +130,7 @@ pub fn bind(
         .map_err(|e| anyhow::anyhow!("the TLS configuration cannot serve QUIC: {e}"))?;
     let mut server = quinn_proto::ServerConfig::with_crypto(Arc::new(crypto));
     server.transport_config(Arc::new(transport_config(limits)));
-    crate::quic_rt::Endpoint::new(socket, server)
+    crate::quic_rt::Endpoint::new(socket, server, metrics)
         .map_err(|e| anyhow::anyhow!("cannot listen on udp://{addr}: {e}"))
 }
 

@@ -15,6 +15,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::future::poll_fn;
 use std::io::IoSliceMut;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ use quinn_proto::{
     ReadError, ReadableError, SendDatagramError, ServerConfig, StreamId, VarInt, WriteError,
 };
 use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
 
 /// Connections waiting to be accepted before new ones are refused outright.
 pub const MAX_PENDING_INCOMING: usize = 1024;
@@ -102,6 +105,7 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    metrics: Arc<Metrics>,
     /// Wakes the driver: a connection has something to send.
     driver: Notify,
     socket: tokio::net::UdpSocket,
@@ -191,17 +195,18 @@ impl State {
                 timers.push(std::cmp::Reverse((at, ch)));
             }
         }
-        self.release_if_done(ch);
+        self.release_if_done(shared, ch);
     }
 
     /// Gives a drained, unreferenced connection back to the endpoint.
-    fn release_if_done(&mut self, ch: usize) {
+    fn release_if_done(&mut self, shared: &Shared, ch: usize) {
         let done = self.conns[ch].as_deref().is_some_and(|c| c.drained && c.refs == 0);
         if !done {
             return;
         }
         self.conns[ch] = None;
         self.live -= 1;
+        shared.metrics.quic_connections.fetch_sub(1, Relaxed);
         self.endpoint.handle_event(ConnectionHandle(ch), EndpointEvent::drained());
         if self.live == 0
             && let Some(waker) = self.idle_waker.take()
@@ -289,7 +294,11 @@ impl Endpoint {
     /// # Errors
     ///
     /// When the socket cannot be registered with tokio.
-    pub fn new(socket: std::net::UdpSocket, server: ServerConfig) -> std::io::Result<Endpoint> {
+    pub fn new(
+        socket: std::net::UdpSocket,
+        server: ServerConfig,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Endpoint> {
         let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
         let local = socket.local_addr()?;
         let socket = tokio::net::UdpSocket::from_std(socket)?;
@@ -312,6 +321,7 @@ impl Endpoint {
                 closed: false,
                 buf: Vec::new(),
             }),
+            metrics,
             driver: Notify::new(),
             socket,
             udp,
@@ -520,6 +530,7 @@ impl Incoming {
                         drained: false,
                     }));
                     st.live += 1;
+                    self.shared.metrics.quic_connections.fetch_add(1, Relaxed);
                     st.touch(ch);
                     Connection { shared: self.shared.clone(), ch }
                 }
@@ -571,7 +582,7 @@ impl Drop for Connection {
             conn.proto.close(Instant::now(), VarInt::from_u32(0), Bytes::new());
         }
         st.touch(self.ch);
-        st.release_if_done(self.ch);
+        st.release_if_done(&self.shared, self.ch);
         drop(st);
         self.shared.driver.notify_one();
     }

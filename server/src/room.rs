@@ -204,9 +204,10 @@ impl RoomHandle {
         rx
     }
 
-    /// Queues a chat line without waiting.
-    pub fn try_chat(&self, client: ClientId, text: String) {
-        let _ = self.control.try_send(Control::Chat { client, text });
+    /// Queues a chat line without waiting; false when the room's inbox is full (the line is
+    /// dropped, as chat over its rate is).
+    pub fn try_chat(&self, client: ClientId, text: String) -> bool {
+        self.control.try_send(Control::Chat { client, text }).is_ok()
     }
 
     /// Queues a disconnect without waiting.
@@ -242,11 +243,6 @@ impl RoomHandle {
         if self.inputs.try_send((client, batch, Instant::now())).is_err() {
             self.metrics.inputs_dropped.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// Forwards a chat line.
-    pub async fn chat(&self, client: ClientId, text: String) {
-        let _ = self.control.send(Control::Chat { client, text }).await;
     }
 
     /// Tells the room the session ended; `left` means for good (no resume).

@@ -88,7 +88,7 @@ impl Server {
         };
         let quic_endpoint = match (quic_addr, quic_tls) {
             (Some(a), Some((quic_tls, dev, hash))) => {
-                let endpoint = crate::quic::bind(a, quic_tls, &config.limits)?;
+                let endpoint = crate::quic::bind(a, quic_tls, &config.limits, metrics.clone())?;
                 let bound = endpoint.local_addr()?;
                 Some((endpoint, bound, dev.then_some(hash)))
             }

@@ -9,6 +9,7 @@ use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -100,8 +101,27 @@ pub async fn run<R: TransportRx, T: TransportTx>(mut rx: R, mut tx: T, ctx: Sess
     let done = CancellationToken::new();
     // The loops borrow the transport halves: a half moved into a nested future would be kept
     // twice in the session's task for its whole life.
-    let (left, end) =
-        tokio::join!(read_loop(&mut rx, &ctx, &done), write_loop(&mut tx, &ctx, &done));
+    // Both loops at once, polled in place (`tokio::join!` kept a second copy of each).
+    let (left, end) = {
+        let mut read = std::pin::pin!(read_loop(&mut rx, &ctx, &done));
+        let mut write = std::pin::pin!(write_loop(&mut tx, &ctx, &done));
+        let (mut left, mut end) = (None, None);
+        std::future::poll_fn(|cx| {
+            if left.is_none()
+                && let Poll::Ready(v) = read.as_mut().poll(cx)
+            {
+                left = Some(v);
+            }
+            if end.is_none()
+                && let Poll::Ready(v) = write.as_mut().poll(cx)
+            {
+                end = Some(v);
+            }
+            if left.is_some() && end.is_some() { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await;
+        (left.unwrap_or(false), end.flatten())
+    };
     let kind = end.unwrap_or(DisconnectKind::ClientClosed);
     ctx.metrics.disconnect(kind);
     ctx.room.disconnect(ctx.client, left).await;
@@ -155,7 +175,9 @@ fn count_decode_error(ctx: &SessionContext) {
 }
 
 /// Handles one binary message: rate limits, decoding, forwarding. `Err` asks for a close.
-async fn handle_binary(
+/// Nothing here waits: the room's inboxes are bounded and a full one drops what it cannot
+/// take (counted), so the session's task keeps no room for a wait either.
+fn handle_binary(
     data: &[u8],
     ctx: &SessionContext,
     limiters: &Limiters,
@@ -183,15 +205,14 @@ async fn handle_binary(
             }
         }
         ClientMessage::Chat { text } => {
-            if limiters.chat() {
-                ctx.room.chat(ctx.client, text).await;
-            } else {
+            if !(limiters.chat() && ctx.room.try_chat(ctx.client, text)) {
                 ctx.metrics.chat_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
         ClientMessage::Leave => {
-            // Gone for good now, not when the close has finished: the resume token dies here.
-            ctx.room.disconnect(ctx.client, true).await;
+            // Gone for good now, not when the close has finished: the resume token dies here
+            // (or, with the room's inbox full, when the session ends: it says `left` again).
+            ctx.room.try_disconnect(ctx.client, true);
             return Err((DisconnectReason::Left, "goodbye".into()));
         }
     }
@@ -249,7 +270,7 @@ async fn read_loop<R: TransportRx>(
                     Err((DisconnectReason::RateLimited, "frame rate limit exceeded".into()))
                 }
             }
-            Some(Inbound::Binary(data)) => handle_binary(&data, ctx, &limiters).await,
+            Some(Inbound::Binary(data)) => handle_binary(&data, ctx, &limiters),
             Some(Inbound::Malformed(e)) => {
                 count_decode_error(ctx);
                 Err((DisconnectReason::ProtocolError, format!("broken frame: {}", e.0)))

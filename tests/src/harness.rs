@@ -207,7 +207,9 @@ impl<G: Game> GameHarness<G> {
             for bytes in c.up.due(now) {
                 match codec::decode_client(&bytes).expect("the client sends valid messages") {
                     ClientMessage::Input(batch) => self.handle.input(c.id, batch),
-                    ClientMessage::Chat { text } => self.handle.try_chat(c.id, text),
+                    ClientMessage::Chat { text } => {
+                        self.handle.try_chat(c.id, text);
+                    }
                     ClientMessage::Leave => {
                         self.handle.try_disconnect(c.id, true);
                         c.connected = false;

@@ -177,6 +177,16 @@ pub async fn send_result(
     ws.send(Message::Binary(bytes.into())).await
 }
 
+/// The value of a metric line (`name{labels} value`) in Prometheus text, 0 when absent.
+#[must_use]
+pub fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A plain HTTP/1.1 request; returns the status and body.
 pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let (status, _, body) = http_with_headers(addr, method, path).await;

@@ -162,7 +162,7 @@ async fn rooms_are_capped_per_address_and_in_all_and_share_a_fixed_thread_pool()
     let (code, reason) = refused.expect("matchmaking needs a new room and cannot open one");
     assert_eq!(code, 1013, "{reason}");
     let (_, metrics) = net::http(addr, "GET", "/metrics").await;
-    assert_eq!(metric(&metrics, "tickwire_rooms_refused_total"), 3.0, "{metrics}");
+    assert_eq!(net::metric(&metrics, "tickwire_rooms_refused_total"), 3.0, "{metrics}");
     // Six rooms ticking, and no thread more than at the start (a thread a room made six).
     let threads = server.status("Threads");
     assert!(
@@ -449,15 +449,6 @@ async fn slowloris_sockets_are_capped_and_closed() {
     server.shutdown().await;
 }
 
-/// The value of a counter line (`name{labels} value`) in Prometheus text, 0 when absent.
-fn metric(text: &str, line_start: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Row 4: a client that stops reading is closed as too slow once it has fallen a second of
 /// snapshots behind, and counted; it does not hold the server's memory.
 #[tokio::test]
@@ -485,7 +476,7 @@ async fn clients_that_stop_reading_are_closed_as_too_slow() {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(20), send).await;
         }
         let (_, text) = net::http(addr, "GET", "/metrics").await;
-        if metric(&text, too_slow) >= 5.0 {
+        if net::metric(&text, too_slow) >= 5.0 {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "not closed as too slow:\n{text}");

@@ -422,3 +422,47 @@ async fn the_servers_http3_serves_and_bounds_a_hand_written_client() {
 
     server.shutdown().await;
 }
+
+/// The server's QUIC runtime gives every connection back once its session is over: sessions
+/// that leave, clients that hang up without ending their session, a refused request, and a
+/// client that never asks for a session (closed at the handshake deadline). The endpoint's
+/// `tickwire_quic_connections` gauge counts what it holds.
+#[tokio::test]
+async fn every_quic_connection_is_given_back_when_its_session_ends() {
+    let server = net::start(links::quic_config()).await;
+    let wt = TransportKind::WebTransport;
+    let held = || async {
+        let (_, text) = net::http(server.local_addr(), "GET", "/metrics").await;
+        net::metric(&text, "tickwire_quic_connections ")
+    };
+    let mut sessions = Vec::new();
+    for i in 0..6 {
+        let (link, _) = links::join(&server, wt, &format!("p{i}"), "&room=release").await;
+        sessions.push(link);
+    }
+    let (_raw_endpoint, raw) = links::raw_quic(&server).await;
+    assert_eq!(held().await, 7.0);
+    for (i, mut link) in sessions.into_iter().enumerate() {
+        if i % 2 == 0 {
+            links::send(&mut link, &ClientMessage::Leave).await;
+            let (code, _, said) = links::expect_close(&mut link).await;
+            assert_eq!((code, said), (1000, Some(DisconnectReason::Left)));
+        } else {
+            drop(link);
+        }
+    }
+    let v = tickwire_shared::protocol::PROTOCOL_VERSION;
+    assert!(links::open_with(&server, wt, &format!("v={v}")).await.is_err());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = held().await;
+        if n == 0.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{n} QUIC connections still held");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The client that never asked saw its connection closed by the server.
+    assert!(raw.close_reason().is_some());
+    server.shutdown().await;
+}

@@ -8,7 +8,7 @@
 //! interest test (a pass over the positions) and a walk of the prepared steps with its two
 //! views remain, and clients with the same baseline and views share the body.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::bits::BitWriter;
@@ -50,6 +50,12 @@ impl ClientReplica {
         }
     }
 
+    /// The view of the newest snapshot sent.
+    #[cfg(test)]
+    pub(crate) fn last_view(&self) -> Option<&Arc<View>> {
+        self.sent.back().map(|(_, view)| view)
+    }
+
     /// Accepts an acknowledgement if it names a snapshot this client was sent and is newer.
     pub(crate) fn ack(&mut self, ack: Tick) {
         let known = self.sent.iter().any(|(t, _)| *t == ack);
@@ -82,6 +88,9 @@ pub(crate) struct Replicator {
     /// Interest radius, in grid units.
     radius: i32,
     body_cache: HashMap<BodyKey, Arc<Vec<u8>>>,
+    /// This tick's distinct views: clients that see the same entities share one, so what each
+    /// client remembers of its last [`HISTORY_LEN`] snapshots is mostly shared too.
+    views: HashSet<Arc<View>>,
     /// The largest body of the last snapshot tick: the writer's initial capacity.
     body_capacity: usize,
 }
@@ -96,6 +105,7 @@ impl Replicator {
             history_len,
             radius: crate::quantize::position(interest_radius),
             body_cache: HashMap::new(),
+            views: HashSet::new(),
             body_capacity: 256,
         }
     }
@@ -115,6 +125,7 @@ impl Replicator {
         }
         self.history.push_back((tick, state.clone()));
         self.body_cache.clear();
+        self.views.clear();
         let prepared = PreparedState::new(registry, &state);
         let mut deltas: Vec<(Tick, PreparedDelta)> = Vec::new();
         // Positions as two flat arrays, for a tight interest loop. Without a registered
@@ -169,7 +180,14 @@ impl Replicator {
             if let Some(i) = own_idx {
                 view.insert(i);
             }
-            let view = Arc::new(view);
+            let view = match self.views.get(&view) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let view = Arc::new(view);
+                    self.views.insert(view.clone());
+                    view
+                }
+            };
             let key: BodyKey = (
                 baseline.as_ref().map(|(t, _, _)| *t),
                 baseline.as_ref().map_or_else(|| Arc::new(View::default()), |(_, _, v)| v.clone()),

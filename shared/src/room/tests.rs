@@ -118,6 +118,23 @@ fn entities_without_a_position_are_everyones_and_the_rest_is_by_interest() {
 }
 
 #[test]
+fn clients_that_see_the_same_entities_share_one_view() {
+    let mut settings = settings();
+    settings.interest_radius = 5_000.0;
+    let mut core = RoomCore::<Dots>::new(settings);
+    for i in 1..=3 {
+        core.join(ClientId(i), &format!("p{i}"), "s", None, move || format!("t{i}")).unwrap();
+    }
+    core.step();
+    drain(&mut core);
+    let views: Vec<_> = (1..=3)
+        .map(|i| core.clients[&ClientId(i)].replica.last_view().expect("a snapshot").clone())
+        .collect();
+    assert!(Arc::ptr_eq(&views[0], &views[1]) && Arc::ptr_eq(&views[1], &views[2]));
+    assert_eq!(views[0].iter().count(), 4, "the board and three players");
+}
+
+#[test]
 fn inputs_are_applied_once_and_echoed_and_bad_ones_close_the_session() {
     let mut core = RoomCore::<Dots>::new(settings());
     core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
