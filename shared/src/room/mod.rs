@@ -21,7 +21,7 @@ use bevy_ecs::prelude::*;
 use thiserror::Error;
 
 pub use inputs::{INPUT_QUEUE_WINDOW_TICKS, MAX_PENDING_INPUTS, MAX_TRACKED_ARRIVALS};
-pub use replicate::HISTORY_LEN;
+pub use replicate::{HISTORY_LEN, MIN_HISTORY, history_snapshots};
 
 use self::inputs::InputQueue;
 use self::replicate::{ClientReplica, Due, Replicator};
@@ -180,7 +180,11 @@ impl<G: Game> RoomCore<G> {
         let mut world = World::new();
         let mut schedule = Schedule::default();
         game::install::<G>(&mut world, &mut schedule, &settings.game_config());
-        let replicator = Replicator::new(settings.ticks_per_snapshot, settings.interest_radius);
+        let replicator = Replicator::new(
+            u32::from(settings.tick_rate),
+            settings.ticks_per_snapshot,
+            settings.interest_radius,
+        );
         RoomCore {
             settings,
             world,
@@ -333,7 +337,7 @@ impl<G: Game> RoomCore<G> {
             ClientSlot {
                 token: token.clone(),
                 inputs: InputQueue::new(),
-                replica: ClientReplica::new(phase),
+                replica: ClientReplica::new(phase, self.replicator.snapshots()),
                 closed: false,
             },
         );

@@ -21,18 +21,35 @@ use crate::tick::Tick;
 
 use super::Output;
 
-/// Snapshots kept per client for delta baselines: 32 snapshots is about a second at 30 Hz, more
-/// than any playable round trip. An ack older than that gets a full snapshot. The room keeps
-/// the states of the same span of ticks (clients are spread over the ticks of an interval, so
-/// a state is captured on each of them).
+/// Snapshots kept per client for delta baselines at the most: 32 snapshots is about a second
+/// at 30 Hz, more than any playable round trip. An ack older than the history gets a full
+/// snapshot. The room keeps the states of the same span of ticks (clients are spread over the
+/// ticks of an interval, so a state is captured on each of them).
 pub const HISTORY_LEN: usize = 32;
+
+/// Snapshots kept at the least, however slow the snapshot rate.
+pub const MIN_HISTORY: usize = 4;
+
+/// Snapshots kept for delta baselines at `snapshots_per_sec`: the span [`HISTORY_LEN`] covers
+/// at 30 Hz (about a second), at least [`MIN_HISTORY`] and at most [`HISTORY_LEN`] snapshots. A
+/// slow room (an idle one ticking at 1 Hz, say) keeps a few, not half a minute of states.
+#[must_use]
+pub fn history_snapshots(snapshots_per_sec: f64) -> usize {
+    let span = (HISTORY_LEN as f64 * snapshots_per_sec / 30.0).ceil();
+    if span.is_finite() && span >= 0.0 {
+        (span as usize).clamp(MIN_HISTORY, HISTORY_LEN)
+    } else {
+        HISTORY_LEN
+    }
+}
 
 /// What the room remembers of one client's snapshots.
 #[derive(Debug)]
 pub(crate) struct ClientReplica {
     /// The newest snapshot tick the client acknowledged.
     pub(crate) acked: Option<Tick>,
-    /// The snapshots sent, with the view (positions in that tick's state) each one showed.
+    /// The snapshots sent (the room's [`Replicator::snapshots`] newest), with the view
+    /// (positions in that tick's state) each one showed.
     sent: VecDeque<(Tick, Arc<View>)>,
     /// Which tick of each snapshot interval this client's snapshots are made on.
     pub(crate) phase: u32,
@@ -41,13 +58,19 @@ pub(crate) struct ClientReplica {
 }
 
 impl ClientReplica {
-    pub(crate) fn new(phase: u32) -> ClientReplica {
+    pub(crate) fn new(phase: u32, snapshots: usize) -> ClientReplica {
         ClientReplica {
             acked: None,
-            sent: VecDeque::with_capacity(HISTORY_LEN),
+            sent: VecDeque::with_capacity(snapshots),
             phase,
             last_position: [0, 0],
         }
+    }
+
+    /// Snapshots remembered.
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> usize {
+        self.sent.len()
     }
 
     /// The view of the newest snapshot sent.
@@ -85,6 +108,8 @@ type BodyKey = (Option<Tick>, Arc<View>, Arc<View>);
 pub(crate) struct Replicator {
     history: VecDeque<(Tick, Arc<ReplicatedState>)>,
     history_len: usize,
+    /// Snapshots each client's replica keeps.
+    snapshots: usize,
     /// Interest radius, in grid units.
     radius: i32,
     body_cache: HashMap<BodyKey, Arc<Vec<u8>>>,
@@ -96,18 +121,26 @@ pub(crate) struct Replicator {
 }
 
 impl Replicator {
-    /// Keeps `HISTORY_LEN × ticks_per_snapshot` states; interest within `interest_radius`
-    /// world units.
-    pub(crate) fn new(ticks_per_snapshot: u32, interest_radius: f32) -> Replicator {
-        let history_len = HISTORY_LEN * ticks_per_snapshot.max(1) as usize;
+    /// Keeps [`history_snapshots`] × `ticks_per_snapshot` states; interest within
+    /// `interest_radius` world units.
+    pub(crate) fn new(tick_rate: u32, ticks_per_snapshot: u32, interest_radius: f32) -> Replicator {
+        let ticks_per_snapshot = ticks_per_snapshot.max(1);
+        let snapshots = history_snapshots(f64::from(tick_rate) / f64::from(ticks_per_snapshot));
+        let history_len = snapshots * ticks_per_snapshot as usize;
         Replicator {
             history: VecDeque::with_capacity(history_len),
             history_len,
+            snapshots,
             radius: crate::quantize::position(interest_radius),
             body_cache: HashMap::new(),
             views: HashSet::new(),
             body_capacity: 256,
         }
+    }
+
+    /// Snapshots each client's replica keeps.
+    pub(crate) fn snapshots(&self) -> usize {
+        self.snapshots
     }
 
     /// Records `state` as the state of `tick` and sends every client in `due` its snapshot.
@@ -244,7 +277,7 @@ impl Replicator {
                 continue;
             }
             out.push_back(Output::Snapshot { client, bytes, full: baseline.is_none(), arrivals });
-            if replica.sent.len() == HISTORY_LEN {
+            while replica.sent.len() >= self.snapshots {
                 replica.sent.pop_front();
             }
             replica.sent.push_back((tick, view));

@@ -118,6 +118,25 @@ fn entities_without_a_position_are_everyones_and_the_rest_is_by_interest() {
 }
 
 #[test]
+fn the_delta_history_spans_about_a_second_within_its_bounds() {
+    assert_eq!(history_snapshots(30.0), HISTORY_LEN);
+    assert_eq!(history_snapshots(60.0), HISTORY_LEN);
+    assert_eq!(history_snapshots(10.0), 11);
+    assert_eq!(history_snapshots(1.0), MIN_HISTORY);
+    assert_eq!(history_snapshots(0.0), MIN_HISTORY);
+    // A room ticking (and snapshotting) once a second remembers a few snapshots per client.
+    let mut slow = settings();
+    slow.tick_rate = 1;
+    let mut core = RoomCore::<Dots>::new(slow);
+    core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
+    for _ in 0..10 {
+        core.step();
+    }
+    drain(&mut core);
+    assert_eq!(core.clients[&ClientId(1)].replica.kept(), MIN_HISTORY);
+}
+
+#[test]
 fn clients_that_see_the_same_entities_share_one_view() {
     let mut settings = settings();
     settings.interest_radius = 5_000.0;
