@@ -533,6 +533,22 @@ impl WtTx {
         out.extend_from_slice(payload);
         out.freeze()
     }
+
+    /// Sends a snapshot too large for a datagram on a fresh unidirectional stream, resetting
+    /// the previous one if it is still unsent (newest wins).
+    async fn send_on_stream(&mut self, bytes: Bytes) -> Result<(), TransportError> {
+        if let Some(mut older) = self.snapshot_stream.take() {
+            let _ = older.reset(VarInt::from_u32(0));
+        }
+        let mut stream = self.connection.open_uni().await.map_err(transport_error)?;
+        let mut out = h3::uni_stream_header(self.session);
+        write_frame(&bytes, &mut out);
+        stream.write_all(&out).await.map_err(transport_error)?;
+        // Finished without waiting for the acknowledgement.
+        stream.finish().map_err(transport_error)?;
+        self.snapshot_stream = Some(stream);
+        Ok(())
+    }
 }
 
 impl TransportTx for WtTx {
@@ -551,17 +567,8 @@ impl TransportTx for WtTx {
                 Err(e) => return Err(transport_error(e)),
             }
         }
-        if let Some(mut older) = self.snapshot_stream.take() {
-            let _ = older.reset(VarInt::from_u32(0));
-        }
-        let mut stream = self.connection.open_uni().await.map_err(transport_error)?;
-        let mut out = h3::uni_stream_header(self.session);
-        write_frame(&bytes, &mut out);
-        stream.write_all(&out).await.map_err(transport_error)?;
-        // Finished without waiting for the acknowledgement.
-        stream.finish().map_err(transport_error)?;
-        self.snapshot_stream = Some(stream);
-        Ok(())
+        // Rare (a snapshot larger than a datagram): boxed, so a session keeps no room for it.
+        Box::pin(self.send_on_stream(bytes)).await
     }
 
     async fn ping(&mut self) -> Result<(), TransportError> {

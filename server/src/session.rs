@@ -96,8 +96,23 @@ pub struct SessionContext {
     pub metrics: Arc<Metrics>,
 }
 
-/// Runs the session until it ends; the room is told the client is gone.
-pub async fn run<R: TransportRx, T: TransportTx>(mut rx: R, mut tx: T, ctx: SessionContext) {
+/// One open session in `tickwire_connections`: counted out when dropped.
+struct Counted(Arc<Metrics>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs the session until it ends; the room is told the client is gone. `held` (the
+/// connection's slot, its count) is kept until then.
+pub async fn run<R: TransportRx, T: TransportTx, H: Send>(
+    mut rx: R,
+    mut tx: T,
+    ctx: SessionContext,
+    held: H,
+) {
     let done = CancellationToken::new();
     // The loops borrow the transport halves: a half moved into a nested future would be kept
     // twice in the session's task for its whole life.
@@ -125,6 +140,7 @@ pub async fn run<R: TransportRx, T: TransportTx>(mut rx: R, mut tx: T, ctx: Sess
     let kind = end.unwrap_or(DisconnectKind::ClientClosed);
     ctx.metrics.disconnect(kind);
     ctx.room.disconnect(ctx.client, left).await;
+    drop(held);
 }
 
 /// Why the reader asks for a close.
@@ -368,16 +384,8 @@ async fn write_loop<T: TransportTx>(
                 return Some(DisconnectKind::TransportError);
             }
             OutItem::Close(reason, message) => {
-                let goodbye = ServerMessage::Disconnect { reason, message: message.clone() };
-                if let Ok(b) = codec::encode_server(&goodbye) {
-                    let _ =
-                        tokio::time::timeout(limits.write_timeout, tx.send(Bytes::from(b))).await;
-                }
-                let _ = tokio::time::timeout(
-                    limits.write_timeout,
-                    tx.close(reason.close_code(), &message),
-                )
-                .await;
+                // Once per session: boxed, so a running session keeps no room for it.
+                Box::pin(say_goodbye(tx, limits, reason, message)).await;
                 break Some(DisconnectKind::Server(reason));
             }
         }
@@ -398,6 +406,21 @@ async fn write_loop<T: TransportTx>(
         done.cancel();
     }
     result
+}
+
+/// Sends the `Disconnect` and closes, each within the write timeout.
+async fn say_goodbye<T: TransportTx>(
+    tx: &mut T,
+    limits: &Limits,
+    reason: DisconnectReason,
+    message: String,
+) {
+    let goodbye = ServerMessage::Disconnect { reason, message: message.clone() };
+    if let Ok(b) = codec::encode_server(&goodbye) {
+        let _ = tokio::time::timeout(limits.write_timeout, tx.send(Bytes::from(b))).await;
+    }
+    let _ =
+        tokio::time::timeout(limits.write_timeout, tx.close(reason.close_code(), &message)).await;
 }
 
 async fn refuse<T: TransportTx>(mut tx: T, reason: DisconnectReason, message: &str) {
@@ -431,20 +454,17 @@ pub async fn join_and_run<R, T, G>(
     let joined = join_room(&state, &join, &subject, client, remote).instrument(span.clone()).await;
     match joined {
         Ok(ctx) => {
-            let session_state = state.clone();
-            let session = async move {
-                run(rx, tx, ctx).await;
-                drop(guard);
-                session_state.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-            };
-            state.tracker.spawn(session.instrument(span));
+            // `run` itself is the task (an `async` block around it would keep what it moves
+            // into `run` twice for the session's life).
+            let held = (guard, Counted(state.metrics.clone()));
+            state.tracker.spawn(run(rx, tx, ctx, held).instrument(span));
         }
         Err((reason, message)) => {
             state.metrics.disconnect(DisconnectKind::Server(reason));
             refuse(tx, reason, &message).instrument(span).await;
             drop(rx);
             drop(guard);
-            state.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(Counted(state.metrics.clone()));
         }
     }
 }
