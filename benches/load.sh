@@ -74,7 +74,7 @@ report="$out/report-$bots-$behavior-$transport.json"
 log="$out/server-$bots-$behavior-$transport.log"
 
 "$bin" serve --bind "127.0.0.1:$port" --tick-rate "$tick_rate" --snapshot-rate "$snapshot_rate" \
-  --npcs "$npcs" --room-capacity "$capacity" --max-connections-per-ip "$((bots + 16))" --max-rooms "$max_rooms" "${quic[@]}" >"$log" 2>&1 &
+  --npcs "$npcs" --room-capacity "$capacity" --max-connections-per-ip "$((bots + 256))" --max-rooms "$max_rooms" "${quic[@]}" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
@@ -99,18 +99,23 @@ t_before=$(date +%s.%N)
 peak_file="$out/rss-peak-$port" rooms_file="$out/rooms-peak-$port" sessions_file="$out/sessions-peak-$port"
 echo "$rss_before" >"$peak_file"
 echo 0 >"$rooms_file"
-echo "0 $rss_before" >"$sessions_file"
+echo "0 $rss_before $rss_before" >"$sessions_file"
 (
-  peak=$rss_before rooms=0 sessions=0
+  # A sample that fails (the server busy, a scrape refused) is skipped, never the sampler.
+  set +e
+  peak=$rss_before rooms=0 sessions=0 first=$rss_before
   while kill -0 "$server" 2>/dev/null; do
-    r=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
+    r=$(awk '/^VmRSS:/ {print $2}' "/proc/$server/status" 2>/dev/null)
+    r=${r:-0}
     if (( r > peak )); then peak=$r; echo "$peak" >"$peak_file"; fi
-    m=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null)
+    m=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" 2>/dev/null)
     n=$(awk '/^tickwire_rooms / {print $2}' <<<"$m")
     if (( ${n:-0} > rooms )); then rooms=$n; echo "$rooms" >"$rooms_file"; fi
-    # The most sessions at once, and the RSS then.
+    # The most sessions at once, the RSS when they were first all in, and the RSS the last
+    # time they still were (what holding them costs once every room has settled).
     c=$(awk '/^tickwire_connections / {print $2}' <<<"$m")
-    if (( ${c:-0} > sessions )); then sessions=$c; echo "$sessions $r" >"$sessions_file"; fi
+    if (( ${c:-0} > sessions )); then sessions=$c; first=$r; fi
+    if (( ${c:-0} > 0 && ${c:-0} == sessions )); then echo "$sessions $first $r" >"$sessions_file"; fi
     sleep 0.5
   done
 ) &
@@ -128,7 +133,10 @@ lo_after=$(lo_bytes)
 t_after=$(date +%s.%N)
 rss_end=$(rss_kib)
 rss_peak=$(cat "$peak_file")
-max_tick=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '/^tickwire_tick_duration_max_seconds / {print $2}')
+final_metrics=$(curl -fsS --max-time 30 "http://127.0.0.1:$port/metrics" || true)
+max_tick=$(awk '/^tickwire_tick_duration_max_seconds / {print $2}' <<<"$final_metrics")
+# Why the server ended sessions, the reasons it counted (the bots' own closes included).
+ended=$(awk '/^tickwire_disconnects_total\{/ && $2 > 0 { r = $1; sub(/.*reason="/, "", r); sub(/".*/, "", r); printf "%s%s %d", sep, r, $2; sep = ", " }' <<<"$final_metrics")
 kill "$sampler" 2>/dev/null || true
 
 [[ -s "$report" ]] || { echo "load.sh: the bots wrote no report (exit $bots_rc):" >&2; cat "$out/bots-stderr.txt" >&2; exit 1; }
@@ -149,9 +157,10 @@ row "tick overruns" "$(jq -r '.server.overruns' "$report")"
 row "server CPU (% of one core)" "$cpu_pct"
 row "server RSS before / peak (MiB)" "$(awk -v a="$rss_before" -v b="$rss_peak" 'BEGIN { printf "%.1f / %.1f", a / 1024, b / 1024 }')"
 row "RSS growth per bot (KiB)" "$per_bot_kib"
-read -r most_sessions rss_then <"$sessions_file"
+read -r most_sessions rss_then rss_held <"$sessions_file"
 row "sessions (most at once) / RSS then" "$most_sessions / $(awk -v r="$rss_then" 'BEGIN { printf "%.1f MiB", r / 1024 }')"
-row "RSS per session at the most (KiB)" "$(awk -v a="$rss_before" -v b="$rss_then" -v n="$most_sessions" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / n; else print "n/a" }')"
+per_session() { awk -v a="$rss_before" -v b="$1" -v n="$most_sessions" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / n; else print "n/a" }'; }
+row "RSS per session at the most (KiB)" "$(per_session "$rss_then") when all in, $(per_session "$rss_held") the last time all were held"
 row "bytes in per client per s" "$(jq -r '.bytes_received_per_bot_per_sec.mean | round' "$report")"
 # Every packet between the server and the bots crosses the loopback once: its byte counter is
 # the wire cost both ways, IP/TCP/UDP headers and TLS/QUIC included.
@@ -160,5 +169,6 @@ row "snapshot delivery (mean / min)" "$(jq -r '"\(.snapshots.fraction_of_expecte
 row "RTT p99 (ms)" "$(jq -r '.rtt_ms.p99 * 100 | round / 100' "$report")"
 row "input → snapshot p50 / p99 (ms)" "≤ $(ms .server.input_to_snapshot_p50_seconds) / ≤ $(ms .server.input_to_snapshot_p99_seconds)"
 row "decode errors" "$(jq -r '.decode_errors' "$report")"
+row "sessions ended, by the server's reason" "${ended:-none}"
 echo "report: $report, server log: $log" >&2
 exit "$bots_rc"

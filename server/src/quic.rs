@@ -306,7 +306,8 @@ async fn serve(request: SessionRequest, state: Arc<AppState>, ip: IpAddr, main_p
         Err(_) => return tracing::debug!("the client gave no stream credit in time"),
     };
     let max = state.config.limits.max_message_bytes;
-    let mut peer = PeerStreams { streams: Vec::with_capacity(peer_streams.len() + 1), drained: 0 };
+    let mut peer =
+        PeerStreams { streams: Vec::with_capacity(peer_streams.len() + 1), drained: 0, seen: None };
     peer.streams.push(PeerStream { recv: connect_recv, role: Role::Connect });
     for recv in peer_streams {
         peer.push(recv);
@@ -357,6 +358,10 @@ struct PeerStream {
 struct PeerStreams {
     streams: Vec<PeerStream>,
     drained: u64,
+    /// The connection's stream-event count when the streams were last read to the end: while
+    /// it stays, there is nothing to read (the session's task wakes for every snapshot, and
+    /// would otherwise look at each stream each time).
+    seen: Option<u32>,
 }
 
 /// Why the client's HTTP/3 streams end the session.
@@ -370,10 +375,16 @@ enum PeerEnd {
 impl PeerStreams {
     fn push(&mut self, recv: RecvStream) {
         self.streams.push(PeerStream { recv, role: Role::Untyped });
+        self.seen = None;
     }
 
     /// Reads whatever the streams have; ready when one of them ends the session.
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<PeerEnd> {
+    fn poll(&mut self, cx: &mut Context<'_>, connection: &Connection) -> Poll<PeerEnd> {
+        let events = connection.poll_stream_events(cx);
+        if self.seen == Some(events) {
+            return Poll::Pending;
+        }
+        self.seen = Some(events);
         let mut buf = [0u8; 256];
         let mut i = 0;
         while i < self.streams.len() {
@@ -500,7 +511,7 @@ impl TransportRx for WtRx {
                     }
                     return Inbound::Closed;
                 }
-                end = std::future::poll_fn(|cx| peer.poll(cx)) => {
+                end = std::future::poll_fn(|cx| peer.poll(cx, connection)) => {
                     return match end {
                         PeerEnd::Closed => Inbound::Closed,
                         PeerEnd::Malformed(why) => malformed(why),
