@@ -3,7 +3,7 @@
 //! refused without allocating what it claims.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use proptest::prelude::*;
 use tickwire_shared::codec::{self, CodecError, MAX_CLIENT_MESSAGE_BYTES};
@@ -12,17 +12,26 @@ use tickwire_shared::games::arena::{ArenaEvent, ArenaGame, ArenaInput, Buttons};
 use tickwire_shared::protocol::*;
 use tickwire_shared::{ClientId, NetId, Tick};
 
-/// Records the largest single allocation, so a test can prove a decode did not allocate what a
-/// length prefix claimed.
+/// Records the largest single allocation made by each thread, so a test can prove a decode did
+/// not allocate what a length prefix claimed. Per thread: the other tests run in parallel and
+/// allocate what they like (one encodes a 300 KiB snapshot).
 struct TrackingAlloc;
 
-static LARGEST_ALLOC: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // A const-initialised `Cell<usize>` has no destructor and never allocates: safe to touch
+    // from inside the allocator.
+    static LARGEST_ALLOC: Cell<usize> = const { Cell::new(0) };
+}
+
+fn record(size: usize) {
+    let _ = LARGEST_ALLOC.try_with(|largest| largest.set(largest.get().max(size)));
+}
 
 #[expect(unsafe_code, reason = "a global allocator is unsafe by definition; it only forwards")]
 // SAFETY: every call forwards to the system allocator with the caller's own arguments.
 unsafe impl GlobalAlloc for TrackingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
+        record(layout.size());
         // SAFETY: forwarded unchanged.
         unsafe { System.alloc(layout) }
     }
@@ -31,7 +40,7 @@ unsafe impl GlobalAlloc for TrackingAlloc {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST_ALLOC.fetch_max(new_size, Ordering::Relaxed);
+        record(new_size);
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -248,10 +257,10 @@ fn a_length_prefix_claiming_gigabytes_is_refused_without_allocating() {
     let mut hostile_server = vec![1u8, 0, 0, 0, 253];
     hostile_server.extend_from_slice(&(4u64 << 30).to_le_bytes());
 
-    LARGEST_ALLOC.store(0, Ordering::Relaxed);
+    LARGEST_ALLOC.set(0);
     let client = codec::decode_client(&hostile);
     let server = codec::decode_server(&hostile_server);
-    let largest = LARGEST_ALLOC.load(Ordering::Relaxed);
+    let largest = LARGEST_ALLOC.get();
 
     assert!(matches!(client, Err(CodecError::Malformed(_))), "{client:?}");
     assert!(matches!(server, Err(CodecError::Malformed(_))), "{server:?}");
