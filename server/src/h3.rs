@@ -113,8 +113,14 @@ pub fn write_frame(frame_type: u64, payload: &[u8], out: &mut Vec<u8>) {
 /// What the server writes first on its control stream: the stream type and its SETTINGS.
 #[must_use]
 pub fn control_stream_preamble() -> Vec<u8> {
+    control_stream_preamble_with(&SERVER_SETTINGS)
+}
+
+/// What a peer writes first on its control stream: the stream type and `settings`.
+#[must_use]
+pub fn control_stream_preamble_with(settings_list: &[(u64, u64)]) -> Vec<u8> {
     let mut settings = Vec::new();
-    for (id, value) in SERVER_SETTINGS {
+    for &(id, value) in settings_list {
         write_varint(id, &mut settings);
         write_varint(value, &mut settings);
     }

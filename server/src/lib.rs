@@ -26,3 +26,4 @@ pub mod sim_pool;
 pub mod state;
 pub mod tls;
 pub mod ws;
+pub mod wt_client;

@@ -258,8 +258,10 @@ pub enum Link {
         /// Receiving half.
         stream: SplitStream<Ws>,
     },
-    /// A WebTransport session.
+    /// A WebTransport session (wtransport's client: the tests' independent one).
     WebTransport(WtLink),
+    /// A WebTransport session on this crate's own QUIC runtime (the bots').
+    Quic(Box<crate::wt_client::WtSession>),
 }
 
 impl Link {
@@ -336,6 +338,7 @@ impl Link {
                 is_unreliable_client_message(bytes)
                     && wt.connection.max_datagram_size().is_some_and(|max| bytes.len() <= max)
             }
+            Link::Quic(wt) => wt.sends_as_datagram(bytes),
         }
     }
 
@@ -345,7 +348,7 @@ impl Link {
         match self {
             Link::Ws { tls: true, .. } => TransportKind::Wss,
             Link::Ws { tls: false, .. } => TransportKind::Ws,
-            Link::WebTransport(_) => TransportKind::WebTransport,
+            Link::WebTransport(_) | Link::Quic(_) => TransportKind::WebTransport,
         }
     }
 
@@ -358,6 +361,7 @@ impl Link {
         match self {
             Link::Ws { sink, .. } => Ok(sink.send(Message::Binary(bytes.into())).await?),
             Link::WebTransport(wt) => wt.send(bytes).await,
+            Link::Quic(wt) => wt.send(&bytes).await,
         }
     }
 
@@ -371,6 +375,7 @@ impl Link {
         match self {
             Link::Ws { sink, .. } => Ok(sink.send(Message::Binary(bytes.to_vec().into())).await?),
             Link::WebTransport(wt) => Ok(wt.stream.write_all(&framed(bytes)).await?),
+            Link::Quic(wt) => wt.send_reliable(bytes).await,
         }
     }
 
@@ -395,6 +400,7 @@ impl Link {
                 .recv()
                 .await
                 .unwrap_or_else(|| LinkEvent::Broken("the session's readers stopped".into())),
+            Link::Quic(wt) => wt.recv().await,
         }
     }
 
@@ -412,14 +418,17 @@ impl Link {
             Link::WebTransport(wt) => {
                 wt.connection.close(wtransport::VarInt::from_u32(code.into()), reason.as_bytes());
             }
+            Link::Quic(wt) => wt.close(code, reason),
         }
     }
 
     /// Drops the transport without a word, as a network failure would (WebTransport: a close
     /// with code 0, which the server treats as a lost connection).
     pub fn abort(self) {
-        if let Link::WebTransport(wt) = &self {
-            wt.connection.close(wtransport::VarInt::from_u32(0), b"");
+        match &self {
+            Link::WebTransport(wt) => wt.connection.close(wtransport::VarInt::from_u32(0), b""),
+            Link::Quic(wt) => wt.close(0, ""),
+            Link::Ws { .. } => {}
         }
     }
 }

@@ -9,6 +9,9 @@
 //! [`Connection`], [`SendStream`] and [`RecvStream`] (a small subset of quinn's API, with the
 //! same meaning), waking the driver when there is something to send.
 //!
+//! The same runtime is the bots' client side ([`Endpoint::client`], [`Endpoint::connect`]):
+//! thousands of connections from one socket at the cost of one task, not four, each.
+//!
 //! Every wait here is cancel-safe: a future that is dropped leaves at most a waker behind.
 
 use std::collections::{BinaryHeap, VecDeque};
@@ -22,8 +25,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use quinn_proto::{
-    ConnectionError, ConnectionHandle, DatagramEvent, Dir, EndpointConfig, EndpointEvent,
-    ReadError, ReadableError, SendDatagramError, ServerConfig, StreamId, VarInt, WriteError,
+    ClientConfig, ConnectError, ConnectionError, ConnectionHandle, DatagramEvent, Dir,
+    EndpointConfig, EndpointEvent, ReadError, ReadableError, SendDatagramError, ServerConfig,
+    StreamId, VarInt, WriteError,
 };
 use tokio::sync::Notify;
 
@@ -54,6 +58,9 @@ pub enum QuicError {
     /// A datagram could not be queued.
     #[error("datagram not sent: {0}")]
     Datagram(#[from] SendDatagramError),
+    /// A connection could not be started (a client's bad address or server name).
+    #[error("cannot connect: {0}")]
+    Connect(#[from] ConnectError),
 }
 
 /// One connection's entry in the table.
@@ -143,6 +150,29 @@ impl Shared {
 impl State {
     fn conn(&mut self, ch: usize) -> &mut Conn {
         self.conns[ch].as_deref_mut().expect("a live handle's connection is in the table")
+    }
+
+    /// Takes a new connection into the table, marked for the driver.
+    fn insert(&mut self, shared: &Shared, ch: ConnectionHandle, proto: quinn_proto::Connection) {
+        let ch = ch.0;
+        if self.conns.len() <= ch {
+            self.conns.resize_with(ch + 1, || None);
+        }
+        self.conns[ch] = Some(Box::new(Conn {
+            proto,
+            refs: 1,
+            dirty: false,
+            connected: false,
+            error: None,
+            timer: None,
+            queued: None,
+            stream_events: 0,
+            wakers: Vec::new(),
+            drained: false,
+        }));
+        self.live += 1;
+        shared.metrics.quic_connections.fetch_add(1, Relaxed);
+        self.touch(ch);
     }
 
     /// Marks `ch` for the driver's next turn (the caller wakes the driver).
@@ -326,9 +356,46 @@ impl Endpoint {
         server: ServerConfig,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Endpoint> {
-        let shared = Shared::new(socket, server, metrics)?;
+        let shared = Shared::new(socket, Some(server), metrics)?;
         tokio::spawn(run_driver(shared.clone()));
         Ok(Endpoint { shared })
+    }
+
+    /// A client endpoint on `socket` (non-blocking, bound): it only connects
+    /// ([`Endpoint::connect`]); its driver runs as [`Endpoint::new`]'s does.
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot be registered with tokio.
+    pub fn client(socket: std::net::UdpSocket, metrics: Arc<Metrics>) -> std::io::Result<Endpoint> {
+        let shared = Shared::new(socket, None, metrics)?;
+        tokio::spawn(run_driver(shared.clone()));
+        Ok(Endpoint { shared })
+    }
+
+    /// Connects to `server` (TLS name `server_name`) and waits for the handshake.
+    ///
+    /// # Errors
+    ///
+    /// A bad address or name, a closed endpoint, a failed handshake.
+    pub async fn connect(
+        &self,
+        config: ClientConfig,
+        server: SocketAddr,
+        server_name: &str,
+    ) -> Result<Connection, QuicError> {
+        let connection = {
+            let mut st = self.shared.lock();
+            if st.closed {
+                return Err(ConnectError::EndpointStopping.into());
+            }
+            let (ch, proto) = st.endpoint.connect(Instant::now(), config, server, server_name)?;
+            st.insert(&self.shared, ch, proto);
+            Connection { shared: self.shared.clone(), ch: ch.0 }
+        };
+        self.shared.driver.notify_one();
+        connection.poll_until(|c| c.connected.then_some(Ok(()))).await?;
+        Ok(connection)
     }
 }
 
@@ -336,7 +403,7 @@ impl Shared {
     /// The endpoint's state on `socket`, registered with the current runtime.
     fn new(
         socket: std::net::UdpSocket,
-        server: ServerConfig,
+        server: Option<ServerConfig>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Arc<Shared>> {
         let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
@@ -344,7 +411,7 @@ impl Shared {
         let socket = tokio::net::UdpSocket::from_std(socket)?;
         let endpoint = quinn_proto::Endpoint::new(
             Arc::new(EndpointConfig::default()),
-            Some(Arc::new(server)),
+            server.map(Arc::new),
             !udp.may_fragment(),
             None,
         );
@@ -555,26 +622,8 @@ impl Incoming {
             st.buf.clear();
             match st.endpoint.accept(incoming, now, &mut st.buf, None) {
                 Ok((ch, proto)) => {
-                    let ch = ch.0;
-                    if st.conns.len() <= ch {
-                        st.conns.resize_with(ch + 1, || None);
-                    }
-                    st.conns[ch] = Some(Box::new(Conn {
-                        proto,
-                        refs: 1,
-                        dirty: false,
-                        connected: false,
-                        error: None,
-                        timer: None,
-                        queued: None,
-                        stream_events: 0,
-                        wakers: Vec::new(),
-                        drained: false,
-                    }));
-                    st.live += 1;
-                    self.shared.metrics.quic_connections.fetch_add(1, Relaxed);
-                    st.touch(ch);
-                    Connection { shared: self.shared.clone(), ch }
+                    st.insert(&self.shared, ch, proto);
+                    Connection { shared: self.shared.clone(), ch: ch.0 }
                 }
                 Err(e) => {
                     if let Some(t) = e.response {
@@ -647,24 +696,52 @@ impl Connection {
         &self,
         mut op: impl FnMut(&mut Conn) -> Option<Result<R, QuicError>>,
     ) -> Result<R, QuicError> {
-        poll_fn(|cx| {
-            let mut st = self.shared.lock();
-            let conn = st.conn(self.ch);
-            let answer = op(conn).or_else(|| conn.error.clone().map(|e| Err(e.into())));
-            match answer {
-                Some(answer) => {
-                    st.touch(self.ch);
-                    drop(st);
-                    self.shared.driver.notify_one();
-                    Poll::Ready(answer)
-                }
-                None => {
-                    conn.wait(cx);
-                    Poll::Pending
-                }
+        poll_fn(|cx| self.poll_op(cx, &mut op)).await
+    }
+
+    /// `op`'s answer, or the connection's error, or pending (the task woken by the
+    /// connection's next event).
+    fn poll_op<R>(
+        &self,
+        cx: &Context<'_>,
+        op: impl FnOnce(&mut Conn) -> Option<Result<R, QuicError>>,
+    ) -> Poll<Result<R, QuicError>> {
+        let mut st = self.shared.lock();
+        let conn = st.conn(self.ch);
+        let answer = op(conn).or_else(|| conn.error.clone().map(|e| Err(e.into())));
+        match answer {
+            Some(answer) => {
+                st.touch(self.ch);
+                drop(st);
+                self.shared.driver.notify_one();
+                Poll::Ready(answer)
             }
+            None => {
+                conn.wait(cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// [`Connection::read_datagram`] as a poll.
+    ///
+    /// # Errors
+    ///
+    /// When the connection is lost.
+    pub fn poll_datagram(&self, cx: &Context<'_>) -> Poll<Result<Bytes, QuicError>> {
+        self.poll_op(cx, |c| c.proto.datagrams().recv().map(Ok))
+    }
+
+    /// [`Connection::accept_uni`] as a poll.
+    ///
+    /// # Errors
+    ///
+    /// When the connection is lost.
+    pub fn poll_accept_uni(&self, cx: &Context<'_>) -> Poll<Result<RecvStream, QuicError>> {
+        self.poll_op(cx, |c| {
+            let id = c.proto.streams().accept(Dir::Uni)?;
+            Some(Ok(RecvStream { conn: self.stream_handle(c), id }))
         })
-        .await
     }
 
     /// A handle for a stream of this connection (the caller holds the lock on `conn`).
@@ -722,11 +799,7 @@ impl Connection {
     ///
     /// When the connection is lost.
     pub async fn accept_uni(&self) -> Result<RecvStream, QuicError> {
-        self.poll_until(|c| {
-            let id = c.proto.streams().accept(Dir::Uni)?;
-            Some(Ok(RecvStream { conn: self.stream_handle(c), id }))
-        })
-        .await
+        poll_fn(|cx| self.poll_accept_uni(cx)).await
     }
 
     /// The next bidirectional stream the peer opens.
@@ -750,7 +823,7 @@ impl Connection {
     ///
     /// When the connection is lost.
     pub async fn read_datagram(&self) -> Result<Bytes, QuicError> {
-        self.poll_until(|c| c.proto.datagrams().recv().map(Ok)).await
+        poll_fn(|cx| self.poll_datagram(cx)).await
     }
 
     /// Queues a datagram (the oldest queued ones are dropped when the send buffer is full).
@@ -890,8 +963,21 @@ impl RecvStream {
     ///
     /// When the peer reset the stream or the connection is lost.
     pub async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, QuicError> {
+        poll_fn(|cx| self.poll_chunk(cx, max)).await
+    }
+
+    /// [`RecvStream::read_chunk`] as a poll.
+    ///
+    /// # Errors
+    ///
+    /// When the peer reset the stream or the connection is lost.
+    pub fn poll_chunk(
+        &mut self,
+        cx: &Context<'_>,
+        max: usize,
+    ) -> Poll<Result<Option<Bytes>, QuicError>> {
         let id = self.id;
-        self.conn.poll_until(|c| Self::take(id, c, max)).await
+        self.conn.poll_op(cx, |c| Self::take(id, c, max))
     }
 
     /// Copies what the stream has into `buf`: `Ok(0)` at its end.
@@ -900,28 +986,11 @@ impl RecvStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<Result<usize, QuicError>> {
-        let id = self.id;
-        let conn = &self.conn;
-        let mut st = conn.shared.lock();
-        let c = st.conn(conn.ch);
-        let answer =
-            Self::take(id, c, buf.len()).or_else(|| c.error.clone().map(|e| Err(e.into())));
-        match answer {
-            Some(answer) => {
-                st.touch(conn.ch);
-                drop(st);
-                conn.shared.driver.notify_one();
-                Poll::Ready(answer.map(|bytes| {
-                    let bytes = bytes.unwrap_or_default();
-                    buf[..bytes.len()].copy_from_slice(&bytes);
-                    bytes.len()
-                }))
-            }
-            None => {
-                c.wait(cx);
-                Poll::Pending
-            }
-        }
+        self.poll_chunk(cx, buf.len()).map_ok(|bytes| {
+            let bytes = bytes.unwrap_or_default();
+            buf[..bytes.len()].copy_from_slice(&bytes);
+            bytes.len()
+        })
     }
 
     /// Asks the peer to stop sending on the stream.

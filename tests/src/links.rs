@@ -69,6 +69,24 @@ pub async fn open_with(server: &Server, kind: TransportKind, query: &str) -> any
     }
 }
 
+/// Opens a WebTransport session with the bots' own client ([`tickwire_server::wt_client`]) as
+/// subject `sub` with extra query parameters.
+///
+/// # Errors
+///
+/// When the server refuses it or it fails.
+pub async fn open_own_webtransport(
+    server: &Server,
+    sub: &str,
+    extra: &str,
+) -> anyhow::Result<Link> {
+    let query = format!("v={PROTOCOL_VERSION}&token={}{extra}", token_for(sub));
+    let url = url(server, TransportKind::WebTransport, &query);
+    let client =
+        tickwire_server::wt_client::WtClient::new(&trust(server), IpAddr::from([127, 0, 0, 1]))?;
+    Ok(Link::Quic(Box::new(client.connect(&url).await?)))
+}
+
 /// Opens a session of `kind` as subject `sub` with extra query parameters (`&room=…`).
 pub async fn open(server: &Server, kind: TransportKind, sub: &str, extra: &str) -> Link {
     let query = format!("v={PROTOCOL_VERSION}&token={}{extra}", token_for(sub));

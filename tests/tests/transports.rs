@@ -150,6 +150,58 @@ async fn heartbeats_keep_an_idle_webtransport_session_alive() {
 }
 
 #[tokio::test]
+async fn the_bots_own_webtransport_client_plays_a_whole_session() {
+    // The bots' client on the server's QUIC runtime (the suite's is wtransport's): join,
+    // inputs as datagrams, a keyframe too large for a datagram (on its own stream), heartbeats
+    // answered through several idle timeouts, chat, leave with 1000; a refusal is an error.
+    let mut config = links::quic_config();
+    config.npc_count = 200;
+    config.limits.idle_timeout = Duration::from_millis(600);
+    config.limits.ping_interval = Duration::from_millis(100);
+    let server = net::start(config).await;
+    let mut link = links::open_own_webtransport(&server, "ann", "&room=own").await.unwrap();
+    assert_eq!(link.kind(), TransportKind::WebTransport);
+    let welcome = match links::next(&mut link).await {
+        Got::Message(ServerMessage::Welcome(w)) => w,
+        other => panic!("expected a welcome, got {other:?}"),
+    };
+    let probe = codec::encode_client(&input(0)).unwrap();
+    assert!(link.sends_as_datagram(&probe), "an input goes as a datagram");
+    for seq in 0..5 {
+        links::send(&mut link, &input(seq)).await;
+    }
+    // A keyframe of 200 NPCs is larger than any datagram the path takes: it came on a stream.
+    let (mut acked, mut streamed) = (false, false);
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    let give_up = until + net::DEADLINE;
+    while !(acked && streamed) || tokio::time::Instant::now() < until {
+        assert!(tokio::time::Instant::now() < give_up, "acked {acked}, keyframe {streamed}");
+        match links::next(&mut link).await {
+            Got::Message(ServerMessage::Snapshot(s)) => {
+                acked |= s.last_input_seq == Some(4);
+                let bytes = codec::encode_server(&ServerMessage::Snapshot(s)).unwrap();
+                streamed |= bytes.len() > 1500;
+            }
+            Got::Message(_) => {}
+            other => panic!("the session ended: {other:?}"),
+        }
+    }
+    links::send(&mut link, &ClientMessage::Chat { text: "own".into() }).await;
+    loop {
+        if let Got::Message(ServerMessage::Chat { from, text, .. }) = links::next(&mut link).await {
+            assert_eq!((from, text.as_str()), (welcome.entity, "own"));
+            break;
+        }
+    }
+    links::send(&mut link, &ClientMessage::Leave).await;
+    let (code, _, said) = links::expect_close(&mut link).await;
+    assert_eq!((code, said), (1000, Some(DisconnectReason::Left)));
+    let refused = links::open_own_webtransport(&server, "ann", "&v=0").await;
+    assert!(refused.is_err(), "a bad version is refused");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn graceful_shutdown_closes_every_transport_with_1001() {
     let server = net::start(links::quic_config()).await;
     let mut sessions = Vec::new();

@@ -14,8 +14,6 @@ use tickwire_shared::client::{ClientConfig, ClientEvent, PredictionStats, Sessio
 use tickwire_shared::game::{BotPolicy, Game};
 use tickwire_shared::protocol::{DisconnectReason, ServerMessage};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
-use wtransport::Endpoint;
-use wtransport::endpoint::endpoint_side::Client as ClientSide;
 
 use crate::link::{Link, LinkEvent, Trust};
 
@@ -62,7 +60,7 @@ pub enum LinkSpec {
     /// A WebTransport session each from one shared QUIC endpoint.
     WebTransport {
         /// The endpoint (one UDP socket for every bot).
-        endpoint: Arc<Endpoint<ClientSide>>,
+        endpoint: Arc<crate::wt_client::WtClient>,
         /// `https://host:port/wt`, before the join query.
         base: String,
     },
@@ -185,7 +183,7 @@ async fn connect(spec: &BotSpec, progress: &Progress, result: &mut BotResult) ->
             let attempt = match &spec.link {
                 LinkSpec::WebSocket(trust) => Link::websocket(&spec.url, trust).await,
                 LinkSpec::WebTransport { endpoint, .. } => {
-                    Link::webtransport(endpoint, &spec.url).await
+                    endpoint.connect(&spec.url).await.map(|wt| Link::Quic(Box::new(wt)))
                 }
             };
             match attempt {

@@ -417,7 +417,7 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
                 ),
             };
             let bind = std::net::IpAddr::from([0, 0, 0, 0]);
-            let endpoint = crate::link::quic_client_endpoint(&trust, bind)?;
+            let endpoint = crate::wt_client::WtClient::new(&trust, bind)?;
             let base = format!("https://{}:{quic_port}{WEBTRANSPORT_PATH}", url.host);
             driver::LinkSpec::WebTransport { endpoint: Arc::new(endpoint), base }
         }
