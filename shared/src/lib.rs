@@ -2,7 +2,8 @@
 //!
 //! It owns the **engine core**: the wire protocol and its codec, quantization, the snapshot and
 //! delta format, the replication registry, the sans-IO room core ([`room`]), the sans-IO client
-//! with prediction and interpolation ([`client`]) and the game plug-in interface ([`game`]);
+//! with prediction and interpolation ([`client`]), the link conditioner the bots and the test
+//! harness share ([`conditioner`]) and the game plug-in interface ([`game`]);
 //! and the **games** ([`games`]), each reaching the engine only through [`game::Game`].
 //! Everything here is a pure function of its inputs: time and bytes are passed in.
 //!
@@ -17,6 +18,7 @@ extern crate self as tickwire_shared;
 pub mod bits;
 pub mod client;
 pub mod codec;
+pub mod conditioner;
 pub mod fnv;
 pub mod game;
 pub mod games;

@@ -1,11 +1,12 @@
 //! The in-memory harness: one [`Room`] (the server's driver around the sans-IO room core)
 //! stepped by hand and N clients running the shared sans-IO [`Client`] (the same logic the
-//! browser and the bots use), wired through in-memory links with a seeded link conditioner
-//! (latency, jitter, loss). No sockets, no threads, no clock: time is the step count, so every
-//! run with the same seed is identical. Generic over the game; [`Harness`] plays the arena.
+//! browser and the bots use), wired through in-memory links with the shared seeded link
+//! conditioner (latency, jitter, loss, duplicate, reorder; the bots use the same one). No
+//! sockets, no threads, no clock: time is the step count, so every run with the same seed is
+//! identical. Generic over the game; [`Harness`] plays the arena.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tickwire_server::metrics::Metrics;
@@ -13,53 +14,53 @@ use tickwire_server::outbox::{OutItem, Outbox};
 use tickwire_server::room::{JoinTicket, ResumeIndex, Room, RoomHandle};
 use tickwire_shared::client::{Client, ClientConfig, ClientEvent};
 use tickwire_shared::codec;
+use tickwire_shared::conditioner::{ConditionerSpec, ConditionerStats, DelayQueue, Delivery};
 use tickwire_shared::game::Game;
 use tickwire_shared::games::arena::ArenaGame;
 use tickwire_shared::protocol::{ClientMessage, DisconnectReason};
 use tickwire_shared::room::{JoinInfo, JoinRefused, RoomSettings};
 use tickwire_shared::{ClientId, NetId};
 
-/// A link's impairments, in steps (ticks) and probability.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Conditioner {
-    /// Fixed one-way delay, in steps.
-    pub latency: u64,
-    /// Extra random delay, 0..=jitter steps.
-    pub jitter: u64,
-    /// Probability that a droppable message (snapshot or input) is lost.
-    pub loss: f64,
-}
+/// A link's impairments each way: the shared sans-IO conditioner's spec, e.g.
+/// `"latency=100ms,jitter=33ms,loss=5%".parse()` (at 60 Hz a step is 16.7 ms).
+pub type Conditioner = ConditionerSpec;
 
 /// The shared deterministic PRNG, so links are reproducible by seed.
 pub use tickwire_shared::rng::Rng;
 
-/// One direction of a link: messages with the step they arrive at, in order. Droppable ones
-/// (snapshots, inputs) may be lost.
-#[derive(Default)]
+/// How the simulated clients' links carry snapshots and inputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// As WebTransport does: snapshots and inputs as datagrams (the conditioner may lose,
+    /// duplicate or reorder them), everything else on an ordered stream.
+    #[default]
+    WebTransport,
+    /// As WebSocket does: everything ordered (a lost message arrives a retransmission late and
+    /// holds what follows).
+    WebSocket,
+}
+
+/// One direction of a link: the shared conditioner, fed and drained in step time. Messages
+/// keep how they travelled: a datagram that overtook the `Welcome` (lost and retransmitted) is
+/// dropped, as the server's and the bots' links drop one that the network did.
 struct Link {
-    queue: BTreeMap<(u64, u64), Bytes>,
-    seq: u64,
-    last_at: u64,
+    queue: DelayQueue<(Bytes, Delivery)>,
 }
 
 impl Link {
-    fn push(&mut self, now: u64, bytes: Bytes, droppable: bool, c: &Conditioner, rng: &mut Rng) {
-        if droppable && c.loss > 0.0 && rng.unit_f64() < c.loss {
-            return;
-        }
-        let jitter = if c.jitter > 0 { rng.next_u64() % (c.jitter + 1) } else { 0 };
-        // A WebSocket delivers in order: jitter delays a message and those behind it, but
-        // nothing overtakes.
-        let at = (now + c.latency + jitter).max(self.last_at);
-        self.last_at = at;
-        self.seq += 1;
-        self.queue.insert((at, self.seq), bytes);
+    fn new(spec: ConditionerSpec, seed: u64) -> Link {
+        Link { queue: DelayQueue::new(spec, seed) }
     }
 
-    fn due(&mut self, now: u64) -> Vec<Bytes> {
-        let later = self.queue.split_off(&(now + 1, 0));
-        let due = std::mem::replace(&mut self.queue, later);
-        due.into_values().collect()
+    fn push(&mut self, now: Duration, bytes: Bytes, delivery: Delivery) {
+        self.queue.push(now, (bytes, delivery), delivery);
+    }
+
+    /// What is due by the step at `now`: a message is handled at the step nearest its due
+    /// time, so at 60 Hz 100 ms is 6 steps (not 7 for the 4 ns it is past the sixth) and 83 ms 5.
+    fn due(&mut self, now: Duration, tick: Duration) -> Vec<(Bytes, Delivery)> {
+        let before = now + tick / 2;
+        std::iter::from_fn(|| self.queue.pop_due(before)).collect()
     }
 }
 
@@ -81,10 +82,29 @@ pub struct SimClient<G: Game> {
     pub closed: Option<DisconnectReason>,
     /// While set, the client's outbox is not read (a client that stopped reading).
     pub stalled: bool,
+    /// How its link carries snapshots and inputs.
+    pub transport: Transport,
     outbox: Arc<Outbox>,
     down: Link,
     up: Link,
-    conditioner: Conditioner,
+}
+
+impl<G: Game> SimClient<G> {
+    /// How its snapshots and inputs travel, for the conditioner.
+    fn unreliable(&self) -> Delivery {
+        match self.transport {
+            Transport::WebTransport => Delivery::Datagram,
+            Transport::WebSocket => Delivery::Ordered,
+        }
+    }
+
+    /// What the conditioner did to this client's link, both ways.
+    #[must_use]
+    pub fn conditioner_stats(&self) -> ConditionerStats {
+        let mut stats = self.up.queue.stats();
+        stats += self.down.queue.stats();
+        stats
+    }
 }
 
 /// A room of game `G` and its clients.
@@ -99,6 +119,9 @@ pub struct GameHarness<G: Game> {
     pub metrics: Arc<Metrics>,
     /// Steps run so far.
     pub steps: u64,
+    /// How links joined from now on carry snapshots and inputs.
+    pub transport: Transport,
+    tick: Duration,
     tick_us: u64,
     rng: Rng,
     next_client: u32,
@@ -128,6 +151,7 @@ impl<G: Game> GameHarness<G> {
     #[must_use]
     pub fn new(config: RoomSettings, seed: u64) -> GameHarness<G> {
         let metrics = Arc::new(Metrics::default());
+        let tick = Duration::from_secs(1) / u32::from(config.tick_rate);
         let tick_us = 1_000_000 / u64::from(config.tick_rate);
         let (room, handle) = Room::new(config, metrics.clone(), ResumeIndex::default());
         GameHarness {
@@ -136,6 +160,8 @@ impl<G: Game> GameHarness<G> {
             clients: Vec::new(),
             metrics,
             steps: 0,
+            transport: Transport::default(),
+            tick,
             tick_us,
             rng: Rng::new(seed),
             next_client: 1,
@@ -169,6 +195,8 @@ impl<G: Game> GameHarness<G> {
         let mut reply = self.handle.try_join(id, ticket, outbox.clone());
         self.step();
         let info = reply.try_recv().map_err(|_| JoinRefused::Closed)??;
+        // Each direction of each link draws from its own stream of the harness's seed.
+        let (up_seed, down_seed) = (self.rng.next_u64(), self.rng.next_u64());
         self.clients.push(SimClient {
             id,
             client: Client::new(ClientConfig::default()),
@@ -178,10 +206,10 @@ impl<G: Game> GameHarness<G> {
             snapshot_sizes: Vec::new(),
             closed: None,
             stalled: false,
+            transport: self.transport,
             outbox,
-            down: Link::default(),
-            up: Link::default(),
-            conditioner,
+            down: Link::new(conditioner, down_seed),
+            up: Link::new(conditioner, up_seed),
         });
         Ok((self.clients.len() - 1, info))
     }
@@ -196,15 +224,21 @@ impl<G: Game> GameHarness<G> {
     /// One step: client → room messages that are due, the room's tick, room → client messages.
     pub fn step(&mut self) {
         self.steps += 1;
-        let now = self.steps;
-        let now_us = now * self.tick_us;
+        let now_us = self.steps * self.tick_us;
+        let tick = self.tick;
+        let now = tick * u32::try_from(self.steps).expect("fewer than 2^32 steps");
         // Client → room.
         for c in self.clients.iter_mut().filter(|c| c.connected) {
             while let Some(bytes) = c.client.poll_transmit() {
-                let droppable = matches!(codec::decode_client(&bytes), Ok(ClientMessage::Input(_)));
-                c.up.push(now, Bytes::from(bytes), droppable, &c.conditioner, &mut self.rng);
+                let delivery =
+                    if matches!(codec::decode_client(&bytes), Ok(ClientMessage::Input(_))) {
+                        c.unreliable()
+                    } else {
+                        Delivery::Ordered
+                    };
+                c.up.push(now, Bytes::from(bytes), delivery);
             }
-            for bytes in c.up.due(now) {
+            for (bytes, _) in c.up.due(now, tick) {
                 match codec::decode_client(&bytes).expect("the client sends valid messages") {
                     ClientMessage::Input(batch) => self.handle.input(c.id, batch),
                     ClientMessage::Chat { text } => {
@@ -224,10 +258,11 @@ impl<G: Game> GameHarness<G> {
             while let Some(item) = if c.stalled { None } else { c.outbox.try_next() } {
                 match item {
                     OutItem::Send(bytes) => {
-                        c.down.push(now, bytes, false, &c.conditioner, &mut self.rng);
+                        c.down.push(now, bytes, Delivery::Ordered);
                     }
                     OutItem::Snapshot { bytes, .. } => {
-                        c.down.push(now, bytes, true, &c.conditioner, &mut self.rng);
+                        let delivery = c.unreliable();
+                        c.down.push(now, bytes, delivery);
                     }
                     OutItem::Close(reason, _) => {
                         c.closed = Some(reason);
@@ -239,8 +274,9 @@ impl<G: Game> GameHarness<G> {
                     }
                 }
             }
-            for bytes in c.down.due(now) {
-                if !c.connected {
+            for (bytes, delivery) in c.down.due(now, tick) {
+                if !c.connected || (delivery == Delivery::Datagram && c.client.welcome().is_none())
+                {
                     continue;
                 }
                 if let Ok(codec_msg) = codec::decode_server(&bytes)

@@ -253,10 +253,12 @@ async fn bots_play_over_wss_and_webtransport_behind_the_dev_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditioner_loss_drops_datagrams_and_delays_ordered_messages() {
+    // Duplication and reordering touch only the datagrams.
     let server = net::start(links::quic_config()).await;
     let lossy = |transport| {
         let mut config = run_config(&url(server.local_addr()), "lossy", Some(transport), None);
-        config.conditioner = Some("latency=20ms,loss=5%".parse().expect("spec"));
+        config.conditioner =
+            Some("latency=20ms,loss=5%,duplicate=5%,reorder=5%".parse().expect("spec"));
         config
     };
     // WebTransport: inputs and snapshots are datagrams, lost outright; the redundancy of the
@@ -264,6 +266,8 @@ async fn conditioner_loss_drops_datagrams_and_delays_ordered_messages() {
     let wt = bots::run(&lossy(TransportKind::WebTransport)).await.expect("runs");
     assert_eq!(wt.bots.completed, 4, "{:?}", wt.connect_errors);
     assert!(wt.conditioner_lost > 30, "{} datagrams lost", wt.conditioner_lost);
+    assert!(wt.conditioner_duplicated > 30, "{} duplicated", wt.conditioner_duplicated);
+    assert!(wt.conditioner_reordered > 30, "{} reordered", wt.conditioner_reordered);
     assert_eq!(wt.decode_errors, 0);
     assert!(wt.snapshots.fraction_of_expected.mean >= 0.85, "{:?}", wt.snapshots);
     // WebSocket: nothing is lost, a lost segment is a retransmission late and holds what
@@ -271,6 +275,9 @@ async fn conditioner_loss_drops_datagrams_and_delays_ordered_messages() {
     let ws = bots::run(&lossy(TransportKind::Ws)).await.expect("runs");
     assert_eq!(ws.bots.completed, 4, "{:?}", ws.connect_errors);
     assert_eq!(ws.conditioner_lost, 0);
+    assert_eq!((ws.conditioner_duplicated, ws.conditioner_reordered), (0, 0));
+    assert!(ws.conditioner_retransmitted > 30, "{} retransmitted", ws.conditioner_retransmitted);
+    assert_eq!(ws.decode_errors, 0);
     assert!(ws.input_echo_ms.p99 >= 200.0, "{:?}", ws.input_echo_ms);
     assert!(
         wt.input_echo_ms.p99 < ws.input_echo_ms.p99,
@@ -280,6 +287,8 @@ async fn conditioner_loss_drops_datagrams_and_delays_ordered_messages() {
     );
     let back = BotsReport::from_json(&wt.to_json()).expect("reads back");
     assert_eq!(back.conditioner.map(|c| c.loss_per_10k), Some(500));
+    assert_eq!(back.conditioner.map(|c| c.duplicate_per_10k), Some(500));
+    assert_eq!(back.conditioner_duplicated, wt.conditioner_duplicated);
     server.shutdown().await;
 }
 

@@ -24,8 +24,7 @@ fn settings(npcs: usize) -> RoomSettings {
 fn two_players_play_tag_through_the_harness_and_predict_without_a_miss() {
     let mut h = GameHarness::<TagGame>::new(settings(0), 5);
     let (a, ja) = h.join("ann", None, Conditioner::default()).unwrap();
-    let (b, jb) =
-        h.join("bob", None, Conditioner { latency: 3, ..Conditioner::default() }).unwrap();
+    let (b, jb) = h.join("bob", None, "latency=50ms".parse().unwrap()).unwrap();
     h.run(10);
     // The first runner is "it"; both start at the centre, so she tags bob at once… unless
     // they are already apart: walk bob away, then ann after him.

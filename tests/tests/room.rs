@@ -8,7 +8,7 @@ use tickwire_shared::games::arena::{
 };
 use tickwire_shared::protocol::{DisconnectReason, RoomEvent};
 use tickwire_shared::{NetId, quantize};
-use tickwire_tests::harness::{Conditioner, Harness, room_config};
+use tickwire_tests::harness::{Conditioner, Harness, Transport, room_config};
 
 fn moving(dx: f32, dy: f32) -> InputFrame {
     InputFrame {
@@ -176,7 +176,7 @@ fn resume_within_the_grace_period_keeps_the_entity_and_after_it_does_not() {
 fn a_bad_network_still_converges_without_decode_errors() {
     let mut h = Harness::new(room_config(4), 7);
     // 100 ms one way, up to 33 ms of jitter, 5% loss of snapshots and inputs.
-    let bad = Conditioner { latency: 6, jitter: 2, loss: 0.05 };
+    let bad: Conditioner = "latency=100ms,jitter=33ms,loss=5%".parse().unwrap();
     let (a, _) = h.join("ann", None, bad).unwrap();
     let mut last = 0;
     for _ in 0..240 {
@@ -190,6 +190,56 @@ fn a_bad_network_still_converges_without_decode_errors() {
     assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
     let deltas = h.clients[a].snapshot_sizes.iter().filter(|(_, full)| !full).count();
     assert!(deltas > n * 9 / 10, "{deltas} deltas of {n}");
+}
+
+/// Client `idx` walking for `steps` ticks over `spec` (seeded by `seed`): its snapshot sizes,
+/// what the conditioner did, and the last input the server applied.
+fn walk_over(
+    transport: Transport,
+    spec: &str,
+    seed: u64,
+    steps: u32,
+) -> (Harness, usize, tickwire_shared::conditioner::ConditionerStats) {
+    let mut h = Harness::new(room_config(4), seed);
+    h.transport = transport;
+    let (a, _) = h.join("ann", None, spec.parse().unwrap()).unwrap();
+    for _ in 0..steps {
+        h.input(a, moving(0.3, -0.2));
+        h.step();
+    }
+    let stats = h.clients[a].conditioner_stats();
+    (h, a, stats)
+}
+
+#[test]
+fn duplicated_and_reordered_datagrams_converge_reproducibly_by_seed() {
+    let spec = "latency=50ms,jitter=20ms,loss=2%,duplicate=5%,reorder=5%";
+    let (h, a, stats) = walk_over(Transport::WebTransport, spec, 3, 600);
+    assert!(stats.duplicated > 5 && stats.reordered > 5 && stats.lost > 0, "{stats:?}");
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    let c = &h.clients[a];
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    let n = snapshots(&h, a);
+    assert!(n >= 270, "only {n} snapshots in 10 s (expected about 294 after loss)");
+    // The same seed replays the same link; another does not.
+    let (again, _, stats_again) = walk_over(Transport::WebTransport, spec, 3, 600);
+    assert_eq!(stats_again, stats);
+    assert_eq!(again.clients[a].snapshot_sizes, c.snapshot_sizes);
+    let (_, _, other) = walk_over(Transport::WebTransport, spec, 4, 600);
+    assert_ne!(other, stats);
+}
+
+#[test]
+fn over_websocket_loss_delays_snapshots_and_nothing_is_duplicated_or_reordered() {
+    let spec = "latency=30ms,loss=10%,duplicate=10%,reorder=10%";
+    let (h, a, stats) = walk_over(Transport::WebSocket, spec, 5, 600);
+    assert_eq!((stats.lost, stats.duplicated, stats.reordered, stats.dropped), (0, 0, 0, 0));
+    assert!(stats.retransmitted > 30, "{stats:?}");
+    let c = &h.clients[a];
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    // Every snapshot sent arrives (but those still in flight), late ones holding the rest.
+    let n = snapshots(&h, a);
+    assert!(n >= 285, "only {n} snapshots in 10 s of 300");
 }
 
 #[test]
@@ -237,7 +287,7 @@ fn predict_walk(
 #[test]
 fn prediction_matches_the_server_exactly_on_a_steady_link() {
     let mut h = Harness::new(room_config(0), 9);
-    let (a, _) = h.join("ann", None, Conditioner { latency: 5, jitter: 0, loss: 0.0 }).unwrap();
+    let (a, _) = h.join("ann", None, "latency=83ms".parse().unwrap()).unwrap();
     let p = predict_walk(&mut h, a, 300);
     let stats = p.stats();
     assert!(stats.reconciliations > 100, "{stats:?}");
@@ -252,7 +302,7 @@ fn prediction_matches_the_server_exactly_on_a_steady_link() {
 #[test]
 fn prediction_corrections_are_measured_on_a_jittery_lossy_link() {
     let mut h = Harness::new(room_config(0), 10);
-    let (a, _) = h.join("ann", None, Conditioner { latency: 6, jitter: 3, loss: 0.05 }).unwrap();
+    let (a, _) = h.join("ann", None, "latency=100ms,jitter=50ms,loss=5%".parse().unwrap()).unwrap();
     let p = predict_walk(&mut h, a, 300);
     let stats = p.stats();
     assert!(stats.reconciliations > 80, "{stats:?}");

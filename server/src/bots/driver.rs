@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tickwire_shared::client::{ClientConfig, ClientEvent, PredictionStats, Session, SessionEvent};
+use tickwire_shared::conditioner::{ConditionerSpec, ConditionerStats, DelayQueue, Delivery};
 use tickwire_shared::game::{BotPolicy, Game};
 use tickwire_shared::protocol::{DisconnectReason, ServerMessage};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 
 use crate::link::{Link, LinkEvent, Trust};
-
-use super::conditioner::{ConditionerSpec, DelayQueue, Delivery};
 
 /// How long a bot waits for its WebSocket handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,8 +137,6 @@ pub struct BotResult {
     /// Input → echo samples (the newest [`MAX_RTT_SAMPLES`]), in microseconds: from making an
     /// input to the first snapshot acknowledging it.
     pub input_echo_us: Vec<u64>,
-    /// Datagrams the conditioner lost (both ways).
-    pub conditioner_lost: u64,
     /// Prediction reconciliation statistics.
     pub prediction: PredictionStats,
     /// Reconciliations that were a respawn (the dead player came back elsewhere), left out of
@@ -147,8 +144,9 @@ pub struct BotResult {
     pub respawn_snaps: u64,
     /// Interpolation stalls.
     pub stalls: u64,
-    /// Messages the conditioner dropped because its queue was full.
-    pub conditioner_dropped: u64,
+    /// What the conditioner did (both ways): datagrams lost, duplicated and reordered, ordered
+    /// messages retransmitted, messages dropped because its queue was full.
+    pub conditioner: ConditionerStats,
 }
 
 impl BotResult {
@@ -164,11 +162,10 @@ impl BotResult {
             decode_errors: 0,
             rtt_us: Vec::new(),
             input_echo_us: Vec::new(),
-            conditioner_lost: 0,
             prediction: PredictionStats::default(),
             respawn_snaps: 0,
             stalls: 0,
-            conditioner_dropped: 0,
+            conditioner: ConditionerStats::default(),
         }
     }
 }
@@ -267,6 +264,8 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     let Some(mut link) = connect(&spec, &progress, &mut result).await else { return result };
     let epoch = spec.epoch;
     let now_us = move || Instant::now().saturating_duration_since(epoch).as_micros() as u64;
+    // The conditioner's time: since the run's epoch.
+    let since = move |t: Instant| t.saturating_duration_since(epoch);
     let conditioner = spec.conditioner.unwrap_or_default();
     // Inbound messages keep how they travelled: a datagram the conditioner let overtake the
     // `Welcome` (lost and retransmitted) is dropped, as the link drops one the network did.
@@ -291,8 +290,8 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
 
     let end = 'run: loop {
         let next_due = match (inbound.next_due(), outbound.next_due()) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
+            (Some(a), Some(b)) => epoch + a.min(b),
+            (Some(a), None) | (None, Some(a)) => epoch + a,
             (None, None) => far,
         };
         let tick_fut = async {
@@ -334,14 +333,14 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             Wake::Deadline => break 'run BotEnd::Completed,
             Wake::Frame(LinkEvent::Broken(e)) => break 'run BotEnd::Broken(e),
             Wake::Frame(LinkEvent::Message(bytes)) => {
-                inbound.push(now, (bytes, Delivery::Ordered), Delivery::Ordered);
+                inbound.push(since(now), (bytes, Delivery::Ordered), Delivery::Ordered);
             }
             Wake::Frame(LinkEvent::Datagram(bytes)) => {
-                inbound.push(now, (bytes, Delivery::Datagram), Delivery::Datagram);
+                inbound.push(since(now), (bytes, Delivery::Datagram), Delivery::Datagram);
             }
             Wake::Frame(LinkEvent::Closed { code, .. }) => {
                 // A Disconnect still in the conditioner's queue said why.
-                while let Some((bytes, _)) = inbound.pop_due(far) {
+                while let Some((bytes, _)) = inbound.pop_due(since(far)) {
                     let _ = session.handle_bytes(now_us(), &bytes);
                 }
                 while let Some(event) = session.poll_event() {
@@ -367,7 +366,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             Wake::Due => {}
         }
 
-        while let Some((bytes, delivery)) = inbound.pop_due(now) {
+        while let Some((bytes, delivery)) = inbound.pop_due(since(now)) {
             if delivery == Delivery::Datagram && session.client().welcome().is_none() {
                 continue;
             }
@@ -439,9 +438,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         while let Some(bytes) = session.client_mut().poll_transmit() {
             let delivery =
                 if link.sends_as_datagram(&bytes) { Delivery::Datagram } else { Delivery::Ordered };
-            outbound.push(now, bytes, delivery);
+            outbound.push(since(now), bytes, delivery);
         }
-        while let Some(bytes) = outbound.pop_due(now) {
+        while let Some(bytes) = outbound.pop_due(since(now)) {
             match tokio::time::timeout(SEND_TIMEOUT, link.send(bytes)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => break 'run BotEnd::Broken(format!("{e:#}")),
@@ -460,9 +459,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     result.decode_errors = stats.decode_errors;
     result.rtt_us = rtt.into_iter().collect();
     result.input_echo_us = input_echo.into_iter().collect();
-    result.conditioner_lost = inbound.lost() + outbound.lost();
     result.stalls = session.interpolation().map_or(0, |b| b.stalls());
-    result.conditioner_dropped = inbound.dropped() + outbound.dropped();
+    result.conditioner = inbound.stats();
+    result.conditioner += outbound.stats();
     result.end = end;
 
     if result.end == BotEnd::Completed {

@@ -14,7 +14,6 @@
 //!     --behavior fight --report bots.json
 //! ```
 
-pub mod conditioner;
 pub mod driver;
 pub mod report;
 pub mod scrape;
@@ -35,8 +34,8 @@ use tokio::time::Instant;
 use crate::link::{TransportKind, Trust};
 use scrape::HttpTarget;
 
-pub use conditioner::ConditionerSpec;
 pub use report::BotsReport;
+pub use tickwire_shared::conditioner::ConditionerSpec;
 
 /// Most bots one run may start: each holds a socket and a few KiB, so this is far past what one
 /// machine's ports and the server's per-IP limit allow, and it stops a typo.
@@ -239,7 +238,10 @@ pub struct BotsArgs {
     /// Join this room instead of matchmaking.
     #[arg(long, value_parser = parse_room)]
     pub room: Option<String>,
-    /// Delay each bot's traffic both ways, like latency=100ms,jitter=20ms.
+    /// Condition each bot's traffic both ways, seeded by --seed:
+    /// latency=100ms,jitter=20ms,loss=2%,duplicate=1%,reorder=1%. Over WebSocket (and QUIC
+    /// streams) a lost message arrives a retransmission late and duplicate/reorder do nothing;
+    /// QUIC datagrams are dropped, duplicated or overtaken.
     #[arg(long)]
     pub conditioner: Option<ConditionerSpec>,
     /// The transport: ws, wss or webtransport [default: ws or wss, as the URL says].

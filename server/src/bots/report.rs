@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::BotsConfig;
-use super::conditioner::ConditionerSpec;
 use super::driver::{BotEnd, BotResult};
 use super::scrape::TickMetrics;
+use tickwire_shared::conditioner::{ConditionerSpec, ConditionerStats};
 
 /// Version of the report's layout; bumped when a field changes meaning or goes away.
 pub const REPORT_SCHEMA: u32 = 2;
@@ -213,6 +213,15 @@ pub struct BotsReport {
     /// Datagrams the conditioner's loss dropped (both ways, all bots).
     #[serde(default)]
     pub conditioner_lost: u64,
+    /// Ordered messages the conditioner's loss delayed by a retransmission (both ways, all bots).
+    #[serde(default)]
+    pub conditioner_retransmitted: u64,
+    /// Datagrams the conditioner delivered twice (both ways, all bots).
+    #[serde(default)]
+    pub conditioner_duplicated: u64,
+    /// Datagrams the conditioner held back for later ones to overtake (both ways, all bots).
+    #[serde(default)]
+    pub conditioner_reordered: u64,
     /// The server's ticks during the run; `null` when `/metrics` could not be read.
     pub server: Option<ServerSummary>,
     /// Why `server` is `null`.
@@ -270,7 +279,7 @@ pub fn build(
     let mut disconnects = Disconnects::default();
     let mut rtt = Vec::new();
     let mut echo: Vec<f64> = Vec::new();
-    let mut conditioner_lost = 0;
+    let mut conditioner = ConditionerStats::default();
     let (mut snap_rates, mut fractions, mut rx_rates, mut tx_rates) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut snapshots = SnapshotSummary::default();
@@ -280,7 +289,6 @@ pub fn build(
     let mut stalls = 0u64;
     let mut active_total = 0.0;
     let mut decode_errors = 0;
-    let mut conditioner_dropped = 0;
     let mut per_bot = Vec::with_capacity(results.len());
 
     for r in results {
@@ -314,8 +322,7 @@ pub fn build(
             }
         };
         decode_errors += r.decode_errors;
-        conditioner_dropped += r.conditioner_dropped;
-        conditioner_lost += r.conditioner_lost;
+        conditioner += r.conditioner;
         echo.extend(r.input_echo_us.iter().map(|&us| us as f64 / 1e3));
         snapshots.total += r.snapshots;
         let mut bot_rtt: Vec<f64> = r.rtt_us.iter().map(|&us| us as f64 / 1e3).collect();
@@ -408,8 +415,11 @@ pub fn build(
         decode_errors,
         prediction,
         interpolation,
-        conditioner_dropped,
-        conditioner_lost,
+        conditioner_dropped: conditioner.dropped,
+        conditioner_lost: conditioner.lost,
+        conditioner_retransmitted: conditioner.retransmitted,
+        conditioner_duplicated: conditioner.duplicated,
+        conditioner_reordered: conditioner.reordered,
         server,
         server_error,
         per_bot,
@@ -469,8 +479,15 @@ impl BotsReport {
             "input → echo ms p50/p95/p99",
             format!("{:.2} / {:.2} / {:.2} ({} inputs)", e.p50, e.p95, e.p99, e.samples),
         );
-        if self.conditioner_lost > 0 {
-            row("datagrams lost (conditioner)", self.conditioner_lost.to_string());
+        for (label, n) in [
+            ("datagrams lost (conditioner)", self.conditioner_lost),
+            ("ordered messages retransmitted (conditioner)", self.conditioner_retransmitted),
+            ("datagrams duplicated (conditioner)", self.conditioner_duplicated),
+            ("datagrams reordered (conditioner)", self.conditioner_reordered),
+        ] {
+            if n > 0 {
+                row(label, n.to_string());
+            }
         }
         let s = &self.snapshots;
         row(
