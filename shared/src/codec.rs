@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::protocol::{ClientMessage, MAX_INPUT_FRAMES, ProtocolError, ServerMessage};
-use crate::tick::Tick;
+use crate::protocol::{
+    ClientMessage, MAX_INPUT_FRAMES, ProtocolError, ServerMessage, SnapshotHeader,
+};
 
 /// Largest client→server message, in bytes. An input batch of eight frames is under 80 bytes
 /// and a chat line under 210; 1 KiB leaves room and keeps a hostile client's cost tiny.
@@ -134,9 +135,8 @@ enum SnapshotEnvelope<'a> {
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
-    tick: Tick,
-    baseline: Option<Tick>,
-    last_input_seq: Option<u32>,
+    // A nested struct is its fields in order: the same bytes as the message's own fields.
+    header: SnapshotHeader,
     #[serde(with = "bytes")]
     body: &'a [u8],
 }
@@ -145,13 +145,11 @@ struct SnapshotRef<'a> {
 /// the message owning `body`: byte for byte what [`encode_server_into`] writes for it. The
 /// server encodes one shared body into many clients' envelopes this way.
 pub fn encode_snapshot_into(
-    tick: Tick,
-    baseline: Option<Tick>,
-    last_input_seq: Option<u32>,
+    header: SnapshotHeader,
     body: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
-    let msg = SnapshotEnvelope::Snapshot(SnapshotRef { tick, baseline, last_input_seq, body });
+    let msg = SnapshotEnvelope::Snapshot(SnapshotRef { header, body });
     encode_into(&msg, out, server_config(), MAX_SERVER_MESSAGE_BYTES)
 }
 

@@ -149,6 +149,14 @@ pub trait Prediction: Sized + Send + 'static {
     fn is_teleport(old: &Self::State, new: &Self::State) -> bool {
         !Self::is_active(old) && Self::is_active(new)
     }
+
+    /// Whether going from the predicted `old` to the server's `new` shows something only the
+    /// server applies (a death, a knockback, a push by another body): a correction the client
+    /// could not have predicted, reported apart from mispredictions. By default: the player
+    /// stopped being active (it died).
+    fn is_server_effect(old: &Self::State, new: &Self::State) -> bool {
+        Self::is_active(old) && !Self::is_active(new)
+    }
 }
 
 /// How a headless bot plays: it sees what a browser player sees (its client's newest snapshot)

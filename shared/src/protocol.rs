@@ -13,10 +13,10 @@ use crate::tick::Tick;
 
 /// The protocol version. A client states it at the handshake (subprotocol [`SUBPROTOCOL`] or
 /// the query parameter `v`); the server refuses any other.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The WebSocket subprotocol that names this protocol version.
-pub const SUBPROTOCOL: &str = "tickwire.v2";
+pub const SUBPROTOCOL: &str = "tickwire.v3";
 
 /// At most this many input frames in one [`InputBatch`]: the newest frame plus the redundant
 /// copies of the ones before it. Eight frames cover 133 ms of loss at 60 Hz.
@@ -139,9 +139,42 @@ pub struct SnapshotMessage {
     pub baseline: Option<Tick>,
     /// The last input sequence the server applied for this client (for reconciliation).
     pub last_input_seq: Option<u32>,
+    /// How many of this client's input ticks the server has run late so far: a tick with no
+    /// frame (the last one repeated), a frame skipped to shorten a standing queue, a frame
+    /// dropped from a full one. Each moves the server's own player away from what the client
+    /// predicted. Cumulative (wrapping), so a lost snapshot loses no count: a client compares
+    /// it with the previous snapshot's to tell a late input from another misprediction.
+    pub inputs_late: u32,
     /// The bit-packed body ([`crate::snapshot`]).
     #[serde(with = "crate::codec::bytes")]
     pub body: Vec<u8>,
+}
+
+/// A snapshot's fields around its body ([`crate::codec::encode_snapshot_into`] writes them
+/// with a borrowed body).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+pub struct SnapshotHeader {
+    /// [`SnapshotMessage::tick`].
+    pub tick: Tick,
+    /// [`SnapshotMessage::baseline`].
+    pub baseline: Option<Tick>,
+    /// [`SnapshotMessage::last_input_seq`].
+    pub last_input_seq: Option<u32>,
+    /// [`SnapshotMessage::inputs_late`].
+    pub inputs_late: u32,
+}
+
+impl SnapshotMessage {
+    /// Its fields but the body.
+    #[must_use]
+    pub fn header(&self) -> SnapshotHeader {
+        SnapshotHeader {
+            tick: self.tick,
+            baseline: self.baseline,
+            last_input_seq: self.last_input_seq,
+            inputs_late: self.inputs_late,
+        }
+    }
 }
 
 /// Something that happened in the room, whatever the game, delivered reliably. The game's own

@@ -20,7 +20,7 @@ use tickwire_shared::games::soccer::{SoccerEvent, SoccerGame, SoccerInput, Team}
 use tickwire_shared::join::truncate_utf8;
 use tickwire_shared::protocol::{
     ClientMessage, DisconnectReason, InputBatch, MAX_CHAT_BYTES, MAX_INPUT_FRAMES, MAX_TEXT_BYTES,
-    PROTOCOL_VERSION, RoomEvent, ServerMessage, SnapshotMessage, Welcome,
+    PROTOCOL_VERSION, RoomEvent, ServerMessage, SnapshotHeader, SnapshotMessage, Welcome,
 };
 use tickwire_shared::registry::{FieldKind, ReplicationRegistry};
 use tickwire_shared::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View};
@@ -138,11 +138,17 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
         (
             tick(),
             proptest::option::of(tick()),
-            proptest::option::of(any::<u32>()),
+            (proptest::option::of(any::<u32>()), any::<u32>()),
             proptest::collection::vec(any::<u8>(), 0..600),
         )
-            .prop_map(|(tick, baseline, last_input_seq, body)| {
-                ServerMessage::Snapshot(SnapshotMessage { tick, baseline, last_input_seq, body })
+            .prop_map(|(tick, baseline, (last_input_seq, inputs_late), body)| {
+                ServerMessage::Snapshot(SnapshotMessage {
+                    tick,
+                    baseline,
+                    last_input_seq,
+                    inputs_late,
+                    body,
+                })
             }),
         (any::<u32>(), any::<u64>(), tick()).prop_map(|(id, client_time_us, tick)| {
             ServerMessage::Pong { id, client_time_us, tick }
@@ -234,7 +240,7 @@ proptest! {
         prop_assert_eq!(codec::decode_server(&bytes), Ok(msg.clone()));
         if let ServerMessage::Snapshot(s) = &msg {
             let mut out = Vec::new();
-            codec::encode_snapshot_into(s.tick, s.baseline, s.last_input_seq, &s.body, &mut out)
+            codec::encode_snapshot_into(s.header(), &s.body, &mut out)
                 .expect("a snapshot under the limit encodes");
             prop_assert_eq!(out, bytes, "the borrowed snapshot encoder writes the same bytes");
         }
@@ -437,8 +443,17 @@ fn server_to_client<G: Game>(ids: &[u32], plans: &[TickPlan]) -> Result<(), Test
         let body = fast.finish();
         prop_assert_eq!(&body, &plain.finish(), "prepared and plain encoders agree");
         let mut msg = Vec::new();
-        codec::encode_snapshot_into(tick, base.map(|b| b.0), None, &body, &mut msg)
-            .expect("a small snapshot encodes");
+        codec::encode_snapshot_into(
+            SnapshotHeader {
+                tick,
+                baseline: base.map(|b| b.0),
+                last_input_seq: None,
+                inputs_late: 0,
+            },
+            &body,
+            &mut msg,
+        )
+        .expect("a small snapshot encodes");
         client.handle_bytes(u64::from(tick.0), &msg).expect("the client applies the snapshot");
         prop_assert_eq!(client.latest(), Some((tick, &sees)), "the client holds its view");
         sent.push((tick, state, view));

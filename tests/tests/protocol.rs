@@ -105,12 +105,14 @@ fn all_server_messages() -> Vec<ServerMessage> {
             tick: Tick(100),
             baseline: Some(Tick(96)),
             last_input_seq: Some(17),
+            inputs_late: 3,
             body: vec![1, 2, 3, 255],
         }),
         ServerMessage::Snapshot(SnapshotMessage {
             tick: Tick(0),
             baseline: None,
             last_input_seq: None,
+            inputs_late: 0,
             body: vec![],
         }),
         ServerMessage::Pong { id: 1, client_time_us: 99, tick: Tick(5) },
@@ -176,19 +178,23 @@ fn a_snapshot_encoded_around_a_borrowed_body_is_the_same_bytes() {
         (u32::MAX, Some(u32::MAX - 1), Some(u32::MAX), 9_000),
     ] {
         let body: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-        let msg = ServerMessage::Snapshot(SnapshotMessage {
+        let snapshot = SnapshotMessage {
             tick: Tick(tick),
             baseline: baseline.map(Tick),
             last_input_seq: seq,
+            inputs_late: 7,
             body: body.clone(),
-        });
+        };
         let mut out = vec![0xAA];
-        codec::encode_snapshot_into(Tick(tick), baseline.map(Tick), seq, &body, &mut out).unwrap();
+        codec::encode_snapshot_into(snapshot.header(), &body, &mut out).unwrap();
+        let msg = ServerMessage::Snapshot(snapshot);
         assert_eq!(out[0], 0xAA, "appends");
         assert_eq!(out[1..], codec::encode_server(&msg).unwrap()[..], "{msg:?}");
     }
     let huge = vec![0; 300 * 1024];
-    assert!(codec::encode_snapshot_into(Tick(0), None, None, &huge, &mut Vec::new()).is_err());
+    let header =
+        SnapshotHeader { tick: Tick(0), baseline: None, last_input_seq: None, inputs_late: 0 };
+    assert!(codec::encode_snapshot_into(header, &huge, &mut Vec::new()).is_err());
 }
 
 #[test]
@@ -243,6 +249,7 @@ fn oversize_and_trailing_bytes_are_refused() {
         tick: Tick(0),
         baseline: None,
         last_input_seq: None,
+        inputs_late: 0,
         body: vec![0; 300 * 1024],
     });
     assert!(codec::encode_server(&huge).is_err());
@@ -253,8 +260,9 @@ fn a_length_prefix_claiming_gigabytes_is_refused_without_allocating() {
     // Chat (variant 2) whose string claims 2^62 bytes: varint marker 253 then a u64.
     let mut hostile = vec![2u8, 253];
     hostile.extend_from_slice(&(1u64 << 62).to_le_bytes());
-    // A snapshot whose body claims 4 GiB: variant 1, tick 0, no baseline, no seq, length u64.
-    let mut hostile_server = vec![1u8, 0, 0, 0, 253];
+    // A snapshot whose body claims 4 GiB: variant 1, tick 0, no baseline, no seq, no late
+    // inputs, length u64.
+    let mut hostile_server = vec![1u8, 0, 0, 0, 0, 253];
     hostile_server.extend_from_slice(&(4u64 << 30).to_le_bytes());
 
     LARGEST_ALLOC.set(0);

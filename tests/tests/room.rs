@@ -2,7 +2,7 @@
 //! sans-IO `Client`, over conditioned in-memory links, stepped deterministically.
 
 use glam::Vec2;
-use tickwire_shared::client::ClientEvent;
+use tickwire_shared::client::{ClientEvent, CorrectionCause};
 use tickwire_shared::games::arena::{
     Arena, ArenaEvent, ArenaGame, ArenaInput as InputFrame, Buttons, Position, Score,
 };
@@ -309,14 +309,20 @@ fn prediction_corrections_are_measured_on_a_jittery_lossy_link() {
     // Late inputs make the server repeat movement, so some corrections happen; they stay small.
     assert!(stats.quantile(0.99) < 60.0, "{stats:?}");
     assert!(h.clients[a].errors.is_empty(), "{:?}", h.clients[a].errors);
+    // Every one of them is explained: the server ran an input tick late.
+    assert!(stats.corrections > 0, "the link made no correction: {stats:?}");
+    let late = stats.cause(CorrectionCause::LateInput).count;
+    assert_eq!(late, stats.corrections, "{stats:?}");
+    assert_eq!(stats.cause(CorrectionCause::Unexplained).count, 0, "{stats:?}");
 }
 
 #[test]
 fn kills_go_out_as_reliable_events_and_scores_follow() {
     let mut h = Harness::new(room_config(0), 11);
     let (shooter, _) = h.join("ann", None, Conditioner::default()).unwrap();
-    let (victim, _) = h.join("bob", None, Conditioner::default()).unwrap();
-    h.run(2);
+    // The victim walks on the line of fire with prediction, a few ticks behind the server.
+    let (victim, _) = h.join("bob", None, "latency=50ms".parse().unwrap()).unwrap();
+    h.run(8);
     let (es, ev) = (own(&h, shooter), own(&h, victim));
     // A clear line: a spawn point and a free spot 120 units to its right.
     let arena = Arena::standard();
@@ -328,22 +334,40 @@ fn kills_go_out_as_reliable_events_and_scores_follow() {
         .expect("a spawn point with room to its right");
     teleport(&mut h, es, from);
     teleport(&mut h, ev, to);
+    // The victim's client sees where it was put before it predicts from there.
+    h.run(8);
     let fire = InputFrame { movement: [0, 0], aim: quantize::angle(0.0), buttons: Buttons::FIRE };
     let killed = |h: &Harness, idx: usize| {
         h.clients[idx].events.iter().any(|e| {
             matches!(e, ClientEvent::Game(ArenaEvent::Killed { killer: Some(k), victim: v }) if *k == es && *v == ev)
         })
     };
+    let walk = moving(0.3, 0.0);
+    let mut predictor = tickwire_shared::client::Predictor::<ArenaGame>::new(60);
+    let mut step = |h: &mut Harness| {
+        h.input(shooter, fire);
+        h.input(victim, walk);
+        predictor.apply_input(&walk);
+        h.step();
+        predictor.reconcile(&h.clients[victim].client);
+    };
     let mut done = false;
     for _ in 0..180 {
-        h.input(shooter, fire);
-        h.step();
+        step(&mut h);
         if killed(&h, shooter) && killed(&h, victim) {
             done = true;
             break;
         }
     }
     assert!(done, "no Killed event for both within 3 s");
+    // The death stopped the walker where the client had it walk on: a server-only effect,
+    // not a misprediction.
+    for _ in 0..30 {
+        step(&mut h);
+    }
+    let stats = predictor.stats();
+    assert!(stats.cause(CorrectionCause::ServerEffect).count >= 1, "{stats:?}");
+    assert_eq!(stats.cause(CorrectionCause::Unexplained).count, 0, "{stats:?}");
     h.run(4);
     assert_eq!(seen_score(&h, shooter, es).map(|s| s.kills), Some(1));
     assert_eq!(seen_score(&h, shooter, ev).map(|s| s.deaths), Some(1));

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::BotsConfig;
 use super::driver::{BotEnd, BotResult};
 use super::scrape::TickMetrics;
+use tickwire_shared::client::CorrectionCause;
 use tickwire_shared::conditioner::{ConditionerSpec, ConditionerStats};
 
 /// Version of the report's layout; bumped when a field changes meaning or goes away.
@@ -98,6 +99,25 @@ pub struct PredictionSummary {
     /// Mean correction distance, world units.
     pub mean_distance: f64,
     /// 99th percentile of correction distance, world units (over each bot's recent ones).
+    pub p99_distance: f64,
+    /// Mispredictions: corrections the netcode should not make (late inputs and unexplained
+    /// ones; server-only effects and teleports are not).
+    #[serde(default)]
+    pub mispredictions: u64,
+    /// 99th percentile of the mispredictions' distance, world units.
+    #[serde(default)]
+    pub misprediction_p99_distance: f64,
+    /// Every correction by cause (`server_effect`, `late_input`, `teleport`, `unexplained`).
+    #[serde(default)]
+    pub by_cause: BTreeMap<String, CauseSummary>,
+}
+
+/// The corrections of one cause.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CauseSummary {
+    /// How many.
+    pub count: u64,
+    /// 99th percentile of their distance, world units (over each bot's recent ones).
     pub p99_distance: f64,
 }
 
@@ -286,6 +306,7 @@ pub fn build(
     let mut prediction = PredictionSummary::default();
     let mut correction_sum = 0.0;
     let mut corrections = Vec::new();
+    let mut by_cause: Vec<(u64, Vec<f64>)> = vec![(0, Vec::new()); CorrectionCause::ALL.len()];
     let mut stalls = 0u64;
     let mut active_total = 0.0;
     let mut decode_errors = 0;
@@ -348,6 +369,11 @@ pub fn build(
         prediction.respawn_snaps += r.respawn_snaps;
         correction_sum += r.prediction.correction_sum;
         corrections.extend(r.prediction.recent.iter().map(|&d| f64::from(d)));
+        for (cause, (count, distances)) in CorrectionCause::ALL.iter().zip(&mut by_cause) {
+            let stats = r.prediction.cause(*cause);
+            *count += stats.count;
+            distances.extend(stats.recent.iter().map(|&d| f64::from(d)));
+        }
         stalls += r.stalls;
         per_bot.push(PerBot {
             index: r.index,
@@ -368,6 +394,18 @@ pub fn build(
     }
     corrections.sort_by(f64::total_cmp);
     prediction.p99_distance = quantile(&corrections, 0.99);
+    let mut mispredicted = Vec::new();
+    for (cause, (count, mut distances)) in CorrectionCause::ALL.into_iter().zip(by_cause) {
+        if cause.is_misprediction() {
+            prediction.mispredictions += count;
+            mispredicted.extend_from_slice(&distances);
+        }
+        distances.sort_by(f64::total_cmp);
+        let p99_distance = quantile(&distances, 0.99);
+        prediction.by_cause.insert(cause.name().to_owned(), CauseSummary { count, p99_distance });
+    }
+    mispredicted.sort_by(f64::total_cmp);
+    prediction.misprediction_p99_distance = quantile(&mispredicted, 0.99);
     let interpolation = InterpolationSummary {
         stalls,
         stalls_per_bot_per_min: if active_total > 0.0 {
@@ -516,6 +554,20 @@ impl BotsReport {
             format!(
                 "{} of {} reconciliations, mean {:.2}, p99 {:.2} units ({} respawns left out)",
                 p.corrections, p.reconciliations, p.mean_distance, p.p99_distance, p.respawn_snaps
+            ),
+        );
+        let causes: Vec<String> = p
+            .by_cause
+            .iter()
+            .map(|(name, c)| format!("{name} {} (p99 {:.2})", c.count, c.p99_distance))
+            .collect();
+        row(
+            "mispredictions",
+            format!(
+                "{}, p99 {:.2} units; by cause: {}",
+                p.mispredictions,
+                p.misprediction_p99_distance,
+                causes.join(", ")
             ),
         );
         row(

@@ -38,7 +38,7 @@ use crate::tick::Tick;
 mod types;
 
 pub use interp::InterpolationBuffer;
-pub use predict::{PredictionStats, Predictor};
+pub use predict::{CauseStats, CorrectionCause, PredictionStats, Predictor};
 pub use session::{Session, SessionEvent};
 pub use types::{ClientConfig, ClientError, ClientEvent, ClientStats};
 
@@ -111,6 +111,8 @@ pub struct Client<G: Game> {
     /// Whether any input was pushed (so `next_seq - 1` is meaningful).
     sent_any_input: bool,
     last_applied_input: Option<u32>,
+    /// The newest snapshot's count of input ticks the server ran late.
+    inputs_late: u32,
     next_ping_id: u32,
     left: bool,
     transmits: VecDeque<(Outgoing, Vec<u8>)>,
@@ -148,6 +150,7 @@ impl<G: Game> Client<G> {
             next_seq: 0,
             sent_any_input: false,
             last_applied_input: None,
+            inputs_late: 0,
             next_ping_id: 0,
             left: false,
             transmits: VecDeque::new(),
@@ -296,6 +299,7 @@ impl<G: Game> Client<G> {
             self.states.pop_front();
         }
         self.states.push_back((snap.tick, state));
+        self.inputs_late = snap.inputs_late;
         if let Some(echoed) = snap.last_input_seq
             && self.last_applied_input.is_none_or(|old| seq_after(echoed, old))
         {
@@ -481,6 +485,13 @@ impl<G: Game> Client<G> {
     #[must_use]
     pub fn ack(&self) -> Option<Tick> {
         self.states.back().map(|(t, _)| *t)
+    }
+
+    /// The server's count of this client's input ticks it ran late, as of the newest snapshot
+    /// ([`crate::protocol::SnapshotMessage::inputs_late`]).
+    #[must_use]
+    pub fn inputs_late(&self) -> u32 {
+        self.inputs_late
     }
 
     /// The newest input sequence number the server says it applied.

@@ -23,6 +23,76 @@ pub const CORRECTION_EPSILON: f32 = 0.25 / crate::quantize::POSITION_SCALE;
 /// Corrections kept for percentiles: the most recent 1,024 (about 34 s at 30 snapshots/s).
 pub const MAX_CORRECTION_SAMPLES: usize = 1_024;
 
+/// Why a reconciliation moved the own player: what the client could not have predicted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CorrectionCause {
+    /// The rules made a jump (a respawn, a kick-off; [`Prediction::is_teleport`]).
+    Teleport,
+    /// Something only the server applies moved or stopped the player (a hit's death or
+    /// knockback, a push; [`Prediction::is_server_effect`]).
+    ServerEffect,
+    /// The server ran one of the player's input ticks late: a tick with no frame (the last one
+    /// repeated), a frame skipped or dropped (the snapshot's `inputs_late` moved).
+    LateInput,
+    /// None of the above: the client's rules and the server's disagreed.
+    Unexplained,
+}
+
+impl CorrectionCause {
+    /// Every cause, in report order.
+    pub const ALL: [CorrectionCause; 4] = [
+        CorrectionCause::ServerEffect,
+        CorrectionCause::LateInput,
+        CorrectionCause::Teleport,
+        CorrectionCause::Unexplained,
+    ];
+
+    /// Its name in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            CorrectionCause::Teleport => "teleport",
+            CorrectionCause::ServerEffect => "server_effect",
+            CorrectionCause::LateInput => "late_input",
+            CorrectionCause::Unexplained => "unexplained",
+        }
+    }
+
+    /// Whether it is a misprediction (the netcode's to remove): a late input or unexplained.
+    #[must_use]
+    pub fn is_misprediction(self) -> bool {
+        matches!(self, CorrectionCause::LateInput | CorrectionCause::Unexplained)
+    }
+
+    fn index(self) -> usize {
+        match self {
+            CorrectionCause::ServerEffect => 0,
+            CorrectionCause::LateInput => 1,
+            CorrectionCause::Teleport => 2,
+            CorrectionCause::Unexplained => 3,
+        }
+    }
+}
+
+/// The corrections of one cause.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CauseStats {
+    /// Corrections over [`CORRECTION_EPSILON`].
+    pub count: u64,
+    /// The most recent distances (bounded by [`MAX_CORRECTION_SAMPLES`]).
+    pub recent: Vec<f32>,
+}
+
+impl CauseStats {
+    fn record(&mut self, distance: f32) {
+        self.count += 1;
+        if self.recent.len() >= MAX_CORRECTION_SAMPLES {
+            self.recent.remove(0);
+        }
+        self.recent.push(distance);
+    }
+}
+
 /// Prediction statistics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PredictionStats {
@@ -34,6 +104,8 @@ pub struct PredictionStats {
     pub correction_sum: f64,
     /// The most recent correction distances (bounded by [`MAX_CORRECTION_SAMPLES`]).
     pub recent: Vec<f32>,
+    /// Every correction (teleports included) by cause, in [`CorrectionCause::ALL`]'s order.
+    pub by_cause: [CauseStats; 4],
 }
 
 impl PredictionStats {
@@ -49,6 +121,20 @@ impl PredictionStats {
             }
             self.recent.push(distance);
         }
+    }
+
+    /// Counts one correction of `cause` (teleports too) by `distance`, when over
+    /// [`CORRECTION_EPSILON`].
+    pub fn record_cause(&mut self, cause: CorrectionCause, distance: f32) {
+        if distance > CORRECTION_EPSILON {
+            self.by_cause[cause.index()].record(distance);
+        }
+    }
+
+    /// The corrections of `cause`.
+    #[must_use]
+    pub fn cause(&self, cause: CorrectionCause) -> &CauseStats {
+        &self.by_cause[cause.index()]
     }
 
     /// Mean correction distance, in world units (0 with no corrections).
@@ -77,6 +163,10 @@ pub struct Predictor<G: Game> {
     reconciled: Option<Tick>,
     /// Whether the last reconciliation was a teleport ([`Prediction::is_teleport`]).
     teleported: bool,
+    /// The cause of the last reconciliation's correction.
+    cause: Option<CorrectionCause>,
+    /// The server's count of late input ticks at the last reconciliation.
+    inputs_late: Option<u32>,
     stats: PredictionStats,
 }
 
@@ -99,6 +189,8 @@ impl<G: Game> Predictor<G> {
             state: None,
             reconciled: None,
             teleported: false,
+            cause: None,
+            inputs_late: None,
             stats: PredictionStats::default(),
         }
     }
@@ -133,11 +225,35 @@ impl<G: Game> Predictor<G> {
         let new = G::Prediction::position(&replayed);
         let correction = self.state.map_or(0.0, |old| G::Prediction::position(&old).distance(new));
         self.teleported = self.state.is_some_and(|old| G::Prediction::is_teleport(&old, &replayed));
+        let late = client.inputs_late();
+        let ran_late = self.inputs_late.is_some_and(|before| before != late);
+        self.inputs_late = Some(late);
+        self.cause = self.state.map(|old| {
+            if self.teleported {
+                CorrectionCause::Teleport
+            } else if G::Prediction::is_server_effect(&old, &replayed) {
+                CorrectionCause::ServerEffect
+            } else if ran_late {
+                CorrectionCause::LateInput
+            } else {
+                CorrectionCause::Unexplained
+            }
+        });
         self.state = Some(replayed);
         if !self.teleported {
             self.stats.record(correction);
         }
+        if let Some(cause) = self.cause {
+            self.stats.record_cause(cause, correction);
+        }
         Some(correction)
+    }
+
+    /// Why the last reconciliation moved the player, if it did (see [`CorrectionCause`]; a
+    /// first reconciliation has none).
+    #[must_use]
+    pub fn last_cause(&self) -> Option<CorrectionCause> {
+        self.cause
     }
 
     /// The predicted position of the own player (`None` before the first snapshot with it).

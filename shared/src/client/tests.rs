@@ -130,8 +130,13 @@ fn welcome_bytes() -> Vec<u8> {
 fn full_bytes(tick: u32, s: &ReplicatedState, last_input_seq: Option<u32>) -> Vec<u8> {
     let mut w = BitWriter::new(Vec::new());
     snapshot::encode_full(&registry(), s.iter(), &mut w);
-    let msg =
-        SnapshotMessage { tick: Tick(tick), baseline: None, last_input_seq, body: w.finish() };
+    let msg = SnapshotMessage {
+        tick: Tick(tick),
+        baseline: None,
+        last_input_seq,
+        inputs_late: 0,
+        body: w.finish(),
+    };
     encode_server(&ServerMessage::Snapshot(msg)).expect("encode")
 }
 
@@ -148,6 +153,7 @@ fn delta_bytes(
         tick: Tick(tick),
         baseline: Some(Tick(baseline_tick)),
         last_input_seq,
+        inputs_late: 0,
         body: w.finish(),
     };
     encode_server(&ServerMessage::Snapshot(msg)).expect("encode")
@@ -416,6 +422,7 @@ fn garbage_is_an_error_and_counted() {
         tick: Tick(3),
         baseline: None,
         last_input_seq: None,
+        inputs_late: 0,
         body: vec![0xff; 40],
     };
     let bytes = encode_server(&ServerMessage::Snapshot(msg)).expect("encode");

@@ -29,6 +29,9 @@ pub(crate) struct InputQueue<I> {
     next_seq: Option<u32>,
     /// The last sequence number applied (echoed in snapshots).
     pub(crate) last_applied: Option<u32>,
+    /// Input ticks run late so far (wrapping): a tick with no frame once the client had sent
+    /// one, a frame skipped, a frame dropped from a full queue.
+    pub(crate) late: u32,
     /// The input of the current tick.
     pub(crate) current: I,
     /// Ticks into the current watch window, and the shortest queue left after a tick in it.
@@ -44,6 +47,7 @@ impl<I: Copy + Default> InputQueue<I> {
             pending: VecDeque::with_capacity(MAX_PENDING_INPUTS),
             next_seq: None,
             last_applied: None,
+            late: 0,
             current: I::default(),
             window: (0, usize::MAX),
             unreported_arrivals: Vec::new(),
@@ -66,6 +70,7 @@ impl<I: Copy + Default> InputQueue<I> {
                 dropped += 1;
             }
         }
+        self.late = self.late.wrapping_add(dropped as u32);
         dropped
     }
 
@@ -74,6 +79,9 @@ impl<I: Copy + Default> InputQueue<I> {
     /// frame was skipped to shorten a standing queue.
     pub(crate) fn advance<G: Game<Input = I>>(&mut self) -> bool {
         let (next, skipped) = next_frame::<G>(&mut self.pending, &mut self.window);
+        if skipped || (next.is_none() && self.next_seq.is_some()) {
+            self.late = self.late.wrapping_add(1);
+        }
         match next {
             Some((seq, frame, arrived)) => {
                 self.current = frame;
@@ -171,6 +179,32 @@ mod tests {
                 pending.push_back((tick + 3, frame(Buttons::default()), 0));
             }
         }
+    }
+
+    #[test]
+    fn ticks_run_late_are_counted_once_the_client_has_sent_a_frame() {
+        let mut q = InputQueue::<ArenaInput>::new();
+        let f = |x| ArenaInput { movement: [x, 0], ..ArenaInput::default() };
+        // Before any frame, an empty tick is not late: the client has not started.
+        q.advance::<ArenaGame>();
+        assert_eq!(q.late, 0);
+        q.push(0, &[f(0)], 0);
+        q.advance::<ArenaGame>();
+        assert_eq!(q.late, 0, "a frame on time");
+        // No frame for this tick: the last one is repeated, late.
+        q.advance::<ArenaGame>();
+        assert_eq!(q.late, 1);
+        // A full queue drops the oldest: each dropped frame is one more.
+        q.push(1, &[f(1), f(2), f(3), f(4), f(5), f(6)], 0);
+        assert_eq!(q.late, 3);
+        // A standing queue loses a frame at the end of a window: one more each.
+        let mut skips = 0;
+        for seq in 7..7 + 2 * INPUT_QUEUE_WINDOW_TICKS {
+            skips += u32::from(q.advance::<ArenaGame>());
+            q.push(seq, &[f(1)], 0);
+        }
+        assert!(skips >= 1, "the standing queue was never shortened");
+        assert_eq!(q.late, 3 + skips, "each skipped frame is late");
     }
 
     #[test]

@@ -487,6 +487,7 @@ impl<G: Game> RoomCore<G> {
             client: *id,
             own: players.get(&c.token).map(|p| p.net_id),
             last_applied: c.inputs.last_applied,
+            inputs_late: c.inputs.late,
             arrivals: std::mem::take(&mut c.inputs.unreported_arrivals),
             replica: &mut c.replica,
         });

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::bits::BitWriter;
 use crate::codec;
 use crate::ids::{ClientId, NetId};
-use crate::protocol::DisconnectReason;
+use crate::protocol::{DisconnectReason, SnapshotHeader};
 use crate::registry::ReplicationRegistry;
 use crate::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View};
 use crate::tick::Tick;
@@ -96,6 +96,8 @@ pub(crate) struct Due<'a> {
     pub(crate) own: Option<NetId>,
     /// The last input sequence applied for it (echoed for reconciliation).
     pub(crate) last_applied: Option<u32>,
+    /// Its input ticks run late so far ([`crate::protocol::SnapshotMessage::inputs_late`]).
+    pub(crate) inputs_late: u32,
     /// Arrival stamps of the inputs this snapshot is the first to reflect.
     pub(crate) arrivals: Vec<u64>,
 }
@@ -180,7 +182,7 @@ impl Replicator {
         }
         let r2 = f64::from(self.radius) * f64::from(self.radius);
         let mut body_capacity = self.body_capacity;
-        for Due { client, replica, own, last_applied, arrivals } in due {
+        for Due { client, replica, own, last_applied, inputs_late, arrivals } in due {
             let own_idx = own.and_then(|id| state.ids().binary_search(&id).ok());
             let center = match own_idx {
                 Some(i) if !xs.is_empty() => [xs[i] as i32, ys[i] as i32],
@@ -266,8 +268,13 @@ impl Replicator {
             replica.last_position = center;
             let mut bytes = Vec::with_capacity(body.len() + 32);
             let base_tick = baseline.as_ref().map(|(t, _, _)| *t);
-            let encoded =
-                codec::encode_snapshot_into(tick, base_tick, last_applied, &body, &mut bytes);
+            let header = SnapshotHeader {
+                tick,
+                baseline: base_tick,
+                last_input_seq: last_applied,
+                inputs_late,
+            };
+            let encoded = codec::encode_snapshot_into(header, &body, &mut bytes);
             if encoded.is_err() {
                 out.push_back(Output::Close {
                     client,
