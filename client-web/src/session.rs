@@ -123,7 +123,7 @@ impl<V: GameView> AnySession for GameSession<V> {
         while let Some(event) = self.session.poll_event() {
             let event = match event {
                 SessionEvent::Client(event) => event,
-                SessionEvent::Reconciled { old, new, teleported } => {
+                SessionEvent::Reconciled { old, new, teleported, .. } => {
                     // A teleport is drawn at once; anything else is smoothed.
                     self.smoothing.reconciled(if teleported { None } else { old }, new);
                     continue;

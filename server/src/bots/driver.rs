@@ -378,12 +378,16 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         while let Some(event) = session.poll_event() {
             let event = match event {
                 SessionEvent::Client(event) => event,
-                SessionEvent::Reconciled { old, new, teleported } => {
+                SessionEvent::Reconciled { old, new, teleported, cause } => {
+                    let distance = old.map_or(0.0, |o| o.distance(new));
                     if teleported {
                         // The rules moved the player (a respawn): not a misprediction.
                         result.respawn_snaps += 1;
                     } else {
-                        result.prediction.record(old.map_or(0.0, |o| o.distance(new)));
+                        result.prediction.record(distance);
+                    }
+                    if let Some(cause) = cause {
+                        result.prediction.record_cause(cause, distance);
                     }
                     continue;
                 }

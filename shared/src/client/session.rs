@@ -33,6 +33,8 @@ pub enum SessionEvent<E> {
         /// Whether the rules moved the player (a respawn, a kick-off: not a misprediction;
         /// [`crate::game::Prediction::is_teleport`]).
         teleported: bool,
+        /// Why the player moved, if this was not the first reconciliation.
+        cause: Option<crate::client::CorrectionCause>,
     },
 }
 
@@ -113,7 +115,8 @@ impl<G: Game> Session<G> {
                 && let Some(new) = p.position()
             {
                 let teleported = p.teleported();
-                self.push(SessionEvent::Reconciled { old, new, teleported });
+                let cause = p.last_cause();
+                self.push(SessionEvent::Reconciled { old, new, teleported, cause });
             }
         }
         if let (Some(interp), Some((_, state))) = (self.interp.as_mut(), self.client.latest()) {
