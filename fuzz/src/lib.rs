@@ -277,6 +277,7 @@ fn apply_to<G: Game>(mode: u8, data: &[u8]) {
             baseline,
             last_input_seq: None,
             inputs_late: 0,
+            input_margin: None,
             body: body.to_vec(),
         });
         let bytes = codec::encode_server(&msg).expect("a fuzzed snapshot fits a message");
@@ -555,6 +556,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             baseline: Some(Tick(498)),
             last_input_seq: Some(41),
             inputs_late: 0,
+            input_margin: None,
             body: vec![0b1010_0101, 3, 0],
         })),
     );
@@ -609,8 +611,8 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     };
     add("join_query", "full", full.to_query().into_bytes());
     add("join_query", "name-only", b"name=Ze%CC%81ro%E2%80%AE%E2%80%8B+".to_vec());
-    add("join_query", "bad-escape", b"v=3&name=%ZZ&room=a%20b".to_vec());
-    add("join_query", "duplicate", b"v=3&v=3&game=chess".to_vec());
+    add("join_query", "bad-escape", b"v=4&name=%ZZ&room=a%20b".to_vec());
+    add("join_query", "duplicate", b"v=4&v=4&game=chess".to_vec());
 
     // handshake_headers
     let token = fuzz_token("fuzzer");
@@ -622,14 +624,14 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         )
         .into_bytes()
     };
-    add("handshake_headers", "query-token", request(&format!("v=3&token={token}&name=a"), ""));
+    add("handshake_headers", "query-token", request(&format!("v=4&token={token}&name=a"), ""));
     add(
         "handshake_headers",
         "bearer-subprotocol",
         request(
             "room=r1",
             &format!(
-                "Sec-WebSocket-Protocol: chat, tickwire.v3\r\nAuthorization: bearer {token}\r\n\
+                "Sec-WebSocket-Protocol: chat, tickwire.v4\r\nAuthorization: bearer {token}\r\n\
                  Origin: {FUZZ_ALLOWED_ORIGIN}\r\n"
             ),
         ),
@@ -637,7 +639,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add(
         "handshake_headers",
         "localhost-origin",
-        request(&format!("v=3&token={token}"), "Origin: http://localhost:5173\r\n"),
+        request(&format!("v=4&token={token}"), "Origin: http://localhost:5173\r\n"),
     );
     add("handshake_headers", "no-upgrade", b"/ws?v=1\r\nHost: x\r\n".to_vec());
 
@@ -647,7 +649,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         protocol: "webtransport".into(),
         scheme: "https".into(),
         authority: "127.0.0.1:4433".into(),
-        path: format!("/wt?v=3&token={token}&name=Zo%C3%AB"),
+        path: format!("/wt?v=4&token={token}&name=Zo%C3%AB"),
         origin: Some("http://localhost:8080".into()),
         authorization: None,
     };

@@ -372,6 +372,8 @@ impl<G: Game> Room<G> {
         }
         let mut ran = 0;
         while Instant::now() >= self.next && ran < MAX_CATCH_UP_TICKS {
+            let due = self.next.saturating_duration_since(self.epoch).as_micros();
+            self.core.set_next_tick_at(u64::try_from(due).unwrap_or(u64::MAX));
             let start = Instant::now();
             self.step();
             let took = start.elapsed();

@@ -106,8 +106,9 @@ pub trait Game: Sized + Send + Sync + 'static {
         *last
     }
 
-    /// When the engine skips a frame to shorten a standing input queue, it applies the next
-    /// one instead; this folds the skipped frame's one-shot actions into it so none is lost.
+    /// When a frame reaches the room after its tick (the last input was repeated in its
+    /// place), the engine folds its one-shot actions into the next input it applies with this,
+    /// so a late shot still fires (a tick late) instead of being lost.
     fn merge_skipped(skipped: &Self::Input, next: &mut Self::Input) {
         let _ = (skipped, next);
     }

@@ -1,4 +1,4 @@
-//! Protocol v1: every message in both directions, as typed enums.
+//! The protocol (version [`PROTOCOL_VERSION`]): every message in both directions, as typed enums.
 //!
 //! Joining happens at the WebSocket handshake (see [`crate::join`]), so after the upgrade the
 //! server speaks first: [`ServerMessage::Welcome`], then snapshots. Messages are encoded by
@@ -13,10 +13,10 @@ use crate::tick::Tick;
 
 /// The protocol version. A client states it at the handshake (subprotocol [`SUBPROTOCOL`] or
 /// the query parameter `v`); the server refuses any other.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The WebSocket subprotocol that names this protocol version.
-pub const SUBPROTOCOL: &str = "tickwire.v3";
+pub const SUBPROTOCOL: &str = "tickwire.v4";
 
 /// At most this many input frames in one [`InputBatch`]: the newest frame plus the redundant
 /// copies of the ones before it. Eight frames cover 133 ms of loss at 60 Hz.
@@ -40,8 +40,12 @@ pub const MAX_TEXT_BYTES: usize = 256;
 pub struct InputBatch {
     /// The newest snapshot tick the client received and decoded: the server deltas against it.
     pub ack: Option<Tick>,
-    /// The sequence number of the first frame; the others follow one by one. The server
-    /// applies each sequence number once, in order.
+    /// The sequence number of the first frame; the others follow one by one. Each sequence
+    /// number is one tick: the room maps the first frame it receives to the next tick it runs
+    /// and every later number to its own tick after that, so a client that sends ahead of time
+    /// has its frames wait for their tick, and a frame that comes after its tick is replaced by
+    /// the previous input (see [`SnapshotMessage::input_margin`]). A client skips numbers to
+    /// move its frames later ticks ahead.
     pub first_seq: u32,
     /// The last few frames (1 to [`MAX_INPUT_FRAMES`]), oldest first, encoded.
     #[serde(with = "crate::codec::bytes")]
@@ -137,14 +141,24 @@ pub struct SnapshotMessage {
     pub tick: Tick,
     /// The acknowledged tick it is a delta against; `None` for a full snapshot.
     pub baseline: Option<Tick>,
-    /// The last input sequence the server applied for this client (for reconciliation).
+    /// The sequence number of the input slot of the last tick run for this client (its frame
+    /// applied, or the previous input repeated in its place when the frame was late, even one
+    /// the client has not sent yet): the state reflects this slot and every one before it, so a
+    /// client predicts by replaying its frames after it.
     pub last_input_seq: Option<u32>,
     /// How many of this client's input ticks the server has run late so far: a tick with no
-    /// frame (the last one repeated), a frame skipped to shorten a standing queue, a frame
-    /// dropped from a full one. Each moves the server's own player away from what the client
-    /// predicted. Cumulative (wrapping), so a lost snapshot loses no count: a client compares
+    /// frame in time (the last one repeated), a frame too far ahead to be kept. Each may move
+    /// the server's own player away from what the client predicted. Cumulative (wrapping), so a lost snapshot loses no count: a client compares
     /// it with the previous snapshot's to tell a late input from another misprediction.
     pub inputs_late: u32,
+    /// The room's input-buffer report for time sync: of this client's frames that first reached
+    /// the room since the previous snapshot to it, how many milliseconds before its tick was due
+    /// the latest one arrived (negative: after, and when by more than the tick's run took, the
+    /// room repeated the previous input in its place). Exact to the tick only when the room's
+    /// driver keeps no schedule (an in-process test). `None` when no new frame arrived.
+    /// The client steers how far it runs ahead of the server by it
+    /// ([`crate::client::timesync`]).
+    pub input_margin: Option<i16>,
     /// The bit-packed body ([`crate::snapshot`]).
     #[serde(with = "crate::codec::bytes")]
     pub body: Vec<u8>,
@@ -162,6 +176,8 @@ pub struct SnapshotHeader {
     pub last_input_seq: Option<u32>,
     /// [`SnapshotMessage::inputs_late`].
     pub inputs_late: u32,
+    /// [`SnapshotMessage::input_margin`].
+    pub input_margin: Option<i16>,
 }
 
 impl SnapshotMessage {
@@ -173,6 +189,7 @@ impl SnapshotMessage {
             baseline: self.baseline,
             last_input_seq: self.last_input_seq,
             inputs_late: self.inputs_late,
+            input_margin: self.input_margin,
         }
     }
 }

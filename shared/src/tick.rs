@@ -34,6 +34,13 @@ impl Tick {
     }
 }
 
+/// Whether sequence number `a` comes strictly after `b` (wrap-safe, like [`Tick::is_after`]):
+/// input sequence numbers wrap like ticks.
+#[must_use]
+pub fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
 impl std::fmt::Display for Tick {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{}", self.0)

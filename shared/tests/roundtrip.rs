@@ -138,18 +138,21 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
         (
             tick(),
             proptest::option::of(tick()),
-            (proptest::option::of(any::<u32>()), any::<u32>()),
+            (proptest::option::of(any::<u32>()), any::<u32>(), proptest::option::of(any::<i16>()),),
             proptest::collection::vec(any::<u8>(), 0..600),
         )
-            .prop_map(|(tick, baseline, (last_input_seq, inputs_late), body)| {
-                ServerMessage::Snapshot(SnapshotMessage {
-                    tick,
-                    baseline,
-                    last_input_seq,
-                    inputs_late,
-                    body,
-                })
-            }),
+            .prop_map(
+                |(tick, baseline, (last_input_seq, inputs_late, input_margin), body)| {
+                    ServerMessage::Snapshot(SnapshotMessage {
+                        tick,
+                        baseline,
+                        last_input_seq,
+                        inputs_late,
+                        input_margin,
+                        body,
+                    })
+                }
+            ),
         (any::<u32>(), any::<u64>(), tick()).prop_map(|(id, client_time_us, tick)| {
             ServerMessage::Pong { id, client_time_us, tick }
         }),
@@ -449,6 +452,7 @@ fn server_to_client<G: Game>(ids: &[u32], plans: &[TickPlan]) -> Result<(), Test
                 baseline: base.map(|b| b.0),
                 last_input_seq: None,
                 inputs_late: 0,
+                input_margin: None,
             },
             &body,
             &mut msg,

@@ -18,10 +18,10 @@ const MOVED = 30;
 
 /**
  * The largest prediction correction (world units) tolerated while walking in open space: one
- * tick of walking (220 units/s at 60 Hz = 3.67). On a loaded machine an input can reach the
- * server after its tick and be applied one tick late, a correction of exactly that (seen in CI
- * and locally after a build, with no NPC in the room); time sync (issue 15) is what removes it.
- * A real misprediction is a snap of tens of units.
+ * tick of walking (220 units/s at 60 Hz = 3.67). Time sync sends each input a tick or two
+ * before its tick, but a loaded CI machine can still stall the page longer than that; the frame
+ * that changed the keys then misses its tick (the server repeats the previous input there),
+ * a correction of exactly one tick of walking. A real misprediction is a snap of tens of units.
  */
 const MAX_PREDICTION_ERROR = 220 / 60 + 0.01;
 

@@ -40,16 +40,29 @@ fn two_players_play_tag_through_the_harness_and_predict_without_a_miss() {
         h.input(a, TagInput { run: [127, 0] });
         h.step();
     }
-    let tagged = h.run_until(600, |h| {
-        h.clients[a]
+    // Both keep sending a frame a tick, as clients do (each sequence number is a tick).
+    let idle = TagInput { run: [0, 0] };
+    let mut tagged = false;
+    for _ in 0..600 {
+        tagged = h.clients[a]
             .events
             .iter()
             .chain(&h.clients[b].events)
-            .any(|e| matches!(e, ClientEvent::Game(TagEvent::Tagged { .. })))
-    });
+            .any(|e| matches!(e, ClientEvent::Game(TagEvent::Tagged { .. })));
+        if tagged {
+            break;
+        }
+        h.input(a, idle);
+        h.input(b, idle);
+        h.step();
+    }
     assert!(tagged, "somebody was tagged");
     // Prediction with the shared step function matches the server exactly.
-    h.run(10);
+    for _ in 0..10 {
+        h.input(a, idle);
+        h.input(b, idle);
+        h.step();
+    }
     predictor.reconcile(&h.clients[a].client);
     for _ in 0..30 {
         let frame = TagInput { run: [0, 127] };

@@ -106,6 +106,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
             baseline: Some(Tick(96)),
             last_input_seq: Some(17),
             inputs_late: 3,
+            input_margin: Some(-2),
             body: vec![1, 2, 3, 255],
         }),
         ServerMessage::Snapshot(SnapshotMessage {
@@ -113,6 +114,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
             baseline: None,
             last_input_seq: None,
             inputs_late: 0,
+            input_margin: None,
             body: vec![],
         }),
         ServerMessage::Pong { id: 1, client_time_us: 99, tick: Tick(5) },
@@ -183,6 +185,7 @@ fn a_snapshot_encoded_around_a_borrowed_body_is_the_same_bytes() {
             baseline: baseline.map(Tick),
             last_input_seq: seq,
             inputs_late: 7,
+            input_margin: None,
             body: body.clone(),
         };
         let mut out = vec![0xAA];
@@ -192,8 +195,13 @@ fn a_snapshot_encoded_around_a_borrowed_body_is_the_same_bytes() {
         assert_eq!(out[1..], codec::encode_server(&msg).unwrap()[..], "{msg:?}");
     }
     let huge = vec![0; 300 * 1024];
-    let header =
-        SnapshotHeader { tick: Tick(0), baseline: None, last_input_seq: None, inputs_late: 0 };
+    let header = SnapshotHeader {
+        tick: Tick(0),
+        baseline: None,
+        last_input_seq: None,
+        inputs_late: 0,
+        input_margin: None,
+    };
     assert!(codec::encode_snapshot_into(header, &huge, &mut Vec::new()).is_err());
 }
 
@@ -250,6 +258,7 @@ fn oversize_and_trailing_bytes_are_refused() {
         baseline: None,
         last_input_seq: None,
         inputs_late: 0,
+        input_margin: None,
         body: vec![0; 300 * 1024],
     });
     assert!(codec::encode_server(&huge).is_err());

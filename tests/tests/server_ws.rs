@@ -19,15 +19,15 @@ async fn handshake_refusals_say_why_before_upgrading() {
     let token = net::token();
 
     // 401: no token, then a bad one.
-    let (status, body) = net::connect_with(addr, "v=3", &[]).await.unwrap_err();
+    let (status, body) = net::connect_with(addr, "v=4", &[]).await.unwrap_err();
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("missing token"), "{body}");
-    let (status, body) = net::connect_with(addr, "v=3&token=a.b.c", &[]).await.unwrap_err();
+    let (status, body) = net::connect_with(addr, "v=4&token=a.b.c", &[]).await.unwrap_err();
     assert_eq!(status, 401, "{body}");
 
     // 403: a foreign origin; the same origin passes (localhost pages only in dev mode:
     // tests/tests/hardening.rs).
-    let q = format!("v=3&token={token}");
+    let q = format!("v=4&token={token}");
     let (status, body) =
         net::connect_with(addr, &q, &[("Origin", "https://evil.example")]).await.unwrap_err();
     assert_eq!(status, 403, "{body}");
@@ -53,11 +53,11 @@ async fn handshake_refusals_say_why_before_upgrading() {
 
     // 400: a bad join query.
     let (status, body) =
-        net::connect_with(addr, &format!("v=3&token={token}&room=a%20b"), &[]).await.unwrap_err();
+        net::connect_with(addr, &format!("v=4&token={token}&room=a%20b"), &[]).await.unwrap_err();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("room id"), "{body}");
     let (status, body) =
-        net::connect_with(addr, &format!("v=3&token={token}&game=chess"), &[]).await.unwrap_err();
+        net::connect_with(addr, &format!("v=4&token={token}&game=chess"), &[]).await.unwrap_err();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("unknown game \"chess\"") && body.contains("arena"), "{body}");
     server.shutdown().await;
@@ -211,7 +211,7 @@ async fn per_ip_connection_limit_answers_429() {
     let addr = server.local_addr();
     let _a = net::connect(addr, "").await;
     let _b = net::connect(addr, "").await;
-    let q = format!("v=3&token={}", net::token());
+    let q = format!("v=4&token={}", net::token());
     let (status, body) = net::connect_with(addr, &q, &[]).await.unwrap_err();
     assert_eq!(status, 429, "{body}");
     server.shutdown().await;
@@ -300,23 +300,27 @@ async fn input_to_snapshot_latency_is_measured_per_applied_input() {
     let metrics = server.state().metrics.clone();
     assert_eq!(metrics.input_to_snapshot.count(), 0);
     // Three inputs, each sent after the previous one is echoed: each is one observation, taken
-    // when the first snapshot echoing it has been handed to the socket.
-    for seq in 0..3 {
+    // when the first snapshot echoing it has been handed to the socket. Each sequence number
+    // is a tick, so a frame sent later is numbered a few ticks past the slot echoed last (the
+    // room runs one a tick), or it would come after its tick and not be applied.
+    let mut seq = 0;
+    for round in 0..3 {
         net::send(&mut ws, &input(seq)).await;
-        loop {
+        let echoed = loop {
             if let Received::Message(ServerMessage::Snapshot(s)) = net::recv(&mut ws).await
-                && s.last_input_seq == Some(seq)
+                && let Some(echo) = s.last_input_seq.filter(|&e| e >= seq)
             {
-                break;
+                break echo;
             }
-        }
+        };
+        seq = echoed + 4;
         // Observed right after the send returns, which may be just after we read it.
         let deadline = tokio::time::Instant::now() + net::DEADLINE;
-        while metrics.input_to_snapshot.count() < u64::from(seq) + 1 {
-            assert!(tokio::time::Instant::now() < deadline, "input {seq} not measured");
+        while metrics.input_to_snapshot.count() < round + 1 {
+            assert!(tokio::time::Instant::now() < deadline, "input {round} not measured");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(metrics.input_to_snapshot.count(), u64::from(seq) + 1);
+        assert_eq!(metrics.input_to_snapshot.count(), round + 1);
     }
     let (_, body) = net::http(server.local_addr(), "GET", "/metrics").await;
     assert!(body.contains("tickwire_input_to_snapshot_seconds_count 3"), "{body}");

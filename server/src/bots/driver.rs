@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tickwire_shared::client::{ClientConfig, ClientEvent, PredictionStats, Session, SessionEvent};
+use tickwire_shared::client::{
+    ClientConfig, ClientEvent, InputClock, PredictionStats, Session, SessionEvent, TimeSyncStats,
+};
 use tickwire_shared::conditioner::{ConditionerSpec, ConditionerStats, DelayQueue, Delivery};
 use tickwire_shared::game::{BotPolicy, Game};
 use tickwire_shared::protocol::{DisconnectReason, ServerMessage};
@@ -144,6 +146,10 @@ pub struct BotResult {
     pub respawn_snaps: u64,
     /// Interpolation stalls.
     pub stalls: u64,
+    /// What time sync did to the input clock.
+    pub time_sync: TimeSyncStats,
+    /// The server's count of this bot's input ticks run late, at the end.
+    pub inputs_late: u32,
     /// What the conditioner did (both ways): datagrams lost, duplicated and reordered, ordered
     /// messages retransmitted, messages dropped because its queue was full.
     pub conditioner: ConditionerStats,
@@ -165,6 +171,8 @@ impl BotResult {
             prediction: PredictionStats::default(),
             respawn_snaps: 0,
             stalls: 0,
+            time_sync: TimeSyncStats::default(),
+            inputs_late: 0,
             conditioner: ConditionerStats::default(),
         }
     }
@@ -275,7 +283,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     let mut session = Session::<G>::new(ClientConfig::default());
     let mut welcomed_at: Option<Instant> = None;
     let mut tick_rate = 0u16;
-    let mut tick_timer: Option<tokio::time::Interval> = None;
+    // When the next input is due (from the welcome on): the session's input clock, which time
+    // sync runs ahead of the server, says.
+    let mut next_input_at: Option<Instant> = None;
     let mut sample_timer: Option<tokio::time::Interval> = None;
     let mut ping_timer = tokio::time::interval(PING_PERIOD);
     ping_timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -295,10 +305,8 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             (None, None) => far,
         };
         let tick_fut = async {
-            match tick_timer.as_mut() {
-                Some(t) => {
-                    t.tick().await;
-                }
+            match next_input_at {
+                Some(at) => sleep_until(at).await,
                 None => std::future::pending::<()>().await,
             }
         };
@@ -351,13 +359,17 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
                 break 'run BotEnd::Closed { code, reason: disconnect_reason };
             }
             Wake::Tick => {
-                let frame = brain.think(session.client(), tick_rate);
-                session.push_input(frame);
-                if sent_inputs.len() >= MAX_RTT_SAMPLES {
-                    sent_inputs.pop_front();
+                for _ in 0..session.inputs_due(now_us()) {
+                    let frame = brain.think(session.client(), tick_rate);
+                    session.push_input(frame);
+                    if sent_inputs.len() >= MAX_RTT_SAMPLES {
+                        sent_inputs.pop_front();
+                    }
+                    sent_inputs.push_back((next_input_seq, now));
+                    next_input_seq = next_input_seq.wrapping_add(1);
                 }
-                sent_inputs.push_back((next_input_seq, now));
-                next_input_seq = next_input_seq.wrapping_add(1);
+                let wait = session.next_input_in_us().unwrap_or(0).max(1_000);
+                next_input_at = Some(now + Duration::from_micros(wait));
             }
             Wake::Ping => session.ping_if_due(now_us(), 0),
             Wake::Sample => {
@@ -397,10 +409,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
                     tick_rate = welcome.tick_rate.max(1);
                     result.snapshot_rate = welcome.snapshot_rate;
                     welcomed_at.get_or_insert(now);
-                    let period = Duration::from_secs_f64(1.0 / f64::from(tick_rate));
-                    let mut t = tokio::time::interval(period);
-                    t.set_missed_tick_behavior(MissedTickBehavior::Skip);
-                    tick_timer = Some(t);
+                    next_input_at = Some(now);
                     let mut s = tokio::time::interval(SAMPLE_PERIOD);
                     s.set_missed_tick_behavior(MissedTickBehavior::Skip);
                     sample_timer = Some(s);
@@ -464,6 +473,8 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     result.rtt_us = rtt.into_iter().collect();
     result.input_echo_us = input_echo.into_iter().collect();
     result.stalls = session.interpolation().map_or(0, |b| b.stalls());
+    result.time_sync = session.input_clock().map(InputClock::stats).unwrap_or_default();
+    result.inputs_late = session.client().inputs_late();
     result.conditioner = inbound.stats();
     result.conditioner += outbound.stats();
     result.end = end;

@@ -121,6 +121,25 @@ pub struct CauseSummary {
     pub p99_distance: f64,
 }
 
+/// What time sync did (all bots): the input clocks' adjustments, and the input ticks the
+/// server still ran late.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimeSyncSummary {
+    /// Input-buffer reports received.
+    pub reports: u64,
+    /// Jumps ahead, and the ticks jumped.
+    pub jumps: u64,
+    /// Ticks jumped in total.
+    pub jumped_ticks: u64,
+    /// Pauses, and the ticks paused.
+    pub pauses: u64,
+    /// Ticks paused in total.
+    pub paused_ticks: u64,
+    /// Input ticks the server ran without the bot's frame (late, lost, or before the first
+    /// adjustment), per the last snapshot of each bot.
+    pub inputs_late: u64,
+}
+
 /// Remote-entity interpolation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InterpolationSummary {
@@ -228,6 +247,9 @@ pub struct BotsReport {
     pub prediction: PredictionSummary,
     /// Interpolation.
     pub interpolation: InterpolationSummary,
+    /// Time sync.
+    #[serde(default)]
+    pub time_sync: TimeSyncSummary,
     /// Messages the conditioner dropped (its queues were full).
     pub conditioner_dropped: u64,
     /// Datagrams the conditioner's loss dropped (both ways, all bots).
@@ -308,6 +330,7 @@ pub fn build(
     let mut corrections = Vec::new();
     let mut by_cause: Vec<(u64, Vec<f64>)> = vec![(0, Vec::new()); CorrectionCause::ALL.len()];
     let mut stalls = 0u64;
+    let mut time_sync = TimeSyncSummary::default();
     let mut active_total = 0.0;
     let mut decode_errors = 0;
     let mut per_bot = Vec::with_capacity(results.len());
@@ -375,6 +398,12 @@ pub fn build(
             distances.extend(stats.recent.iter().map(|&d| f64::from(d)));
         }
         stalls += r.stalls;
+        time_sync.reports += r.time_sync.reports;
+        time_sync.jumps += r.time_sync.jumps;
+        time_sync.jumped_ticks += r.time_sync.jumped_ticks;
+        time_sync.pauses += r.time_sync.pauses;
+        time_sync.paused_ticks += r.time_sync.paused_ticks;
+        time_sync.inputs_late += u64::from(r.inputs_late);
         per_bot.push(PerBot {
             index: r.index,
             end: end.to_owned(),
@@ -453,6 +482,7 @@ pub fn build(
         decode_errors,
         prediction,
         interpolation,
+        time_sync,
         conditioner_dropped: conditioner.dropped,
         conditioner_lost: conditioner.lost,
         conditioner_retransmitted: conditioner.retransmitted,
@@ -568,6 +598,14 @@ impl BotsReport {
                 p.mispredictions,
                 p.misprediction_p99_distance,
                 causes.join(", ")
+            ),
+        );
+        let t = &self.time_sync;
+        row(
+            "time sync",
+            format!(
+                "{} late input ticks; {} jumps ({} ticks), {} pauses ({} ticks), {} reports",
+                t.inputs_late, t.jumps, t.jumped_ticks, t.pauses, t.paused_ticks, t.reports
             ),
         );
         row(

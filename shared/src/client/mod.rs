@@ -20,6 +20,7 @@
 pub mod interp;
 pub mod predict;
 pub mod session;
+pub mod timesync;
 
 use std::collections::VecDeque;
 
@@ -33,13 +34,14 @@ use crate::protocol::{
 };
 use crate::registry::ReplicationRegistry;
 use crate::snapshot::{self, ReplicatedState};
-use crate::tick::Tick;
+use crate::tick::{Tick, seq_after};
 
 mod types;
 
 pub use interp::InterpolationBuffer;
 pub use predict::{CauseStats, CorrectionCause, PredictionStats, Predictor};
 pub use session::{Session, SessionEvent};
+pub use timesync::{InputClock, TimeSyncStats};
 pub use types::{ClientConfig, ClientError, ClientEvent, ClientStats};
 
 /// Default [`ClientConfig::input_redundancy`]: each input message repeats the last four frames,
@@ -92,11 +94,6 @@ enum Outgoing {
     Reliable,
 }
 
-/// Whether sequence number `a` comes strictly after `b` (wrap-safe, like [`Tick::is_after`]).
-fn seq_after(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
-}
-
 /// The sans-IO client of game `G`: see the [module documentation](self).
 pub struct Client<G: Game> {
     registry: ReplicationRegistry,
@@ -113,6 +110,8 @@ pub struct Client<G: Game> {
     last_applied_input: Option<u32>,
     /// The newest snapshot's count of input ticks the server ran late.
     inputs_late: u32,
+    /// The newest snapshot's time-sync report.
+    input_margin: Option<i16>,
     next_ping_id: u32,
     left: bool,
     transmits: VecDeque<(Outgoing, Vec<u8>)>,
@@ -151,6 +150,7 @@ impl<G: Game> Client<G> {
             sent_any_input: false,
             last_applied_input: None,
             inputs_late: 0,
+            input_margin: None,
             next_ping_id: 0,
             left: false,
             transmits: VecDeque::new(),
@@ -276,12 +276,6 @@ impl<G: Game> Client<G> {
             self.stats.stale_snapshots += 1;
             return Ok(());
         }
-        if let Some(echoed) = snap.last_input_seq {
-            let newest = self.newest_input_seq();
-            if newest.is_none_or(|n| seq_after(echoed, n)) {
-                return Err(ClientError::InputSeqAhead { echoed, newest });
-            }
-        }
         let state = match snap.baseline {
             None => snapshot::decode_full(&self.registry, &snap.body)?,
             Some(baseline) => {
@@ -300,9 +294,10 @@ impl<G: Game> Client<G> {
         }
         self.states.push_back((snap.tick, state));
         self.inputs_late = snap.inputs_late;
-        if let Some(echoed) = snap.last_input_seq
-            && self.last_applied_input.is_none_or(|old| seq_after(echoed, old))
-        {
+        self.input_margin = snap.input_margin;
+        // The newest snapshot's echo is the truth, even one that went back (the room stopped
+        // the schedule of a client that went silent and echoes its last frame again).
+        if let Some(echoed) = snap.last_input_seq {
             self.last_applied_input = Some(echoed);
             while self.inputs.front().is_some_and(|&(seq, _)| !seq_after(seq, echoed)) {
                 self.inputs.pop_front();
@@ -317,8 +312,10 @@ impl<G: Game> Client<G> {
         Ok(())
     }
 
-    fn newest_input_seq(&self) -> Option<u32> {
-        self.sent_any_input.then(|| self.next_seq.wrapping_sub(1))
+    /// The sequence number the next input gets.
+    #[must_use]
+    pub fn next_input_seq(&self) -> u32 {
+        self.next_seq
     }
 
     /// Records the input for the next tick and queues an input message carrying the newest
@@ -492,6 +489,14 @@ impl<G: Game> Client<G> {
     #[must_use]
     pub fn inputs_late(&self) -> u32 {
         self.inputs_late
+    }
+
+    /// The newest snapshot's input-buffer report: how many ticks before their tick the
+    /// room received the latest of this client's new frames
+    /// ([`crate::protocol::SnapshotMessage::input_margin`]).
+    #[must_use]
+    pub fn input_margin(&self) -> Option<i16> {
+        self.input_margin
     }
 
     /// The newest input sequence number the server says it applied.

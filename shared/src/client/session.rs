@@ -8,16 +8,13 @@ use std::collections::VecDeque;
 use glam::Vec2;
 
 use super::{
-    Client, ClientConfig, ClientError, ClientEvent, InterpolationBuffer, MAX_QUEUED_EVENTS_HARD,
-    Predictor,
+    Client, ClientConfig, ClientError, ClientEvent, InputClock, InterpolationBuffer,
+    MAX_QUEUED_EVENTS_HARD, Predictor,
 };
 use crate::game::Game;
 use crate::ids::NetId;
 
-/// At most this many ticks of input are due at once after the driver stalled (a hidden tab, a
-/// long frame): 8 ticks are 133 ms at 60 Hz; beyond that the time is dropped rather than
-/// flooding the server with a burst of stale input.
-pub const MAX_CATCH_UP_INPUTS: u32 = 8;
+pub use super::timesync::MAX_CATCH_UP_INPUTS;
 
 /// What a [`Session`] reports: the client's events, and each reconciliation of the prediction.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,11 +41,8 @@ pub struct Session<G: Game> {
     own: Option<NetId>,
     predictor: Option<Predictor<G>>,
     interp: Option<InterpolationBuffer>,
-    /// Microseconds per tick (from the `Welcome`).
-    tick_us: u64,
-    /// Time not yet turned into inputs.
-    input_acc_us: u64,
-    last_input_us: Option<u64>,
+    /// The input clock, run ahead of the server (from the `Welcome` on).
+    clock: Option<InputClock>,
     last_ping_us: Option<u64>,
     events: VecDeque<SessionEvent<G::Event>>,
 }
@@ -68,9 +62,7 @@ impl<G: Game> Session<G> {
             own: None,
             predictor: None,
             interp: None,
-            tick_us: 0,
-            input_acc_us: 0,
-            last_input_us: None,
+            clock: None,
             last_ping_us: None,
             events: VecDeque::new(),
         }
@@ -92,9 +84,13 @@ impl<G: Game> Session<G> {
                     self.own = Some(w.entity);
                     self.predictor = Some(Predictor::new(w.tick_rate));
                     self.interp = Some(InterpolationBuffer::new(w.tick_rate, w.snapshot_rate));
-                    self.tick_us = 1_000_000 / u64::from(w.tick_rate.max(1));
-                    self.input_acc_us = 0;
-                    self.last_input_us = Some(now_us);
+                    // A new session: the room schedules the frames afresh from the first
+                    // one it gets, so the clock starts over (its counters carry on).
+                    let mut clock = InputClock::new(w.tick_rate, now_us);
+                    if let Some(old) = &self.clock {
+                        clock.carry_stats(old);
+                    }
+                    self.clock = Some(clock);
                 }
                 ClientEvent::Snapshot { tick, .. } => {
                     self.push(SessionEvent::Client(event.clone()));
@@ -109,6 +105,10 @@ impl<G: Game> Session<G> {
     }
 
     fn on_snapshot(&mut self, now_us: u64, tick: crate::tick::Tick) {
+        if let Some(clock) = self.clock.as_mut() {
+            let c = &self.client;
+            clock.on_report(c.input_margin(), c.last_applied_input(), c.next_input_seq());
+        }
         if let Some(p) = self.predictor.as_mut() {
             let old = p.position();
             if p.reconcile(&self.client).is_some()
@@ -143,27 +143,32 @@ impl<G: Game> Session<G> {
         self.events.pop_front()
     }
 
-    /// How many ticks of input are due at `now_us` by the server's tick rate (0 before the
-    /// welcome; at most [`MAX_CATCH_UP_INPUTS`], the rest of a long stall is dropped). Give
-    /// each one to [`Session::push_input`].
+    /// How many ticks of input are due at `now_us` by the server's tick rate, steered ahead of
+    /// the server by time sync ([`crate::client::timesync`]; 0 before the welcome; from elapsed
+    /// time at most [`MAX_CATCH_UP_INPUTS`], the rest of a long stall is dropped). Give each
+    /// one to [`Session::push_input`].
     pub fn inputs_due(&mut self, now_us: u64) -> u32 {
-        let Some(last) = self.last_input_us else { return 0 };
-        if self.tick_us == 0 {
-            return 0;
-        }
-        self.last_input_us = Some(now_us.max(last));
-        let cap = u64::from(MAX_CATCH_UP_INPUTS) * self.tick_us;
-        self.input_acc_us = (self.input_acc_us + now_us.saturating_sub(last)).min(cap);
-        let due = self.input_acc_us / self.tick_us;
-        self.input_acc_us -= due * self.tick_us;
-        due as u32
+        self.clock.as_mut().map_or(0, |c| c.due(now_us))
+    }
+
+    /// Microseconds after the last [`Session::inputs_due`] until the next input is due (`None`
+    /// before the welcome): when a driver that sleeps between inputs should wake.
+    #[must_use]
+    pub fn next_input_in_us(&self) -> Option<u64> {
+        self.clock.as_ref().map(InputClock::next_due_in_us)
     }
 
     /// How far into the current tick the input clock is, `0.0..1.0` (for drawing between two
     /// predicted steps).
     #[must_use]
     pub fn tick_fraction(&self) -> f32 {
-        if self.tick_us == 0 { 0.0 } else { self.input_acc_us as f32 / self.tick_us as f32 }
+        self.clock.as_ref().map_or(0.0, InputClock::fraction)
+    }
+
+    /// The input clock (its time-sync counters), once welcomed.
+    #[must_use]
+    pub fn input_clock(&self) -> Option<&InputClock> {
+        self.clock.as_ref()
     }
 
     /// Sends one tick's input and steps the prediction with it. Returns the predicted position

@@ -123,14 +123,6 @@ pub enum ClientError {
         /// This client's ([`crate::protocol::PROTOCOL_VERSION`]).
         client: u16,
     },
-    /// A snapshot echoes an input sequence number the client never sent.
-    #[error("server echoed input {echoed}, newest sent is {newest:?}")]
-    InputSeqAhead {
-        /// The echoed sequence number.
-        echoed: u32,
-        /// The newest sequence number assigned (`None`: none yet).
-        newest: Option<u32>,
-    },
 }
 
 /// Counters for diagnostics and tests.

@@ -1,41 +1,88 @@
-//! One client's input queue in a room: frames numbered by the client, each applied once, in
-//! order, at most one a tick, with a bounded backlog and a standing-queue drain.
+//! One client's input schedule in a room: each sequence number is one tick, frames wait for
+//! their tick, a frame that comes after its tick is replaced by the previous input, and the
+//! room reports how early frames arrive so the client can steer its lead (time sync).
+//!
+//! The first frame received is mapped to a tick shortly after the next one the room runs
+//! ([`ANCHOR_LEAD_TICKS`]; the *anchor*); every
+//! later sequence number `s` belongs to tick `anchor_tick + (s - anchor_seq)`. Because the
+//! mapping never shifts, a late frame costs only its own tick: the room repeats the previous
+//! input there ([`Game::repeat_input`]) and the frames after it keep their ticks, so a client
+//! holding the same keys predicted exactly what the server ran. A client runs ahead of the
+//! server by sending its frames earlier (the room keeps them until their tick, at most
+//! [`MAX_INPUT_LEAD_TICKS`] ahead), and skips sequence numbers to jump ahead.
 
 use std::collections::VecDeque;
 
 use crate::game::Game;
+use crate::tick::{Tick, seq_after};
 
-/// Input frames queued per client. A client sends one a tick; a backlog longer than this is
-/// latency, so the oldest frames are dropped.
-pub const MAX_PENDING_INPUTS: usize = 4;
+/// How many ticks ahead of the room a frame may arrive and still be kept (64 ticks: over a
+/// second at 60 Hz, more than any client's lead of half a round trip plus jitter needs). Frames
+/// further ahead are dropped (a broken or hostile clock), which bounds the schedule to this many
+/// frames per client.
+pub const MAX_INPUT_LEAD_TICKS: i32 = 64;
 
-/// Ticks over which a client's input queue is watched for a standing backlog: when a frame was
-/// left waiting after every tick of a window, one frame is skipped to take that tick of latency
-/// back out (a burst that drains by itself is never touched).
-pub const INPUT_QUEUE_WINDOW_TICKS: u32 = 30;
+/// A client whose frames stop for more than this many ticks is silent (a hidden tab, a stall),
+/// not running late by jitter: the schedule stops (the echo goes back to its last frame) and
+/// its next frame is scheduled like a first one; so is a frame arriving this late. 30 ticks are
+/// half a second at 60 Hz, beyond a TCP retransmission's 200 ms delay.
+pub const REANCHOR_LATE_TICKS: i32 = 30;
+
+/// A first frame (or one that restarts the schedule) runs this many ticks after the next tick:
+/// the frames behind it then have two ticks (33 ms at 60 Hz) of jitter to spare before the
+/// client's time sync has measured the link and set its own lead.
+pub const ANCHOR_LEAD_TICKS: u32 = 2;
+
+/// Ticks in a row in which a client's messages came with every new frame late before its
+/// schedule restarts (see `InputQueue::follow_late_streak`): two, so a client that paused
+/// loses at most the first frame after the pause, and one burst in one tick never counts.
+pub const LATE_STREAK_TICKS: u32 = 2;
 
 /// Input arrival stamps kept per client between two snapshots, for the input-to-snapshot
 /// latency measurement; beyond it the newest are not measured, so the list stays bounded.
 pub const MAX_TRACKED_ARRIVALS: usize = 16;
 
-/// A queued frame: sequence number, frame, arrival stamp (the driver's clock, opaque here).
-pub(crate) type PendingFrame<I> = (u32, I, u64);
+/// When a message reached the room, against its tick schedule.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Arrival {
+    /// The driver's stamp (its clock, microseconds; handed back for the latency metric).
+    pub(crate) stamp: u64,
+    /// The next tick the room runs.
+    pub(crate) next: Tick,
+    /// Microseconds from the arrival to when that tick is due, if the driver said when
+    /// ([`super::RoomCore::set_next_tick_at`]; negative: the tick is running late).
+    pub(crate) early_us: Option<i64>,
+    /// Microseconds per tick.
+    pub(crate) tick_us: i64,
+}
+
+/// A scheduled frame: sequence number, frame, arrival stamp (the driver's clock, opaque here).
+type PendingFrame<I> = (u32, I, u64);
 
 /// What a client's frames do in the room.
 pub(crate) struct InputQueue<I> {
-    /// Frames not applied yet, each with when it first reached the server.
+    /// Frames waiting for their tick, ascending by sequence number (at most
+    /// [`MAX_INPUT_LEAD_TICKS`] + 1).
     pending: VecDeque<PendingFrame<I>>,
-    /// The next sequence number expected (anything before it was seen already).
-    next_seq: Option<u32>,
-    /// The last sequence number applied (echoed in snapshots).
-    pub(crate) last_applied: Option<u32>,
+    /// Sequence number `anchor.0` runs at tick `anchor.1`.
+    anchor: Option<(u32, Tick)>,
+    /// The newest sequence number received (anything not after it was seen already).
+    newest: Option<u32>,
+    /// The slot of the last tick run (echoed in snapshots).
+    last_slot: Option<u32>,
     /// Input ticks run late so far (wrapping): a tick with no frame once the client had sent
-    /// one, a frame skipped, a frame dropped from a full queue.
+    /// one (late, lost or dropped for being too far ahead).
     pub(crate) late: u32,
+    /// One-shot actions of frames that came after their tick, for the next tick run.
+    carry: Option<I>,
     /// The input of the current tick.
     pub(crate) current: I,
-    /// Ticks into the current watch window, and the shortest queue left after a tick in it.
-    window: (u32, usize),
+    /// The smallest margin (microseconds before its tick is due) of the frames first received
+    /// since the last report.
+    margin_us: Option<i64>,
+    /// The last tick in which a message came whose new frames were all late, and for how
+    /// many ticks in a row that has happened.
+    late_streak: (Option<Tick>, u32),
     /// When each input applied since the last snapshot arrived (bounded by
     /// [`MAX_TRACKED_ARRIVALS`]).
     pub(crate) unreported_arrivals: Vec<u64>,
@@ -44,84 +91,166 @@ pub(crate) struct InputQueue<I> {
 impl<I: Copy + Default> InputQueue<I> {
     pub(crate) fn new() -> InputQueue<I> {
         InputQueue {
-            pending: VecDeque::with_capacity(MAX_PENDING_INPUTS),
-            next_seq: None,
-            last_applied: None,
+            pending: VecDeque::new(),
+            anchor: None,
+            newest: None,
+            last_slot: None,
             late: 0,
+            carry: None,
             current: I::default(),
-            window: (0, usize::MAX),
+            margin_us: None,
+            late_streak: (None, 0),
             unreported_arrivals: Vec::new(),
         }
     }
 
-    /// Queues the frames of one message whose first frame is `first_seq`; frames seen before
-    /// are ignored. Returns how many frames were dropped from a full queue.
-    pub(crate) fn push(&mut self, first_seq: u32, frames: &[I], arrived: u64) -> u64 {
+    /// The tick sequence number `seq` runs at.
+    fn slot_tick(&self, seq: u32) -> Option<Tick> {
+        let (anchor_seq, anchor_tick) = self.anchor?;
+        Some(anchor_tick.plus(seq.wrapping_sub(anchor_seq)))
+    }
+
+    /// Schedules the frames of one message of game `G` whose first frame is `first_seq`,
+    /// received at `at`; frames seen before are ignored. Returns how many frames were dropped
+    /// for being too far ahead.
+    pub(crate) fn push<G: Game<Input = I>>(
+        &mut self,
+        first_seq: u32,
+        frames: &[I],
+        at: Arrival,
+    ) -> u64 {
+        let (arrived, next) = (at.stamp, at.next);
+        self.follow_late_streak(first_seq, frames.len(), next);
         let mut dropped = 0;
         for (seq, frame) in (0u32..).map(|i| first_seq.wrapping_add(i)).zip(frames) {
-            let fresh = self.next_seq.is_none_or(|next| seq.wrapping_sub(next) as i32 >= 0);
-            if !fresh {
+            if self.newest.is_some_and(|newest| !seq_after(seq, newest)) {
                 continue;
             }
-            self.pending.push_back((seq, *frame, arrived));
-            self.next_seq = Some(seq.wrapping_add(1));
-            if self.pending.len() > MAX_PENDING_INPUTS {
-                self.pending.pop_front();
+            self.newest = Some(seq);
+            let mut margin = self.slot_tick(seq).map_or(0, |slot| slot.diff(next));
+            if self.anchor.is_none() || margin < -REANCHOR_LATE_TICKS {
+                // A first frame, or a client back from a stall: it runs shortly, and every
+                // slot before it is done with.
+                self.anchor = Some((seq, next.plus(ANCHOR_LEAD_TICKS)));
+                if self.last_slot.is_some() {
+                    self.last_slot = Some(seq.wrapping_sub(1));
+                }
+                self.pending.clear();
+                margin = ANCHOR_LEAD_TICKS as i32;
+            }
+            let margin_us = i64::from(margin) * at.tick_us + at.early_us.unwrap_or(0);
+            self.margin_us = Some(self.margin_us.map_or(margin_us, |m| m.min(margin_us)));
+            if margin < 0 {
+                // Its tick ran with the previous input: keep only its one-shot actions.
+                self.carry = Some(match self.carry {
+                    None => *frame,
+                    Some(mut carry) => {
+                        G::merge_skipped(frame, &mut carry);
+                        carry
+                    }
+                });
+            } else if margin > MAX_INPUT_LEAD_TICKS {
                 dropped += 1;
+            } else {
+                self.pending.push_back((seq, *frame, arrived));
             }
         }
-        self.late = self.late.wrapping_add(dropped as u32);
         dropped
     }
 
-    /// Takes this tick's input of game `G` into [`InputQueue::current`]: the next frame, or
-    /// [`Game::repeat_input`] of the last one when none arrived in time. Returns whether a
-    /// frame was skipped to shorten a standing queue.
-    pub(crate) fn advance<G: Game<Input = I>>(&mut self) -> bool {
-        let (next, skipped) = next_frame::<G>(&mut self.pending, &mut self.window);
-        if skipped || (next.is_none() && self.next_seq.is_some()) {
-            self.late = self.late.wrapping_add(1);
+    /// A client whose messages come with every new frame late, in [`LATE_STREAK_TICKS`] ticks
+    /// in a row, is behind the schedule as a whole (it paused, it keeps no time sync): its
+    /// schedule restarts at this message's first new frame, which then runs shortly. One burst
+    /// of late messages in a single tick (a TCP retransmission's) is not a streak.
+    fn follow_late_streak(&mut self, first_seq: u32, count: usize, next: Tick) {
+        let Some(more) = count.checked_sub(1) else { return };
+        let last = first_seq.wrapping_add(more as u32);
+        if self.newest.is_some_and(|newest| !seq_after(last, newest)) {
+            return; // Nothing new: a redundant copy says nothing of the schedule.
         }
-        match next {
-            Some((seq, frame, arrived)) => {
+        if !self.slot_tick(last).is_some_and(|slot| next.is_after(slot)) {
+            self.late_streak = (None, 0);
+            return;
+        }
+        if self.late_streak.0 != Some(next) {
+            self.late_streak = (Some(next), self.late_streak.1 + 1);
+        }
+        if self.late_streak.1 >= LATE_STREAK_TICKS {
+            self.late_streak = (None, 0);
+            let first_new = self.newest.map_or(first_seq, |n| n.wrapping_add(1));
+            let first_new = if seq_after(first_seq, first_new) { first_seq } else { first_new };
+            self.anchor = Some((first_new, next.plus(ANCHOR_LEAD_TICKS)));
+            // Every slot before it is done with (its frame dropped as late), none after it is.
+            self.last_slot = Some(first_new.wrapping_sub(1));
+            self.pending.clear();
+        }
+    }
+
+    /// Takes the input of tick `now` (about to run) into [`InputQueue::current`]: its frame, or
+    /// [`Game::repeat_input`] of the last input when none arrived in time (counted late once
+    /// the client has sent a frame). One-shot actions of late frames are folded in.
+    pub(crate) fn advance<G: Game<Input = I>>(&mut self, now: Tick) {
+        let Some((anchor_seq, anchor_tick)) = self.anchor.filter(|&(_, t)| !t.is_after(now)) else {
+            // No frame yet, or the first one's tick is still to come: late, unless the client
+            // has never had a frame run (its prediction starts from this standing state).
+            self.current = G::repeat_input(&self.current);
+            if self.anchor.is_some() && self.last_slot.is_some() {
+                self.late = self.late.wrapping_add(1);
+            }
+            return;
+        };
+        let slot = anchor_seq.wrapping_add(now.diff(anchor_tick) as u32);
+        if self.newest.is_some_and(|newest| slot.wrapping_sub(newest) as i32 > REANCHOR_LATE_TICKS)
+        {
+            // Silence: the client stopped sending. Its player stops (the default input, as
+            // for a disconnected one), the echo goes back to the last frame it sent (so its
+            // next frames are not taken as run), and its next frame is scheduled like a first
+            // one: from a standing start, which is what its prediction starts from.
+            self.anchor = None;
+            self.last_slot = self.newest;
+            self.pending.clear();
+            self.current = I::default();
+            return;
+        }
+        while self.pending.front().is_some_and(|&(seq, _, _)| seq_after(slot, seq)) {
+            self.pending.pop_front();
+        }
+        match self.pending.front() {
+            Some(&(seq, frame, arrived)) if seq == slot => {
+                self.pending.pop_front();
                 self.current = frame;
-                self.last_applied = Some(seq);
                 if self.unreported_arrivals.len() < MAX_TRACKED_ARRIVALS {
                     self.unreported_arrivals.push(arrived);
                 }
             }
-            None => self.current = G::repeat_input(&self.current),
+            _ => {
+                self.current = G::repeat_input(&self.current);
+                self.late = self.late.wrapping_add(1);
+            }
         }
-        skipped
+        if let Some(carry) = self.carry.take() {
+            G::merge_skipped(&carry, &mut self.current);
+        }
+        self.last_slot = Some(slot);
     }
-}
 
-/// This tick's frame from a client's queue. `window` is (ticks into the watch window, shortest
-/// queue left after a tick in it); at the end of a window in which a frame was always left
-/// waiting, the queue is standing (latency added to every input, not a burst) and this tick
-/// takes the following frame instead, folding the skipped one's one-shot actions into it
-/// ([`Game::merge_skipped`]: a shot is never lost, only one step of movement) and keeping its
-/// arrival time. Returns the frame and whether one was skipped.
-pub(crate) fn next_frame<G: Game>(
-    pending: &mut VecDeque<PendingFrame<G::Input>>,
-    window: &mut (u32, usize),
-) -> (Option<PendingFrame<G::Input>>, bool) {
-    let mut next = pending.pop_front();
-    window.0 += 1;
-    window.1 = window.1.min(pending.len());
-    let mut skipped = false;
-    if window.0 >= INPUT_QUEUE_WINDOW_TICKS {
-        if window.1 >= 1
-            && let Some((_, dropped, dropped_at)) = next
-            && let Some((seq, mut frame, _)) = pending.pop_front()
-        {
-            G::merge_skipped(&dropped, &mut frame);
-            next = Some((seq, frame, dropped_at));
-            skipped = true;
-        }
-        *window = (0, usize::MAX);
+    /// The echo for snapshots ([`crate::protocol::SnapshotMessage::last_input_seq`]): the slot
+    /// of the last tick run, whether its frame came or not (the state reflects that slot, so
+    /// the client must not replay its frame on top).
+    pub(crate) fn echo(&self) -> Option<u32> {
+        self.last_slot
     }
-    (next, skipped)
+
+    /// The time-sync report for the next snapshot, in milliseconds
+    /// ([`crate::protocol::SnapshotMessage::input_margin`]), reset.
+    pub(crate) fn take_margin(&mut self) -> Option<i16> {
+        let us = self.margin_us.take()?;
+        Some(i16::try_from(us.div_euclid(1_000)).unwrap_or(if us < 0 {
+            i16::MIN
+        } else {
+            i16::MAX
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -129,95 +258,146 @@ mod tests {
     use super::*;
     use crate::games::arena::{ArenaGame, ArenaInput, Buttons};
 
-    fn frame(buttons: Buttons) -> ArenaInput {
-        ArenaInput { movement: [1, 0], aim: 0, buttons }
+    /// Arrived with stamp `stamp` 5 ms before tick `next` is due (ticks of 10 ms).
+    fn at(stamp: u64, next: Tick) -> Arrival {
+        Arrival { stamp, next, early_us: Some(5_000), tick_us: 10_000 }
+    }
+
+    /// The report of a frame whose tick is `ticks` after `next`, in ms.
+    fn ms(ticks: i16) -> Option<i16> {
+        Some(ticks * 10 + 5)
+    }
+
+    fn f(x: i8) -> ArenaInput {
+        ArenaInput { movement: [x, 0], ..ArenaInput::default() }
+    }
+
+    /// Runs tick `t`, returns its input.
+    fn run(q: &mut InputQueue<ArenaInput>, t: u32) -> ArenaInput {
+        q.advance::<ArenaGame>(Tick(t));
+        q.current
     }
 
     #[test]
-    fn a_standing_queue_loses_one_frame_per_window_but_never_its_buttons() {
-        let mut window = (0, usize::MAX);
-        let mut pending: VecDeque<PendingFrame<ArenaInput>> = VecDeque::new();
-        // Two frames always waiting behind this tick's; the one due at the window's end fires.
-        for seq in 0..3 {
-            pending.push_back((seq, frame(Buttons::default()), 7));
-        }
-        let mut applied = Vec::new();
-        for (seq, tick) in (3..).zip(1..=INPUT_QUEUE_WINDOW_TICKS) {
-            let due_fires = tick == INPUT_QUEUE_WINDOW_TICKS;
-            if due_fires {
-                pending[0].1.buttons = Buttons::FIRE;
-                pending[0].2 = 1;
-            }
-            let (next, skipped) = next_frame::<ArenaGame>(&mut pending, &mut window);
-            let (s, f, at) = next.unwrap();
-            assert_eq!(skipped, due_fires, "tick {tick}");
-            applied.push(s);
-            if due_fires {
-                assert!(f.buttons.contains(Buttons::FIRE), "the skipped frame's shot was lost");
-                assert_eq!(at, 1, "the skipped frame's arrival is kept");
-            }
-            pending.push_back((seq, frame(Buttons::default()), 7));
-        }
-        // One frame skipped: the queue is one shorter, and the sequence jumped by two once.
-        assert_eq!(pending.len(), 2);
-        assert_eq!(applied.windows(2).filter(|w| w[1] - w[0] == 2).count(), 1);
-        assert!(applied.windows(2).all(|w| w[1] - w[0] <= 2));
-    }
-
-    #[test]
-    fn a_burst_that_drains_by_itself_is_left_alone() {
-        let mut window = (0, usize::MAX);
-        let mut pending: VecDeque<PendingFrame<ArenaInput>> = VecDeque::new();
-        for seq in 0..3 {
-            pending.push_back((seq, frame(Buttons::default()), 0));
-        }
-        // No new frames for two ticks: the burst drains, then one a tick.
-        for tick in 0..(3 * INPUT_QUEUE_WINDOW_TICKS) {
-            let (_, skipped) = next_frame::<ArenaGame>(&mut pending, &mut window);
-            assert!(!skipped, "tick {tick}");
-            if tick >= 2 {
-                pending.push_back((tick + 3, frame(Buttons::default()), 0));
-            }
-        }
-    }
-
-    #[test]
-    fn ticks_run_late_are_counted_once_the_client_has_sent_a_frame() {
+    fn the_first_frame_runs_shortly_and_each_number_keeps_its_tick() {
         let mut q = InputQueue::<ArenaInput>::new();
-        let f = |x| ArenaInput { movement: [x, 0], ..ArenaInput::default() };
-        // Before any frame, an empty tick is not late: the client has not started.
-        q.advance::<ArenaGame>();
-        assert_eq!(q.late, 0);
-        q.push(0, &[f(0)], 0);
-        q.advance::<ArenaGame>();
-        assert_eq!(q.late, 0, "a frame on time");
-        // No frame for this tick: the last one is repeated, late.
-        q.advance::<ArenaGame>();
+        assert_eq!(run(&mut q, 99), ArenaInput::default());
+        assert_eq!(q.late, 0, "no frame sent yet: nothing is late");
+        // Frames 10..=12 arrive before tick 100: 10 runs at 102, 11 at 103, 12 at 104.
+        q.push::<ArenaGame>(10, &[f(1), f(2), f(3)], at(0, Tick(100)));
+        assert_eq!(q.take_margin(), ms(ANCHOR_LEAD_TICKS as i16));
+        assert_eq!(run(&mut q, 100), ArenaInput::default());
+        assert_eq!(run(&mut q, 101), ArenaInput::default());
+        assert_eq!((q.echo(), q.late), (None, 0), "before the first frame's tick");
+        assert_eq!(run(&mut q, 102), f(1));
+        // A redundant copy of 11 and 12 changes nothing.
+        q.push::<ArenaGame>(11, &[f(2), f(3)], at(0, Tick(103)));
+        assert_eq!(q.take_margin(), None, "no new frame, no report");
+        assert_eq!(run(&mut q, 103), f(2));
+        assert_eq!(run(&mut q, 104), f(3));
+        assert_eq!((q.echo(), q.late), (Some(12), 0));
+    }
+
+    /// A queue whose frame 0 ran at tick 0.
+    fn started() -> InputQueue<ArenaInput> {
+        let mut q = InputQueue::<ArenaInput>::new();
+        let lead = ANCHOR_LEAD_TICKS;
+        q.push::<ArenaGame>(0, &[f(1)], at(0, Tick(0u32.wrapping_sub(lead))));
+        assert_eq!(run(&mut q, 0), f(1));
+        q.take_margin();
+        q
+    }
+
+    #[test]
+    fn a_late_frame_costs_only_its_own_tick_and_keeps_its_shot() {
+        let mut q = started();
+        // Frame 1 (a shot) misses tick 1: the last input is repeated there, counted late.
+        assert_eq!(run(&mut q, 1), f(1));
         assert_eq!(q.late, 1);
-        // A full queue drops the oldest: each dropped frame is one more.
-        q.push(1, &[f(1), f(2), f(3), f(4), f(5), f(6)], 0);
-        assert_eq!(q.late, 3);
-        // A standing queue loses a frame at the end of a window: one more each.
-        let mut skips = 0;
-        for seq in 7..7 + 2 * INPUT_QUEUE_WINDOW_TICKS {
-            skips += u32::from(q.advance::<ArenaGame>());
-            q.push(seq, &[f(1)], 0);
-        }
-        assert!(skips >= 1, "the standing queue was never shortened");
-        assert_eq!(q.late, 3 + skips, "each skipped frame is late");
+        assert_eq!(q.echo(), Some(1), "slot 1 ran, without its frame");
+        let shot = ArenaInput { buttons: Buttons::FIRE, ..f(2) };
+        q.push::<ArenaGame>(1, &[shot, f(3)], at(0, Tick(2)));
+        assert_eq!(q.take_margin(), ms(-1), "frame 1 came a tick after its tick");
+        // Frame 2 still runs at tick 2 (no shift), with frame 1's shot folded in.
+        let t2 = run(&mut q, 2);
+        assert_eq!(t2.movement, f(3).movement, "frame 2 keeps its tick");
+        assert!(t2.buttons.contains(Buttons::FIRE), "the late frame's shot was lost");
+        assert_eq!(q.echo(), Some(2));
+        assert!(!run(&mut q, 3).buttons.contains(Buttons::FIRE), "the shot fires once");
+        assert_eq!(q.late, 2, "tick 3 had no frame either");
     }
 
     #[test]
-    fn frames_are_taken_once_in_order_and_a_full_queue_drops_the_oldest() {
+    fn frames_sent_ahead_wait_for_their_tick_and_the_margin_says_how_early() {
+        let mut q = started();
+        // The client runs five ticks ahead: frames 1..=5 arrive before tick 1 runs.
+        q.push::<ArenaGame>(1, &[f(1), f(2), f(3), f(4), f(5)], at(0, Tick(1)));
+        assert_eq!(q.take_margin(), ms(0), "the latest-arriving (earliest numbered) frame");
+        q.push::<ArenaGame>(6, &[f(6)], at(0, Tick(1)));
+        assert_eq!(q.take_margin(), ms(5));
+        for t in 1..=6 {
+            assert_eq!(run(&mut q, t), f(t as i8), "tick {t}");
+        }
+        assert_eq!(q.late, 0);
+    }
+
+    #[test]
+    fn frames_too_far_ahead_are_dropped_and_a_long_silence_restarts_the_schedule() {
+        let mut q = started();
+        let far = MAX_INPUT_LEAD_TICKS as u32 + 2;
+        assert_eq!(q.push::<ArenaGame>(far, &[f(1)], at(0, Tick(1))), 1, "dropped");
+        assert!(q.pending.is_empty(), "the schedule stays bounded");
+        // Silence: frame far+1 arrives way after its tick; it is scheduled like a first frame.
+        let next = Tick(far + 1 + REANCHOR_LATE_TICKS as u32 + 1);
+        q.push::<ArenaGame>(far + 1, &[f(2)], at(0, next));
+        assert_eq!(q.take_margin(), ms(ANCHOR_LEAD_TICKS as i16));
+        assert_eq!(run(&mut q, next.0 + ANCHOR_LEAD_TICKS), f(2));
+    }
+
+    #[test]
+    fn a_silent_client_is_echoed_its_last_frame_and_starts_afresh() {
+        let mut q = started();
+        for t in 1..=REANCHOR_LATE_TICKS as u32 {
+            run(&mut q, t);
+        }
+        assert_eq!(q.echo(), Some(REANCHOR_LATE_TICKS as u32), "slots run on for a while");
+        let quiet = REANCHOR_LATE_TICKS as u32 + 1;
+        assert_eq!(run(&mut q, quiet), ArenaInput::default(), "a silent player stops");
+        assert_eq!(q.echo(), Some(0), "then the echo goes back to the last frame sent");
+        let late = q.late;
+        run(&mut q, quiet + 1);
+        assert_eq!((q.echo(), q.late), (Some(0), late), "a silent client is not late");
+        // Its next frame (1) runs shortly, like a first one.
+        q.push::<ArenaGame>(1, &[f(5)], at(0, Tick(quiet + 2)));
+        assert_eq!(q.take_margin(), ms(ANCHOR_LEAD_TICKS as i16));
+        assert_eq!(run(&mut q, quiet + 2 + ANCHOR_LEAD_TICKS), f(5));
+        assert_eq!(q.echo(), Some(1));
+    }
+
+    #[test]
+    fn a_client_behind_the_schedule_is_rescheduled_but_not_for_one_burst() {
+        let mut q = started();
+        // A burst of late messages in one tick (a retransmission), then one on time: no restart.
+        for seq in 1..=3 {
+            q.push::<ArenaGame>(seq, &[f(1)], at(0, Tick(20)));
+        }
+        q.push::<ArenaGame>(25, &[f(2)], at(0, Tick(21)));
+        assert_eq!(q.slot_tick(26), Some(Tick(26)), "the schedule stands");
+        // Then late messages in two ticks in a row: behind as a whole, rescheduled.
+        q.push::<ArenaGame>(26, &[f(3)], at(0, Tick(40)));
+        assert_eq!(q.slot_tick(27), Some(Tick(27)), "one tick is not a streak");
+        q.push::<ArenaGame>(27, &[f(4)], at(0, Tick(41)));
+        assert_eq!(q.slot_tick(27), Some(Tick(41 + ANCHOR_LEAD_TICKS)), "restarted");
+        assert_eq!(run(&mut q, 41 + ANCHOR_LEAD_TICKS), f(4));
+    }
+
+    #[test]
+    fn the_arrivals_of_applied_frames_are_kept_for_the_latency_metric() {
         let mut q = InputQueue::<ArenaInput>::new();
-        let f = |x| ArenaInput { movement: [x, 0], ..ArenaInput::default() };
-        assert_eq!(q.push(0, &[f(0), f(1)], 0), 0);
-        // A redundant copy of 1 and a new 2.
-        assert_eq!(q.push(1, &[f(1), f(2)], 0), 0);
-        assert!(!q.advance::<ArenaGame>());
-        assert_eq!((q.last_applied, q.current), (Some(0), f(0)));
-        assert_eq!(q.push(3, &[f(3), f(4), f(5), f(6)], 0), 2);
-        assert!(!q.advance::<ArenaGame>());
-        assert_eq!(q.last_applied, Some(3), "1 and 2 were the oldest of a full queue");
+        q.push::<ArenaGame>(0, &[f(0), f(1)], at(7, Tick(0)));
+        for t in 0..5 {
+            run(&mut q, t);
+        }
+        assert_eq!(q.unreported_arrivals, vec![7, 7], "one per applied frame, none repeated");
     }
 }

@@ -11,7 +11,7 @@
 //! ticks where clients are due, capture the replicated state and send each of them a delta
 //! against the newest snapshot it acknowledged (the `replicate` module).
 
-mod inputs;
+pub(crate) mod inputs;
 mod replicate;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -20,7 +20,9 @@ use std::sync::Arc;
 use bevy_ecs::prelude::*;
 use thiserror::Error;
 
-pub use inputs::{INPUT_QUEUE_WINDOW_TICKS, MAX_PENDING_INPUTS, MAX_TRACKED_ARRIVALS};
+pub use inputs::{
+    ANCHOR_LEAD_TICKS, MAX_INPUT_LEAD_TICKS, MAX_TRACKED_ARRIVALS, REANCHOR_LATE_TICKS,
+};
 pub use replicate::{HISTORY_LEN, MIN_HISTORY, history_snapshots};
 
 use self::inputs::InputQueue;
@@ -131,7 +133,7 @@ pub enum Output {
 /// Counters, for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoomStats {
-    /// Input frames dropped: a full queue, or one skipped to shorten a standing queue.
+    /// Input frames dropped for arriving more than [`MAX_INPUT_LEAD_TICKS`] ahead of their tick.
     pub inputs_dropped: u64,
     /// Input messages refused (frames that do not decode or that the game refuses).
     pub input_errors: u64,
@@ -169,6 +171,8 @@ pub struct RoomCore<G: Game> {
     stats: RoomStats,
     steps: u64,
     empty_since: u64,
+    /// When the next step is due, on the driver's arrival-stamp clock (if it says).
+    next_tick_at: Option<u64>,
     /// Reused for decoding input frames.
     frames: Vec<G::Input>,
 }
@@ -197,6 +201,7 @@ impl<G: Game> RoomCore<G> {
             stats: RoomStats::default(),
             steps: 0,
             empty_since: 0,
+            next_tick_at: None,
             frames: Vec::new(),
         }
     }
@@ -378,6 +383,15 @@ impl<G: Game> RoomCore<G> {
         Ok(JoinInfo { entity: net_id, resumed, token })
     }
 
+    /// Tells the room when (on the clock of [`RoomCore::input`]'s arrival stamps) its next
+    /// [`RoomCore::step`] is due, so that its input-margin reports
+    /// ([`crate::protocol::SnapshotMessage::input_margin`]) are exact to the millisecond
+    /// instead of to the tick. A driver that steps on a schedule calls it before each step's
+    /// inputs; one that does not (a test stepping as fast as it can) need not.
+    pub fn set_next_tick_at(&mut self, stamp: u64) {
+        self.next_tick_at = Some(stamp);
+    }
+
     /// Takes an input message of `client` that reached the driver at `arrived` (a stamp on the
     /// driver's clock, handed back with the snapshot that first reflects it). The frames are
     /// decoded and checked here; a bad message closes the client as a protocol error.
@@ -398,7 +412,13 @@ impl<G: Game> RoomCore<G> {
             });
             return;
         }
-        self.stats.inputs_dropped += slot.inputs.push(batch.first_seq, &self.frames, arrived);
+        let at = inputs::Arrival {
+            stamp: arrived,
+            next: self.world.resource::<SimClock>().tick,
+            early_us: self.next_tick_at.map(|due| due as i64 - arrived as i64),
+            tick_us: 1_000_000 / i64::from(self.settings.tick_rate.max(1)),
+        };
+        self.stats.inputs_dropped += slot.inputs.push::<G>(batch.first_seq, &self.frames, at);
         if let Some(ack) = batch.ack {
             slot.replica.ack(ack);
         }
@@ -467,10 +487,9 @@ impl<G: Game> RoomCore<G> {
     }
 
     fn apply_inputs(&mut self) {
+        let now = self.tick();
         for slot in self.clients.values_mut() {
-            if slot.inputs.advance::<G>() {
-                self.stats.inputs_dropped += 1;
-            }
+            slot.inputs.advance::<G>(now);
             if let Some(player) = self.players.get(&slot.token)
                 && let Ok(mut e) = self.world.get_entity_mut(player.entity)
             {
@@ -486,8 +505,9 @@ impl<G: Game> RoomCore<G> {
         let due = clients.iter_mut().filter(|(_, c)| c.replica.phase == phase).map(|(id, c)| Due {
             client: *id,
             own: players.get(&c.token).map(|p| p.net_id),
-            last_applied: c.inputs.last_applied,
+            last_applied: c.inputs.echo(),
             inputs_late: c.inputs.late,
+            input_margin: c.inputs.take_margin(),
             arrivals: std::mem::take(&mut c.inputs.unreported_arrivals),
             replica: &mut c.replica,
         });

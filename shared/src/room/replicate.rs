@@ -98,6 +98,8 @@ pub(crate) struct Due<'a> {
     pub(crate) last_applied: Option<u32>,
     /// Its input ticks run late so far ([`crate::protocol::SnapshotMessage::inputs_late`]).
     pub(crate) inputs_late: u32,
+    /// Its time-sync report ([`crate::protocol::SnapshotMessage::input_margin`]).
+    pub(crate) input_margin: Option<i16>,
     /// Arrival stamps of the inputs this snapshot is the first to reflect.
     pub(crate) arrivals: Vec<u64>,
 }
@@ -182,7 +184,7 @@ impl Replicator {
         }
         let r2 = f64::from(self.radius) * f64::from(self.radius);
         let mut body_capacity = self.body_capacity;
-        for Due { client, replica, own, last_applied, inputs_late, arrivals } in due {
+        for Due { client, replica, own, last_applied, inputs_late, input_margin, arrivals } in due {
             let own_idx = own.and_then(|id| state.ids().binary_search(&id).ok());
             let center = match own_idx {
                 Some(i) if !xs.is_empty() => [xs[i] as i32, ys[i] as i32],
@@ -273,6 +275,7 @@ impl Replicator {
                 baseline: base_tick,
                 last_input_seq: last_applied,
                 inputs_late,
+                input_margin,
             };
             let encoded = codec::encode_snapshot_into(header, &body, &mut bytes);
             if encoded.is_err() {

@@ -161,7 +161,8 @@ fn inputs_are_applied_once_and_echoed_and_bad_ones_close_the_session() {
     core.input(ClientId(1), &InputBatch { ack: None, first_seq: 0, frames: frames.clone() }, 7);
     // The same frames again (a redundant copy) change nothing.
     core.input(ClientId(1), &InputBatch { ack: None, first_seq: 0, frames }, 8);
-    for _ in 0..4 {
+    // The first frame runs ANCHOR_LEAD_TICKS after the next tick.
+    for _ in 0..4 + super::ANCHOR_LEAD_TICKS {
         core.step();
     }
     let board = core.world_mut().query::<&Board>().single(core.world_mut()).copied();
