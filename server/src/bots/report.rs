@@ -128,6 +128,10 @@ pub struct InterpolationSummary {
     pub stalls: u64,
     /// Stalls per bot per minute of session.
     pub stalls_per_bot_per_min: f64,
+    /// The delay remote entities were drawn with (how far render time was behind the estimated
+    /// server clock), sampled every 16 ms, all bots, milliseconds.
+    #[serde(default)]
+    pub delay_ms: Quantiles,
 }
 
 /// The server's tick duration over this run, from `/metrics` (scraped before and after).
@@ -308,6 +312,7 @@ pub fn build(
     let mut corrections = Vec::new();
     let mut by_cause: Vec<(u64, Vec<f64>)> = vec![(0, Vec::new()); CorrectionCause::ALL.len()];
     let mut stalls = 0u64;
+    let mut delays: Vec<f64> = Vec::new();
     let mut active_total = 0.0;
     let mut decode_errors = 0;
     let mut per_bot = Vec::with_capacity(results.len());
@@ -375,6 +380,7 @@ pub fn build(
             distances.extend(stats.recent.iter().map(|&d| f64::from(d)));
         }
         stalls += r.stalls;
+        delays.extend(r.interp_delay_us.iter().map(|&us| us as f64 / 1e3));
         per_bot.push(PerBot {
             index: r.index,
             end: end.to_owned(),
@@ -413,6 +419,7 @@ pub fn build(
         } else {
             0.0
         },
+        delay_ms: quantiles(delays),
     };
     let (server, server_error) = match server {
         Ok(m) => (
@@ -577,6 +584,11 @@ impl BotsReport {
                 self.interpolation.stalls, self.interpolation.stalls_per_bot_per_min
             ),
         );
+        let d = &self.interpolation.delay_ms;
+        row(
+            "interpolation delay p50/p99",
+            format!("{:.1} / {:.1} ms, max {:.1} ({} samples)", d.p50, d.p99, d.max, d.samples),
+        );
         let ms = |v: Option<f64>| {
             v.map_or_else(|| "> largest bucket".to_owned(), |s| format!("≤ {:.2} ms", s * 1e3))
         };
@@ -609,5 +621,58 @@ impl BotsReport {
             "tickwire bots: {} × {} {} for {} s\n{out}",
             b.requested, self.game, self.behavior, self.duration_secs
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bots::WsUrl;
+
+    fn config() -> BotsConfig {
+        BotsConfig {
+            url: WsUrl::parse("ws://127.0.0.1:9/ws").unwrap(),
+            count: 2,
+            duration: Duration::from_secs(60),
+            seed: 7,
+            game: "arena".into(),
+            behavior: "fight".into(),
+            ramp_up: 50.0,
+            token: None,
+            room: None,
+            conditioner: None,
+            transport: None,
+            trust: None,
+            hold: false,
+            progress_bar: false,
+        }
+    }
+
+    #[test]
+    fn interpolation_delay_quantiles_over_all_bots() {
+        let mut a = BotResult::new(0);
+        a.interp_delay_us = (1..=99).map(|ms| ms * 1_000).collect();
+        let mut b = BotResult::new(1);
+        b.interp_delay_us = vec![250_000];
+        let report = build(
+            &config(),
+            crate::link::TransportKind::default(),
+            &[a, b],
+            Duration::from_secs(61),
+            Err("not scraped".into()),
+        );
+        let d = &report.interpolation.delay_ms;
+        assert_eq!((d.samples, d.p50, d.p99, d.max), (100, 50.0, 99.0, 250.0));
+        assert!(
+            report.summary().contains("interpolation delay p50/p99  50.0 / 99.0 ms, max 250.0"),
+            "{}",
+            report.summary()
+        );
+        let back = BotsReport::from_json(&report.to_json()).unwrap();
+        assert_eq!(back.interpolation, report.interpolation);
+        // A report written before the delay was measured still reads, with no samples.
+        let old = report.to_json().replace("\"delay_ms\"", "\"unknown_field\"");
+        let old = BotsReport::from_json(&old).unwrap();
+        assert_eq!(old.interpolation.delay_ms, Quantiles::default());
     }
 }

@@ -89,6 +89,8 @@ pub struct InterpolationBuffer {
     jitter_us: f64,
     /// Render time in relative ticks, and the caller's clock when it was computed.
     render: Option<(f64, u64)>,
+    /// How far render time was behind the estimated server clock at the last sample, µs.
+    render_delay_us: Option<f64>,
     stalled: bool,
     stalls: u64,
 }
@@ -110,6 +112,7 @@ impl InterpolationBuffer {
             offset_us: 0.0,
             jitter_us: 0.0,
             render: None,
+            render_delay_us: None,
             stalled: false,
             stalls: 0,
         }
@@ -124,6 +127,7 @@ impl InterpolationBuffer {
         self.offset_us = 0.0;
         self.jitter_us = 0.0;
         self.render = None;
+        self.render_delay_us = None;
         self.stalled = false;
     }
 
@@ -197,6 +201,16 @@ impl InterpolationBuffer {
         self.stalls
     }
 
+    /// How far render time was behind the estimated server clock at the last
+    /// [`InterpolationBuffer::sample`], in microseconds: the delay remote entities were drawn
+    /// with. It is [`InterpolationBuffer::delay_ticks`] once render time has caught up with its
+    /// target, and grows while render time is held at the newest snapshot (a stall). `None`
+    /// before the first sample of a snapshot.
+    #[must_use]
+    pub fn render_delay_us(&self) -> Option<f64> {
+        self.render_delay_us
+    }
+
     /// The render time of the last [`InterpolationBuffer::sample`], as a tick and a fraction.
     #[must_use]
     pub fn render_tick(&self) -> Option<(Tick, f32)> {
@@ -226,6 +240,7 @@ impl InterpolationBuffer {
         let floor = self.render.map_or(f64::NEG_INFINITY, |(r, _)| r);
         let render = render.min(newest).max(floor);
         self.render = Some((render, now_us));
+        self.render_delay_us = Some(now_us as f64 - self.offset_us - render * self.tick_us);
         render
     }
 
