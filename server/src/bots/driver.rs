@@ -150,12 +150,11 @@ pub struct BotResult {
     pub respawn_snaps: u64,
     /// Interpolation stalls.
     pub stalls: u64,
-    /// The delay remote entities were drawn with at each sample (see
-    /// [`InterpolationBuffer::render_delay_us`]), a uniform sample of at most
-    /// [`MAX_DELAY_SAMPLES`], in microseconds.
-    ///
-    /// [`InterpolationBuffer::render_delay_us`]: tickwire_shared::client::InterpolationBuffer::render_delay_us
+    /// The delay remote entities were drawn with at each sample (the interpolation buffer's
+    /// `render_delay_us`), a uniform sample of at most [`MAX_DELAY_SAMPLES`], in microseconds.
     pub interp_delay_us: Vec<u64>,
+    /// The delay the buffer aimed at (its `delay_us`) at the same samples, in microseconds.
+    pub interp_target_delay_us: Vec<u64>,
     /// What the conditioner did (both ways): datagrams lost, duplicated and reordered, ordered
     /// messages retransmitted, messages dropped because its queue was full.
     pub conditioner: ConditionerStats,
@@ -179,6 +178,7 @@ impl BotResult {
             respawn_snaps: 0,
             stalls: 0,
             interp_delay_us: Vec::new(),
+            interp_target_delay_us: Vec::new(),
             conditioner: ConditionerStats::default(),
         }
     }
@@ -187,19 +187,19 @@ impl BotResult {
 /// A uniform random sample of at most `cap` values from a stream of any length (reservoir
 /// sampling): the `n`-th value replaces a kept one with probability `cap / n`.
 #[derive(Debug)]
-struct Reservoir {
+struct Reservoir<T> {
     cap: usize,
     seen: u64,
-    kept: Vec<u64>,
+    kept: Vec<T>,
     rng: Rng,
 }
 
-impl Reservoir {
-    fn new(cap: usize, seed: u64) -> Reservoir {
+impl<T> Reservoir<T> {
+    fn new(cap: usize, seed: u64) -> Reservoir<T> {
         Reservoir { cap, seen: 0, kept: Vec::new(), rng: Rng::new(seed) }
     }
 
-    fn offer(&mut self, value: u64) {
+    fn offer(&mut self, value: T) {
         self.seen += 1;
         if self.kept.len() < self.cap {
             self.kept.push(value);
@@ -404,8 +404,11 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             Wake::Ping => session.ping_if_due(now_us(), 0),
             Wake::Sample => {
                 let _ = session.sample(now_us());
-                if let Some(us) = session.interpolation().and_then(|b| b.render_delay_us()) {
-                    delays.offer(us.max(0.0).round() as u64);
+                if let Some(buf) = session.interpolation()
+                    && let Some(drawn) = buf.render_delay_us()
+                {
+                    let us = |v: f64| v.max(0.0).round() as u64;
+                    delays.offer((us(drawn), us(buf.delay_us())));
                 }
             }
             Wake::Due => {}
@@ -509,7 +512,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     result.rtt_us = rtt.into_iter().collect();
     result.input_echo_us = input_echo.into_iter().collect();
     result.stalls = session.interpolation().map_or(0, |b| b.stalls());
-    result.interp_delay_us = delays.kept;
+    (result.interp_delay_us, result.interp_target_delay_us) = delays.kept.into_iter().unzip();
     result.conditioner = inbound.stats();
     result.conditioner += outbound.stats();
     result.end = end;
