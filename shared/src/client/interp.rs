@@ -11,18 +11,20 @@
 //! estimate that a late packet cannot move. How far a snapshot's offset is above that minimum is
 //! its lateness.
 //!
-//! **Delay (a jitter buffer).** Render time must stay behind the newest snapshot that arrived.
-//! If render time is `d` behind the estimated server clock, the next snapshot, one interval after
-//! the newest, comes in time when `d >= interval + its lateness`. So the delay is
+//! **Delay (a jitter buffer).** Render time must stay behind the newest snapshot that arrived. If
+//! render time is `d` behind the estimated server clock, the next snapshot, one interval after the
+//! newest, comes in time when `d >= interval + its lateness`. So the delay is
 //! [`BASE_DELAY_INTERVALS`] interval, plus the lateness most snapshots stay under
 //! ([`JITTER_PERCENTILE`] of the window), plus one more interval while snapshots are being lost
 //! ([`LOSS_EXTRA_INTERVALS`], [`LOSS_MEMORY_US`]: the one after a lost one comes two intervals
-//! after the newest),
-//! plus [`SAFETY_MARGIN_US`]. It grows at once when that sum does and shrinks slowly
+//! after the newest), plus [`SAFETY_MARGIN_US`]. A snapshot later than the percentile and most of
+//! the margin cover (one that stalled or nearly did) is a spike: for [`SPIKE_MEMORY_US`] the delay
+//! covers it too, up to [`SPIKE_MAX_INTERVALS`] (the percentile alone would let a hiccup every few
+//! seconds stall every time). The delay grows at once when that sum does and shrinks slowly
 //! ([`DELAY_DECAY_US`]), within [`MIN_DELAY_INTERVALS`] and [`MAX_DELAY_US`]. What it does not
-//! chase: lateness rarer than the percentile, and lateness so long that even [`MAX_DELAY_US`]
-//! would not hide it (a TCP retransmission of a lost snapshot): those stall rather than delay
-//! everything.
+//! chase: the snapshots queued in a burst behind a late one ([`BURST_INTERVALS`]), and lateness so
+//! long that even [`MAX_DELAY_US`] would not hide it (a TCP retransmission of a lost snapshot):
+//! those stall rather than delay everything.
 //!
 //! **Render time** is the estimated server tick minus [`InterpolationBuffer::delay_ticks`]. It
 //! advances with the caller's clock and is steered toward that target by at most
@@ -49,9 +51,11 @@ pub const MAX_SNAPSHOTS: usize = 32;
 pub const OFFSET_WINDOW: usize = 64;
 
 /// The percentile of lateness (above the least-delayed packet) the delay covers: 95 %, the
-/// 61st of 64 samples. The three latest in two seconds are not chased: that is what separates
-/// jitter, which every snapshot has, from the rare long delay, which would otherwise hold the
-/// delay high for everyone while it is in the window.
+/// 61st of 64 samples. That follows jitter, which every snapshot has, however large (up to
+/// [`MAX_DELAY_US`]). The three latest in two seconds are left to the spike rule
+/// ([`SPIKE_MEMORY_US`]), which chases a rare late snapshot only when it (nearly) stalled, and
+/// only up to [`SPIKE_MAX_INTERVALS`]: with the maximum, one 200 ms delay would hold the delay
+/// at 240 ms for everyone while it is in the window.
 pub const JITTER_PERCENTILE: f64 = 0.95;
 
 /// Base delay in snapshot intervals: the next snapshot is due one interval after the newest, so
@@ -88,6 +92,18 @@ pub const LOSS_EXTRA_INTERVALS: f64 = 1.0;
 /// says the loss has stopped. A single missing snapshot costs one interval of delay for ten
 /// seconds.
 pub const LOSS_MEMORY_US: u64 = 10_000_000;
+
+/// A snapshot is a spike when it was later than the jitter percentile covers by more than half the
+/// [`SAFETY_MARGIN_US`] (without the spike rule, a near-stall or a stall); for this long after the
+/// last one the delay covers the largest: ten seconds, so hiccups that recur every few seconds (a
+/// busy machine, a garbage collector, a radio scan) stall once, not every time, and one that does
+/// not recur costs its lateness for ten seconds.
+pub const SPIKE_MEMORY_US: u64 = 10_000_000;
+
+/// Spikes later than this many intervals are not chased: two (67 ms at 30 Hz). Longer ones (a
+/// TCP retransmission, an outage) would hold a delay long enough to be felt for ten seconds;
+/// a stall is the lesser harm.
+pub const SPIKE_MAX_INTERVALS: f64 = 2.0;
 
 /// When the delay needed falls, the delay follows with this time constant (its excess over what
 /// is needed shrinks to 37 % in two seconds): jitter comes in bursts, so the delay stays ready
@@ -163,6 +179,9 @@ pub struct InterpolationBuffer {
     last_gap_us: Option<u64>,
     /// Whether snapshots are being lost ([`LOSS_MEMORY_US`]).
     lossy: bool,
+    /// The largest spike's lateness within [`SPIKE_MEMORY_US`] (0 without one), and when the
+    /// last spike arrived.
+    spike: (f64, Option<u64>),
     /// The delay render time aims at, in microseconds.
     delay_us: f64,
     /// Render time in relative ticks, and the caller's clock when it was computed.
@@ -192,6 +211,7 @@ impl InterpolationBuffer {
             jitter_us: 0.0,
             last_gap_us: None,
             lossy: false,
+            spike: (0.0, None),
             delay_us: 0.0,
             render: None,
             render_delay_us: None,
@@ -213,6 +233,7 @@ impl InterpolationBuffer {
         self.jitter_us = 0.0;
         self.last_gap_us = None;
         self.lossy = false;
+        self.spike = (0.0, None);
         self.delay_us = self.needed_delay_us();
         self.render = None;
         self.render_delay_us = None;
@@ -267,7 +288,27 @@ impl InterpolationBuffer {
         }
         self.arrivals.push_back(arrival);
         self.update_clock();
+        self.update_spike(arrival, arrival_us);
         self.update_delay(since_last_us.unwrap_or(0.0));
+    }
+
+    /// Records `arrival` as a spike if it was later than the jitter covers (see
+    /// [`SPIKE_MEMORY_US`]), and forgets the spike once that long has passed.
+    fn update_spike(&mut self, arrival: Arrival, arrival_us: u64) {
+        let (height, last) = self.spike;
+        let fresh = last.is_some_and(|t| arrival_us.saturating_sub(t) < SPIKE_MEMORY_US);
+        // Later than the percentile covers, by more than half the margin: without the spike
+        // rule it would have (nearly) stalled.
+        let late = arrival.offset_us - self.offset_us;
+        let spiked = !arrival.burst
+            && late > self.jitter_us + SAFETY_MARGIN_US / 2.0
+            && late <= SPIKE_MAX_INTERVALS * self.interval_us;
+        self.spike = match (spiked, fresh) {
+            (true, true) => (height.max(late), Some(arrival_us)),
+            (true, false) => (late, Some(arrival_us)),
+            (false, true) => (height, last),
+            (false, false) => (0.0, None),
+        };
     }
 
     fn update_clock(&mut self) {
@@ -290,8 +331,8 @@ impl InterpolationBuffer {
     /// The delay the current measurements call for, in microseconds, within its bounds.
     fn needed_delay_us(&self) -> f64 {
         let loss = if self.lossy { LOSS_EXTRA_INTERVALS } else { 0.0 };
-        let delay =
-            (BASE_DELAY_INTERVALS + loss) * self.interval_us + self.jitter_us + SAFETY_MARGIN_US;
+        let late = self.jitter_us.max(self.spike.0);
+        let delay = (BASE_DELAY_INTERVALS + loss) * self.interval_us + late + SAFETY_MARGIN_US;
         let min = MIN_DELAY_INTERVALS * self.interval_us;
         delay.clamp(min, MAX_DELAY_US.max(min))
     }
@@ -310,7 +351,8 @@ impl InterpolationBuffer {
 
     /// The delay between the estimated server tick and render time, in ticks (see the
     /// [module documentation](self)): [`BASE_DELAY_INTERVALS`] snapshot interval, plus the
-    /// measured jitter, plus [`LOSS_EXTRA_INTERVALS`] while snapshots are being lost, plus
+    /// measured jitter (or a recent spike, if later), plus [`LOSS_EXTRA_INTERVALS`] while
+    /// snapshots are being lost, plus
     /// [`SAFETY_MARGIN_US`]; grown at once, shrunk over [`DELAY_DECAY_US`]; at least
     /// [`MIN_DELAY_INTERVALS`] interval and at most [`MAX_DELAY_US`] (or one interval, if
     /// longer).
@@ -635,6 +677,9 @@ mod tests {
         /// is still in flight.
         links: Vec<DelayQueue<u32>>,
         delivery: Delivery,
+        /// Every this many snapshots one is sent this much later (a hiccup of the sender or the
+        /// network); `None` for never.
+        hiccup: Option<(u32, u64)>,
         next_snapshot: u32,
         next_frame_us: u64,
     }
@@ -645,6 +690,7 @@ mod tests {
                 buf: InterpolationBuffer::new(TICK_RATE, SNAP_RATE),
                 links: Vec::new(),
                 delivery,
+                hiccup: None,
                 next_snapshot: 0,
                 next_frame_us: 0,
             };
@@ -672,8 +718,13 @@ mod tests {
                 }
                 let now = Duration::from_micros(now_us);
                 if now_us == send_us {
+                    let i = self.next_snapshot;
+                    let late = match self.hiccup {
+                        Some((every, us)) if i > 0 && i % every == 0 => us,
+                        _ => 0,
+                    };
                     let link = self.links.last_mut().unwrap();
-                    link.push(now, self.next_snapshot, self.delivery);
+                    link.push(now + Duration::from_micros(late), i, self.delivery);
                     self.next_snapshot += 1;
                 }
                 for link in &mut self.links {
@@ -808,5 +859,35 @@ mod tests {
         assert!(target <= 2.5 * INTERVAL_MS, "delay up to {target} ms");
         let p50 = quantile(&delays.drawn, 0.5);
         assert!(p50 <= 2.5 * INTERVAL_MS, "median delay {p50} ms");
+    }
+
+    #[test]
+    fn recurring_hiccups_stall_once_then_the_delay_covers_them() {
+        // On a clean link, one snapshot in 150 (every 5 s) comes 40 ms late, and the next one
+        // with it (TCP keeps the order).
+        let mut sim = Sim::new("latency=100ms", Delivery::Ordered, 8);
+        sim.hiccup = Some((150, 40_000));
+        let quiet = sim.run_until(4 * SECOND);
+        let quiet = quantile(&quiet.target, 1.0);
+        assert!(quiet <= 1.5 * INTERVAL_MS, "{quiet} ms before the first hiccup");
+        let delays = sim.run_until(64 * SECOND);
+        assert_eq!(sim.buf.stalls(), 1, "only the first hiccup stalls");
+        let covering = quantile(&delays.target, 0.5);
+        assert!(
+            covering >= INTERVAL_MS + 40.0 && covering <= 2.5 * INTERVAL_MS,
+            "median delay {covering} ms"
+        );
+        // Once they stop, the delay goes back to a clean link's.
+        sim.hiccup = None;
+        let _ = sim.run_until(80 * SECOND);
+        let after = quantile(&sim.run_until(85 * SECOND).target, 1.0);
+        assert!(after <= 1.5 * INTERVAL_MS, "{after} ms after the hiccups stopped");
+        // A hiccup of three intervals is not chased: each one stalls.
+        let mut long = Sim::new("latency=100ms", Delivery::Ordered, 9);
+        long.hiccup = Some((150, 100_000));
+        let delays = long.run_until(64 * SECOND);
+        assert!(long.buf.stalls() >= 11, "{} stalls", long.buf.stalls());
+        let longest = quantile(&delays.target, 1.0);
+        assert!(longest <= 1.5 * INTERVAL_MS, "delay up to {longest} ms");
     }
 }
