@@ -16,6 +16,7 @@ use tickwire_shared::client::{
 use tickwire_shared::conditioner::{ConditionerSpec, ConditionerStats, DelayQueue, Delivery};
 use tickwire_shared::game::{BotPolicy, Game};
 use tickwire_shared::protocol::{DisconnectReason, ServerMessage};
+use tickwire_shared::rng::Rng;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 
 use crate::link::{Link, LinkEvent, Trust};
@@ -34,6 +35,11 @@ pub const MAX_RTT_SAMPLES: usize = 4_096;
 
 /// The interpolation buffer is sampled at this period, like a 60 fps render loop.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(16);
+
+/// Interpolation delays kept per bot: a uniform sample of every [`SAMPLE_PERIOD`]'s delay over
+/// the whole session (about 65 s of samples at 16 ms; longer runs keep a random subset, so
+/// memory stays bounded and the quantiles stay unbiased).
+pub const MAX_DELAY_SAMPLES: usize = 4_096;
 
 /// How often a bot pings, for RTT.
 pub const PING_PERIOD: Duration = Duration::from_secs(1);
@@ -150,13 +156,19 @@ pub struct BotResult {
     pub time_sync: TimeSyncStats,
     /// The server's count of this bot's input ticks run late, at the end.
     pub inputs_late: u32,
+    /// The delay remote entities were drawn with at each sample (the interpolation buffer's
+    /// `render_delay_us`), a uniform sample of at most [`MAX_DELAY_SAMPLES`], in microseconds.
+    pub interp_delay_us: Vec<u64>,
+    /// The delay the buffer aimed at (its `delay_us`) at the same samples, in microseconds.
+    pub interp_target_delay_us: Vec<u64>,
     /// What the conditioner did (both ways): datagrams lost, duplicated and reordered, ordered
     /// messages retransmitted, messages dropped because its queue was full.
     pub conditioner: ConditionerStats,
 }
 
 impl BotResult {
-    fn new(index: u32) -> BotResult {
+    /// An empty result for bot `index`.
+    pub(crate) fn new(index: u32) -> BotResult {
         BotResult {
             index,
             end: BotEnd::Completed,
@@ -173,7 +185,36 @@ impl BotResult {
             stalls: 0,
             time_sync: TimeSyncStats::default(),
             inputs_late: 0,
+            interp_delay_us: Vec::new(),
+            interp_target_delay_us: Vec::new(),
             conditioner: ConditionerStats::default(),
+        }
+    }
+}
+
+/// A uniform random sample of at most `cap` values from a stream of any length (reservoir
+/// sampling): the `n`-th value replaces a kept one with probability `cap / n`.
+#[derive(Debug)]
+struct Reservoir<T> {
+    cap: usize,
+    seen: u64,
+    kept: Vec<T>,
+    rng: Rng,
+}
+
+impl<T> Reservoir<T> {
+    fn new(cap: usize, seed: u64) -> Reservoir<T> {
+        Reservoir { cap, seen: 0, kept: Vec::new(), rng: Rng::new(seed) }
+    }
+
+    fn offer(&mut self, value: T) {
+        self.seen += 1;
+        if self.kept.len() < self.cap {
+            self.kept.push(value);
+        } else if let Ok(slot) = usize::try_from(self.rng.next_u64() % self.seen)
+            && let Some(kept) = self.kept.get_mut(slot)
+        {
+            *kept = value;
         }
     }
 }
@@ -296,6 +337,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     let mut disconnect_reason: Option<DisconnectReason> = None;
     let mut reported_snapshots = 0u64;
     let mut reported_errors = 0u64;
+    let mut delays = Reservoir::new(MAX_DELAY_SAMPLES, spec.seed ^ 0x3333);
     let far = spec.deadline + Duration::from_secs(3600);
 
     let end = 'run: loop {
@@ -374,6 +416,12 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             Wake::Ping => session.ping_if_due(now_us(), 0),
             Wake::Sample => {
                 let _ = session.sample(now_us());
+                if let Some(buf) = session.interpolation()
+                    && let Some(drawn) = buf.render_delay_us()
+                {
+                    let us = |v: f64| v.max(0.0).round() as u64;
+                    delays.offer((us(drawn), us(buf.delay_us())));
+                }
             }
             Wake::Due => {}
         }
@@ -475,6 +523,7 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     result.stalls = session.interpolation().map_or(0, |b| b.stalls());
     result.time_sync = session.input_clock().map(InputClock::stats).unwrap_or_default();
     result.inputs_late = session.client().inputs_late();
+    (result.interp_delay_us, result.interp_target_delay_us) = delays.kept.into_iter().unzip();
     result.conditioner = inbound.stats();
     result.conditioner += outbound.stats();
     result.end = end;
@@ -496,4 +545,28 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     }
     progress.finished.fetch_add(1, Ordering::Relaxed);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservoir_keeps_a_bounded_uniform_sample() {
+        let mut r = Reservoir::new(1_000, 7);
+        for v in 0..100_000u64 {
+            r.offer(v);
+        }
+        assert_eq!(r.kept.len(), 1_000);
+        // Uniform over the whole stream: about a tenth of the kept values in each tenth.
+        for decile in 0..10u64 {
+            let n = r.kept.iter().filter(|&&v| v / 10_000 == decile).count();
+            assert!((60..=140).contains(&n), "decile {decile}: {n} of 1,000");
+        }
+        let mut short = Reservoir::new(1_000, 7);
+        for v in 0..10u64 {
+            short.offer(v);
+        }
+        assert_eq!(short.kept, (0..10).collect::<Vec<_>>(), "a short stream is kept whole");
+    }
 }

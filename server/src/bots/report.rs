@@ -147,6 +147,14 @@ pub struct InterpolationSummary {
     pub stalls: u64,
     /// Stalls per bot per minute of session.
     pub stalls_per_bot_per_min: f64,
+    /// The delay remote entities were drawn with (how far render time was behind the estimated
+    /// server clock), sampled every 16 ms, all bots, milliseconds. Longer than `target_delay_ms`
+    /// during a stall and while render time catches up after it.
+    #[serde(default)]
+    pub delay_ms: Quantiles,
+    /// The delay the jitter buffer aimed at, at the same samples, milliseconds.
+    #[serde(default)]
+    pub target_delay_ms: Quantiles,
 }
 
 /// The server's tick duration over this run, from `/metrics` (scraped before and after).
@@ -331,6 +339,8 @@ pub fn build(
     let mut by_cause: Vec<(u64, Vec<f64>)> = vec![(0, Vec::new()); CorrectionCause::ALL.len()];
     let mut stalls = 0u64;
     let mut time_sync = TimeSyncSummary::default();
+    let mut delays: Vec<f64> = Vec::new();
+    let mut target_delays: Vec<f64> = Vec::new();
     let mut active_total = 0.0;
     let mut decode_errors = 0;
     let mut per_bot = Vec::with_capacity(results.len());
@@ -404,6 +414,8 @@ pub fn build(
         time_sync.pauses += r.time_sync.pauses;
         time_sync.paused_ticks += r.time_sync.paused_ticks;
         time_sync.inputs_late += u64::from(r.inputs_late);
+        delays.extend(r.interp_delay_us.iter().map(|&us| us as f64 / 1e3));
+        target_delays.extend(r.interp_target_delay_us.iter().map(|&us| us as f64 / 1e3));
         per_bot.push(PerBot {
             index: r.index,
             end: end.to_owned(),
@@ -442,6 +454,8 @@ pub fn build(
         } else {
             0.0
         },
+        delay_ms: quantiles(delays),
+        target_delay_ms: quantiles(target_delays),
     };
     let (server, server_error) = match server {
         Ok(m) => (
@@ -615,6 +629,14 @@ impl BotsReport {
                 self.interpolation.stalls, self.interpolation.stalls_per_bot_per_min
             ),
         );
+        let (d, t) = (&self.interpolation.delay_ms, &self.interpolation.target_delay_ms);
+        row(
+            "interpolation delay p50/p99",
+            format!(
+                "{:.1} / {:.1} ms drawn (max {:.1}), {:.1} / {:.1} ms aimed at ({} samples)",
+                d.p50, d.p99, d.max, t.p50, t.p99, d.samples
+            ),
+        );
         let ms = |v: Option<f64>| {
             v.map_or_else(|| "> largest bucket".to_owned(), |s| format!("≤ {:.2} ms", s * 1e3))
         };
@@ -647,5 +669,67 @@ impl BotsReport {
             "tickwire bots: {} × {} {} for {} s\n{out}",
             b.requested, self.game, self.behavior, self.duration_secs
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bots::WsUrl;
+
+    fn config() -> BotsConfig {
+        BotsConfig {
+            url: WsUrl::parse("ws://127.0.0.1:9/ws").unwrap(),
+            count: 2,
+            duration: Duration::from_secs(60),
+            seed: 7,
+            game: "arena".into(),
+            behavior: "fight".into(),
+            ramp_up: 50.0,
+            token: None,
+            room: None,
+            conditioner: None,
+            transport: None,
+            trust: None,
+            hold: false,
+            progress_bar: false,
+        }
+    }
+
+    #[test]
+    fn interpolation_delay_quantiles_over_all_bots() {
+        let mut a = BotResult::new(0);
+        a.interp_delay_us = (1..=99).map(|ms| ms * 1_000).collect();
+        let mut b = BotResult::new(1);
+        b.interp_delay_us = vec![250_000];
+        a.interp_target_delay_us = vec![40_000; 99];
+        b.interp_target_delay_us = vec![60_000];
+        let report = build(
+            &config(),
+            crate::link::TransportKind::default(),
+            &[a, b],
+            Duration::from_secs(61),
+            Err("not scraped".into()),
+        );
+        let d = &report.interpolation.delay_ms;
+        assert_eq!((d.samples, d.p50, d.p99, d.max), (100, 50.0, 99.0, 250.0));
+        let t = &report.interpolation.target_delay_ms;
+        assert_eq!((t.samples, t.p50, t.max), (100, 40.0, 60.0));
+        assert!(
+            report.summary().contains(
+                "interpolation delay p50/p99  50.0 / 99.0 ms drawn (max 250.0), \
+                 40.0 / 40.0 ms aimed at (100 samples)"
+            ),
+            "{}",
+            report.summary()
+        );
+        let back = BotsReport::from_json(&report.to_json()).unwrap();
+        assert_eq!(back.interpolation, report.interpolation);
+        // A report written before the delay was measured still reads, with no samples.
+        let old = report.to_json().replace("\"delay_ms\"", "\"unknown_field\"");
+        let old = old.replace("\"target_delay_ms\"", "\"other_unknown_field\"");
+        let old = BotsReport::from_json(&old).unwrap();
+        assert_eq!(old.interpolation.delay_ms, Quantiles::default());
+        assert_eq!(old.interpolation.target_delay_ms, Quantiles::default());
     }
 }

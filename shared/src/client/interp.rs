@@ -8,14 +8,30 @@
 //! **Clock.** The server's tick is not sent continuously, so it is estimated from the snapshots'
 //! `(tick, arrival time)` pairs: each pair gives an offset `arrival_us - tick * tick_us`, and the
 //! *minimum* over the last [`OFFSET_WINDOW`] pairs is the least-delayed packet's, a stable
-//! estimate that a late packet cannot move. The spread above that minimum (its 90th percentile)
-//! is the measured jitter.
+//! estimate that a late packet cannot move. How far a snapshot's offset is above that minimum is
+//! its lateness.
+//!
+//! **Delay (a jitter buffer).** Render time must stay behind the newest snapshot that arrived. If
+//! render time is `d` behind the estimated server clock, the next snapshot, one interval after the
+//! newest, comes in time when `d >= interval + its lateness`. So the delay is
+//! [`BASE_DELAY_INTERVALS`] interval, plus the lateness most snapshots stay under
+//! ([`JITTER_PERCENTILE`] of the window), plus one more interval while snapshots are being lost
+//! ([`LOSS_EXTRA_INTERVALS`], [`LOSS_MEMORY_US`]: the one after a lost one comes two intervals
+//! after the newest), plus [`SAFETY_MARGIN_US`]. A snapshot later than the percentile and most of
+//! the margin cover (one that stalled or nearly did) is a spike: for [`SPIKE_MEMORY_US`] the delay
+//! covers it too, up to [`SPIKE_MAX_INTERVALS`] (the percentile alone would let a hiccup every few
+//! seconds stall every time). The delay grows at once when that sum does and shrinks slowly
+//! ([`DELAY_DECAY_US`]), within [`MIN_DELAY_INTERVALS`] and [`MAX_DELAY_US`]. What it does not
+//! chase: the snapshots queued in a burst behind a late one ([`BURST_INTERVALS`]), and lateness so
+//! long that even [`MAX_DELAY_US`] would not hide it (a TCP retransmission of a lost snapshot):
+//! those stall rather than delay everything.
 //!
 //! **Render time** is the estimated server tick minus [`InterpolationBuffer::delay_ticks`]. It
 //! advances with the caller's clock and is steered toward that target by at most
-//! [`MAX_SLEW`] of the elapsed time, so it never goes backwards and never jumps (except forward,
-//! after a discontinuity larger than [`SNAP_FORWARD_US`]). It never passes the newest snapshot:
-//! when no later snapshot exists the last positions are held and a stall is counted.
+//! [`MAX_SLEW`] of the elapsed time (up to [`MAX_CATCH_UP`] when it is more than an interval
+//! behind, after a stall), so it never goes backwards and never jumps (except forward, after a
+//! discontinuity larger than [`SNAP_FORWARD_US`]). It never passes the newest snapshot: when no
+//! later snapshot exists the last positions are held and a stall is counted.
 
 use std::collections::VecDeque;
 
@@ -28,18 +44,72 @@ use crate::tick::Tick;
 /// the two snapshots around render time are always kept.
 pub const MAX_SNAPSHOTS: usize = 32;
 
-/// Arrival samples the clock offset and jitter are measured over: about two seconds at
-/// 30 snapshots/s, long enough to contain a least-delayed packet, short enough to follow a route
-/// change or clock drift within seconds.
+/// Arrival samples the clock offset and the lateness are measured over: about two
+/// seconds at 30 snapshots/s, long enough to contain a least-delayed packet and enough lateness
+/// samples for a 95th percentile, short enough to follow a route change or clock drift within
+/// seconds.
 pub const OFFSET_WINDOW: usize = 64;
 
-/// The percentile of arrival delay (above the least-delayed packet) taken as the jitter: 90 %,
-/// so the occasional very late packet does not double the delay for everyone.
-pub const JITTER_PERCENTILE: f64 = 0.9;
+/// The percentile of lateness (above the least-delayed packet) the delay covers: 95 %, the
+/// 61st of 64 samples. That follows jitter, which every snapshot has, however large (up to
+/// [`MAX_DELAY_US`]). The three latest in two seconds are left to the spike rule
+/// ([`SPIKE_MEMORY_US`]), which chases a rare late snapshot only when it (nearly) stalled, and
+/// only up to [`SPIKE_MAX_INTERVALS`]: with the maximum, one 200 ms delay would hold the delay
+/// at 240 ms for everyone while it is in the window.
+pub const JITTER_PERCENTILE: f64 = 0.95;
 
-/// Base delay in snapshot intervals: with two, one snapshot can be lost (or late by an interval)
-/// without a stall. At 30 snapshots/s that is 66.7 ms, the design target (<= 67 ms).
-pub const BASE_DELAY_INTERVALS: f64 = 2.0;
+/// Base delay in snapshot intervals: the next snapshot is due one interval after the newest, so
+/// with no lateness at all, one interval is what keeps render time behind the newest snapshot.
+pub const BASE_DELAY_INTERVALS: f64 = 1.0;
+
+/// Added to the delay for what the window's statistics do not see: a snapshot a little later
+/// than the measured percentile, the least-delayed packet leaving the window (the clock estimate
+/// moves back by the difference), and timer and scheduling noise of a millisecond or two on
+/// either side. 8 ms, a quarter of a 30 Hz interval, keeps a clean link's delay within 1.5
+/// intervals with a few milliseconds of measured lateness to spare.
+pub const SAFETY_MARGIN_US: f64 = 8_000.0;
+
+/// Snapshots arriving less than this many intervals after the previous one arrived together (a
+/// burst: those queued behind a retransmitted one, or bunched by jitter longer than an
+/// interval). Only the first of a burst counts as a lateness sample: the later ones are as late
+/// as the first was, less their tick distance, and do not need a longer delay than it did. It
+/// keeps one retransmission from filling the window with late samples.
+pub const BURST_INTERVALS: f64 = 0.25;
+
+/// A tick gap from the previous snapshot longer than this many intervals means at least one
+/// snapshot is missing (lost, or skipped by the server for a slow client). Half an interval of
+/// slack tolerates snapshot rates that do not divide the tick rate.
+pub const LOSS_GAP_INTERVALS: f64 = 1.5;
+
+/// Added to the delay while snapshots are being lost ([`LOSS_MEMORY_US`]): one interval, so
+/// render time bridges one lost snapshot without a stall. Longer gaps (two lost in a row, rare
+/// with random loss; an outage) are not chased.
+pub const LOSS_EXTRA_INTERVALS: f64 = 1.0;
+
+/// Snapshots are being lost while one went missing within this time: ten seconds. Loss is a
+/// rate, and a rate needs a longer memory than the lateness window: at 2 % loss a snapshot goes
+/// missing every 1.7 s on average, and ten seconds without one (a 0.25 % chance at that rate)
+/// says the loss has stopped. A single missing snapshot costs one interval of delay for ten
+/// seconds.
+pub const LOSS_MEMORY_US: u64 = 10_000_000;
+
+/// A snapshot is a spike when it was later than the jitter percentile covers by more than half the
+/// [`SAFETY_MARGIN_US`] (without the spike rule, a near-stall or a stall); for this long after the
+/// last one the delay covers the largest: ten seconds, so hiccups that recur every few seconds (a
+/// busy machine, a garbage collector, a radio scan) stall once, not every time, and one that does
+/// not recur costs its lateness for ten seconds.
+pub const SPIKE_MEMORY_US: u64 = 10_000_000;
+
+/// Spikes later than this many intervals are not chased: two (67 ms at 30 Hz). Longer ones (a
+/// TCP retransmission, an outage) would hold a delay long enough to be felt for ten seconds;
+/// a stall is the lesser harm.
+pub const SPIKE_MAX_INTERVALS: f64 = 2.0;
+
+/// When the delay needed falls, the delay follows with this time constant (its excess over what
+/// is needed shrinks to 37 % in two seconds): jitter comes in bursts, so the delay stays ready
+/// for a few seconds after the last one, then gives the latency back. It is on top of the
+/// window, which remembers lateness for its own two seconds.
+pub const DELAY_DECAY_US: f64 = 2_000_000.0;
 
 /// The delay never drops below one snapshot interval: less, and render time would pass the
 /// newest snapshot between arrivals even on a perfect network.
@@ -53,6 +123,13 @@ pub const MAX_DELAY_US: f64 = 250_000.0;
 /// steered toward its target (±10 %): smooth enough to be invisible, fast enough to absorb a
 /// change of a snapshot interval within a second or so.
 pub const MAX_SLEW: f64 = 0.1;
+
+/// Render time more than one snapshot interval behind its target (after a stall: it was held
+/// while the clock ran on) runs up to this much faster than the caller's clock (+100 %, twice
+/// as fast) until it is within an interval again. The stall already broke smoothness, and a
+/// quarter second of quick motion after a 240 ms stall beats the 2.4 s that [`MAX_SLEW`] would
+/// take, drawing everyone that much later all the while.
+pub const MAX_CATCH_UP: f64 = 1.0;
 
 /// When render time is behind its target by more than this (a long pause of the caller, or
 /// the first snapshots after a stall), it jumps forward instead of catching up slowly: 500 ms
@@ -72,6 +149,15 @@ struct Entry {
     positions: Vec<(NetId, Vec2)>,
 }
 
+/// How one snapshot arrived.
+#[derive(Clone, Copy, Debug)]
+struct Arrival {
+    /// `arrival_us - relative_tick * tick_us`.
+    offset_us: f64,
+    /// Whether it arrived in a burst with the previous one ([`BURST_INTERVALS`]).
+    burst: bool,
+}
+
 /// Smooths remote entities' positions between snapshots; see the [module documentation](self).
 #[derive(Clone, Debug)]
 pub struct InterpolationBuffer {
@@ -81,14 +167,27 @@ pub struct InterpolationBuffer {
     origin: Option<Tick>,
     newest: Option<Tick>,
     entries: VecDeque<Entry>,
-    /// `arrival_us - relative_tick * tick_us` of recent snapshots, oldest first.
-    offsets: VecDeque<f64>,
-    /// Minimum of `offsets`.
+    /// Recent snapshots' arrivals, oldest first.
+    arrivals: VecDeque<Arrival>,
+    /// When the newest snapshot arrived (the caller's clock).
+    last_arrival_us: Option<u64>,
+    /// Minimum offset of `arrivals`.
     offset_us: f64,
-    /// Jitter over `offsets`, in microseconds.
+    /// Lateness at [`JITTER_PERCENTILE`] over `arrivals`, in microseconds.
     jitter_us: f64,
+    /// When the last snapshot that followed a missing one arrived (the caller's clock).
+    last_gap_us: Option<u64>,
+    /// Whether snapshots are being lost ([`LOSS_MEMORY_US`]).
+    lossy: bool,
+    /// The largest spike's lateness within [`SPIKE_MEMORY_US`] (0 without one), and when the
+    /// last spike arrived.
+    spike: (f64, Option<u64>),
+    /// The delay render time aims at, in microseconds.
+    delay_us: f64,
     /// Render time in relative ticks, and the caller's clock when it was computed.
     render: Option<(f64, u64)>,
+    /// How far render time was behind the estimated server clock at the last sample, µs.
+    render_delay_us: Option<f64>,
     stalled: bool,
     stalls: u64,
 }
@@ -100,19 +199,27 @@ impl InterpolationBuffer {
     pub fn new(tick_rate: u16, snapshot_rate: u16) -> Self {
         let tick_rate = f64::from(tick_rate.max(1));
         let snapshot_rate = f64::from(snapshot_rate.max(1));
-        InterpolationBuffer {
+        let mut buf = InterpolationBuffer {
             tick_us: 1e6 / tick_rate,
             interval_us: 1e6 / snapshot_rate,
             origin: None,
             newest: None,
             entries: VecDeque::with_capacity(MAX_SNAPSHOTS),
-            offsets: VecDeque::with_capacity(OFFSET_WINDOW),
+            arrivals: VecDeque::with_capacity(OFFSET_WINDOW),
+            last_arrival_us: None,
             offset_us: 0.0,
             jitter_us: 0.0,
+            last_gap_us: None,
+            lossy: false,
+            spike: (0.0, None),
+            delay_us: 0.0,
             render: None,
+            render_delay_us: None,
             stalled: false,
             stalls: 0,
-        }
+        };
+        buf.delay_us = buf.needed_delay_us();
+        buf
     }
 
     /// Forgets everything but the rates and the stall count.
@@ -120,10 +227,16 @@ impl InterpolationBuffer {
         self.origin = None;
         self.newest = None;
         self.entries.clear();
-        self.offsets.clear();
+        self.arrivals.clear();
+        self.last_arrival_us = None;
         self.offset_us = 0.0;
         self.jitter_us = 0.0;
+        self.last_gap_us = None;
+        self.lossy = false;
+        self.spike = (0.0, None);
+        self.delay_us = self.needed_delay_us();
         self.render = None;
+        self.render_delay_us = None;
         self.stalled = false;
     }
 
@@ -147,6 +260,20 @@ impl InterpolationBuffer {
         let origin = *self.origin.get_or_insert(tick);
         self.newest = Some(tick);
         let rel = f64::from(tick.diff(origin));
+        let gap_us =
+            self.entries.back().map_or(self.interval_us, |e| (rel - e.tick) * self.tick_us);
+        // u64 microseconds fit f64 exactly up to 2^53 µs (285 years).
+        let since_last_us = self.last_arrival_us.map(|t| arrival_us as f64 - t as f64);
+        let arrival = Arrival {
+            offset_us: arrival_us as f64 - rel * self.tick_us,
+            burst: since_last_us.is_some_and(|dt| dt < BURST_INTERVALS * self.interval_us),
+        };
+        self.last_arrival_us = Some(arrival_us);
+        if gap_us > LOSS_GAP_INTERVALS * self.interval_us {
+            self.last_gap_us = Some(arrival_us);
+        }
+        self.lossy =
+            self.last_gap_us.is_some_and(|t| arrival_us.saturating_sub(t) < LOSS_MEMORY_US);
 
         let mut positions: Vec<(NetId, Vec2)> = positions.into_iter().collect();
         positions.sort_by_key(|&(id, _)| id);
@@ -156,35 +283,92 @@ impl InterpolationBuffer {
         }
         self.entries.push_back(Entry { tick: rel, positions });
 
-        if self.offsets.len() >= OFFSET_WINDOW {
-            self.offsets.pop_front();
+        if self.arrivals.len() >= OFFSET_WINDOW {
+            self.arrivals.pop_front();
         }
-        // u64 microseconds fit f64 exactly up to 2^53 µs (285 years).
-        self.offsets.push_back(arrival_us as f64 - rel * self.tick_us);
+        self.arrivals.push_back(arrival);
         self.update_clock();
+        self.update_spike(arrival, arrival_us);
+        self.update_delay(since_last_us.unwrap_or(0.0));
+    }
+
+    /// Records `arrival` as a spike if it was later than the jitter covers (see
+    /// [`SPIKE_MEMORY_US`]), and forgets the spike once that long has passed.
+    fn update_spike(&mut self, arrival: Arrival, arrival_us: u64) {
+        let (height, last) = self.spike;
+        let fresh = last.is_some_and(|t| arrival_us.saturating_sub(t) < SPIKE_MEMORY_US);
+        // Later than the percentile covers, by more than half the margin: without the spike
+        // rule it would have (nearly) stalled.
+        let late = arrival.offset_us - self.offset_us;
+        let spiked = !arrival.burst
+            && late > self.jitter_us + SAFETY_MARGIN_US / 2.0
+            && late <= SPIKE_MAX_INTERVALS * self.interval_us;
+        self.spike = match (spiked, fresh) {
+            (true, true) => (height.max(late), Some(arrival_us)),
+            (true, false) => (late, Some(arrival_us)),
+            (false, true) => (height, last),
+            (false, false) => (0.0, None),
+        };
     }
 
     fn update_clock(&mut self) {
-        let min = self.offsets.iter().copied().fold(f64::INFINITY, f64::min);
-        let mut spread: Vec<f64> = self.offsets.iter().map(|o| o - min).collect();
-        spread.sort_by(f64::total_cmp);
-        let rank = ((spread.len() as f64 - 1.0) * JITTER_PERCENTILE).round() as usize;
+        let min = self.arrivals.iter().map(|a| a.offset_us).fold(f64::INFINITY, f64::min);
         self.offset_us = if min.is_finite() { min } else { 0.0 };
-        self.jitter_us = spread.get(rank).copied().unwrap_or(0.0);
+        // Lateness even the longest delay would not hide is not chased (see the module docs).
+        let hideable = MAX_DELAY_US - BASE_DELAY_INTERVALS * self.interval_us - SAFETY_MARGIN_US;
+        let mut lateness: Vec<f64> = self
+            .arrivals
+            .iter()
+            .filter(|a| !a.burst)
+            .map(|a| a.offset_us - self.offset_us)
+            .filter(|&late| late <= hideable)
+            .collect();
+        lateness.sort_by(f64::total_cmp);
+        let rank = ((lateness.len() as f64 - 1.0) * JITTER_PERCENTILE).round() as usize;
+        self.jitter_us = lateness.get(rank).copied().unwrap_or(0.0);
     }
 
-    /// The delay between the estimated server tick and render time, in ticks:
-    /// [`BASE_DELAY_INTERVALS`] snapshot intervals plus the measured jitter, at least
-    /// [`MIN_DELAY_INTERVALS`] interval and at most [`MAX_DELAY_US`] (or one interval, if longer).
+    /// The delay the current measurements call for, in microseconds, within its bounds.
+    fn needed_delay_us(&self) -> f64 {
+        let loss = if self.lossy { LOSS_EXTRA_INTERVALS } else { 0.0 };
+        let late = self.jitter_us.max(self.spike.0);
+        let delay = (BASE_DELAY_INTERVALS + loss) * self.interval_us + late + SAFETY_MARGIN_US;
+        let min = MIN_DELAY_INTERVALS * self.interval_us;
+        delay.clamp(min, MAX_DELAY_US.max(min))
+    }
+
+    /// Moves the delay to the target at once if that is longer, else lets it decay toward the
+    /// target over the `elapsed_us` since the previous snapshot ([`DELAY_DECAY_US`]).
+    fn update_delay(&mut self, elapsed_us: f64) {
+        let target = self.needed_delay_us();
+        self.delay_us = if target >= self.delay_us || !self.delay_us.is_finite() {
+            target
+        } else {
+            let keep = (-elapsed_us.max(0.0) / DELAY_DECAY_US).exp();
+            target + (self.delay_us - target) * keep
+        };
+    }
+
+    /// The delay between the estimated server tick and render time, in ticks (see the
+    /// [module documentation](self)): [`BASE_DELAY_INTERVALS`] snapshot interval, plus the
+    /// measured jitter (or a recent spike, if later), plus [`LOSS_EXTRA_INTERVALS`] while
+    /// snapshots are being lost, plus
+    /// [`SAFETY_MARGIN_US`]; grown at once, shrunk over [`DELAY_DECAY_US`]; at least
+    /// [`MIN_DELAY_INTERVALS`] interval and at most [`MAX_DELAY_US`] (or one interval, if
+    /// longer).
     #[must_use]
     pub fn delay_ticks(&self) -> f32 {
-        let min = MIN_DELAY_INTERVALS * self.interval_us;
-        let max = MAX_DELAY_US.max(min);
-        let delay_us = (BASE_DELAY_INTERVALS * self.interval_us + self.jitter_us).clamp(min, max);
-        (delay_us / self.tick_us) as f32
+        (self.delay_us / self.tick_us) as f32
     }
 
-    /// The measured jitter of snapshot arrivals, in microseconds.
+    /// [`InterpolationBuffer::delay_ticks`] in microseconds.
+    #[must_use]
+    pub fn delay_us(&self) -> f64 {
+        self.delay_us
+    }
+
+    /// The measured jitter of snapshot arrivals ([`JITTER_PERCENTILE`] of their lateness), in
+    /// microseconds.
     #[must_use]
     pub fn jitter_us(&self) -> f64 {
         self.jitter_us
@@ -195,6 +379,16 @@ impl InterpolationBuffer {
     #[must_use]
     pub fn stalls(&self) -> u64 {
         self.stalls
+    }
+
+    /// How far render time was behind the estimated server clock at the last
+    /// [`InterpolationBuffer::sample`], in microseconds: the delay remote entities were drawn
+    /// with. It is [`InterpolationBuffer::delay_ticks`] once render time has caught up with its
+    /// target, and grows while render time is held at the newest snapshot (a stall). `None`
+    /// before the first sample of a snapshot.
+    #[must_use]
+    pub fn render_delay_us(&self) -> Option<f64> {
+        self.render_delay_us
     }
 
     /// The render time of the last [`InterpolationBuffer::sample`], as a tick and a fraction.
@@ -215,10 +409,12 @@ impl InterpolationBuffer {
                 // A clock that went backwards counts as no time passing.
                 let dt = now_us.saturating_sub(then) as f64 / self.tick_us;
                 let error = target - (render + dt);
-                if error * self.tick_us > SNAP_FORWARD_US {
+                let error_us = error * self.tick_us;
+                let faster = if error_us > self.interval_us { MAX_CATCH_UP } else { MAX_SLEW };
+                if error_us > SNAP_FORWARD_US {
                     target
                 } else {
-                    render + dt + error.clamp(-MAX_SLEW * dt, MAX_SLEW * dt)
+                    render + dt + error.clamp(-MAX_SLEW * dt, faster * dt)
                 }
             }
         };
@@ -226,6 +422,7 @@ impl InterpolationBuffer {
         let floor = self.render.map_or(f64::NEG_INFINITY, |(r, _)| r);
         let render = render.min(newest).max(floor);
         self.render = Some((render, now_us));
+        self.render_delay_us = Some(now_us as f64 - self.offset_us - render * self.tick_us);
         render
     }
 
@@ -273,7 +470,10 @@ impl InterpolationBuffer {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::conditioner::{ConditionerSpec, DelayQueue, Delivery};
 
     const TICK_RATE: u16 = 60;
     const SNAP_RATE: u16 = 30;
@@ -290,31 +490,44 @@ mod tests {
         buf.push(tick, 5_000_000 + u64::from(i) * INTERVAL + jitter, [(NetId(7), pos(tick.0))]);
     }
 
+    fn delay_ms(buf: &InterpolationBuffer) -> f64 {
+        f64::from(buf.delay_ticks()) * 1000.0 / f64::from(TICK_RATE)
+    }
+
     #[test]
     fn delay_at_30_hz_without_jitter_is_within_target() {
         let mut buf = InterpolationBuffer::new(TICK_RATE, SNAP_RATE);
         for i in 0..40 {
             push_steady(&mut buf, i, 0);
         }
-        let delay_ms = f64::from(buf.delay_ticks()) * 1000.0 / f64::from(TICK_RATE);
-        assert!(delay_ms <= 67.0, "delay {delay_ms} ms");
-        assert!(delay_ms >= 1000.0 / f64::from(SNAP_RATE) - 1e-3, "delay {delay_ms} ms");
+        let interval_ms = 1000.0 / f64::from(SNAP_RATE);
+        assert!(delay_ms(&buf) <= 1.5 * interval_ms, "delay {} ms", delay_ms(&buf));
+        assert!(delay_ms(&buf) >= interval_ms - 1e-3, "delay {} ms", delay_ms(&buf));
     }
 
     #[test]
     fn delay_grows_with_jitter_but_is_capped() {
+        let mut clean = InterpolationBuffer::new(TICK_RATE, SNAP_RATE);
         let mut buf = InterpolationBuffer::new(TICK_RATE, SNAP_RATE);
         for i in 0..40 {
+            push_steady(&mut clean, i, 0);
             push_steady(&mut buf, i, u64::from(i % 3) * 20_000);
         }
-        let clean = 4.0;
-        assert!(buf.delay_ticks() > clean + 1.0, "delay {}", buf.delay_ticks());
+        assert!(buf.delay_ticks() > clean.delay_ticks() + 1.0, "delay {}", buf.delay_ticks());
+        // Every other snapshot 2 s late: no delay within the cap hides that, so it is not
+        // chased.
         let mut wild = InterpolationBuffer::new(TICK_RATE, SNAP_RATE);
         for i in 0..40 {
             push_steady(&mut wild, i, u64::from(i % 2) * 2_000_000);
         }
+        assert!((wild.delay_ticks() - clean.delay_ticks()).abs() < 1e-3, "{}", wild.delay_ticks());
+        // Every other snapshot 200 ms late and every third one lost: capped.
+        let mut capped = InterpolationBuffer::new(TICK_RATE, SNAP_RATE);
+        for i in (0..60).filter(|i| i % 3 != 1) {
+            push_steady(&mut capped, i, u64::from(i % 2) * 200_000);
+        }
         let max_ticks = (MAX_DELAY_US / 1e6 * f64::from(TICK_RATE)) as f32;
-        assert!((wild.delay_ticks() - max_ticks).abs() < 1e-3, "delay {}", wild.delay_ticks());
+        assert!((capped.delay_ticks() - max_ticks).abs() < 1e-3, "delay {}", capped.delay_ticks());
     }
 
     #[test]
@@ -427,9 +640,10 @@ mod tests {
         buf.push(Tick(10), 1_000_000, [(NetId(1), Vec2::ZERO), (NetId(2), Vec2::ONE)]);
         buf.push(Tick(12), 1_033_333, [(NetId(2), Vec2::splat(3.0)), (NetId(3), Vec2::X)]);
         buf.push(Tick(14), 1_066_666, [(NetId(2), Vec2::splat(5.0)), (NetId(3), Vec2::X)]);
-        // One tick after the last arrival the server is at relative tick 5; minus the delay of
-        // 4 ticks, render time is tick 11: halfway between the first two snapshots.
-        let out = buf.sample(1_066_666 + 16_667);
+        // At the last arrival the server is at relative tick 4; minus the delay of about 2.5
+        // ticks (one interval and the safety margin), render time is about tick 11.5: between
+        // the first two snapshots.
+        let out = buf.sample(1_066_666);
         let ids: Vec<NetId> = out.iter().map(|&(id, _)| id).collect();
         assert_eq!(ids, vec![NetId(2), NetId(3)]);
         let p2 = out[0].1;
@@ -447,5 +661,233 @@ mod tests {
         let _ = buf.sample(u64::MAX);
         let _ = buf.sample(0);
         assert!(buf.delay_ticks().is_finite());
+    }
+
+    /// Microseconds between the bots' samples of the buffer (their 60 fps render loop).
+    const FRAME_US: u64 = 16_000;
+
+    /// The client's clock at the start of a [`Sim`].
+    const EPOCH_US: u64 = 5_000_000;
+
+    /// Snapshot `i` (tick `1000 + 2 i`) sent at `i / SNAP_RATE` seconds through a conditioned
+    /// link, the buffer sampled every [`FRAME_US`], all in virtual time.
+    struct Sim {
+        buf: InterpolationBuffer,
+        /// Every link used so far; snapshots go through the last one, the others deliver what
+        /// is still in flight.
+        links: Vec<DelayQueue<u32>>,
+        delivery: Delivery,
+        /// Every this many snapshots one is sent this much later (a hiccup of the sender or the
+        /// network); `None` for never.
+        hiccup: Option<(u32, u64)>,
+        next_snapshot: u32,
+        next_frame_us: u64,
+    }
+
+    impl Sim {
+        fn new(link: &str, delivery: Delivery, seed: u64) -> Sim {
+            let mut sim = Sim {
+                buf: InterpolationBuffer::new(TICK_RATE, SNAP_RATE),
+                links: Vec::new(),
+                delivery,
+                hiccup: None,
+                next_snapshot: 0,
+                next_frame_us: 0,
+            };
+            sim.set_link(link, seed);
+            sim
+        }
+
+        /// Later snapshots travel through `link` (`latency=…,jitter=…`, empty for none).
+        fn set_link(&mut self, link: &str, seed: u64) {
+            let spec: ConditionerSpec = link.parse().unwrap();
+            self.links.push(DelayQueue::new(spec, seed));
+        }
+
+        /// Runs until `until_us` after the start; returns the delays of every sample.
+        fn run_until(&mut self, until_us: u64) -> Delays {
+            let mut delays = Delays::default();
+            loop {
+                let send_us = u64::from(self.next_snapshot) * 1_000_000 / u64::from(SNAP_RATE);
+                let due_us = self.links.iter().filter_map(DelayQueue::next_due).min();
+                // Rounded up, so the message is due at that microsecond.
+                let due_us = due_us.map_or(u64::MAX, |d| d.as_nanos().div_ceil(1_000) as u64);
+                let now_us = send_us.min(self.next_frame_us).min(due_us);
+                if now_us > until_us {
+                    return delays;
+                }
+                let now = Duration::from_micros(now_us);
+                if now_us == send_us {
+                    let i = self.next_snapshot;
+                    let late = match self.hiccup {
+                        Some((every, us)) if i > 0 && i.is_multiple_of(every) => us,
+                        _ => 0,
+                    };
+                    let link = self.links.last_mut().unwrap();
+                    link.push(now + Duration::from_micros(late), i, self.delivery);
+                    self.next_snapshot += 1;
+                }
+                for link in &mut self.links {
+                    while let Some(i) = link.pop_due(now) {
+                        let tick = Tick(1000 + 2 * i);
+                        self.buf.push(tick, EPOCH_US + now_us, [(NetId(7), pos(tick.0))]);
+                    }
+                }
+                if now_us == self.next_frame_us {
+                    let _ = self.buf.sample(EPOCH_US + now_us);
+                    if let Some(us) = self.buf.render_delay_us() {
+                        delays.drawn.push(us / 1e3);
+                        delays.target.push(delay_ms(&self.buf));
+                    }
+                    self.next_frame_us += FRAME_US;
+                }
+            }
+        }
+    }
+
+    /// What a [`Sim`] measured at each sample, in milliseconds.
+    #[derive(Default)]
+    struct Delays {
+        /// How far behind the estimated server clock entities were drawn
+        /// ([`InterpolationBuffer::render_delay_us`]).
+        drawn: Vec<f64>,
+        /// The delay aimed at ([`InterpolationBuffer::delay_ticks`]).
+        target: Vec<f64>,
+    }
+
+    /// The `q` quantile (nearest rank) of `values`.
+    fn quantile(values: &[f64], q: f64) -> f64 {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    }
+
+    const SECOND: u64 = 1_000_000;
+    const INTERVAL_MS: f64 = 1000.0 / SNAP_RATE as f64;
+
+    #[test]
+    fn clean_link_delay_stays_within_one_and_a_half_intervals_without_stalls() {
+        for link in ["", "latency=100ms"] {
+            let mut sim = Sim::new(link, Delivery::Ordered, 1);
+            let _warm_up = sim.run_until(2 * SECOND);
+            let delays = sim.run_until(62 * SECOND);
+            assert!(delays.drawn.len() > 3_700, "{link}: {} samples", delays.drawn.len());
+            for (what, values) in [("drawn", &delays.drawn), ("target", &delays.target)] {
+                let max = quantile(values, 1.0);
+                assert!(max <= 1.5 * INTERVAL_MS, "{link}: {what} delay up to {max} ms");
+            }
+            assert_eq!(sim.buf.stalls(), 0, "{link}");
+        }
+    }
+
+    #[test]
+    fn twenty_ms_of_jitter_never_stalls_and_the_delay_stays_within_two_and_a_half_intervals() {
+        for delivery in [Delivery::Ordered, Delivery::Datagram] {
+            for seed in 1..=3 {
+                let mut sim = Sim::new("latency=100ms,jitter=20ms", delivery, seed);
+                let _warm_up = sim.run_until(3 * SECOND);
+                let stalls = sim.buf.stalls();
+                let delays = sim.run_until(63 * SECOND);
+                let case = format!("{delivery:?}, seed {seed}");
+                assert_eq!(sim.buf.stalls(), stalls, "{case}: stalls after the warm-up");
+                let max = quantile(&delays.drawn, 1.0);
+                assert!(max <= 2.5 * INTERVAL_MS, "{case}: delay up to {max} ms");
+                // It grew by about the jitter: more than a clean link's.
+                let p50 = quantile(&delays.drawn, 0.5);
+                assert!(p50 > 1.5 * INTERVAL_MS, "{case}: median delay {p50} ms");
+            }
+        }
+    }
+
+    #[test]
+    fn the_delay_shrinks_back_slowly_after_the_jitter_stops() {
+        let mut sim = Sim::new("latency=100ms,jitter=20ms", Delivery::Ordered, 4);
+        let _warm_up = sim.run_until(3 * SECOND);
+        let jittery = sim.run_until(20 * SECOND);
+        let stalls = sim.buf.stalls();
+        sim.set_link("latency=100ms", 5);
+        let window = sim.run_until(22 * SECOND);
+        let decay = sim.run_until(23 * SECOND);
+        let then = sim.run_until(30 * SECOND);
+        let later = sim.run_until(40 * SECOND);
+        assert_eq!(sim.buf.stalls(), stalls, "no stall while shrinking");
+        let before = quantile(&jittery.target, 0.5);
+        // Not at once: while the lateness is in the window the delay stays what it was, and for
+        // a while after that it is still longer than a clean link's.
+        let after = quantile(&window.target, 0.0);
+        assert!(after > before - 2.0, "{before} ms, then {after} ms");
+        let decaying = quantile(&decay.target, 0.0);
+        assert!(decaying > 1.5 * INTERVAL_MS, "{decaying} ms");
+        // Within ten seconds, back to a clean link's.
+        let shortest = quantile(&then.drawn, 0.0);
+        assert!(shortest <= 1.5 * INTERVAL_MS, "{shortest} ms");
+        let longest = quantile(&later.drawn, 1.0);
+        assert!(longest <= 1.5 * INTERVAL_MS, "{longest} ms");
+    }
+
+    #[test]
+    fn lost_datagrams_add_an_interval_and_stall_only_when_two_are_lost_in_a_row() {
+        let mut sim = Sim::new("latency=100ms,jitter=20ms,loss=2%", Delivery::Datagram, 6);
+        let _warm_up = sim.run_until(5 * SECOND);
+        let stalls = sim.buf.stalls();
+        let lost = sim.links[0].stats().lost;
+        let delays = sim.run_until(65 * SECOND);
+        let lost = sim.links[0].stats().lost - lost;
+        assert!(lost > 20, "{lost} lost");
+        let stalls = sim.buf.stalls() - stalls;
+        assert!(stalls <= 1, "{stalls} stalls for {lost} lost snapshots");
+        let (p50, max) = (quantile(&delays.drawn, 0.5), quantile(&delays.drawn, 1.0));
+        assert!(p50 > 2.0 * INTERVAL_MS && max <= 3.0 * INTERVAL_MS, "delay {p50} / {max} ms");
+    }
+
+    #[test]
+    fn a_retransmitted_snapshot_stalls_instead_of_delaying_everyone() {
+        // Over TCP a lost snapshot comes a retransmission (240 ms) late, and the ones behind it
+        // with it: longer than any delay within the cap could hide.
+        let mut sim = Sim::new("latency=100ms,jitter=20ms,loss=2%", Delivery::Ordered, 7);
+        let _warm_up = sim.run_until(3 * SECOND);
+        let stalls = sim.buf.stalls();
+        let delays = sim.run_until(63 * SECOND);
+        let retransmitted = sim.links[0].stats().retransmitted;
+        assert!(retransmitted > 20, "{retransmitted} retransmitted");
+        let stalls = sim.buf.stalls() - stalls;
+        assert!(stalls * 2 > retransmitted, "{stalls} stalls, {retransmitted} retransmitted");
+        // The delay aimed at stays what 20 ms of jitter needs. Entities are drawn later only
+        // during a stall and while render time catches up after it.
+        let target = quantile(&delays.target, 1.0);
+        assert!(target <= 2.5 * INTERVAL_MS, "delay up to {target} ms");
+        let p50 = quantile(&delays.drawn, 0.5);
+        assert!(p50 <= 2.5 * INTERVAL_MS, "median delay {p50} ms");
+    }
+
+    #[test]
+    fn recurring_hiccups_stall_once_then_the_delay_covers_them() {
+        // On a clean link, one snapshot in 150 (every 5 s) comes 40 ms late, and the next one
+        // with it (TCP keeps the order).
+        let mut sim = Sim::new("latency=100ms", Delivery::Ordered, 8);
+        sim.hiccup = Some((150, 40_000));
+        let quiet = sim.run_until(4 * SECOND);
+        let quiet = quantile(&quiet.target, 1.0);
+        assert!(quiet <= 1.5 * INTERVAL_MS, "{quiet} ms before the first hiccup");
+        let delays = sim.run_until(64 * SECOND);
+        assert_eq!(sim.buf.stalls(), 1, "only the first hiccup stalls");
+        let covering = quantile(&delays.target, 0.5);
+        assert!(
+            (INTERVAL_MS + 40.0..=2.5 * INTERVAL_MS).contains(&covering),
+            "median delay {covering} ms"
+        );
+        // Once they stop, the delay goes back to a clean link's.
+        sim.hiccup = None;
+        let _ = sim.run_until(80 * SECOND);
+        let after = quantile(&sim.run_until(85 * SECOND).target, 1.0);
+        assert!(after <= 1.5 * INTERVAL_MS, "{after} ms after the hiccups stopped");
+        // A hiccup of three intervals is not chased: each one stalls.
+        let mut long = Sim::new("latency=100ms", Delivery::Ordered, 9);
+        long.hiccup = Some((150, 100_000));
+        let delays = long.run_until(64 * SECOND);
+        assert!(long.buf.stalls() >= 11, "{} stalls", long.buf.stalls());
+        let longest = quantile(&delays.target, 1.0);
+        assert!(longest <= 1.5 * INTERVAL_MS, "delay up to {longest} ms");
     }
 }
