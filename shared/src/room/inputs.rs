@@ -34,9 +34,10 @@ pub const REANCHOR_LATE_TICKS: i32 = 30;
 pub const ANCHOR_LEAD_TICKS: u32 = 2;
 
 /// Ticks in a row in which a client's messages came with every new frame late before its
-/// schedule restarts (see `InputQueue::follow_late_streak`): two, so a client that paused
-/// loses at most the first frame after the pause, and one burst in one tick never counts.
-pub const LATE_STREAK_TICKS: u32 = 2;
+/// schedule restarts (see `InputQueue::follow_late_streak`): four, so a client that paused
+/// loses at most three frames after the pause, and a retransmitted burst (delivered at once,
+/// drained in one tick or split over two) never counts.
+pub const LATE_STREAK_TICKS: u32 = 4;
 
 /// Input arrival stamps kept per client between two snapshots, for the input-to-snapshot
 /// latency measurement; beyond it the newest are not measured, so the list stays bounded.
@@ -383,12 +384,17 @@ mod tests {
         }
         q.push::<ArenaGame>(25, &[f(2)], at(0, Tick(21)));
         assert_eq!(q.slot_tick(26), Some(Tick(26)), "the schedule stands");
-        // Then late messages in two ticks in a row: behind as a whole, rescheduled.
-        q.push::<ArenaGame>(26, &[f(3)], at(0, Tick(40)));
-        assert_eq!(q.slot_tick(27), Some(Tick(27)), "one tick is not a streak");
-        q.push::<ArenaGame>(27, &[f(4)], at(0, Tick(41)));
-        assert_eq!(q.slot_tick(27), Some(Tick(41 + ANCHOR_LEAD_TICKS)), "restarted");
-        assert_eq!(run(&mut q, 41 + ANCHOR_LEAD_TICKS), f(4));
+        // Then late messages in LATE_STREAK_TICKS ticks in a row: behind as a whole,
+        // rescheduled at the last one.
+        let streak = LATE_STREAK_TICKS;
+        for i in 0..streak - 1 {
+            q.push::<ArenaGame>(26 + i, &[f(3)], at(0, Tick(40 + i)));
+            assert_eq!(q.slot_tick(27 + i), Some(Tick(27 + i)), "not a streak yet");
+        }
+        let (seq, tick) = (26 + streak - 1, 40 + streak - 1);
+        q.push::<ArenaGame>(seq, &[f(4)], at(0, Tick(tick)));
+        assert_eq!(q.slot_tick(seq), Some(Tick(tick + ANCHOR_LEAD_TICKS)), "restarted");
+        assert_eq!(run(&mut q, tick + ANCHOR_LEAD_TICKS), f(4));
     }
 
     #[test]
