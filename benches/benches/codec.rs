@@ -28,8 +28,12 @@ fn bench_input(c: &mut Criterion) {
         .collect();
     let encode = |frames: &[ArenaInput]| {
         let frames = codec::encode_inputs(frames).expect("4 frames");
-        let msg =
-            ClientMessage::Input(InputBatch { ack: Some(Tick(123_456)), first_seq: 7_890, frames });
+        let msg = ClientMessage::Input(InputBatch {
+            ack: Some(Tick(123_456)),
+            first_seq: 7_890,
+            frames,
+            view: None,
+        });
         codec::encode_client(&msg).expect("encodes")
     };
     let bytes = encode(&frames);

@@ -108,6 +108,7 @@ impl RoomScenario {
             idle_close_ticks: u64::MAX,
             npcs: config.n_npcs,
             seed: 1,
+            max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
         };
         let (mut room, handle) =
             Room::new(room_config, Arc::new(Metrics::default()), ResumeIndex::default());
@@ -182,7 +183,7 @@ impl RoomScenario {
             c.next_seq = c.next_seq.wrapping_add(1);
             let first_seq = c.next_seq.wrapping_sub(c.frames.len() as u32);
             let frames = codec::encode_inputs(&c.frames).expect("1-4 frames");
-            let batch = InputBatch { ack: c.acked, first_seq, frames };
+            let batch = InputBatch { ack: c.acked, first_seq, frames, view: None };
             self.handle.input(c.id, batch);
         }
     }

@@ -360,8 +360,8 @@ mod tests {
         let e = WebTransportEndpoint::from_fields(18443.0, Some("/wt"), Some(hash)).unwrap();
         let bytes = e.cert_sha256.unwrap();
         assert_eq!((bytes[0], bytes[1], bytes[15], bytes[31]), (0x00, 0x11, 0xff, 0xff));
-        assert_eq!(e.url("127.0.0.1", "v=4&token=t"), "https://127.0.0.1:18443/wt?v=4&token=t");
-        assert_eq!(e.url("[::1]", "v=4"), "https://[::1]:18443/wt?v=4");
+        assert_eq!(e.url("127.0.0.1", "v=5&token=t"), "https://127.0.0.1:18443/wt?v=5&token=t");
+        assert_eq!(e.url("[::1]", "v=5"), "https://[::1]:18443/wt?v=5");
         let default = WebTransportEndpoint::from_fields(443.0, None, None).unwrap();
         assert_eq!((default.path.as_str(), default.cert_sha256), ("/wt", None));
 
@@ -381,8 +381,12 @@ mod tests {
 
     #[test]
     fn inputs_go_as_datagrams_when_they_fit_everything_else_on_the_stream() {
-        let input =
-            ClientMessage::Input(InputBatch { ack: None, first_seq: 7, frames: vec![3; 40] });
+        let input = ClientMessage::Input(InputBatch {
+            ack: None,
+            first_seq: 7,
+            frames: vec![3; 40],
+            view: None,
+        });
         let input = codec::encode_client(&input).unwrap();
         let ping = codec::encode_client(&ClientMessage::Ping { id: 1, client_time_us: 2 }).unwrap();
         let chat = codec::encode_client(&ClientMessage::Chat { text: "gg".into() }).unwrap();

@@ -164,6 +164,7 @@ fn fixture_settings() -> RoomSettings {
         idle_close_ticks: u64::MAX,
         npcs: 6,
         seed: 13,
+        max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
     }
 }
 
@@ -532,7 +533,12 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     ])
     .expect("soccer frames encode");
     for (name, frames) in [("arena", &arena_frames), ("soccer", &soccer_frames)] {
-        let batch = InputBatch { ack: Some(Tick(300)), first_seq: 70_000, frames: frames.clone() };
+        let batch = InputBatch {
+            ack: Some(Tick(300)),
+            first_seq: 70_000,
+            frames: frames.clone(),
+            view: None,
+        };
         add("client_message", &format!("input-{name}"), client(&ClientMessage::Input(batch)));
         add("client_message", &format!("frames-{name}"), frames.clone());
     }
@@ -611,8 +617,8 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     };
     add("join_query", "full", full.to_query().into_bytes());
     add("join_query", "name-only", b"name=Ze%CC%81ro%E2%80%AE%E2%80%8B+".to_vec());
-    add("join_query", "bad-escape", b"v=4&name=%ZZ&room=a%20b".to_vec());
-    add("join_query", "duplicate", b"v=4&v=4&game=chess".to_vec());
+    add("join_query", "bad-escape", b"v=5&name=%ZZ&room=a%20b".to_vec());
+    add("join_query", "duplicate", b"v=5&v=5&game=chess".to_vec());
 
     // handshake_headers
     let token = fuzz_token("fuzzer");
@@ -624,14 +630,14 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         )
         .into_bytes()
     };
-    add("handshake_headers", "query-token", request(&format!("v=4&token={token}&name=a"), ""));
+    add("handshake_headers", "query-token", request(&format!("v=5&token={token}&name=a"), ""));
     add(
         "handshake_headers",
         "bearer-subprotocol",
         request(
             "room=r1",
             &format!(
-                "Sec-WebSocket-Protocol: chat, tickwire.v4\r\nAuthorization: bearer {token}\r\n\
+                "Sec-WebSocket-Protocol: chat, tickwire.v5\r\nAuthorization: bearer {token}\r\n\
                  Origin: {FUZZ_ALLOWED_ORIGIN}\r\n"
             ),
         ),
@@ -639,7 +645,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add(
         "handshake_headers",
         "localhost-origin",
-        request(&format!("v=4&token={token}"), "Origin: http://localhost:5173\r\n"),
+        request(&format!("v=5&token={token}"), "Origin: http://localhost:5173\r\n"),
     );
     add("handshake_headers", "no-upgrade", b"/ws?v=1\r\nHost: x\r\n".to_vec());
 
@@ -649,7 +655,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         protocol: "webtransport".into(),
         scheme: "https".into(),
         authority: "127.0.0.1:4433".into(),
-        path: format!("/wt?v=4&token={token}&name=Zo%C3%AB"),
+        path: format!("/wt?v=5&token={token}&name=Zo%C3%AB"),
         origin: Some("http://localhost:8080".into()),
         authorization: None,
     };

@@ -142,6 +142,9 @@ pub struct ServerConfig {
     pub interest_radius: f32,
     /// Seconds a disconnected player's entity waits for its resume token.
     pub resume_grace: Duration,
+    /// How far back (milliseconds) a player's shots are resolved where it saw its targets (lag
+    /// compensation); 0 turns it off.
+    pub max_rewind_ms: u32,
     /// A room with no human players for this long closes.
     pub room_idle_close: Duration,
     /// HS256 secret for JWTs. `None`: a random one per process (dev mode).
@@ -214,6 +217,7 @@ impl Default for ServerConfig {
             npc_count: DEFAULT_NPC_COUNT,
             interest_radius: DEFAULT_INTEREST_RADIUS,
             resume_grace: Duration::from_secs(30),
+            max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
             room_idle_close: Duration::from_secs(60),
             jwt_secret: None,
             jwt_audience: None,
@@ -271,6 +275,10 @@ pub struct ServeArgs {
     /// Seconds a dropped player can resume [default: 30].
     #[arg(long, env = "TICKWIRE_RESUME_GRACE_SECS")]
     pub resume_grace_secs: Option<u64>,
+    /// How far back, in milliseconds, shots are resolved against where the shooter saw its
+    /// targets (lag compensation; 0: off; at most 1000) [default: 400].
+    #[arg(long, env = "TICKWIRE_MAX_REWIND_MS")]
+    pub max_rewind_ms: Option<u32>,
     /// HS256 secret for JWTs, at least 32 bytes [default: random per process, with guest
     /// tokens on (dev mode)].
     #[arg(long, env = "TICKWIRE_JWT_SECRET", hide_env_values = true)]
@@ -341,6 +349,7 @@ struct FileConfig {
     npcs: Option<usize>,
     interest_radius: Option<f32>,
     resume_grace_secs: Option<u64>,
+    max_rewind_ms: Option<u32>,
     jwt_secret: Option<String>,
     jwt_audience: Option<String>,
     guest_tokens: Option<bool>,
@@ -411,6 +420,7 @@ impl ServeArgs {
                 .resume_grace_secs
                 .or(file.resume_grace_secs)
                 .map_or(d.resume_grace, Duration::from_secs),
+            max_rewind_ms: self.max_rewind_ms.or(file.max_rewind_ms).unwrap_or(d.max_rewind_ms),
             room_idle_close: d.room_idle_close,
             jwt_secret: self.jwt_secret.clone().or(file.jwt_secret),
             jwt_audience: self.jwt_audience.clone().or(file.jwt_audience),
@@ -452,6 +462,9 @@ fn tls_source(
 impl ServerConfig {
     /// Refuses settings that cannot work, with a message that says which.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_rewind_ms > 1000 {
+            bail!("max rewind {} ms must be at most 1000", self.max_rewind_ms);
+        }
         if !(1..=240).contains(&self.tick_rate) {
             bail!("tick rate {} must be 1-240", self.tick_rate);
         }

@@ -128,6 +128,7 @@ impl<F: FnMut(u64)> GameVisitor for RunMatch<'_, F> {
             idle_close_ticks: u64::MAX,
             npcs,
             seed: config.seed,
+            max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
         };
         let mut core = RoomCore::<G>::new(settings);
         let started = Instant::now();

@@ -118,6 +118,7 @@ impl Rooms {
             idle_close_ticks: c.room_idle_close.as_secs().max(1) * tick_rate,
             npcs: c.npc_count,
             seed: c.seed,
+            max_rewind_ms: c.max_rewind_ms,
         }
     }
 

@@ -405,6 +405,10 @@ pub fn install<G: Game>(world: &mut World, schedule: &mut Schedule, config: &Gam
     world.insert_resource(GameEvents::<G::Event>::default());
     world.insert_resource(GameRng::new(config.seed));
     world.insert_resource(config.clone());
+    world.insert_resource(crate::rewind::RewindSettings::from_ms(
+        crate::rewind::DEFAULT_MAX_REWIND_MS,
+        config.tick_rate,
+    ));
     schedule.configure_sets((TickSet::Input, TickSet::Simulate, TickSet::Replicate).chain());
     if let Err(e) = G::replicate(&mut Requantizers(schedule)) {
         panic!("game {} registers its replicated components wrongly: {e}", G::NAME);

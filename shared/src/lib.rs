@@ -27,6 +27,7 @@ pub mod join;
 pub mod protocol;
 pub mod quantize;
 pub mod registry;
+pub mod rewind;
 pub mod rng;
 pub mod room;
 pub mod snapshot;

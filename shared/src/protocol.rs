@@ -13,10 +13,10 @@ use crate::tick::Tick;
 
 /// The protocol version. A client states it at the handshake (subprotocol [`SUBPROTOCOL`] or
 /// the query parameter `v`); the server refuses any other.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The WebSocket subprotocol that names this protocol version.
-pub const SUBPROTOCOL: &str = "tickwire.v4";
+pub const SUBPROTOCOL: &str = "tickwire.v5";
 
 /// At most this many input frames in one [`InputBatch`]: the newest frame plus the redundant
 /// copies of the ones before it. Eight frames cover 133 ms of loss at 60 Hz.
@@ -50,6 +50,34 @@ pub struct InputBatch {
     /// The last few frames (1 to [`MAX_INPUT_FRAMES`]), oldest first, encoded.
     #[serde(with = "crate::codec::bytes")]
     pub frames: Vec<u8>,
+    /// The moment of the world the client was showing when it produced the newest frame (its
+    /// interpolation's render time; `None`: the newest snapshot it has). The room rewinds what a
+    /// game opted into rewind to this moment (minus one tick per older frame) when it resolves
+    /// that frame's actions, within a cap ([`crate::rewind`]).
+    pub view: Option<ViewTime>,
+}
+
+/// A moment between two ticks: `tick` plus `frac` / 256 of a tick.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct ViewTime {
+    /// The whole tick.
+    pub tick: Tick,
+    /// How far past it, in 256ths of a tick.
+    pub frac: u8,
+}
+
+impl ViewTime {
+    /// `tick` and `frac` in `0.0..1.0` (rounded down to a 256th; out-of-range values clamp).
+    #[must_use]
+    pub fn new(tick: Tick, frac: f32) -> ViewTime {
+        ViewTime { tick, frac: (frac.clamp(0.0, 1.0) * 256.0).min(255.0) as u8 }
+    }
+
+    /// Ticks from this moment to tick `later` (negative when `later` is before it).
+    #[must_use]
+    pub fn ticks_before(self, later: Tick) -> f32 {
+        later.diff(self.tick) as f32 - f32::from(self.frac) / 256.0
+    }
 }
 
 /// Everything a client can say.

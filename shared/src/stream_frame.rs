@@ -159,7 +159,8 @@ mod tests {
         let chat = codec::encode_client(&ClientMessage::Chat { text: "hi".into() }).unwrap();
         assert!(![ping, leave, chat].iter().any(|m| is_unreliable_client_message(m)));
         assert!(!is_unreliable_client_message(&[]));
-        let input = crate::protocol::InputBatch { ack: None, first_seq: 0, frames: vec![1, 2] };
+        let input =
+            crate::protocol::InputBatch { ack: None, first_seq: 0, frames: vec![1, 2], view: None };
         let input = codec::encode_client(&ClientMessage::Input(input)).unwrap();
         assert!(is_unreliable_client_message(&input));
     }

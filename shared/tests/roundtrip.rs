@@ -89,7 +89,12 @@ fn frames() -> impl Strategy<Value = Vec<u8>> {
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         (proptest::option::of(tick()), any::<u32>(), frames()).prop_map(
-            |(ack, first_seq, frames)| ClientMessage::Input(InputBatch { ack, first_seq, frames })
+            |(ack, first_seq, frames)| ClientMessage::Input(InputBatch {
+                ack,
+                first_seq,
+                frames,
+                view: None
+            })
         ),
         (any::<u32>(), any::<u64>())
             .prop_map(|(id, client_time_us)| ClientMessage::Ping { id, client_time_us }),

@@ -143,6 +143,7 @@ pub fn room_config(npcs: usize) -> RoomSettings {
         idle_close_ticks: 600,
         npcs,
         seed: 1,
+        max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
     }
 }
 

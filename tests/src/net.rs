@@ -58,6 +58,7 @@ pub fn input(seq: u32) -> ClientMessage {
         first_seq: seq,
         frames: codec::encode_inputs(&[tickwire_shared::games::arena::ArenaInput::default()])
             .expect("encodes"),
+        view: None,
     })
 }
 

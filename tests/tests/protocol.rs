@@ -74,11 +74,12 @@ fn room_decode(batch: &InputBatch) -> Result<Vec<ArenaInput>, String> {
 
 fn all_client_messages() -> Vec<ClientMessage> {
     vec![
-        ClientMessage::Input(InputBatch { ack: None, first_seq: 0, frames: frames(1) }),
+        ClientMessage::Input(InputBatch { ack: None, first_seq: 0, frames: frames(1), view: None }),
         ClientMessage::Input(InputBatch {
             ack: Some(Tick(u32::MAX)),
             first_seq: u32::MAX - 3,
             frames: frames(8),
+            view: None,
         }),
         ClientMessage::Ping { id: 7, client_time_us: u64::MAX },
         ClientMessage::Chat { text: "hello, arena — ünïcode".into() },
@@ -143,7 +144,7 @@ fn all_server_messages() -> Vec<ServerMessage> {
 #[test]
 fn game_inputs_and_events_round_trip() {
     for n in 1..=MAX_INPUT_FRAMES {
-        let batch = InputBatch { ack: None, first_seq: 0, frames: frames(n) };
+        let batch = InputBatch { ack: None, first_seq: 0, frames: frames(n), view: None };
         assert_eq!(room_decode(&batch), Ok(arena_frames(n)));
     }
     for event in [
@@ -207,16 +208,18 @@ fn a_snapshot_encoded_around_a_borrowed_body_is_the_same_bytes() {
 
 #[test]
 fn typical_input_message_is_small() {
-    // Four redundant frames and an ack: the message a client sends every tick.
+    // Four redundant frames, an ack and the view: the message a client sends every tick.
     let msg = ClientMessage::Input(InputBatch {
         ack: Some(Tick(5_000)),
         first_seq: 1000,
         frames: frames(4),
+        view: Some(ViewTime { tick: Tick(4_997), frac: 128 }),
     });
     let bytes = codec::encode_client(&msg).unwrap();
     // 33 bytes before the frames became the game's own type: their blob's length prefix is the
-    // one byte a game-agnostic envelope costs.
-    assert_eq!(bytes.len(), 34, "input message size changed");
+    // one byte a game-agnostic envelope costs; the view (lag compensation) five more: its
+    // option tag, the tick as a varint and the fraction.
+    assert_eq!(bytes.len(), 39, "input message size changed");
 }
 
 #[test]
@@ -230,7 +233,8 @@ fn invalid_messages_are_refused_with_a_reason() {
     // The frames are the room's to check: their count, their encoding, the game's rules.
     assert_eq!(codec::encode_inputs(&arena_frames(9)), Err(ProtocolError::FrameCount(9).into()));
     assert!(codec::encode_inputs::<ArenaInput>(&[]).is_err());
-    let room = |frames: Vec<u8>| room_decode(&InputBatch { ack: None, first_seq: 0, frames });
+    let room =
+        |frames: Vec<u8>| room_decode(&InputBatch { ack: None, first_seq: 0, frames, view: None });
     let mut nine = frames(8);
     nine[0] = 9;
     nine.extend_from_slice(&frames(1)[1..]);

@@ -322,6 +322,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
         DelayQueue::new(conditioner, spec.seed ^ 0x1111);
     let mut outbound: DelayQueue<Vec<u8>> = DelayQueue::new(conditioner, spec.seed ^ 0x2222);
     let mut session = Session::<G>::new(ClientConfig::default());
+    // A bot acts on its newest snapshot (`BotPolicy::think`), not on the interpolation it
+    // samples for the report: its inputs name that snapshot for lag compensation.
+    session.set_interpolated_view(false);
     let mut welcomed_at: Option<Instant> = None;
     let mut tick_rate = 0u16;
     // When the next input is due (from the welcome on): the session's input clock, which time

@@ -30,7 +30,7 @@ use crate::ids::NetId;
 use crate::join::truncate_utf8;
 use crate::protocol::{
     ClientMessage, InputBatch, MAX_CHAT_BYTES, MAX_INPUT_FRAMES, PROTOCOL_VERSION, ServerMessage,
-    SnapshotMessage, Welcome,
+    SnapshotMessage, ViewTime, Welcome,
 };
 use crate::registry::ReplicationRegistry;
 use crate::snapshot::{self, ReplicatedState};
@@ -112,6 +112,8 @@ pub struct Client<G: Game> {
     inputs_late: u32,
     /// The newest snapshot's time-sync report.
     input_margin: Option<i16>,
+    /// The moment of the world the driver shows ([`Client::set_view`]).
+    view: Option<ViewTime>,
     next_ping_id: u32,
     left: bool,
     transmits: VecDeque<(Outgoing, Vec<u8>)>,
@@ -151,6 +153,7 @@ impl<G: Game> Client<G> {
             last_applied_input: None,
             inputs_late: 0,
             input_margin: None,
+            view: None,
             next_ping_id: 0,
             left: false,
             transmits: VecDeque::new(),
@@ -312,6 +315,14 @@ impl<G: Game> Client<G> {
         Ok(())
     }
 
+    /// Says which moment of the world the driver is showing its player now (its
+    /// interpolation's render time), sent with the next inputs so that the room resolves their
+    /// actions against that moment (lag compensation, [`crate::rewind`]). `None` (the default):
+    /// the newest snapshot, which is what a driver that draws no interpolation shows.
+    pub fn set_view(&mut self, view: Option<ViewTime>) {
+        self.view = view;
+    }
+
     /// The sequence number the next input gets.
     #[must_use]
     pub fn next_input_seq(&self) -> u32 {
@@ -367,7 +378,8 @@ impl<G: Game> Client<G> {
             self.stats.transmits_dropped += 1;
             return seq;
         };
-        let batch = InputBatch { ack: self.ack(), first_seq, frames };
+        let view = self.view.or_else(|| self.latest().map(|(tick, _)| ViewTime::new(tick, 0.0)));
+        let batch = InputBatch { ack: self.ack(), first_seq, frames, view };
         self.queue(Outgoing::Input { first_seq }, &ClientMessage::Input(batch));
         seq
     }

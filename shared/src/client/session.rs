@@ -13,6 +13,7 @@ use super::{
 };
 use crate::game::Game;
 use crate::ids::NetId;
+use crate::protocol::ViewTime;
 
 pub use super::timesync::MAX_CATCH_UP_INPUTS;
 
@@ -45,6 +46,8 @@ pub struct Session<G: Game> {
     clock: Option<InputClock>,
     last_ping_us: Option<u64>,
     events: VecDeque<SessionEvent<G::Event>>,
+    /// Whether [`Session::sample`] is what the player sees (the view sent with inputs).
+    interpolated_view: bool,
 }
 
 impl<G: Game> std::fmt::Debug for Session<G> {
@@ -65,6 +68,7 @@ impl<G: Game> Session<G> {
             clock: None,
             last_ping_us: None,
             events: VecDeque::new(),
+            interpolated_view: true,
         }
     }
 
@@ -84,6 +88,7 @@ impl<G: Game> Session<G> {
                     self.own = Some(w.entity);
                     self.predictor = Some(Predictor::new(w.tick_rate));
                     self.interp = Some(InterpolationBuffer::new(w.tick_rate, w.snapshot_rate));
+                    self.client.set_view(None);
                     // A new session: the room schedules the frames afresh from the first
                     // one it gets, so the clock starts over (its counters carry on).
                     let mut clock = InputClock::new(w.tick_rate, now_us);
@@ -191,9 +196,27 @@ impl<G: Game> Session<G> {
     }
 
     /// Where interpolation puts everyone but the own player at `now_us` (empty before the
-    /// welcome).
+    /// welcome). Its render time becomes the view sent with the next inputs
+    /// ([`Client::set_view`], lag compensation) unless [`Session::set_interpolated_view`] said
+    /// otherwise.
     pub fn sample(&mut self, now_us: u64) -> Vec<(NetId, Vec2)> {
-        self.interp.as_mut().map(|i| i.sample(now_us)).unwrap_or_default()
+        let Some(interp) = self.interp.as_mut() else { return Vec::new() };
+        let positions = interp.sample(now_us);
+        if self.interpolated_view {
+            let view = interp.render_tick().map(|(tick, frac)| ViewTime::new(tick, frac));
+            self.client.set_view(view);
+        }
+        positions
+    }
+
+    /// Whether what [`Session::sample`] returns is what the player acts on (`true`, the
+    /// default: a renderer drawing it). A driver that samples only to measure and acts on the
+    /// newest snapshot (the bots) says `false`, and its inputs name the newest snapshot.
+    pub fn set_interpolated_view(&mut self, interpolated: bool) {
+        self.interpolated_view = interpolated;
+        if !interpolated {
+            self.client.set_view(None);
+        }
     }
 
     /// The sans-IO client (its state, stats and transmit queue).

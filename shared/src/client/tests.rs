@@ -306,7 +306,8 @@ fn input_messages_carry_redundant_frames_and_the_ack() {
         vec![ClientMessage::Input(InputBatch {
             ack: None,
             first_seq: 0,
-            frames: crate::codec::encode_inputs(&[frame(0)]).unwrap()
+            frames: crate::codec::encode_inputs(&[frame(0)]).unwrap(),
+            view: None
         })]
     );
     c.handle_bytes(1, &full_bytes(50, &state(&[(1, 0, 0)]), None)).expect("full");
@@ -325,6 +326,26 @@ fn input_messages_carry_redundant_frames_and_the_ack() {
     assert_eq!(frames, vec![frame(2), frame(3), frame(4), frame(5)]);
     assert_eq!(c.stats().inputs_superseded, 0);
     assert!(c.stats().bytes_sent > 0);
+}
+
+#[test]
+fn input_messages_name_the_moment_the_player_sees() {
+    let mut c = welcomed();
+    c.handle_bytes(1, &full_bytes(50, &state(&[(1, 0, 0)]), None)).expect("full");
+    let view = |c: &mut Client| match transmits(c).pop() {
+        Some(ClientMessage::Input(batch)) => batch.view,
+        other => panic!("not an input: {other:?}"),
+    };
+    // By default: the newest snapshot.
+    c.push_input(frame(0));
+    assert_eq!(view(&mut c), Some(ViewTime { tick: Tick(50), frac: 0 }));
+    // What the driver draws, once it says.
+    c.set_view(Some(ViewTime::new(Tick(47), 0.5)));
+    c.push_input(frame(1));
+    assert_eq!(view(&mut c), Some(ViewTime { tick: Tick(47), frac: 128 }));
+    c.set_view(None);
+    c.push_input(frame(2));
+    assert_eq!(view(&mut c), Some(ViewTime { tick: Tick(50), frac: 0 }));
 }
 
 #[test]

@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 
 use crate::game::Game;
+use crate::protocol::ViewTime;
 use crate::tick::{Tick, seq_after};
 
 /// How many ticks ahead of the room a frame may arrive and still be kept (64 ticks: over a
@@ -57,8 +58,9 @@ pub(crate) struct Arrival {
     pub(crate) tick_us: i64,
 }
 
-/// A scheduled frame: sequence number, frame, arrival stamp (the driver's clock, opaque here).
-type PendingFrame<I> = (u32, I, u64);
+/// A scheduled frame: sequence number, frame, arrival stamp (the driver's clock, opaque here),
+/// the moment its client was showing when it made it.
+type PendingFrame<I> = (u32, I, u64, Option<ViewTime>);
 
 /// What a client's frames do in the room.
 pub(crate) struct InputQueue<I> {
@@ -78,6 +80,9 @@ pub(crate) struct InputQueue<I> {
     carry: Option<I>,
     /// The input of the current tick.
     pub(crate) current: I,
+    /// The moment its client was showing when it made [`InputQueue::current`] (a repeated
+    /// input keeps the last frame's distance behind its tick).
+    pub(crate) current_view: Option<ViewTime>,
     /// The smallest margin (microseconds before its tick is due) of the frames first received
     /// since the last report.
     margin_us: Option<i64>,
@@ -99,6 +104,7 @@ impl<I: Copy + Default> InputQueue<I> {
             late: 0,
             carry: None,
             current: I::default(),
+            current_view: None,
             margin_us: None,
             late_streak: (None, 0),
             unreported_arrivals: Vec::new(),
@@ -112,18 +118,24 @@ impl<I: Copy + Default> InputQueue<I> {
     }
 
     /// Schedules the frames of one message of game `G` whose first frame is `first_seq`,
-    /// received at `at`; frames seen before are ignored. Returns how many frames were dropped
+    /// received at `at`, its newest frame made while the client showed `view` (each older one
+    /// a tick before); frames seen before are ignored. Returns how many frames were dropped
     /// for being too far ahead.
     pub(crate) fn push<G: Game<Input = I>>(
         &mut self,
         first_seq: u32,
         frames: &[I],
+        view: Option<ViewTime>,
         at: Arrival,
     ) -> u64 {
+        let count = frames.len() as u32;
         let (arrived, next) = (at.stamp, at.next);
         self.follow_late_streak(first_seq, frames.len(), next);
         let mut dropped = 0;
-        for (seq, frame) in (0u32..).map(|i| first_seq.wrapping_add(i)).zip(frames) {
+        for (i, (seq, frame)) in (0u32..).map(|i| first_seq.wrapping_add(i)).zip(frames).enumerate()
+        {
+            let view = view
+                .map(|v| ViewTime { tick: Tick(v.tick.0.wrapping_sub(count - 1 - i as u32)), ..v });
             if self.newest.is_some_and(|newest| !seq_after(seq, newest)) {
                 continue;
             }
@@ -153,7 +165,7 @@ impl<I: Copy + Default> InputQueue<I> {
             } else if margin > MAX_INPUT_LEAD_TICKS {
                 dropped += 1;
             } else {
-                self.pending.push_back((seq, *frame, arrived));
+                self.pending.push_back((seq, *frame, arrived, view));
             }
         }
         dropped
@@ -195,6 +207,7 @@ impl<I: Copy + Default> InputQueue<I> {
             // No frame yet, or the first one's tick is still to come: late, unless the client
             // has never had a frame run (its prediction starts from this standing state).
             self.current = G::repeat_input(&self.current);
+            self.current_view = next_tick(self.current_view);
             if self.anchor.is_some() && self.last_slot.is_some() {
                 self.late = self.late.wrapping_add(1);
             }
@@ -211,21 +224,24 @@ impl<I: Copy + Default> InputQueue<I> {
             self.last_slot = self.newest;
             self.pending.clear();
             self.current = I::default();
+            self.current_view = None;
             return;
         }
-        while self.pending.front().is_some_and(|&(seq, _, _)| seq_after(slot, seq)) {
+        while self.pending.front().is_some_and(|&(seq, ..)| seq_after(slot, seq)) {
             self.pending.pop_front();
         }
         match self.pending.front() {
-            Some(&(seq, frame, arrived)) if seq == slot => {
+            Some(&(seq, frame, arrived, view)) if seq == slot => {
                 self.pending.pop_front();
                 self.current = frame;
+                self.current_view = view;
                 if self.unreported_arrivals.len() < MAX_TRACKED_ARRIVALS {
                     self.unreported_arrivals.push(arrived);
                 }
             }
             _ => {
                 self.current = G::repeat_input(&self.current);
+                self.current_view = next_tick(self.current_view);
                 self.late = self.late.wrapping_add(1);
             }
         }
@@ -252,6 +268,11 @@ impl<I: Copy + Default> InputQueue<I> {
             i16::MAX
         }))
     }
+}
+
+/// The same moment a tick later: a repeated input stays as far behind its tick as the last.
+fn next_tick(view: Option<ViewTime>) -> Option<ViewTime> {
+    view.map(|v| ViewTime { tick: v.tick.next(), ..v })
 }
 
 #[cfg(test)]
@@ -285,14 +306,14 @@ mod tests {
         assert_eq!(run(&mut q, 99), ArenaInput::default());
         assert_eq!(q.late, 0, "no frame sent yet: nothing is late");
         // Frames 10..=12 arrive before tick 100: 10 runs at 102, 11 at 103, 12 at 104.
-        q.push::<ArenaGame>(10, &[f(1), f(2), f(3)], at(0, Tick(100)));
+        q.push::<ArenaGame>(10, &[f(1), f(2), f(3)], None, at(0, Tick(100)));
         assert_eq!(q.take_margin(), ms(ANCHOR_LEAD_TICKS as i16));
         assert_eq!(run(&mut q, 100), ArenaInput::default());
         assert_eq!(run(&mut q, 101), ArenaInput::default());
         assert_eq!((q.echo(), q.late), (None, 0), "before the first frame's tick");
         assert_eq!(run(&mut q, 102), f(1));
         // A redundant copy of 11 and 12 changes nothing.
-        q.push::<ArenaGame>(11, &[f(2), f(3)], at(0, Tick(103)));
+        q.push::<ArenaGame>(11, &[f(2), f(3)], None, at(0, Tick(103)));
         assert_eq!(q.take_margin(), None, "no new frame, no report");
         assert_eq!(run(&mut q, 103), f(2));
         assert_eq!(run(&mut q, 104), f(3));
@@ -303,7 +324,7 @@ mod tests {
     fn started() -> InputQueue<ArenaInput> {
         let mut q = InputQueue::<ArenaInput>::new();
         let lead = ANCHOR_LEAD_TICKS;
-        q.push::<ArenaGame>(0, &[f(1)], at(0, Tick(0u32.wrapping_sub(lead))));
+        q.push::<ArenaGame>(0, &[f(1)], None, at(0, Tick(0u32.wrapping_sub(lead))));
         assert_eq!(run(&mut q, 0), f(1));
         q.take_margin();
         q
@@ -317,7 +338,7 @@ mod tests {
         assert_eq!(q.late, 1);
         assert_eq!(q.echo(), Some(1), "slot 1 ran, without its frame");
         let shot = ArenaInput { buttons: Buttons::FIRE, ..f(2) };
-        q.push::<ArenaGame>(1, &[shot, f(3)], at(0, Tick(2)));
+        q.push::<ArenaGame>(1, &[shot, f(3)], None, at(0, Tick(2)));
         assert_eq!(q.take_margin(), ms(-1), "frame 1 came a tick after its tick");
         // Frame 2 still runs at tick 2 (no shift), with frame 1's shot folded in.
         let t2 = run(&mut q, 2);
@@ -332,9 +353,9 @@ mod tests {
     fn frames_sent_ahead_wait_for_their_tick_and_the_margin_says_how_early() {
         let mut q = started();
         // The client runs five ticks ahead: frames 1..=5 arrive before tick 1 runs.
-        q.push::<ArenaGame>(1, &[f(1), f(2), f(3), f(4), f(5)], at(0, Tick(1)));
+        q.push::<ArenaGame>(1, &[f(1), f(2), f(3), f(4), f(5)], None, at(0, Tick(1)));
         assert_eq!(q.take_margin(), ms(0), "the latest-arriving (earliest numbered) frame");
-        q.push::<ArenaGame>(6, &[f(6)], at(0, Tick(1)));
+        q.push::<ArenaGame>(6, &[f(6)], None, at(0, Tick(1)));
         assert_eq!(q.take_margin(), ms(5));
         for t in 1..=6 {
             assert_eq!(run(&mut q, t), f(t as i8), "tick {t}");
@@ -346,11 +367,11 @@ mod tests {
     fn frames_too_far_ahead_are_dropped_and_a_long_silence_restarts_the_schedule() {
         let mut q = started();
         let far = MAX_INPUT_LEAD_TICKS as u32 + 2;
-        assert_eq!(q.push::<ArenaGame>(far, &[f(1)], at(0, Tick(1))), 1, "dropped");
+        assert_eq!(q.push::<ArenaGame>(far, &[f(1)], None, at(0, Tick(1))), 1, "dropped");
         assert!(q.pending.is_empty(), "the schedule stays bounded");
         // Silence: frame far+1 arrives way after its tick; it is scheduled like a first frame.
         let next = Tick(far + 1 + REANCHOR_LATE_TICKS as u32 + 1);
-        q.push::<ArenaGame>(far + 1, &[f(2)], at(0, next));
+        q.push::<ArenaGame>(far + 1, &[f(2)], None, at(0, next));
         assert_eq!(q.take_margin(), ms(ANCHOR_LEAD_TICKS as i16));
         assert_eq!(run(&mut q, next.0 + ANCHOR_LEAD_TICKS), f(2));
     }
@@ -369,7 +390,7 @@ mod tests {
         run(&mut q, quiet + 1);
         assert_eq!((q.echo(), q.late), (Some(0), late), "a silent client is not late");
         // Its next frame (1) runs shortly, like a first one.
-        q.push::<ArenaGame>(1, &[f(5)], at(0, Tick(quiet + 2)));
+        q.push::<ArenaGame>(1, &[f(5)], None, at(0, Tick(quiet + 2)));
         assert_eq!(q.take_margin(), ms(ANCHOR_LEAD_TICKS as i16));
         assert_eq!(run(&mut q, quiet + 2 + ANCHOR_LEAD_TICKS), f(5));
         assert_eq!(q.echo(), Some(1));
@@ -380,19 +401,19 @@ mod tests {
         let mut q = started();
         // A burst of late messages in one tick (a retransmission), then one on time: no restart.
         for seq in 1..=3 {
-            q.push::<ArenaGame>(seq, &[f(1)], at(0, Tick(20)));
+            q.push::<ArenaGame>(seq, &[f(1)], None, at(0, Tick(20)));
         }
-        q.push::<ArenaGame>(25, &[f(2)], at(0, Tick(21)));
+        q.push::<ArenaGame>(25, &[f(2)], None, at(0, Tick(21)));
         assert_eq!(q.slot_tick(26), Some(Tick(26)), "the schedule stands");
         // Then late messages in LATE_STREAK_TICKS ticks in a row: behind as a whole,
         // rescheduled at the last one.
         let streak = LATE_STREAK_TICKS;
         for i in 0..streak - 1 {
-            q.push::<ArenaGame>(26 + i, &[f(3)], at(0, Tick(40 + i)));
+            q.push::<ArenaGame>(26 + i, &[f(3)], None, at(0, Tick(40 + i)));
             assert_eq!(q.slot_tick(27 + i), Some(Tick(27 + i)), "not a streak yet");
         }
         let (seq, tick) = (26 + streak - 1, 40 + streak - 1);
-        q.push::<ArenaGame>(seq, &[f(4)], at(0, Tick(tick)));
+        q.push::<ArenaGame>(seq, &[f(4)], None, at(0, Tick(tick)));
         assert_eq!(q.slot_tick(seq), Some(Tick(tick + ANCHOR_LEAD_TICKS)), "restarted");
         assert_eq!(run(&mut q, tick + ANCHOR_LEAD_TICKS), f(4));
     }
@@ -400,10 +421,32 @@ mod tests {
     #[test]
     fn the_arrivals_of_applied_frames_are_kept_for_the_latency_metric() {
         let mut q = InputQueue::<ArenaInput>::new();
-        q.push::<ArenaGame>(0, &[f(0), f(1)], at(7, Tick(0)));
+        q.push::<ArenaGame>(0, &[f(0), f(1)], None, at(7, Tick(0)));
         for t in 0..5 {
             run(&mut q, t);
         }
         assert_eq!(q.unreported_arrivals, vec![7, 7], "one per applied frame, none repeated");
+    }
+
+    #[test]
+    fn each_frame_keeps_the_view_it_was_made_with_and_a_repeat_keeps_its_lag() {
+        let mut q = InputQueue::<ArenaInput>::new();
+        let view = |t: u32| Some(ViewTime { tick: Tick(t), frac: 64 });
+        // Frames 0..=2, the newest made while the client showed tick 50 and a quarter: the
+        // older ones a tick earlier each.
+        q.push::<ArenaGame>(0, &[f(0), f(1), f(2)], view(50), at(0, Tick(58)));
+        let mut views = Vec::new();
+        for t in 60..=63 {
+            run(&mut q, t);
+            views.push(q.current_view);
+        }
+        // Tick 63 had no frame: the last input repeated, as far behind its tick as before.
+        assert_eq!(views, [view(48), view(49), view(50), view(51)]);
+        // Frame 4 (tick 64) made while showing tick 70; a redundant copy does not change
+        // what a frame saw first.
+        q.push::<ArenaGame>(3, &[f(3), f(4)], view(70), at(0, Tick(64)));
+        q.push::<ArenaGame>(4, &[f(4)], view(90), at(0, Tick(64)));
+        run(&mut q, 64);
+        assert_eq!(q.current_view, view(70));
     }
 }

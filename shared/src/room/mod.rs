@@ -36,6 +36,7 @@ use crate::protocol::{
     Welcome,
 };
 use crate::registry::ReplicationRegistry;
+use crate::rewind::{RewindSettings, ViewLag};
 use crate::tick::Tick;
 
 /// A room's settings.
@@ -59,6 +60,10 @@ pub struct RoomSettings {
     pub npcs: usize,
     /// The game's seed.
     pub seed: u64,
+    /// How far back a player's actions are resolved at the most, in milliseconds (lag
+    /// compensation, [`crate::rewind`]; 0: none). [`crate::rewind::DEFAULT_MAX_REWIND_MS`] by
+    /// default.
+    pub max_rewind_ms: u32,
 }
 
 impl RoomSettings {
@@ -184,6 +189,7 @@ impl<G: Game> RoomCore<G> {
         let mut world = World::new();
         let mut schedule = Schedule::default();
         game::install::<G>(&mut world, &mut schedule, &settings.game_config());
+        world.insert_resource(RewindSettings::from_ms(settings.max_rewind_ms, settings.tick_rate));
         let replicator = Replicator::new(
             u32::from(settings.tick_rate),
             settings.ticks_per_snapshot,
@@ -418,7 +424,8 @@ impl<G: Game> RoomCore<G> {
             early_us: self.next_tick_at.map(|due| due as i64 - arrived as i64),
             tick_us: 1_000_000 / i64::from(self.settings.tick_rate.max(1)),
         };
-        self.stats.inputs_dropped += slot.inputs.push::<G>(batch.first_seq, &self.frames, at);
+        self.stats.inputs_dropped +=
+            slot.inputs.push::<G>(batch.first_seq, &self.frames, batch.view, at);
         if let Some(ack) = batch.ack {
             slot.replica.ack(ack);
         }
@@ -488,12 +495,14 @@ impl<G: Game> RoomCore<G> {
 
     fn apply_inputs(&mut self) {
         let now = self.tick();
+        let rewind = *self.world.resource::<RewindSettings>();
         for slot in self.clients.values_mut() {
             slot.inputs.advance::<G>(now);
             if let Some(player) = self.players.get(&slot.token)
                 && let Ok(mut e) = self.world.get_entity_mut(player.entity)
             {
                 G::apply_input(&mut e, &slot.inputs.current);
+                e.insert(ViewLag(rewind.lag(slot.inputs.current_view, now)));
             }
         }
     }

@@ -82,6 +82,7 @@ fn settings() -> RoomSettings {
         idle_close_ticks: 100,
         npcs: 0,
         seed: 1,
+        max_rewind_ms: crate::rewind::DEFAULT_MAX_REWIND_MS,
     }
 }
 
@@ -158,9 +159,13 @@ fn inputs_are_applied_once_and_echoed_and_bad_ones_close_the_session() {
     let mut core = RoomCore::<Dots>::new(settings());
     core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
     let frames = encode_inputs(&[Step([1, 0]), Step([1, 0])]).unwrap();
-    core.input(ClientId(1), &InputBatch { ack: None, first_seq: 0, frames: frames.clone() }, 7);
+    core.input(
+        ClientId(1),
+        &InputBatch { ack: None, first_seq: 0, frames: frames.clone(), view: None },
+        7,
+    );
     // The same frames again (a redundant copy) change nothing.
-    core.input(ClientId(1), &InputBatch { ack: None, first_seq: 0, frames }, 8);
+    core.input(ClientId(1), &InputBatch { ack: None, first_seq: 0, frames, view: None }, 8);
     // The first frame runs ANCHOR_LEAD_TICKS after the next tick.
     for _ in 0..4 + super::ANCHOR_LEAD_TICKS {
         core.step();
@@ -176,7 +181,11 @@ fn inputs_are_applied_once_and_echoed_and_bad_ones_close_the_session() {
         })
         .collect();
     assert_eq!(arrivals, [7, 7], "each applied frame is reported once, with its arrival");
-    core.input(ClientId(1), &InputBatch { ack: None, first_seq: 2, frames: vec![1, 0xff] }, 9);
+    core.input(
+        ClientId(1),
+        &InputBatch { ack: None, first_seq: 2, frames: vec![1, 0xff], view: None },
+        9,
+    );
     let out = drain(&mut core);
     assert!(
         matches!(&out[..], [Output::Close { reason: DisconnectReason::ProtocolError, .. }]),

@@ -85,7 +85,7 @@ fn simulate(link: &Link, secs: u64, warmup_secs: u64, seed: u64) -> Run {
                 uplink.remove(&k);
                 let early_us = Some(due - k.0 as i64);
                 let at = Arrival { stamp: 0, next: tick, early_us, tick_us: TICK_US as i64 };
-                queue.push::<ArenaGame>(first, &frames, at);
+                queue.push::<ArenaGame>(first, &frames, None, at);
             }
             queue.advance::<ArenaGame>(tick);
             tick = tick.next();

@@ -20,6 +20,14 @@ use crate::tick::Tick;
 #[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
 pub struct Position(#[quantize(position)] pub Vec2);
 
+/// Combatants' positions are rewound for hits (lag compensation, [`crate::rewind`]): between
+/// two ticks a combatant was on the straight line between its two positions.
+impl crate::rewind::Rewind for Position {
+    fn blend(&self, later: &Position, t: f32) -> Position {
+        Position(self.0.lerp(later.0, t))
+    }
+}
+
 /// What an entity is, so a client knows how to draw it. Sent as the variant's index; an
 /// unknown value reads as [`Kind::Player`].
 #[derive(
@@ -124,6 +132,12 @@ pub struct Lifetime(pub u32);
 /// Who fired a projectile: credited with the kill, and never hit by it (server only).
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner(pub NetId);
+
+/// How far behind its firing tick its shooter saw the world ([`crate::rewind::ViewLag`] at the
+/// shot, in ticks): the projectile is tested against the combatants as they were that long
+/// before each tick of its flight, which is where the shooter saw them. Not replicated.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+pub struct ShotLag(pub f32);
 
 /// Marks a dead combatant: it neither moves, shoots nor is hit until `respawn_at`
 /// (server only; clients see `Health(0)`).

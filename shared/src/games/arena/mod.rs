@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use bot::{ArenaBot, FIGHT_FIRE_RANGE, FIGHT_HOLD_DISTANCE, WANDER_MAX_SECS, WANDER_MIN_SECS};
 pub use components::{
     Aim, Dash, Dead, Flight, Health, Kind, LAUNCH_TICK_MODULUS, Launched, Lifetime, Owner, Pickup,
-    PickupRespawn, PlayerName, Position, Score, Velocity, Weapon, projectile_position,
+    PickupRespawn, PlayerName, Position, Score, ShotLag, Velocity, Weapon, projectile_position,
 };
 pub use input::{ArenaInput, Buttons, PlayerInput};
 pub use layout::{Arena, Obstacle, STANDARD_HALF_EXTENTS};
@@ -154,6 +154,8 @@ impl Game for ArenaGame {
             (fire_weapons, resolve_projectiles, collect_pickups).chain().in_set(ArenaSet::Combat),
         );
         schedule.add_systems((respawn_dead, respawn_pickups).chain().in_set(ArenaSet::Lifecycle));
+        // Hits are resolved where the shooter saw the combatants (lag compensation).
+        crate::rewind::track::<Position, (With<Health>, Without<Velocity>)>(world, schedule);
     }
 
     /// A combatant at the spawn point farthest from the living, with full health and a zero

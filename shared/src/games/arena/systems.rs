@@ -10,7 +10,7 @@ use glam::Vec2;
 
 use super::components::{
     Aim, Dash, Dead, Flight, Health, Kind, Launched, Lifetime, Owner, Pickup, PickupRespawn,
-    Position, Score, Velocity, Weapon,
+    Position, Score, ShotLag, Velocity, Weapon,
 };
 use super::input::{Buttons, PlayerInput};
 use super::layout::Arena;
@@ -19,6 +19,7 @@ use super::{ArenaEvent, ArenaRules};
 use crate::game::{GameEvents, NetIdAllocator, SimClock};
 use crate::ids::NetId;
 use crate::quantize;
+use crate::rewind::{RewindHistory, ViewLag};
 
 /// Full health of a player or NPC: five hits of [`PROJECTILE_DAMAGE`], fits
 /// [`quantize::small`].
@@ -121,17 +122,21 @@ pub fn move_projectiles(
     }
 }
 
-/// Fires a projectile for every living combatant holding FIRE whose weapon is ready
-/// (`GameSet::Combat`).
+/// A combatant as [`fire_weapons`] sees it.
+type ShooterItem<'a> =
+    (&'a NetId, &'a Position, &'a Aim, &'a PlayerInput, &'a mut Weapon, Option<&'a ViewLag>);
+
+/// Fires a projectile for every living combatant holding FIRE whose weapon is ready, carrying
+/// its shooter's [`ViewLag`] as [`ShotLag`] (`GameSet::Combat`).
 pub fn fire_weapons(
     mut commands: Commands<'_, '_>,
     clock: Res<'_, SimClock>,
     mut ids: ResMut<'_, NetIdAllocator>,
-    mut shooters: Query<'_, '_, (&NetId, &Position, &Aim, &PlayerInput, &mut Weapon), Living>,
+    mut shooters: Query<'_, '_, ShooterItem<'_>, Living>,
 ) {
     let mut shooters: Vec<_> = shooters.iter_mut().collect();
     shooters.sort_by_key(|s| *s.0);
-    for (&id, position, aim, input, mut weapon) in shooters {
+    for (&id, position, aim, input, mut weapon, lag) in shooters {
         weapon.cooldown = weapon.cooldown.saturating_sub(1);
         if !input.buttons.contains(Buttons::FIRE) || weapon.cooldown > 0 {
             continue;
@@ -150,6 +155,7 @@ pub fn fire_weapons(
             Velocity(dir * PROJECTILE_SPEED),
             Lifetime(u32::from(ticks_for(PROJECTILE_LIFETIME_SECS, clock.dt))),
             Owner(id),
+            ShotLag(lag.map_or(0.0, |l| l.0)),
         ));
     }
 }
@@ -158,17 +164,28 @@ pub fn fire_weapons(
 type CombatantItem<'a> =
     (Entity, &'a NetId, &'a Position, &'a mut Health, &'a mut Score, Has<Dead>);
 
+/// A projectile as [`resolve_projectiles`] sees it.
+type ShotItem<'a> = (Entity, &'a NetId, &'a Flight, &'a Owner, &'a Lifetime, Option<&'a ShotLag>);
+
 /// Removes projectiles that expired, left the arena or hit an obstacle, and applies hits:
 /// damage, deaths (with [`Dead`], scores and [`ArenaEvent::Killed`]) (`GameSet::Combat`).
+///
+/// A projectile with a [`ShotLag`] is tested against each combatant where it was that many
+/// ticks ago ([`RewindHistory::rewound`]); whether the combatant can still be hit is decided
+/// now (a dead one cannot).
+#[expect(clippy::too_many_arguments, reason = "a system's parameters are its data access")]
 pub fn resolve_projectiles(
     mut commands: Commands<'_, '_>,
     clock: Res<'_, SimClock>,
     rules: Res<'_, ArenaRules>,
     arena: Res<'_, Arena>,
+    history: Option<Res<'_, RewindHistory<Position>>>,
     mut events: ResMut<'_, GameEvents<ArenaEvent>>,
-    projectiles: Query<'_, '_, (Entity, &NetId, &Flight, &Owner, &Lifetime), With<Velocity>>,
+    projectiles: Query<'_, '_, ShotItem<'_>, With<Velocity>>,
     mut combatants: Query<'_, '_, CombatantItem<'_>, Without<Velocity>>,
 ) {
+    // This run's positions are the state of the next tick (its snapshot's label).
+    let now = clock.tick.next();
     let mut shots: Vec<_> = projectiles.iter().collect();
     shots.sort_by_key(|s| *s.1);
     // Every combatant once, by id: where it is and whether a shot can still hit it (alive and
@@ -181,17 +198,22 @@ pub fn resolve_projectiles(
         .collect();
     targets.sort_unstable_by_key(|t| t.0);
 
-    for (shot, _, position, owner, lifetime) in shots {
+    for (shot, _, position, owner, lifetime, lag) in shots {
         if lifetime.0 == 0 || !arena.is_free(position.0, PROJECTILE_RADIUS) {
             commands.entity(shot).despawn();
             continue;
         }
+        let lag = lag.map_or(0.0, |l| l.0);
         let reach = PLAYER_RADIUS + PROJECTILE_RADIUS;
         let mut hit: Option<(f32, usize)> = None;
         for (i, &(id, _, target, hittable)) in targets.iter().enumerate() {
             if !hittable || id == owner.0 {
                 continue;
             }
+            let target = match &history {
+                Some(history) if lag > 0.0 => history.rewound(id, &Position(target), now, lag).0,
+                _ => target,
+            };
             let d2 = target.distance_squared(position.0);
             if d2 < reach * reach && hit.is_none_or(|(b, _)| d2 < b) {
                 hit = Some((d2, i));

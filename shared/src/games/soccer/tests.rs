@@ -451,6 +451,7 @@ impl BotMatch {
             idle_close_ticks: u64::MAX,
             npcs: 0,
             seed: 5,
+            max_rewind_ms: crate::rewind::DEFAULT_MAX_REWIND_MS,
         };
         let mut core = RoomCore::<SoccerGame>::new(settings);
         core.join(ClientId(1), "bot", "bot", None, || "token".into()).expect("joins");
