@@ -174,8 +174,10 @@ impl<G: Game> Client<G> {
     /// Handles one server message received at `now_us` (the driver's clock, microseconds).
     ///
     /// - `Welcome`: checked (protocol version, registry fingerprint) and stored. A later
-    ///   `Welcome` starts a new session: the kept states are dropped (the server holds no
-    ///   baseline of the new session), inputs and their numbering continue.
+    ///   `Welcome` starts a new session; inputs and their numbering continue. If it resumes the
+    ///   same player (the same room, resume token and entity) the kept states stay, since the
+    ///   room's first snapshot is a delta against the newest one it saw acknowledged;
+    ///   otherwise they are dropped (the server holds no baseline of a new player).
     /// - `Snapshot`: refused before a welcome; ignored (counted in
     ///   [`ClientStats::stale_snapshots`]) unless newer than the newest applied; otherwise
     ///   decoded in full or against the kept state of its baseline, kept (the oldest kept state
@@ -259,11 +261,25 @@ impl<G: Game> Client<G> {
                 client,
             });
         }
-        // A new session: the server holds no baseline of ours, so ours are useless to it.
-        self.states.clear();
+        if !self.is_resumed_by(&welcome) {
+            // A new player: the server holds no baseline of ours, so ours are useless to it.
+            self.states.clear();
+        }
         self.welcome = Some(welcome.clone());
         self.push_event(ClientEvent::Welcomed(welcome));
         Ok(())
+    }
+
+    /// Whether `welcome` resumes the player of the session before it: the same room, resume
+    /// token and entity. The room then still holds the baseline this client acknowledged and
+    /// sends a delta against it, so the kept states must stay. (A resume token sent but not
+    /// honoured comes back as a new token, and a new player as a new entity.)
+    fn is_resumed_by(&self, welcome: &Welcome) -> bool {
+        self.welcome.as_ref().is_some_and(|old| {
+            old.room == welcome.room
+                && old.resume_token == welcome.resume_token
+                && old.entity == welcome.entity
+        })
     }
 
     fn handle_snapshot(&mut self, len: usize, snap: SnapshotMessage) -> Result<(), ClientError> {
@@ -278,6 +294,10 @@ impl<G: Game> Client<G> {
         }
         let state = match snap.baseline {
             None => snapshot::decode_full(&self.registry, &snap.body)?,
+            // A baseline this client no longer has (it keeps fewer states than the room has
+            // sent since, or it is a new client resuming a player) is refused; the next input
+            // message acknowledges the newest state kept (or none), and the room's next
+            // snapshot is a delta against that or a full one.
             Some(baseline) => {
                 let base = self
                     .states
