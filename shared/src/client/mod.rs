@@ -101,6 +101,8 @@ pub struct Client<G: Game> {
     welcome: Option<Welcome>,
     /// Decoded states, ascending by tick (newest last).
     states: VecDeque<(Tick, ReplicatedState)>,
+    /// Whether the session was resumed with the states kept and no snapshot decoded since.
+    resuming: bool,
     /// Inputs not yet echoed as applied, ascending by sequence number.
     inputs: VecDeque<(u32, G::Input)>,
     /// The sequence number the next input gets.
@@ -145,6 +147,7 @@ impl<G: Game> Client<G> {
             config,
             welcome: None,
             states: VecDeque::new(),
+            resuming: false,
             inputs: VecDeque::new(),
             next_seq: 0,
             sent_any_input: false,
@@ -187,7 +190,9 @@ impl<G: Game> Client<G> {
     /// - `Chat`, `Event`, `Disconnect`: become events.
     ///
     /// On `Err` nothing changed except [`ClientStats::decode_errors`] and
-    /// [`ClientStats::bytes_received`]; the client stays usable.
+    /// [`ClientStats::bytes_received`] (and, for a delta against a baseline no longer kept
+    /// right after a resume, the kept states, dropped so that the room sends a full snapshot);
+    /// the client stays usable.
     pub fn handle_bytes(&mut self, now_us: u64, bytes: &[u8]) -> Result<(), ClientError> {
         self.stats.bytes_received = self.stats.bytes_received.saturating_add(bytes.len() as u64);
         let result = codec::decode_server(bytes)
@@ -261,7 +266,8 @@ impl<G: Game> Client<G> {
                 client,
             });
         }
-        if !self.is_resumed_by(&welcome) {
+        self.resuming = self.is_resumed_by(&welcome);
+        if !self.resuming {
             // A new player: the server holds no baseline of ours, so ours are useless to it.
             self.states.clear();
         }
@@ -294,21 +300,23 @@ impl<G: Game> Client<G> {
         }
         let state = match snap.baseline {
             None => snapshot::decode_full(&self.registry, &snap.body)?,
-            // A baseline this client no longer has (it keeps fewer states than the room has
-            // sent since, or it is a new client resuming a player) is refused; the next input
-            // message acknowledges the newest state kept (or none), and the room's next
-            // snapshot is a delta against that or a full one.
+            // A baseline this client no longer has is refused. Within a session the next input
+            // message acknowledges the newest state kept, which the room then deltas against.
+            // After a resume the room knows none of the states kept but the one it deltas
+            // against: they are dropped, so the next input message acknowledges none and the
+            // room sends a full snapshot.
             Some(baseline) => {
-                let base = self
-                    .states
-                    .iter()
-                    .find(|(t, _)| *t == baseline)
-                    .map(|(_, s)| s)
-                    .ok_or(ClientError::UnknownBaseline(baseline))?;
+                let Some((_, base)) = self.states.iter().find(|(t, _)| *t == baseline) else {
+                    if self.resuming {
+                        self.states.clear();
+                    }
+                    return Err(ClientError::UnknownBaseline(baseline));
+                };
                 snapshot::decode_delta(&self.registry, base, &snap.body)?
             }
         };
         // Everything checked: apply.
+        self.resuming = false;
         while self.states.len() >= self.config.max_stored_states {
             self.states.pop_front();
         }

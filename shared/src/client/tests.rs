@@ -647,3 +647,31 @@ fn a_welcome_for_another_game_is_refused() {
     assert!(c.handle_bytes(1, &encode_server(&bad).unwrap()).is_err());
     assert_eq!(c.stats().decode_errors, 1);
 }
+
+#[test]
+fn after_a_resume_a_delta_against_a_dropped_baseline_drops_the_states() {
+    let config = ClientConfig { max_stored_states: 2, ..ClientConfig::default() };
+    let mut c = Client::new(config);
+    c.handle_bytes(0, &welcome_with("tok", 1, 3)).expect("welcome");
+    let s1 = state(&[(1, 0, 0)]);
+    let s2 = state(&[(1, 1, 0)]);
+    let s3 = state(&[(1, 2, 0)]);
+    c.handle_bytes(1, &full_bytes(10, &s1, None)).expect("full");
+    c.handle_bytes(2, &delta_bytes(12, 10, &s1, &s2, None)).expect("delta");
+    c.handle_bytes(3, &delta_bytes(14, 12, &s2, &s3, None)).expect("delta");
+    // Within a session a refused baseline keeps the states: the ack names the newest.
+    let err = c.handle_bytes(4, &delta_bytes(16, 10, &s1, &s3, None)).unwrap_err();
+    assert_eq!(err, ClientError::UnknownBaseline(Tick(10)));
+    assert_eq!(c.ack(), Some(Tick(14)));
+    // After a resume the room knows only its baseline: without it, nothing kept is of use.
+    c.handle_bytes(5, &welcome_with("tok", 1, 4)).expect("resumed");
+    assert_eq!(c.ack(), Some(Tick(14)));
+    let err = c.handle_bytes(6, &delta_bytes(200, 10, &s1, &s3, None)).unwrap_err();
+    assert_eq!(err, ClientError::UnknownBaseline(Tick(10)));
+    assert_eq!(c.ack(), None, "the next input asks for a full snapshot");
+    c.push_input(frame(1));
+    let Some(ClientMessage::Input(batch)) = transmits(&mut c).pop() else { panic!("an input") };
+    assert_eq!(batch.ack, None);
+    c.handle_bytes(7, &full_bytes(202, &s3, None)).expect("full");
+    assert_eq!(c.latest(), Some((Tick(202), &s3)));
+}

@@ -352,7 +352,7 @@ impl<G: Game> RoomCore<G> {
         // the client acknowledged on its old connection (the client keeps its states).
         let replica = match replica {
             Some(mut replica) => {
-                replica.phase = phase;
+                replica.resume(phase);
                 replica
             }
             None => ClientReplica::new(phase, self.replicator.snapshots()),

@@ -430,3 +430,31 @@ fn a_client_without_the_baseline_gets_a_full_snapshot_after_its_next_input() {
     let truth = game::registry::<Dots>().capture(rig.core.world_mut());
     assert_eq!(rig.clients[ann].1.latest().map(|(_, s)| s), Some(&truth));
 }
+
+#[test]
+fn a_resumed_client_that_dropped_the_baseline_gets_a_full_snapshot_next() {
+    let mut rig = Rig::new(600);
+    // A client keeping one state: by the drop it has dropped the one it acknowledged last.
+    let config = crate::client::ClientConfig { max_stored_states: 1, ..Default::default() };
+    let (ann, _) = rig.join_with(ClientId(1), None, "ann", crate::client::Client::new(config));
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.run(20);
+    let ann_client = rig.drop_connection(ann);
+    rig.run(100);
+    let (ann, again) = rig.join_with(ClientId(2), Some("ann"), "new", ann_client);
+    assert!(again.resumed);
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)).map(|(full, _)| full), Some(false));
+    let client = &rig.clients[ann].1;
+    assert_eq!(client.stats().decode_errors, 1, "a baseline it no longer has");
+    assert_eq!(client.ack(), None, "it dropped its states");
+    // Its next input acknowledges nothing: the room forgets the baseline.
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)), Some((true, None)));
+    rig.run(10);
+    let client = &rig.clients[ann].1;
+    assert_eq!(client.stats().decode_errors, 1);
+    let truth = game::registry::<Dots>().capture(rig.core.world_mut());
+    assert_eq!(rig.clients[ann].1.latest().map(|(_, s)| s), Some(&truth));
+}
