@@ -281,7 +281,8 @@ impl<G: Game> RoomCore<G> {
     /// Joins `client` as a player named `name` for `subject` (who the client authenticated as):
     /// resuming the player of `resume` if that token is one of this room's and was given to the
     /// same subject, else a new player (if there is space) whose resume token `new_token` makes.
-    /// Queues the `Welcome` and the room's `Joined` events.
+    /// Queues the `Welcome` and the room's `Joined` events. A resumed player's first snapshot is
+    /// a delta against the one its client acknowledged on the old connection, if it did.
     ///
     /// # Errors
     ///
@@ -451,7 +452,8 @@ impl<G: Game> RoomCore<G> {
     }
 
     /// `client`'s session ended; `left` means for good (no resume), otherwise the player waits
-    /// [`RoomSettings::resume_grace_ticks`] for a resume, with no input.
+    /// [`RoomSettings::resume_grace_ticks`] for a resume, with no input, and what the room knew
+    /// of the client's snapshots (its acknowledged baseline) waits with it.
     pub fn disconnect(&mut self, client: ClientId, left: bool) {
         let Some(slot) = self.clients.remove(&client) else { return };
         if left {
