@@ -458,3 +458,22 @@ fn a_resumed_client_that_dropped_the_baseline_gets_a_full_snapshot_next() {
     let truth = game::registry::<Dots>().capture(rig.core.world_mut());
     assert_eq!(rig.clients[ann].1.latest().map(|(_, s)| s), Some(&truth));
 }
+
+#[test]
+fn a_resume_that_replaces_a_live_session_gets_a_delta_too() {
+    let mut rig = Rig::new(600);
+    let (ann, _) = rig.join(ClientId(1), None, "ann");
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.run(20);
+    // The connection failed but the room has not noticed: it goes on sending into it.
+    let (_, ann_client, _) = rig.clients.remove(ann);
+    rig.run(100);
+    let decoded = ann_client.stats().snapshots;
+    let (ann, again) = rig.join_with(ClientId(2), Some("ann"), "new", ann_client);
+    assert!(again.resumed);
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)).map(|(full, _)| full), Some(false));
+    let client = &rig.clients[ann].1;
+    assert_eq!(client.stats().decode_errors, 0);
+    assert_eq!(client.stats().snapshots, decoded + 1, "the delta decoded");
+}
