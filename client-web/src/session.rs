@@ -84,6 +84,8 @@ pub trait AnySession {
     fn scoreboard(&self, names: &Names) -> String;
     /// The help line.
     fn help(&self) -> &'static str;
+    /// The game's name.
+    fn game(&self) -> &'static str;
     /// Whether a key is one of the game's.
     fn is_game_key(&self, code: &str) -> bool;
     /// Fills the test hook's object (`window.tickwire.state()`) with the session's part.
@@ -253,6 +255,10 @@ impl<V: GameView> AnySession for GameSession<V> {
 
     fn help(&self) -> &'static str {
         V::HELP
+    }
+
+    fn game(&self) -> &'static str {
+        <V::Game as Game>::NAME
     }
 
     fn is_game_key(&self, code: &str) -> bool {

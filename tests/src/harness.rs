@@ -187,6 +187,38 @@ impl<G: Game> GameHarness<G> {
         conditioner: Conditioner,
         max_reliable: usize,
     ) -> Result<(usize, JoinInfo), JoinRefused> {
+        let client = Client::new(ClientConfig::default());
+        self.join_client(name, resume, conditioner, max_reliable, client)
+    }
+
+    /// Resumes client `idx` on a new connection (a new client id, a new link with
+    /// `conditioner`) with its resume token and the same sans-IO [`Client`], which keeps its
+    /// states and input numbering across the welcome (as a reconnecting browser page does).
+    /// Client `idx` is left disconnected, with a new client in its place. Returns the new index.
+    ///
+    /// # Panics
+    ///
+    /// If client `idx` was never welcomed.
+    pub fn resume(
+        &mut self,
+        idx: usize,
+        conditioner: Conditioner,
+    ) -> Result<(usize, JoinInfo), JoinRefused> {
+        let old = &mut self.clients[idx];
+        old.connected = false;
+        let token = old.client.welcome().expect("welcomed").resume_token.clone();
+        let client = std::mem::replace(&mut old.client, Client::new(ClientConfig::default()));
+        self.join_client("resumed", Some(token), conditioner, 256, client)
+    }
+
+    fn join_client(
+        &mut self,
+        name: &str,
+        resume: Option<String>,
+        conditioner: Conditioner,
+        max_reliable: usize,
+        client: Client<G>,
+    ) -> Result<(usize, JoinInfo), JoinRefused> {
         let id = ClientId(self.next_client);
         self.next_client += 1;
         let outbox = Arc::new(Outbox::new(max_reliable));
@@ -200,7 +232,7 @@ impl<G: Game> GameHarness<G> {
         let (up_seed, down_seed) = (self.rng.next_u64(), self.rng.next_u64());
         self.clients.push(SimClient {
             id,
-            client: Client::new(ClientConfig::default()),
+            client,
             events: Vec::new(),
             errors: Vec::new(),
             connected: true,

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use tickwire_server::link::TransportKind;
+use tickwire_server::link::{Link, TransportKind};
+use tickwire_shared::client::{Client, ClientConfig};
 use tickwire_shared::codec;
-use tickwire_shared::games::arena::ArenaInput;
+use tickwire_shared::games::arena::{ArenaGame, ArenaInput};
 use tickwire_shared::protocol::{ClientMessage, DisconnectReason, ServerMessage};
 use tickwire_tests::links::{self, Got, PLAIN_AND_QUIC};
 use tickwire_tests::net;
@@ -517,5 +518,74 @@ async fn every_quic_connection_is_given_back_when_its_session_ends() {
     }
     // The client that never asked saw its connection closed by the server.
     assert!(raw.close_reason().is_some());
+    server.shutdown().await;
+}
+
+/// Hands `msg` to the sans-IO client as the bytes it came in.
+fn feed(
+    client: &mut Client<ArenaGame>,
+    msg: &ServerMessage,
+) -> Result<(), tickwire_shared::client::ClientError> {
+    client.handle_bytes(0, &codec::encode_server(msg).expect("encodes"))
+}
+
+/// Reads `link` until the client has decoded `n` more snapshots, answering each with an input
+/// (which acknowledges it). Returns the first of them as it came.
+async fn play(
+    link: &mut Link,
+    client: &mut Client<ArenaGame>,
+    n: usize,
+) -> tickwire_shared::protocol::SnapshotMessage {
+    let mut first = None;
+    let mut decoded = 0;
+    while decoded < n {
+        match links::next(link).await {
+            Got::Message(ServerMessage::Snapshot(s)) => {
+                first.get_or_insert_with(|| s.clone());
+                feed(client, &ServerMessage::Snapshot(s)).expect("the snapshot decodes");
+                decoded += 1;
+                client.push_input(ArenaInput::default());
+                while let Some(bytes) = client.poll_transmit() {
+                    link.send(bytes).await.expect("send");
+                }
+            }
+            Got::Message(other) => feed(client, &other).expect("the message decodes"),
+            other => panic!("the session ended: {other:?}"),
+        }
+    }
+    first.expect("n > 0")
+}
+
+#[tokio::test]
+async fn a_resumed_player_is_sent_a_delta_first_over_every_transport() {
+    let server = net::start(links::quic_config()).await;
+    for (from, to) in [
+        (TransportKind::Ws, TransportKind::Ws),
+        (TransportKind::WebTransport, TransportKind::Ws),
+        (TransportKind::Ws, TransportKind::WebTransport),
+    ] {
+        let room = format!("&room=delta-{from}-{to}&name=ann");
+        let (mut link, first) = links::join(&server, from, "ann", &room).await;
+        let mut client = Client::<ArenaGame>::new(ClientConfig::default());
+        feed(&mut client, &ServerMessage::Welcome(first.clone())).expect("welcome");
+        play(&mut link, &mut client, 10).await;
+        let full_before = client.stats().full_snapshots;
+        link.abort(); // the network fails
+        // Past the room's history of states (about a second of snapshots).
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let query = format!("{room}&resume={}", first.resume_token);
+        let (mut again, welcome) = links::join(&server, to, "ann", &query).await;
+        assert_eq!(welcome.entity, first.entity, "{from} → {to}");
+        feed(&mut client, &ServerMessage::Welcome(welcome)).expect("welcome");
+        assert!(client.ack().is_some(), "the states are kept over a resume");
+        let snap = play(&mut again, &mut client, 10).await;
+        let baseline = snap.baseline.expect("the first snapshot after the resume is a delta");
+        assert!(snap.tick.is_after(baseline), "{from} → {to}");
+        assert_eq!(client.stats().decode_errors, 0, "{from} → {to}");
+        assert_eq!(client.stats().full_snapshots, full_before, "no full snapshot after resuming");
+        assert_eq!(client.own_entity(), Some(first.entity));
+        let own = client.latest().and_then(|(_, s)| s.get(first.entity).map(|_| ()));
+        assert!(own.is_some(), "it sees itself");
+    }
     server.shutdown().await;
 }

@@ -118,6 +118,10 @@ struct App {
     identity: Identity,
     link: Link,
     connection: Option<Connection>,
+    /// The session of the last welcomed connection, kept while reconnecting: a `Welcome` that
+    /// resumes its player (the token the page sent, the same game) continues it, so the states
+    /// it kept decode the room's first snapshot, a delta against the one it acknowledged last.
+    resumable: Option<Box<dyn AnySession>>,
     own: Option<NetId>,
     names: Names,
     log: VecDeque<String>,
@@ -186,6 +190,7 @@ pub fn start() -> Result<(), JsValue> {
             fallback: None,
         },
         connection: None,
+        resumable: None,
         own: None,
         names: Names::default(),
         log: VecDeque::new(),

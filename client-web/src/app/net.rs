@@ -257,8 +257,13 @@ fn fetch_token(app: &Shared) {
 /// said the session must not be resumed. Schedules the next attempt or gives up.
 fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
     let mut a = app.borrow_mut();
-    let welcomed = a.connection.as_ref().is_some_and(|c| c.game.is_some());
-    a.connection = None;
+    let game = a.connection.take().and_then(|c| c.game);
+    let welcomed = game.is_some();
+    if terminal == Some(true) {
+        a.resumable = None;
+    } else if game.is_some() {
+        a.resumable = game;
+    }
     let link = &mut a.link;
     link.last_reason = reason.clone();
     if terminal == Some(true) {
@@ -454,7 +459,14 @@ impl App {
         if c.game.is_none() {
             match codec::decode_server(bytes) {
                 Ok(ServerMessage::Welcome(w)) => {
-                    let Some(session) = games::session_for(&w.game, w.tick_rate) else {
+                    // The player resumed: its session goes on (and keeps its states).
+                    let resumed = self.resumable.take().filter(|s| {
+                        s.game() == w.game
+                            && self.identity.resume.as_deref() == Some(w.resume_token.as_str())
+                    });
+                    let Some(session) =
+                        resumed.or_else(|| games::session_for(&w.game, w.tick_rate))
+                    else {
                         let known = games::names().join(", ");
                         return Some(Ended::Unplayable(format!(
                             "this page cannot play {:?} (it plays {known})",

@@ -101,6 +101,8 @@ pub struct Client<G: Game> {
     welcome: Option<Welcome>,
     /// Decoded states, ascending by tick (newest last).
     states: VecDeque<(Tick, ReplicatedState)>,
+    /// Whether the session was resumed with the states kept and no snapshot decoded since.
+    resuming: bool,
     /// Inputs not yet echoed as applied, ascending by sequence number.
     inputs: VecDeque<(u32, G::Input)>,
     /// The sequence number the next input gets.
@@ -147,6 +149,7 @@ impl<G: Game> Client<G> {
             config,
             welcome: None,
             states: VecDeque::new(),
+            resuming: false,
             inputs: VecDeque::new(),
             next_seq: 0,
             sent_any_input: false,
@@ -177,8 +180,10 @@ impl<G: Game> Client<G> {
     /// Handles one server message received at `now_us` (the driver's clock, microseconds).
     ///
     /// - `Welcome`: checked (protocol version, registry fingerprint) and stored. A later
-    ///   `Welcome` starts a new session: the kept states are dropped (the server holds no
-    ///   baseline of the new session), inputs and their numbering continue.
+    ///   `Welcome` starts a new session; inputs and their numbering continue. If it resumes the
+    ///   same player (the same room, resume token and entity) the kept states stay, since the
+    ///   room's first snapshot is a delta against the newest one it saw acknowledged;
+    ///   otherwise they are dropped (the server holds no baseline of a new player).
     /// - `Snapshot`: refused before a welcome; ignored (counted in
     ///   [`ClientStats::stale_snapshots`]) unless newer than the newest applied; otherwise
     ///   decoded in full or against the kept state of its baseline, kept (the oldest kept state
@@ -188,7 +193,9 @@ impl<G: Game> Client<G> {
     /// - `Chat`, `Event`, `Disconnect`: become events.
     ///
     /// On `Err` nothing changed except [`ClientStats::decode_errors`] and
-    /// [`ClientStats::bytes_received`]; the client stays usable.
+    /// [`ClientStats::bytes_received`] (and, for a delta against a baseline no longer kept
+    /// right after a resume, the kept states, dropped so that the room sends a full snapshot);
+    /// the client stays usable.
     pub fn handle_bytes(&mut self, now_us: u64, bytes: &[u8]) -> Result<(), ClientError> {
         self.stats.bytes_received = self.stats.bytes_received.saturating_add(bytes.len() as u64);
         let result = codec::decode_server(bytes)
@@ -262,11 +269,26 @@ impl<G: Game> Client<G> {
                 client,
             });
         }
-        // A new session: the server holds no baseline of ours, so ours are useless to it.
-        self.states.clear();
+        self.resuming = self.is_resumed_by(&welcome);
+        if !self.resuming {
+            // A new player: the server holds no baseline of ours, so ours are useless to it.
+            self.states.clear();
+        }
         self.welcome = Some(welcome.clone());
         self.push_event(ClientEvent::Welcomed(welcome));
         Ok(())
+    }
+
+    /// Whether `welcome` resumes the player of the session before it: the same room, resume
+    /// token and entity. The room then still holds the baseline this client acknowledged and
+    /// sends a delta against it, so the kept states must stay. (A resume token sent but not
+    /// honoured comes back as a new token, and a new player as a new entity.)
+    fn is_resumed_by(&self, welcome: &Welcome) -> bool {
+        self.welcome.as_ref().is_some_and(|old| {
+            old.room == welcome.room
+                && old.resume_token == welcome.resume_token
+                && old.entity == welcome.entity
+        })
     }
 
     fn handle_snapshot(&mut self, len: usize, snap: SnapshotMessage) -> Result<(), ClientError> {
@@ -281,17 +303,23 @@ impl<G: Game> Client<G> {
         }
         let state = match snap.baseline {
             None => snapshot::decode_full(&self.registry, &snap.body)?,
+            // A baseline this client no longer has is refused. Within a session the next input
+            // message acknowledges the newest state kept, which the room then deltas against.
+            // After a resume the room knows none of the states kept but the one it deltas
+            // against: they are dropped, so the next input message acknowledges none and the
+            // room sends a full snapshot.
             Some(baseline) => {
-                let base = self
-                    .states
-                    .iter()
-                    .find(|(t, _)| *t == baseline)
-                    .map(|(_, s)| s)
-                    .ok_or(ClientError::UnknownBaseline(baseline))?;
+                let Some((_, base)) = self.states.iter().find(|(t, _)| *t == baseline) else {
+                    if self.resuming {
+                        self.states.clear();
+                    }
+                    return Err(ClientError::UnknownBaseline(baseline));
+                };
                 snapshot::decode_delta(&self.registry, base, &snap.body)?
             }
         };
         // Everything checked: apply.
+        self.resuming = false;
         while self.states.len() >= self.config.max_stored_states {
             self.states.pop_front();
         }

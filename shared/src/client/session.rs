@@ -292,4 +292,99 @@ mod tests {
         s.ping_if_due(0, 0);
         assert!(s.client_mut().poll_transmit().is_none(), "no ping before the welcome");
     }
+
+    /// Steps `core` `steps` times at 60 Hz with `s` as `client`, walking right: the session's
+    /// inputs go in, the room's messages to `client` come back.
+    fn play(
+        core: &mut crate::room::RoomCore<ArenaGame>,
+        s: &mut Session<ArenaGame>,
+        client: crate::ids::ClientId,
+        steps: u32,
+        now: &mut u64,
+    ) {
+        use crate::protocol::ClientMessage;
+        use crate::room::Output;
+        let walk = ArenaInput { movement: [crate::quantize::axis(1.0), 0], ..Default::default() };
+        for _ in 0..=steps {
+            for _ in 0..s.inputs_due(*now) {
+                s.push_input(walk);
+            }
+            while let Some(bytes) = s.client_mut().poll_transmit() {
+                if let Ok(ClientMessage::Input(batch)) = crate::codec::decode_client(&bytes) {
+                    core.input(client, &batch, *now);
+                }
+            }
+            if steps > 0 {
+                core.step();
+            }
+            while let Some(out) = core.poll_output() {
+                match out {
+                    Output::Send { client: c, bytes } if c == client => {
+                        let _ = s.handle_bytes(*now, &bytes);
+                    }
+                    Output::Snapshot { client: c, bytes, .. } if c == client => {
+                        let _ = s.handle_bytes(*now, &bytes);
+                    }
+                    _ => {}
+                }
+            }
+            *now += 16_667;
+        }
+    }
+
+    #[test]
+    fn a_resumed_session_decodes_predicts_and_interpolates_from_its_first_snapshot() {
+        use crate::ids::ClientId;
+        use crate::room::{RoomCore, RoomSettings};
+        let settings = RoomSettings {
+            id: "r".into(),
+            tick_rate: 60,
+            ticks_per_snapshot: 2,
+            capacity: 4,
+            interest_radius: 1_200.0,
+            resume_grace_ticks: 1_800,
+            idle_close_ticks: 600,
+            npcs: 2,
+            seed: 3,
+            max_rewind_ms: crate::rewind::DEFAULT_MAX_REWIND_MS,
+        };
+        let mut core = RoomCore::<ArenaGame>::new(settings);
+        let mut s = Session::<ArenaGame>::new(ClientConfig::default());
+        let mut now = 1_000_000;
+        let first = core.join(ClientId(1), "ann", "sub", None, || "tok".into()).unwrap();
+        play(&mut core, &mut s, ClientId(1), 0, &mut now);
+        play(&mut core, &mut s, ClientId(1), 60, &mut now);
+        core.disconnect(ClientId(1), false);
+        // Two seconds later, on a new connection.
+        for _ in 0..120 {
+            core.step();
+        }
+        std::iter::from_fn(|| core.poll_output()).for_each(drop);
+        let again = core.join(ClientId(2), "ann", "sub", Some("tok"), || "new".into()).unwrap();
+        assert!(again.resumed);
+        while s.poll_event().is_some() {}
+        play(&mut core, &mut s, ClientId(2), 0, &mut now);
+        let welcomed = std::iter::from_fn(|| s.poll_event())
+            .any(|e| matches!(e, SessionEvent::Client(ClientEvent::Welcomed(_))));
+        assert!(welcomed);
+        assert!(s.predictor().unwrap().position().is_none(), "a new prediction");
+        play(&mut core, &mut s, ClientId(2), 60, &mut now);
+        let c = s.client();
+        assert_eq!(c.stats().decode_errors, 0);
+        assert_eq!(c.stats().full_snapshots, 1, "the first session's first snapshot only");
+        let reconciled = std::iter::from_fn(|| s.poll_event())
+            .filter(|e| matches!(e, SessionEvent::Reconciled { teleported: false, .. }))
+            .count();
+        assert!(reconciled >= 25, "{reconciled} reconciliations");
+        // The prediction runs a few ticks ahead of the room's own player.
+        let server = {
+            let world = core.world_mut();
+            let mut q = world.query::<(&NetId, &crate::games::arena::Position)>();
+            q.iter(world).find(|(id, _)| **id == first.entity).map(|(_, p)| p.0).unwrap()
+        };
+        let predicted = s.predictor().unwrap().position().unwrap();
+        assert!(predicted.distance(server) < 40.0, "predicted {predicted}, server {server}");
+        s.sample(now);
+        assert!(s.interpolation().unwrap().render_tick().is_some(), "interpolating");
+    }
 }

@@ -598,18 +598,58 @@ fn snapshots_apply_across_the_tick_wrap() {
     assert_eq!(c.ack(), Some(Tick(1)));
 }
 
+fn welcome_with(token: &str, entity: u32, client_id: u32) -> Vec<u8> {
+    let w = Welcome {
+        resume_token: token.into(),
+        entity: NetId(entity),
+        client_id: ClientId(client_id),
+        tick: Tick(client_id * 1000),
+        ..welcome_for(&registry())
+    };
+    encode_server(&ServerMessage::Welcome(w)).expect("encode")
+}
+
 #[test]
-fn a_second_welcome_drops_the_kept_baselines() {
-    let mut c = welcomed();
+fn a_second_welcome_for_a_new_player_drops_the_kept_baselines() {
     let s1 = state(&[(1, 0, 0)]);
-    c.handle_bytes(1, &full_bytes(10, &s1, None)).expect("full");
-    c.push_input(frame(1));
-    c.handle_bytes(2, &welcome_bytes()).expect("welcome again");
-    assert_eq!(c.ack(), None);
     let s2 = state(&[(1, 1, 0)]);
-    let err = c.handle_bytes(3, &delta_bytes(12, 10, &s1, &s2, None)).unwrap_err();
-    assert_eq!(err, ClientError::UnknownBaseline(Tick(10)));
-    assert_eq!(c.push_input(frame(2)), 1, "input numbering continues");
+    // A new token (the resume was not honoured), or the same token for another entity.
+    for (token, entity) in [("other", 1), ("tok", 2)] {
+        let mut c = Client::new(ClientConfig::default());
+        c.handle_bytes(0, &welcome_with("tok", 1, 3)).expect("welcome");
+        c.handle_bytes(1, &full_bytes(10, &s1, None)).expect("full");
+        c.push_input(frame(1));
+        c.handle_bytes(2, &welcome_with(token, entity, 4)).expect("welcome again");
+        assert_eq!(c.ack(), None, "{token} {entity}");
+        let err = c.handle_bytes(3, &delta_bytes(12, 10, &s1, &s2, None)).unwrap_err();
+        assert_eq!(err, ClientError::UnknownBaseline(Tick(10)));
+        assert_eq!(c.push_input(frame(2)), 1, "input numbering continues");
+    }
+}
+
+#[test]
+fn a_resumed_welcome_keeps_the_states_and_a_delta_against_the_old_ack_decodes() {
+    let mut c = Client::new(ClientConfig::default());
+    c.handle_bytes(0, &welcome_with("tok", 1, 3)).expect("welcome");
+    let s1 = state(&[(1, 0, 0), (5, 9, 9)]);
+    let s2 = state(&[(1, 1, 0), (5, 9, 9)]);
+    c.handle_bytes(1, &full_bytes(10, &s1, None)).expect("full");
+    c.handle_bytes(2, &delta_bytes(12, 10, &s1, &s2, Some(0))).expect("delta");
+    c.push_input(frame(1));
+    c.push_input(frame(2));
+    // The connection drops; the same player is resumed on a new one (a new client id).
+    c.handle_bytes(3, &welcome_with("tok", 1, 4)).expect("resumed");
+    assert!(matches!(events(&mut c).last(), Some(ClientEvent::Welcomed(_))));
+    assert_eq!(c.ack(), Some(Tick(12)), "the acknowledged state is kept");
+    // The room's first snapshot is a delta against it, some 3 s later.
+    let s3 = state(&[(1, 40, 2), (7, 1, 1)]);
+    c.handle_bytes(4, &delta_bytes(200, 12, &s2, &s3, Some(1))).expect("delta after resume");
+    assert_eq!(c.latest(), Some((Tick(200), &s3)));
+    assert_eq!(c.stats().full_snapshots, 1);
+    assert_eq!(c.last_applied_input(), Some(1));
+    assert_eq!(c.push_input(frame(3)), 2, "input numbering continues");
+    let Some(ClientMessage::Input(batch)) = transmits(&mut c).pop() else { panic!("an input") };
+    assert_eq!(batch.ack, Some(Tick(200)));
 }
 
 #[test]
@@ -627,4 +667,32 @@ fn a_welcome_for_another_game_is_refused() {
     let bad = ServerMessage::GameEvent { body: vec![9, 9, 9] };
     assert!(c.handle_bytes(1, &encode_server(&bad).unwrap()).is_err());
     assert_eq!(c.stats().decode_errors, 1);
+}
+
+#[test]
+fn after_a_resume_a_delta_against_a_dropped_baseline_drops_the_states() {
+    let config = ClientConfig { max_stored_states: 2, ..ClientConfig::default() };
+    let mut c = Client::new(config);
+    c.handle_bytes(0, &welcome_with("tok", 1, 3)).expect("welcome");
+    let s1 = state(&[(1, 0, 0)]);
+    let s2 = state(&[(1, 1, 0)]);
+    let s3 = state(&[(1, 2, 0)]);
+    c.handle_bytes(1, &full_bytes(10, &s1, None)).expect("full");
+    c.handle_bytes(2, &delta_bytes(12, 10, &s1, &s2, None)).expect("delta");
+    c.handle_bytes(3, &delta_bytes(14, 12, &s2, &s3, None)).expect("delta");
+    // Within a session a refused baseline keeps the states: the ack names the newest.
+    let err = c.handle_bytes(4, &delta_bytes(16, 10, &s1, &s3, None)).unwrap_err();
+    assert_eq!(err, ClientError::UnknownBaseline(Tick(10)));
+    assert_eq!(c.ack(), Some(Tick(14)));
+    // After a resume the room knows only its baseline: without it, nothing kept is of use.
+    c.handle_bytes(5, &welcome_with("tok", 1, 4)).expect("resumed");
+    assert_eq!(c.ack(), Some(Tick(14)));
+    let err = c.handle_bytes(6, &delta_bytes(200, 10, &s1, &s3, None)).unwrap_err();
+    assert_eq!(err, ClientError::UnknownBaseline(Tick(10)));
+    assert_eq!(c.ack(), None, "the next input asks for a full snapshot");
+    c.push_input(frame(1));
+    let Some(ClientMessage::Input(batch)) = transmits(&mut c).pop() else { panic!("an input") };
+    assert_eq!(batch.ack, None);
+    c.handle_bytes(7, &full_bytes(202, &s3, None)).expect("full");
+    assert_eq!(c.latest(), Some((Tick(202), &s3)));
 }

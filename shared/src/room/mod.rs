@@ -152,6 +152,10 @@ struct Player {
     subject: String,
     client: Option<ClientId>,
     detached_at: Option<u64>,
+    /// While detached: what the room remembers of the snapshots its last connection was sent
+    /// (with the acknowledged baseline's state), so that a resume continues with deltas. It
+    /// goes with the player when the grace period ends.
+    parked: Option<ClientReplica>,
 }
 
 struct ClientSlot<I> {
@@ -283,7 +287,8 @@ impl<G: Game> RoomCore<G> {
     /// Joins `client` as a player named `name` for `subject` (who the client authenticated as):
     /// resuming the player of `resume` if that token is one of this room's and was given to the
     /// same subject, else a new player (if there is space) whose resume token `new_token` makes.
-    /// Queues the `Welcome` and the room's `Joined` events.
+    /// Queues the `Welcome` and the room's `Joined` events. A resumed player's first snapshot is
+    /// a delta against the one its client acknowledged on the old connection, if it did.
     ///
     /// # Errors
     ///
@@ -300,17 +305,23 @@ impl<G: Game> RoomCore<G> {
         let resumable = resume
             .filter(|t| self.players.get(*t).is_some_and(|p| p.subject == subject))
             .map(str::to_owned);
+        // A resumed player's replica: its snapshots and acknowledged baseline carry over.
+        let mut replica = None;
         let (token, resumed) = match resumable {
             Some(token) => {
                 // Take the player over from an old session that has not noticed it is gone.
                 if let Some(old) = self.players[&token].client
-                    && self.clients.remove(&old).is_some()
+                    && let Some(slot) = self.clients.remove(&old)
                 {
+                    replica = Some(slot.replica);
                     self.outputs.push_back(Output::Close {
                         client: old,
                         reason: DisconnectReason::Replaced,
                         message: "resumed on another connection".to_owned(),
                     });
+                }
+                if let Some(parked) = self.players.get_mut(&token).and_then(|p| p.parked.take()) {
+                    replica = Some(parked);
                 }
                 (token, true)
             }
@@ -328,6 +339,7 @@ impl<G: Game> RoomCore<G> {
                     subject: subject.to_owned(),
                     client: None,
                     detached_at: None,
+                    parked: None,
                 };
                 self.players.insert(token.clone(), player);
                 (token, false)
@@ -343,14 +355,18 @@ impl<G: Game> RoomCore<G> {
             per_phase[c.replica.phase as usize] += 1;
         }
         let phase = (0..per_phase.len()).min_by_key(|&p| per_phase[p]).unwrap_or(0) as u32;
+        // A resume keeps the replica, so its first snapshot is a delta against the baseline
+        // the client acknowledged on its old connection (the client keeps its states).
+        let replica = match replica {
+            Some(mut replica) => {
+                replica.resume(phase);
+                replica
+            }
+            None => ClientReplica::new(phase, self.replicator.snapshots()),
+        };
         self.clients.insert(
             client,
-            ClientSlot {
-                token: token.clone(),
-                inputs: InputQueue::new(),
-                replica: ClientReplica::new(phase, self.replicator.snapshots()),
-                closed: false,
-            },
+            ClientSlot { token: token.clone(), inputs: InputQueue::new(), replica, closed: false },
         );
         if let Ok(mut e) = self.world.get_entity_mut(entity) {
             G::apply_input(&mut e, &G::Input::default());
@@ -426,9 +442,7 @@ impl<G: Game> RoomCore<G> {
         };
         self.stats.inputs_dropped +=
             slot.inputs.push::<G>(batch.first_seq, &self.frames, batch.view, at);
-        if let Some(ack) = batch.ack {
-            slot.replica.ack(ack);
-        }
+        self.replicator.ack(&mut slot.replica, batch.ack);
     }
 
     /// A chat line from `client`: cleaned of control characters and broadcast, attributed by
@@ -445,7 +459,8 @@ impl<G: Game> RoomCore<G> {
     }
 
     /// `client`'s session ended; `left` means for good (no resume), otherwise the player waits
-    /// [`RoomSettings::resume_grace_ticks`] for a resume, with no input.
+    /// [`RoomSettings::resume_grace_ticks`] for a resume, with no input, and what the room knew
+    /// of the client's snapshots (its acknowledged baseline) waits with it.
     pub fn disconnect(&mut self, client: ClientId, left: bool) {
         let Some(slot) = self.clients.remove(&client) else { return };
         if left {
@@ -457,6 +472,7 @@ impl<G: Game> RoomCore<G> {
         {
             player.client = None;
             player.detached_at = Some(self.steps);
+            player.parked = Some(slot.replica);
             if let Ok(mut e) = self.world.get_entity_mut(player.entity) {
                 G::apply_input(&mut e, &G::Input::default());
             }

@@ -43,11 +43,25 @@ pub fn history_snapshots(snapshots_per_sec: f64) -> usize {
     }
 }
 
-/// What the room remembers of one client's snapshots.
+/// What the room remembers of one client's snapshots. It outlives a dropped connection: the
+/// room parks it with the detached player and a resume takes it over
+/// ([`ClientReplica::resume`]), so the first snapshot on the new connection is a delta against
+/// the same baseline.
+///
+/// The baseline is used while the client is sure to still have its state: while it is among
+/// the snapshots in `sent` (a client keeps at least as many states,
+/// [`crate::client::DEFAULT_MAX_STORED_STATES`]), so a client that stops acknowledging gets
+/// full snapshots after a second.
 #[derive(Debug)]
 pub(crate) struct ClientReplica {
     /// The newest snapshot tick the client acknowledged.
     pub(crate) acked: Option<Tick>,
+    /// The state and view of `acked`, taken from the room's history and from `sent` when the
+    /// ack arrived (`None` if the history no longer had it). Held here so that the baseline
+    /// outlives the history's span (about a second): a resume within the grace period still
+    /// finds it. It is one state per client or parked player at the most, and the same `Arc`
+    /// as the history's while that still has it.
+    baseline: Option<(Arc<ReplicatedState>, Arc<View>)>,
     /// The snapshots sent (the room's [`Replicator::snapshots`] newest), with the view
     /// (positions in that tick's state) each one showed.
     sent: VecDeque<(Tick, Arc<View>)>,
@@ -61,9 +75,28 @@ impl ClientReplica {
     pub(crate) fn new(phase: u32, snapshots: usize) -> ClientReplica {
         ClientReplica {
             acked: None,
+            baseline: None,
             sent: VecDeque::with_capacity(snapshots),
             phase,
             last_position: [0, 0],
+        }
+    }
+
+    /// Takes the replica over for a resumed session whose snapshots go on tick `phase` of each
+    /// interval. Of the snapshots sent only the acknowledged one is kept: the client kept its
+    /// states and has received nothing since its old connection failed, however many snapshots
+    /// the room sent into that connection before it noticed. So the baseline is usable for the
+    /// next [`Replicator::snapshots`] snapshots, and an acknowledgement of a snapshot sent
+    /// after it on the old connection (a state the room no longer has) is ignored.
+    pub(crate) fn resume(&mut self, phase: u32) {
+        self.phase = phase;
+        self.sent.clear();
+        match (self.acked, &self.baseline) {
+            (Some(acked), Some((_, view))) => self.sent.push_back((acked, view.clone())),
+            _ => {
+                self.acked = None;
+                self.baseline = None;
+            }
         }
     }
 
@@ -77,14 +110,6 @@ impl ClientReplica {
     #[cfg(test)]
     pub(crate) fn last_view(&self) -> Option<&Arc<View>> {
         self.sent.back().map(|(_, view)| view)
-    }
-
-    /// Accepts an acknowledgement if it names a snapshot this client was sent and is newer.
-    pub(crate) fn ack(&mut self, ack: Tick) {
-        let known = self.sent.iter().any(|(t, _)| *t == ack);
-        if known && self.acked.is_none_or(|a| ack.is_after(a)) {
-            self.acked = Some(ack);
-        }
     }
 }
 
@@ -142,6 +167,28 @@ impl Replicator {
         }
     }
 
+    /// Takes a client's acknowledgement (the newest state it holds, from an input message).
+    ///
+    /// `Some(tick)` is accepted if it names a snapshot this client was sent and is newer than
+    /// the one acknowledged before; its state is taken from the history (if the history no
+    /// longer has it, the client gets a full snapshot next). `None` says that the client holds
+    /// no state at all (a new client, or one that dropped what it had after a resume), so the
+    /// baseline is forgotten and the next snapshot is full: a client never gets stuck with
+    /// deltas against a state it does not have.
+    pub(crate) fn ack(&self, replica: &mut ClientReplica, ack: Option<Tick>) {
+        let Some(ack) = ack else {
+            replica.acked = None;
+            replica.baseline = None;
+            return;
+        };
+        let Some((_, view)) = replica.sent.iter().find(|(t, _)| *t == ack) else { return };
+        if replica.acked.is_none_or(|a| ack.is_after(a)) {
+            replica.acked = Some(ack);
+            let state = self.history.iter().find(|(t, _)| *t == ack).map(|(_, s)| s.clone());
+            replica.baseline = state.map(|state| (state, view.clone()));
+        }
+    }
+
     /// Snapshots each client's replica keeps.
     pub(crate) fn snapshots(&self) -> usize {
         self.snapshots
@@ -190,10 +237,15 @@ impl Replicator {
                 Some(i) if !xs.is_empty() => [xs[i] as i32, ys[i] as i32],
                 _ => replica.last_position,
             };
+            // The client is sure to still have the acknowledged state while it is among the
+            // last snapshots sent (it keeps at least as many), whatever the history holds.
             let baseline = replica.acked.and_then(|acked| {
-                let (_, base_state) = self.history.iter().find(|(t, _)| *t == acked)?;
-                let (_, base_view) = replica.sent.iter().find(|(t, _)| *t == acked)?;
-                Some((acked, base_state, base_view.clone()))
+                let (base_state, base_view) = replica.baseline.as_ref()?;
+                replica
+                    .sent
+                    .iter()
+                    .any(|(t, _)| *t == acked)
+                    .then(|| (acked, base_state.clone(), base_view.clone()))
             });
             let mut view = if xs.is_empty() {
                 View::all(n)

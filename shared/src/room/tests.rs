@@ -246,3 +246,241 @@ fn names_are_unique_in_a_room_and_fit_with_their_suffix() {
     assert!(names.iter().all(|n| n.chars().count() <= crate::protocol::MAX_NAME_CHARS));
     assert!(names.contains(&"ann (2)".to_owned()), "case does not make a name new: {names:?}");
 }
+
+/// A room core and real clients ([`crate::client::Client`]) on perfect links: each step, every
+/// client's input (if it has one) goes in, the room steps, and each client gets its outputs.
+struct Rig {
+    core: RoomCore<Dots>,
+    clients: Vec<(ClientId, crate::client::Client<Dots>, Option<Step>)>,
+    /// The snapshots of the last step: client, full, baseline tick.
+    snapshots: Vec<(ClientId, bool, Option<Tick>)>,
+}
+
+impl Rig {
+    fn new(grace_ticks: u64) -> Rig {
+        let settings = RoomSettings { resume_grace_ticks: grace_ticks, ..settings() };
+        Rig { core: RoomCore::new(settings), clients: Vec::new(), snapshots: Vec::new() }
+    }
+
+    /// Joins `id` with a new client (resuming `resume`); returns its index.
+    fn join(&mut self, id: ClientId, resume: Option<&str>, token: &str) -> (usize, JoinInfo) {
+        let client = crate::client::Client::new(crate::client::ClientConfig::default());
+        self.join_with(id, resume, token, client)
+    }
+
+    fn join_with(
+        &mut self,
+        id: ClientId,
+        resume: Option<&str>,
+        token: &str,
+        client: crate::client::Client<Dots>,
+    ) -> (usize, JoinInfo) {
+        let token = token.to_owned();
+        let info = self.core.join(id, "p", "s", resume, move || token).unwrap();
+        self.clients.push((id, client, None));
+        self.deliver();
+        (self.clients.len() - 1, info)
+    }
+
+    /// Drops client `idx`'s connection (not for good) and hands back its client.
+    fn drop_connection(&mut self, idx: usize) -> crate::client::Client<Dots> {
+        let (id, client, _) = self.clients.remove(idx);
+        self.core.disconnect(id, false);
+        client
+    }
+
+    fn step(&mut self) {
+        for (id, client, input) in &mut self.clients {
+            if let Some(step) = *input {
+                client.push_input(step);
+            }
+            while let Some(bytes) = client.poll_transmit() {
+                if let Ok(crate::protocol::ClientMessage::Input(batch)) =
+                    crate::codec::decode_client(&bytes)
+                {
+                    self.core.input(*id, &batch, 0);
+                }
+            }
+        }
+        self.core.step();
+        self.deliver();
+    }
+
+    fn deliver(&mut self) {
+        self.snapshots.clear();
+        while let Some(out) = self.core.poll_output() {
+            let (to, bytes, full) = match &out {
+                Output::Send { client, bytes } => (*client, bytes.to_vec(), None),
+                Output::Snapshot { client, bytes, full, .. } => {
+                    (*client, bytes.clone(), Some(*full))
+                }
+                _ => continue,
+            };
+            if let Some(full) = full {
+                let Ok(ServerMessage::Snapshot(s)) = decode_server(&bytes) else { panic!() };
+                self.snapshots.push((to, full, s.baseline));
+            }
+            if let Some((_, client, _)) = self.clients.iter_mut().find(|(id, _, _)| *id == to) {
+                // Refusals are counted in the client's stats.
+                let _ = client.handle_bytes(0, &bytes);
+            }
+        }
+    }
+
+    fn run(&mut self, n: u64) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    /// The snapshot `id` got on the last step.
+    fn snapshot_of(&self, id: ClientId) -> Option<(bool, Option<Tick>)> {
+        self.snapshots.iter().find(|(c, _, _)| *c == id).map(|&(_, full, base)| (full, base))
+    }
+}
+
+#[test]
+fn a_resume_later_than_the_history_gets_a_delta_against_the_acked_baseline() {
+    // A grace of 10 s; the resume comes after 3 s, far past the history (32 ticks here).
+    let mut rig = Rig::new(600);
+    let (ann, first) = rig.join(ClientId(1), None, "ann");
+    let (bob, _) = rig.join(ClientId(2), None, "bob");
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.clients[bob].2 = Some(Step([0, 1]));
+    rig.run(19);
+    // What ann's last input acknowledges; the snapshot after it is never acknowledged.
+    let acked = rig.clients[ann].1.ack().expect("ann acknowledged snapshots");
+    rig.step();
+    let ann_client = rig.drop_connection(ann);
+    assert!(ann_client.ack().unwrap().is_after(acked));
+    let next_seq = ann_client.next_input_seq();
+    rig.run(180);
+    assert!(rig.core.tick().0 - acked.0 > 32 * 5, "the baseline is long out of the history");
+    let (ann, again) = rig.join_with(ClientId(3), Some("ann"), "new", ann_client);
+    assert!(again.resumed);
+    assert_eq!(again.entity, first.entity);
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(3)), Some((false, Some(acked))), "a delta from the ack");
+    let client = &rig.clients[ann].1;
+    assert_eq!(client.stats().decode_errors, 0);
+    // The client decoded the delta to the room's state (everyone is in view).
+    let truth = game::registry::<Dots>().capture(rig.core.world_mut());
+    assert_eq!(client.latest().map(|(_, s)| s), Some(&truth));
+    assert_eq!(client.stats().full_snapshots, 1, "only the first snapshot of the first session");
+    // The input numbering carries on, and the room applies and echoes the new inputs.
+    rig.clients[ann].2 = Some(Step([-1, 0]));
+    let spot = |rig: &mut Rig| {
+        let mut q = rig.core.world_mut().query::<(&NetId, &Spot)>();
+        q.iter(rig.core.world_mut()).find(|(id, _)| **id == first.entity).map(|(_, s)| s.0)
+    };
+    let before = spot(&mut rig).unwrap();
+    rig.run(20);
+    let client = &rig.clients[ann].1;
+    assert!(client.next_input_seq() >= next_seq + 20, "numbering continued");
+    let echoed = client.last_applied_input().expect("an echo");
+    assert!(echoed >= next_seq, "echoed {echoed}, first after the resume {next_seq}");
+    assert_eq!(client.stats().decode_errors, 0);
+    assert_eq!(client.stats().full_snapshots, 1, "deltas ever since");
+    assert!(spot(&mut rig).unwrap().x < before.x, "the new inputs are applied");
+}
+
+#[test]
+fn a_resume_without_an_ack_or_after_the_grace_gets_a_full_snapshot() {
+    let mut rig = Rig::new(600);
+    // Never acknowledged: the client sent no input.
+    let (ann, _) = rig.join(ClientId(1), None, "ann");
+    rig.run(3);
+    let ann_client = rig.drop_connection(ann);
+    assert!(ann_client.latest().is_some(), "it got snapshots");
+    rig.run(180);
+    let (_, again) = rig.join_with(ClientId(2), Some("ann"), "new", ann_client);
+    assert!(again.resumed);
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)), Some((true, None)));
+
+    // Past the grace period: a new player, a full snapshot.
+    let mut rig = Rig::new(60);
+    let (ann, _) = rig.join(ClientId(1), None, "ann");
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.run(20);
+    let ann_client = rig.drop_connection(ann);
+    rig.run(61);
+    assert_eq!(rig.core.player_count(), 0, "the player and its parked replica are gone");
+    let (idx, later) = rig.join_with(ClientId(2), Some("ann"), "new", ann_client);
+    assert!(!later.resumed);
+    assert_eq!(later.token, "new");
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)), Some((true, None)));
+    assert_eq!(rig.clients[idx].1.stats().decode_errors, 0);
+}
+
+/// Client `ann` (room client 2) refused a delta: its next input acknowledges nothing, the room
+/// forgets the baseline and sends a full snapshot, and the client follows the room from there
+/// with no other decode error.
+fn full_after_the_next_input(rig: &mut Rig, ann: usize) {
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)), Some((true, None)));
+    rig.run(10);
+    let client = &rig.clients[ann].1;
+    assert_eq!(client.stats().decode_errors, 1);
+    assert!(client.stats().snapshots >= 10);
+    let truth = game::registry::<Dots>().capture(rig.core.world_mut());
+    assert_eq!(rig.clients[ann].1.latest().map(|(_, s)| s), Some(&truth));
+}
+
+#[test]
+fn a_client_without_the_baseline_gets_a_full_snapshot_after_its_next_input() {
+    let mut rig = Rig::new(600);
+    let (ann, _) = rig.join(ClientId(1), None, "ann");
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.run(20);
+    rig.drop_connection(ann);
+    rig.run(100);
+    // Another page resumes the player: a new client, with no states.
+    let (ann, again) = rig.join(ClientId(2), Some("ann"), "new");
+    assert!(again.resumed);
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)).map(|(full, _)| full), Some(false));
+    assert_eq!(rig.clients[ann].1.stats().decode_errors, 1, "a baseline it never had");
+    full_after_the_next_input(&mut rig, ann);
+}
+
+#[test]
+fn a_resumed_client_that_dropped_the_baseline_gets_a_full_snapshot_next() {
+    let mut rig = Rig::new(600);
+    // A client keeping one state: by the drop it has dropped the one it acknowledged last.
+    let config = crate::client::ClientConfig { max_stored_states: 1, ..Default::default() };
+    let (ann, _) = rig.join_with(ClientId(1), None, "ann", crate::client::Client::new(config));
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.run(20);
+    let ann_client = rig.drop_connection(ann);
+    rig.run(100);
+    let (ann, again) = rig.join_with(ClientId(2), Some("ann"), "new", ann_client);
+    assert!(again.resumed);
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)).map(|(full, _)| full), Some(false));
+    let client = &rig.clients[ann].1;
+    assert_eq!(client.stats().decode_errors, 1, "a baseline it no longer has");
+    assert_eq!(client.ack(), None, "it dropped its states");
+    full_after_the_next_input(&mut rig, ann);
+}
+
+#[test]
+fn a_resume_that_replaces_a_live_session_gets_a_delta_too() {
+    let mut rig = Rig::new(600);
+    let (ann, _) = rig.join(ClientId(1), None, "ann");
+    rig.clients[ann].2 = Some(Step([1, 0]));
+    rig.run(20);
+    // The connection failed but the room has not noticed: it goes on sending into it.
+    let (_, ann_client, _) = rig.clients.remove(ann);
+    rig.run(100);
+    let decoded = ann_client.stats().snapshots;
+    let (ann, again) = rig.join_with(ClientId(2), Some("ann"), "new", ann_client);
+    assert!(again.resumed);
+    rig.step();
+    assert_eq!(rig.snapshot_of(ClientId(2)).map(|(full, _)| full), Some(false));
+    let client = &rig.clients[ann].1;
+    assert_eq!(client.stats().decode_errors, 0);
+    assert_eq!(client.stats().snapshots, decoded + 1, "the delta decoded");
+}
