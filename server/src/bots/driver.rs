@@ -152,6 +152,10 @@ pub struct BotResult {
     pub respawn_snaps: u64,
     /// Interpolation stalls.
     pub stalls: u64,
+    /// Times render time passed the newest snapshot and remote entities were extrapolated.
+    pub extrapolations: u64,
+    /// Render time spent extrapolating, microseconds.
+    pub extrapolated_us: u64,
     /// What time sync did to the input clock.
     pub time_sync: TimeSyncStats,
     /// The server's count of this bot's input ticks run late, at the end.
@@ -183,6 +187,8 @@ impl BotResult {
             prediction: PredictionStats::default(),
             respawn_snaps: 0,
             stalls: 0,
+            extrapolations: 0,
+            extrapolated_us: 0,
             time_sync: TimeSyncStats::default(),
             inputs_late: 0,
             interp_delay_us: Vec::new(),
@@ -523,7 +529,11 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     result.decode_errors = stats.decode_errors;
     result.rtt_us = rtt.into_iter().collect();
     result.input_echo_us = input_echo.into_iter().collect();
-    result.stalls = session.interpolation().map_or(0, |b| b.stalls());
+    if let Some(buf) = session.interpolation() {
+        result.stalls = buf.stalls();
+        result.extrapolations = buf.extrapolations();
+        result.extrapolated_us = buf.extrapolated_us() as u64;
+    }
     result.time_sync = session.input_clock().map(InputClock::stats).unwrap_or_default();
     result.inputs_late = session.client().inputs_late();
     (result.interp_delay_us, result.interp_target_delay_us) = delays.kept.into_iter().unzip();

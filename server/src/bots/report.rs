@@ -143,10 +143,19 @@ pub struct TimeSyncSummary {
 /// Remote-entity interpolation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InterpolationSummary {
-    /// Times render time caught up with the newest snapshot (sampled every 16 ms), all bots.
+    /// Times render time was held at the extrapolation limit, one snapshot interval past the
+    /// newest snapshot (sampled every 16 ms), all bots.
     pub stalls: u64,
     /// Stalls per bot per minute of session.
     pub stalls_per_bot_per_min: f64,
+    /// Times render time passed the newest snapshot (a snapshot lost or late) and remote
+    /// entities were moved on along their velocity instead of held, all bots. An extrapolation
+    /// that reached the limit is also a stall.
+    #[serde(default)]
+    pub extrapolations: u64,
+    /// Render time spent extrapolating, all bots, milliseconds.
+    #[serde(default)]
+    pub extrapolated_ms: f64,
     /// The delay remote entities were drawn with (how far render time was behind the estimated
     /// server clock), sampled every 16 ms, all bots, milliseconds. Longer than `target_delay_ms`
     /// during a stall and while render time catches up after it.
@@ -338,6 +347,7 @@ pub fn build(
     let mut corrections = Vec::new();
     let mut by_cause: Vec<(u64, Vec<f64>)> = vec![(0, Vec::new()); CorrectionCause::ALL.len()];
     let mut stalls = 0u64;
+    let (mut extrapolations, mut extrapolated_us) = (0u64, 0u64);
     let mut time_sync = TimeSyncSummary::default();
     let mut delays: Vec<f64> = Vec::new();
     let mut target_delays: Vec<f64> = Vec::new();
@@ -408,6 +418,8 @@ pub fn build(
             distances.extend(stats.recent.iter().map(|&d| f64::from(d)));
         }
         stalls += r.stalls;
+        extrapolations += r.extrapolations;
+        extrapolated_us += r.extrapolated_us;
         time_sync.reports += r.time_sync.reports;
         time_sync.jumps += r.time_sync.jumps;
         time_sync.jumped_ticks += r.time_sync.jumped_ticks;
@@ -454,6 +466,8 @@ pub fn build(
         } else {
             0.0
         },
+        extrapolations,
+        extrapolated_ms: extrapolated_us as f64 / 1000.0,
         delay_ms: quantiles(delays),
         target_delay_ms: quantiles(target_delays),
     };
@@ -625,8 +639,11 @@ impl BotsReport {
         row(
             "interpolation stalls",
             format!(
-                "{} ({:.2} per bot per minute)",
-                self.interpolation.stalls, self.interpolation.stalls_per_bot_per_min
+                "{} ({:.2} per bot per minute); {} extrapolations ({:.0} ms)",
+                self.interpolation.stalls,
+                self.interpolation.stalls_per_bot_per_min,
+                self.interpolation.extrapolations,
+                self.interpolation.extrapolated_ms
             ),
         );
         let (d, t) = (&self.interpolation.delay_ms, &self.interpolation.target_delay_ms);
@@ -704,6 +721,8 @@ mod tests {
         b.interp_delay_us = vec![250_000];
         a.interp_target_delay_us = vec![40_000; 99];
         b.interp_target_delay_us = vec![60_000];
+        (a.stalls, a.extrapolations, a.extrapolated_us) = (1, 3, 40_000);
+        (b.extrapolations, b.extrapolated_us) = (2, 25_700);
         let report = build(
             &config(),
             crate::link::TransportKind::default(),
@@ -711,6 +730,9 @@ mod tests {
             Duration::from_secs(61),
             Err("not scraped".into()),
         );
+        let i = &report.interpolation;
+        assert_eq!((i.stalls, i.extrapolations, i.extrapolated_ms), (1, 5, 65.7));
+        assert!(report.summary().contains("; 5 extrapolations (66 ms)"), "{}", report.summary());
         let d = &report.interpolation.delay_ms;
         assert_eq!((d.samples, d.p50, d.p99, d.max), (100, 50.0, 99.0, 250.0));
         let t = &report.interpolation.target_delay_ms;

@@ -157,6 +157,12 @@ pub const SNAP_FORWARD_US: f64 = 500_000.0;
 /// harm.
 pub const MAX_EXTRAPOLATION_INTERVALS: f64 = 1.0;
 
+/// An entity is extrapolated only if its speed between the two newest snapshots is at most this
+/// many times its speed between the two before: a walker that keeps walking, speeds up or slows
+/// down is; a respawn or a teleport (a step many times the last), or a start from rest, is held
+/// at its newest position instead of sent on along a jump.
+pub const MAX_EXTRAPOLATED_SPEEDUP: f32 = 2.0;
+
 /// A snapshot tick more than this many ticks away from the newest one (either way) restarts the
 /// buffer: it is a new session or a broken clock, not a late packet. Ten minutes at 60 Hz.
 pub const RESET_TICKS: i32 = 36_000;
@@ -540,28 +546,43 @@ impl InterpolationBuffer {
     }
 
     /// The positions at `render`, past the newest snapshot: each entity of the newest snapshot
-    /// moved on along its velocity between the snapshot before and the newest, or at its newest
-    /// position if it was not in the one before (or there is none).
+    /// moved on along its velocity between the snapshot before and the newest, or held at its
+    /// newest position when that velocity is not a motion to go on with: the entity was not in
+    /// the two snapshots before (it just appeared, or there are none), or its last step was more
+    /// than [`MAX_EXTRAPOLATED_SPEEDUP`] times as fast as the one before (a respawn, a teleport,
+    /// a start from rest: going on with a jump would draw it far from anywhere it could be).
     fn extrapolate(&self, render: f64) -> Vec<(NetId, Vec2)> {
         let mut newest_first = self.entries.iter().rev();
         let Some(newest) = newest_first.next() else {
             return Vec::new();
         };
-        let Some(previous) = newest_first.next() else {
+        let (Some(previous), Some(before)) = (newest_first.next(), newest_first.next()) else {
             return newest.positions.clone();
         };
-        let span = newest.tick - previous.tick;
-        // How many spans past the newest snapshot: `to + (to - from) * t`.
-        let t = if span > 0.0 { ((render - newest.tick) / span) as f32 } else { 0.0 };
+        let find = |entry: &Entry, id: NetId| {
+            entry
+                .positions
+                .binary_search_by_key(&id, |&(i, _)| i)
+                .ok()
+                .map(|i| entry.positions[i].1)
+        };
+        let span = (newest.tick - previous.tick) as f32;
+        let span_before = (previous.tick - before.tick) as f32;
+        // How many ticks past the newest snapshot.
+        let ahead = (render - newest.tick) as f32;
         newest
             .positions
             .iter()
             .map(|&(id, to)| {
-                let moved = previous
-                    .positions
-                    .binary_search_by_key(&id, |&(i, _)| i)
-                    .map_or(to, |i| to + (to - previous.positions[i].1) * t);
-                (id, moved)
+                let (Some(from), Some(earlier)) = (find(previous, id), find(before, id)) else {
+                    return (id, to);
+                };
+                let velocity = (to - from) / span;
+                let velocity_before = (from - earlier) / span_before;
+                if velocity.length() > MAX_EXTRAPOLATED_SPEEDUP * velocity_before.length() {
+                    return (id, to);
+                }
+                (id, to + velocity * ahead)
             })
             .collect()
     }
@@ -787,6 +808,39 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert!((f64::from(out[0].1.x) - render).abs() < 1e-3, "entity 7 moves on: {}", out[0].1);
         assert_eq!(out[1], (NetId(8), Vec2::new(5.0, 6.0)), "entity 8 is held");
+    }
+
+    #[test]
+    fn a_jump_is_held_not_extrapolated() {
+        let mut buf = InterpolationBuffer::new(TICK_RATE, SNAP_RATE);
+        for i in 0..19 {
+            push_steady(&mut buf, i, 0);
+            let _ = buf.sample(5_000_000 + u64::from(i) * INTERVAL);
+        }
+        // In snapshot 19 (tick 1038) entity 7 respawns 500 units away; snapshot 20 is lost.
+        buf.push(Tick(1038), 5_000_000 + 19 * INTERVAL, [(NetId(7), Vec2::new(-500.0, 0.0))]);
+        let out = buf.sample(5_000_000 + 19 * INTERVAL + 55_000);
+        let render = render_at(&buf);
+        assert!(render > 1038.5 && render < 1040.0, "render time {render}");
+        assert_eq!(buf.extrapolations(), 1);
+        assert_eq!(out, vec![(NetId(7), Vec2::new(-500.0, 0.0))], "held where it respawned");
+    }
+
+    #[test]
+    fn a_walker_that_slows_down_is_extrapolated_at_its_new_speed() {
+        let mut buf = InterpolationBuffer::new(TICK_RATE, SNAP_RATE);
+        for i in 0..19 {
+            push_steady(&mut buf, i, 0);
+            let _ = buf.sample(5_000_000 + u64::from(i) * INTERVAL);
+        }
+        // Half speed from tick 1036 to 1038 (one unit in x, two in y); snapshot 20 is lost.
+        let slowed = pos(1036) + Vec2::new(1.0, 2.0);
+        buf.push(Tick(1038), 5_000_000 + 19 * INTERVAL, [(NetId(7), slowed)]);
+        let out = buf.sample(5_000_000 + 19 * INTERVAL + 55_000);
+        let ahead = (render_at(&buf) - 1038.0) as f32;
+        assert!(ahead > 0.5, "{ahead} ticks past the newest snapshot");
+        let expected = slowed + Vec2::new(0.5, 1.0) * ahead;
+        assert!(out[0].1.distance(expected) < 1e-3, "{} vs {expected}", out[0].1);
     }
 
     #[test]
