@@ -223,6 +223,9 @@ pub struct Metrics {
     pub decode_errors: Count,
     /// Snapshots replaced in an outbox before they were sent.
     pub snapshots_superseded: Count,
+    /// Snapshots not made because they would have repeated the client's newest one (a silent
+    /// client in a still room).
+    pub snapshots_unchanged: Count,
     /// Input frames dropped (late, duplicate backlog, or a full room inbox).
     pub inputs_dropped: Count,
     /// Chat lines dropped by the chat rate limit or a full room inbox.
@@ -266,6 +269,7 @@ impl Default for Metrics {
             ),
             decode_errors: Count::default(),
             snapshots_superseded: Count::default(),
+            snapshots_unchanged: Count::default(),
             inputs_dropped: Count::default(),
             chat_dropped: Count::default(),
             handshakes_refused: Count::default(),
@@ -336,6 +340,11 @@ impl Metrics {
                 "tickwire_snapshots_superseded",
                 "Snapshots replaced by a newer one before being sent",
                 &self.snapshots_superseded,
+            ),
+            (
+                "tickwire_snapshots_unchanged",
+                "Snapshots not sent: nothing new for a client that sent nothing",
+                &self.snapshots_unchanged,
             ),
             ("tickwire_inputs_dropped", "Input frames dropped", &self.inputs_dropped),
             (
@@ -413,6 +422,7 @@ mod tests {
             (&m.bytes_received, 7),
             (&m.decode_errors, 1),
             (&m.snapshots_superseded, 6),
+            (&m.snapshots_unchanged, 13),
             (&m.inputs_dropped, 8),
             (&m.chat_dropped, 9),
             (&m.handshakes_refused, 10),
@@ -447,6 +457,7 @@ mod tests {
             ("tickwire_bytes_received_total", 7.0),
             ("tickwire_decode_errors_total", 1.0),
             ("tickwire_snapshots_superseded_total", 6.0),
+            ("tickwire_snapshots_unchanged_total", 13.0),
             ("tickwire_inputs_dropped_total", 8.0),
             ("tickwire_chat_dropped_total", 9.0),
             ("tickwire_handshakes_refused_total", 10.0),

@@ -274,6 +274,7 @@ pub struct Room<G: Game> {
     /// The core's counters as last added to the metrics.
     reported_inputs_dropped: u64,
     reported_input_errors: u64,
+    reported_snapshots_unchanged: u64,
     players: usize,
     /// Time between ticks.
     period: Duration,
@@ -324,6 +325,7 @@ impl<G: Game> Room<G> {
             epoch: Instant::now(),
             reported_inputs_dropped: 0,
             reported_input_errors: 0,
+            reported_snapshots_unchanged: 0,
             players: 0,
             period,
             next: Instant::now() + period,
@@ -510,6 +512,9 @@ impl<G: Game> Room<G> {
         self.reported_input_errors = stats.input_errors;
         self.metrics.inputs_dropped.fetch_add(dropped, Ordering::Relaxed);
         self.metrics.decode_errors.fetch_add(errors, Ordering::Relaxed);
+        let unchanged = stats.snapshots_unchanged - self.reported_snapshots_unchanged;
+        self.reported_snapshots_unchanged = stats.snapshots_unchanged;
+        self.metrics.snapshots_unchanged.fetch_add(unchanged, Ordering::Relaxed);
         let players = self.core.player_count();
         if players != self.players {
             let delta = players as i64 - self.players as i64;

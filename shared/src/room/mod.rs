@@ -142,6 +142,10 @@ pub struct RoomStats {
     pub inputs_dropped: u64,
     /// Input messages refused (frames that do not decode or that the game refuses).
     pub input_errors: u64,
+    /// Snapshots not sent because they would have repeated the client's newest one: the same
+    /// state of the same entities, echo, late count and margin (a client that sends nothing, in
+    /// a room where nothing changes, is sent nothing but the transport's heartbeats).
+    pub snapshots_unchanged: u64,
 }
 
 struct Player {
@@ -537,6 +541,7 @@ impl<G: Game> RoomCore<G> {
             replica: &mut c.replica,
         });
         replicator.replicate(registry, tick, state, due, outputs);
+        self.stats.snapshots_unchanged = replicator.skipped();
     }
 
     /// `name`, or `name (2)`, `name (3)`, … when a player of the room already has it (letters'

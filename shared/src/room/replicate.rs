@@ -69,7 +69,14 @@ pub(crate) struct ClientReplica {
     pub(crate) phase: u32,
     /// Where the client's interest was centred last (its entity's grid position).
     last_position: [i32; 2],
+    /// The header fields of the newest snapshot sent that the client cannot work out itself:
+    /// the input echo, late count and margin. A snapshot that would repeat them, the same
+    /// entities and the same state is not sent ([`Replicator::replicate`]).
+    last_report: Option<Report>,
 }
+
+/// The per-client header fields of a snapshot: echo, late input ticks, margin.
+type Report = (Option<u32>, u32, Option<i16>);
 
 impl ClientReplica {
     pub(crate) fn new(phase: u32, snapshots: usize) -> ClientReplica {
@@ -79,6 +86,7 @@ impl ClientReplica {
             sent: VecDeque::with_capacity(snapshots),
             phase,
             last_position: [0, 0],
+            last_report: None,
         }
     }
 
@@ -91,6 +99,8 @@ impl ClientReplica {
     pub(crate) fn resume(&mut self, phase: u32) {
         self.phase = phase;
         self.sent.clear();
+        // The new connection has been sent nothing: its first snapshot always goes.
+        self.last_report = None;
         match (self.acked, &self.baseline) {
             (Some(acked), Some((_, view))) => self.sent.push_back((acked, view.clone())),
             _ => {
@@ -147,6 +157,11 @@ pub(crate) struct Replicator {
     views: HashSet<Arc<View>>,
     /// The largest body of the last snapshot tick: the writer's initial capacity.
     body_capacity: usize,
+    /// The first tick of the run of identical states the newest one belongs to: a client sent a
+    /// snapshot at or after it already has this state.
+    unchanged_since: Option<Tick>,
+    /// Snapshots not sent because they would have told the client nothing new.
+    skipped: u64,
 }
 
 impl Replicator {
@@ -164,7 +179,16 @@ impl Replicator {
             body_cache: HashMap::new(),
             views: HashSet::new(),
             body_capacity: 256,
+            unchanged_since: None,
+            skipped: 0,
         }
+    }
+
+    /// Snapshots not sent so far because they would have repeated the client's newest one:
+    /// the same state of the same entities, the same echo, late count and margin. An idle
+    /// client (it sends nothing) in a still room is sent nothing but heartbeats.
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// Takes a client's acknowledgement (the newest state it holds, from an input message).
@@ -204,6 +228,11 @@ impl Replicator {
         out: &mut VecDeque<Output>,
     ) {
         let state = Arc::new(state);
+        let unchanged = self.history.back().is_some_and(|(_, newest)| **newest == *state);
+        if !unchanged {
+            self.unchanged_since = Some(tick);
+        }
+        let unchanged_since = self.unchanged_since;
         if self.history.len() >= self.history_len {
             self.history.pop_front();
         }
@@ -268,6 +297,20 @@ impl Replicator {
             };
             if let Some(i) = own_idx {
                 view.insert(i);
+            }
+            // Nothing new for this client: its newest snapshot has this state (nothing changed
+            // since), the same entities and the same report, and no input arrived since. Such
+            // a snapshot is not sent; the next change is, as a delta or full as usual.
+            let report = (last_applied, inputs_late, input_margin);
+            let repeat = replica.last_report == Some(report)
+                && arrivals.is_empty()
+                && replica.sent.back().is_some_and(|(sent, sent_view)| {
+                    unchanged_since.is_some_and(|since| !since.is_after(*sent))
+                        && **sent_view == view
+                });
+            if repeat {
+                self.skipped += 1;
+                continue;
             }
             let view = match self.views.get(&view) {
                 Some(shared) => shared.clone(),
@@ -343,6 +386,7 @@ impl Replicator {
                 replica.sent.pop_front();
             }
             replica.sent.push_back((tick, view));
+            replica.last_report = Some(report);
         }
         self.body_capacity = body_capacity;
     }

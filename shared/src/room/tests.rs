@@ -105,6 +105,79 @@ fn drain(core: &mut RoomCore<Dots>) -> Vec<Output> {
     std::iter::from_fn(|| core.poll_output()).collect()
 }
 
+/// Changes the replicated state (the board's move count) without anyone's input.
+fn stir(core: &mut RoomCore<Dots>) {
+    let world = core.world_mut();
+    let mut board = world.query::<&mut Board>().single_mut(world).expect("one board");
+    board.moves += 1;
+}
+
+/// The snapshots sent to `client` in `outputs`: (full, bytes).
+fn snapshots_to(outputs: &[Output], client: ClientId) -> Vec<(bool, &[u8])> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Snapshot { client: c, bytes, full, .. } if *c == client => {
+                Some((*full, bytes.as_slice()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_silent_client_in_a_still_room_is_sent_nothing_new_until_something_changes() {
+    let mut core = RoomCore::<Dots>::new(settings());
+    core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
+    for _ in 0..10 {
+        core.step();
+    }
+    let out = drain(&mut core);
+    assert_eq!(snapshots_to(&out, ClientId(1)).len(), 1, "only the first snapshot: {out:?}");
+    assert_eq!(core.replicator.skipped(), 9);
+    // The board changes: the next snapshot goes (full: the client never acknowledged one),
+    // then the room is still again.
+    stir(&mut core);
+    for _ in 0..5 {
+        core.step();
+    }
+    let out = drain(&mut core);
+    let sent = snapshots_to(&out, ClientId(1));
+    assert_eq!(sent.len(), 1, "{out:?}");
+    assert!(sent[0].0, "full");
+    assert_eq!(core.replicator.skipped(), 13);
+    // A second client joining changes the state (its entity): both are sent it.
+    core.join(ClientId(2), "q", "s", None, || "b".into()).unwrap();
+    core.step();
+    let out = drain(&mut core);
+    assert_eq!(snapshots_to(&out, ClientId(1)).len(), 1);
+    assert_eq!(snapshots_to(&out, ClientId(2)).len(), 1);
+}
+
+#[test]
+fn a_client_that_sends_inputs_is_sent_every_snapshot_of_a_still_room() {
+    let mut core = RoomCore::<Dots>::new(settings());
+    core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
+    core.join(ClientId(2), "q", "s", None, || "b".into()).unwrap();
+    // Client 1 stands still (neutral input every tick); client 2 sends nothing.
+    let still = encode_inputs(&[Step([0, 0])]).unwrap();
+    let mut sent = Vec::new();
+    for seq in 0..20 {
+        let batch = InputBatch { ack: None, first_seq: seq, frames: still.clone(), view: None };
+        core.input(ClientId(1), &batch, u64::from(seq));
+        core.step();
+        sent.push(snapshots_to(&drain(&mut core), ClientId(1)).len());
+    }
+    // Once its frames run (ANCHOR_LEAD_TICKS after the first tick), every tick's snapshot goes
+    // to client 1: each echoes a newer input. Before, only those with a new margin report.
+    let first_run = 1 + super::ANCHOR_LEAD_TICKS as usize;
+    assert!(sent[first_run..].iter().all(|&n| n == 1), "{sent:?}");
+    assert_eq!(sent[0], 1);
+    let skipped_1 = sent.iter().filter(|&&n| n == 0).count() as u64;
+    // Client 2 learns nothing from the echoes of others: the first snapshot only.
+    assert_eq!(core.replicator.skipped(), 19 + skipped_1);
+}
+
 #[test]
 fn entities_without_a_position_are_everyones_and_the_rest_is_by_interest() {
     let mut core = RoomCore::<Dots>::new(settings());
@@ -131,6 +204,8 @@ fn the_delta_history_spans_about_a_second_within_its_bounds() {
     let mut core = RoomCore::<Dots>::new(slow);
     core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
     for _ in 0..10 {
+        // Something changes every tick, so every snapshot is sent.
+        stir(&mut core);
         core.step();
     }
     drain(&mut core);
