@@ -190,6 +190,15 @@ pub struct ServerSummary {
     /// 99th percentile of the same.
     #[serde(default)]
     pub input_to_snapshot_p99_seconds: Option<f64>,
+    /// CPU seconds the server process used between the two scrapes (`null` from a server that
+    /// does not export `tickwire_process_cpu_seconds_total`).
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
+    /// `cpu_seconds` per second of bot session (the sum over all bots): the server's cost of
+    /// one player, in cores. Everything the server did in that time counts (other clients
+    /// too: run the bots against a server of their own).
+    #[serde(default)]
+    pub cpu_seconds_per_player_second: Option<f64>,
 }
 
 /// One bot's line.
@@ -482,6 +491,11 @@ pub fn build(
                 inputs_measured: m.input_to_snapshot.count(),
                 input_to_snapshot_p50_seconds: m.input_to_snapshot.quantile_upper_bound(0.50),
                 input_to_snapshot_p99_seconds: m.input_to_snapshot.quantile_upper_bound(0.99),
+                cpu_seconds: m.cpu_seconds,
+                cpu_seconds_per_player_second: m
+                    .cpu_seconds
+                    .filter(|_| active_total > 0.0)
+                    .map(|cpu| cpu / active_total),
             }),
             None,
         ),
@@ -669,6 +683,16 @@ impl BotsReport {
                     ),
                 );
                 row("server tick overruns", sv.overruns.to_string());
+                if let (Some(cpu), Some(per)) = (sv.cpu_seconds, sv.cpu_seconds_per_player_second) {
+                    row(
+                        "server CPU",
+                        format!(
+                            "{cpu:.2} s; {:.2} ms per player-second ({:.4} core per player)",
+                            per * 1000.0,
+                            per
+                        ),
+                    );
+                }
                 row(
                     "input → snapshot p50 / p99",
                     format!(
@@ -711,6 +735,47 @@ mod tests {
             hold: false,
             progress_bar: false,
         }
+    }
+
+    #[test]
+    fn the_servers_cpu_is_reported_per_player_second() {
+        let mut a = BotResult::new(0);
+        a.active_secs = 60.0;
+        let mut b = BotResult::new(1);
+        b.active_secs = 40.0;
+        let metrics = TickMetrics {
+            tick: super::super::scrape::Buckets(vec![(0.001, 100), (f64::INFINITY, 100)]),
+            cpu_seconds: Some(3.0),
+            ..TickMetrics::default()
+        };
+        let report = build(
+            &config(),
+            crate::link::TransportKind::default(),
+            &[a, b],
+            Duration::from_secs(61),
+            Ok(metrics.clone()),
+        );
+        let server = report.server.as_ref().expect("scraped");
+        assert_eq!(server.cpu_seconds, Some(3.0));
+        assert_eq!(server.cpu_seconds_per_player_second, Some(0.03));
+        assert!(
+            report.summary().contains("server CPU                   3.00 s; 30.00 ms per player-second (0.0300 core per player)"),
+            "{}",
+            report.summary()
+        );
+        let back = BotsReport::from_json(&report.to_json()).unwrap();
+        assert_eq!(back.server, report.server);
+        // From a server without the metric: no figure, and no line.
+        let old = TickMetrics { cpu_seconds: None, ..metrics };
+        let report = build(
+            &config(),
+            crate::link::TransportKind::default(),
+            &[BotResult::new(0)],
+            Duration::from_secs(61),
+            Ok(old),
+        );
+        assert_eq!(report.server.as_ref().unwrap().cpu_seconds_per_player_second, None);
+        assert!(!report.summary().contains("server CPU"), "{}", report.summary());
     }
 
     #[test]

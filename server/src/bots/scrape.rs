@@ -161,6 +161,8 @@ pub struct TickMetrics {
     pub input_to_snapshot: Buckets,
     /// `tickwire_tick_overruns_total`.
     pub overruns: u64,
+    /// `tickwire_process_cpu_seconds_total` (`None` from a server without it).
+    pub cpu_seconds: Option<f64>,
 }
 
 impl TickMetrics {
@@ -174,15 +176,16 @@ impl TickMetrics {
         if tick.0.is_empty() {
             bail!("no tickwire_tick_duration_seconds buckets in /metrics");
         }
-        let overruns = text
-            .lines()
-            .find_map(|l| l.strip_prefix("tickwire_tick_overruns_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64);
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
         Ok(TickMetrics {
             tick,
             input_to_snapshot: Buckets::parse(text, "tickwire_input_to_snapshot_seconds"),
-            overruns,
+            overruns: value("tickwire_tick_overruns_total").map_or(0, |v| v as u64),
+            cpu_seconds: value("tickwire_process_cpu_seconds_total"),
         })
     }
 
@@ -193,6 +196,10 @@ impl TickMetrics {
             tick: self.tick.since(&earlier.tick),
             input_to_snapshot: self.input_to_snapshot.since(&earlier.input_to_snapshot),
             overruns: self.overruns.saturating_sub(earlier.overruns),
+            cpu_seconds: self
+                .cpu_seconds
+                .zip(earlier.cpu_seconds)
+                .map(|(now, before)| (now - before).max(0.0)),
         }
     }
 }
@@ -273,6 +280,7 @@ tickwire_tick_duration_seconds_bucket{le=\"+Inf\"} 100
 tickwire_tick_duration_seconds_sum 0.05
 tickwire_tick_duration_seconds_count 100
 tickwire_tick_overruns_total 3
+tickwire_process_cpu_seconds_total 12.5
 tickwire_input_to_snapshot_seconds_bucket{le=\"0.0167\"} 1
 tickwire_input_to_snapshot_seconds_bucket{le=\"0.0333\"} 2
 tickwire_input_to_snapshot_seconds_bucket{le=\"+Inf\"} 2
@@ -283,6 +291,7 @@ tickwire_input_to_snapshot_seconds_bucket{le=\"+Inf\"} 2
         let m = TickMetrics::parse(TEXT).unwrap();
         assert_eq!(m.tick.count(), 100);
         assert_eq!(m.overruns, 3);
+        assert_eq!(m.cpu_seconds, Some(12.5));
         assert_eq!(m.tick.quantile_upper_bound(0.5), Some(0.001));
         assert_eq!(m.tick.quantile_upper_bound(0.99), Some(0.005));
         assert_eq!(m.tick.quantile_upper_bound(1.0), None);
@@ -293,8 +302,13 @@ tickwire_input_to_snapshot_seconds_bucket{le=\"+Inf\"} 2
             tick: Buckets(vec![(0.0005, 10), (0.001, 10)]),
             input_to_snapshot: Buckets::default(),
             overruns: 1,
+            cpu_seconds: Some(2.25),
         };
         let d = m.since(&earlier);
+        assert_eq!(d.cpu_seconds, Some(10.25));
+        // A server without the metric on either side: unknown, not zero.
+        let old = TickMetrics { cpu_seconds: None, ..earlier.clone() };
+        assert_eq!(m.since(&old).cpu_seconds, None);
         assert_eq!(d.tick.0[0], (0.0005, 0));
         assert_eq!(d.tick.0[1], (0.001, 80));
         assert_eq!(d.input_to_snapshot.count(), 2);
