@@ -511,6 +511,9 @@ impl<G: Game> RoomCore<G> {
         } else {
             self.empty_since = 0;
         }
+        // A standalone bevy world keeps a record of every component removed (every despawn)
+        // until this is called; the tick is the world's frame, so records last one tick.
+        self.world.clear_trackers();
     }
 
     fn apply_inputs(&mut self) {

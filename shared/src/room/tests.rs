@@ -126,6 +126,24 @@ fn snapshots_to(outputs: &[Output], client: ClientId) -> Vec<(bool, &[u8])> {
 }
 
 #[test]
+fn despawns_leave_no_growing_trail_in_the_world() {
+    // A standalone bevy world keeps a removal record for every component of every despawned
+    // entity until `World::clear_trackers`: a room that never called it grew by each
+    // projectile it ever despawned.
+    let mut core = RoomCore::<Dots>::new(settings());
+    core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
+    for _ in 0..600 {
+        let world = core.world_mut();
+        let shot = world.spawn((Spot(Vec2::ZERO), Step::default())).id();
+        world.despawn(shot);
+        core.step();
+    }
+    let kept: usize = core.world_mut().removed_components().iter().map(|(_, m)| m.len()).sum();
+    // Two components per despawn, kept for at most two ticks.
+    assert!(kept <= 4, "{kept} removal records kept after 600 despawns");
+}
+
+#[test]
 fn a_silent_client_in_a_still_room_is_sent_nothing_new_until_something_changes() {
     let mut core = RoomCore::<Dots>::new(settings());
     core.join(ClientId(1), "p", "s", None, || "a".into()).unwrap();
