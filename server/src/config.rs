@@ -89,8 +89,11 @@ pub struct Limits {
     pub max_reliable_queue: usize,
     /// A write that takes longer than this ends the session (the peer stopped reading).
     pub write_timeout: Duration,
-    /// tungstenite's per-connection read buffer. Its default of 128 KiB would cost gigabytes at
-    /// tens of thousands of sessions; our messages are under 1 KiB.
+    /// tungstenite's per-connection read buffer (allocated for each session and filled at each
+    /// read). Its default of 128 KiB would cost gigabytes at tens of thousands of sessions; the
+    /// largest client message is 1 KiB ([`tickwire_shared::codec::MAX_CLIENT_MESSAGE_BYTES`]),
+    /// so the default is that and a frame header: any one message is read in one call, and an
+    /// input (under 100 bytes) shares a read with several others.
     pub read_buffer_bytes: usize,
     /// tungstenite's write buffer target before a flush.
     pub write_buffer_bytes: usize,
@@ -111,7 +114,7 @@ impl Default for Limits {
             max_connections_per_ip: 64,
             max_reliable_queue: 256,
             write_timeout: Duration::from_secs(5),
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: tickwire_shared::codec::MAX_CLIENT_MESSAGE_BYTES + 16,
             write_buffer_bytes: 0,
         }
     }
