@@ -152,6 +152,9 @@ impl RoomScenario {
                 snapshot_bytes: 0,
                 snapshots: 0,
             });
+            // The joined ones read their snapshots while the rest join, as real clients do (a
+            // client that reads none for a second is closed as too slow).
+            drain(&mut clients);
         }
         let drift_query = room.core_mut().world_mut().query::<(&mut Position, &mut Drift)>();
         let mut s = RoomScenario { room, handle, clients, rng, drift_query };
@@ -213,17 +216,7 @@ impl RoomScenario {
     /// The clients' side after a tick: drain every outbox and remember the newest snapshot's
     /// tick for the next ack. Not part of the server's cost.
     pub fn receive(&mut self) {
-        for c in &mut self.clients {
-            while let Some(item) = c.outbox.try_next() {
-                if let OutItem::Snapshot { bytes, .. } = item
-                    && let Ok(ServerMessage::Snapshot(s)) = codec::decode_server(&bytes)
-                {
-                    c.acked = Some(s.tick);
-                    c.snapshot_bytes += bytes.len() as u64;
-                    c.snapshots += 1;
-                }
-            }
-        }
+        drain(&mut self.clients);
     }
 
     /// One whole tick: clients send, the server ticks, clients receive. Returns how long the
@@ -302,4 +295,32 @@ pub fn with_changes(base: &ReplicatedState, changed: f64) -> ReplicatedState {
         out.push(e.id, e.mask, &row).expect("same ids, same stride");
     }
     out
+}
+
+/// Drains every client's outbox, remembering the newest snapshot's tick for the next ack.
+///
+/// # Panics
+///
+/// When the room closed a client: a scenario's clients keep up, so that is a broken scenario.
+fn drain(clients: &mut [BenchClient]) {
+    for c in clients.iter_mut() {
+        while let Some(item) = c.outbox.try_next() {
+            match item {
+                OutItem::Snapshot { bytes, .. } => {
+                    if let Ok(ServerMessage::Snapshot(s)) = codec::decode_server(&bytes) {
+                        c.acked = Some(s.tick);
+                        c.snapshot_bytes += bytes.len() as u64;
+                        c.snapshots += 1;
+                    }
+                }
+                OutItem::Send(_) => {}
+                // A close stays in the outbox (a session would end on it): a scenario's
+                // client is never closed, so that is a broken scenario, said at once.
+                OutItem::Close(reason, message) => {
+                    panic!("the room closed client {}: {reason:?} {message}", c.id.0)
+                }
+                OutItem::Abort => panic!("the room aborted client {}", c.id.0),
+            }
+        }
+    }
 }
