@@ -468,16 +468,23 @@ pub fn spawn_player<G: Game>(world: &mut World, name: &str) -> (Entity, NetId) {
 
 /// A 64-bit FNV-1a hash of the replicated state of `world` under game `G`'s registry (ids,
 /// presence masks and quantized fields of every replicated entity in id order): equal hashes
-/// mean equal states, for determinism checks.
+/// mean equal states, for determinism checks. The engine's hidden motion (never captured from
+/// a world, [`crate::motion`]) is left out, so the hash is the game's alone.
 #[must_use]
 pub fn state_hash<G: Game>(world: &mut World) -> u64 {
-    let state = registry::<G>().capture(world);
+    let registry = registry::<G>();
+    let state = registry.capture(world);
+    let motion = registry.motion_index();
     let mut h = crate::fnv::Fnv64::new();
     for e in state.iter() {
         h.eat(&e.id.0.to_le_bytes());
         h.eat(&e.mask.to_le_bytes());
-        for f in e.fields {
-            h.eat(&f.to_le_bytes());
+        for (idx, offset, fields) in registry.layout() {
+            if Some(idx) != motion {
+                for f in &e.fields[offset..offset + fields.len()] {
+                    h.eat(&f.to_le_bytes());
+                }
+            }
         }
     }
     h.finish()

@@ -24,6 +24,7 @@ pub mod game;
 pub mod games;
 pub mod ids;
 pub mod join;
+pub mod motion;
 pub mod protocol;
 pub mod quantize;
 pub mod registry;

@@ -173,6 +173,20 @@ pub struct ReplicationRegistry {
     stride: usize,
     /// The component whose first two fields are the entity's position on the grid.
     position: Option<ComponentIdx>,
+    /// The hidden component the engine adds with the position: its motion
+    /// ([`crate::motion`]).
+    motion: Option<ComponentIdx>,
+}
+
+/// The type id of the hidden motion component (no type of a game's can be it).
+struct MotionEntry;
+
+/// The motion's fields: x and y in grid cells per tick ([`crate::motion::MOTION_SCALE`]).
+const MOTION_FIELDS: &[FieldSpec] = &[FieldSpec::int("x"), FieldSpec::int("y")];
+
+/// The motion is never extracted from a world: the server's room estimates it.
+fn no_extract(_: &EntityRef<'_>, _: &mut [i32]) -> bool {
+    false
 }
 
 impl std::fmt::Debug for ReplicationRegistry {
@@ -213,26 +227,32 @@ impl ReplicationRegistry {
         if self.stride + C::FIELDS.len() > MAX_FIELDS {
             return Err(RegistryError::TooManyFields);
         }
+        Ok(self.push_entry(C::NAME, C::FIELDS, type_id, extract::<C>))
+    }
+
+    fn push_entry(
+        &mut self,
+        name: &'static str,
+        fields: &'static [FieldSpec],
+        type_id: TypeId,
+        extract: ExtractFn,
+    ) -> ComponentIdx {
         let idx = ComponentIdx(self.entries.len() as u8);
-        self.entries.push(Entry {
-            name: C::NAME,
-            fields: C::FIELDS,
-            offset: self.stride,
-            type_id,
-            extract: extract::<C>,
-        });
-        self.stride += C::FIELDS.len();
-        Ok(idx)
+        self.entries.push(Entry { name, fields, offset: self.stride, type_id, extract });
+        self.stride += fields.len();
+        idx
     }
 
     /// Declares the registered component `C` as the entities' position: its first two fields
     /// are `x` and `y` on the [`crate::quantize::POSITION_SCALE`] grid. Interest management
-    /// (the server sends each client the entities near it) and interpolation use it.
+    /// (the server sends each client the entities near it) and interpolation use it, and the
+    /// registry adds the hidden motion component after the last one registered
+    /// ([`crate::motion`]), so it takes a component index and two fields.
     ///
     /// # Errors
     ///
-    /// When `C` is not registered, a position was declared already, or `C` does not start
-    /// with two int fields.
+    /// When `C` is not registered, a position was declared already, `C` does not start with
+    /// two int fields, or there is no room left for the motion.
     pub fn register_position<C: Replicate>(&mut self) -> Result<(), RegistryError> {
         let idx = self.index_of::<C>().ok_or(RegistryError::Position(C::NAME))?;
         if self.position.is_some() {
@@ -242,8 +262,26 @@ impl ReplicationRegistry {
             [x, y, ..] if x.kind == FieldKind::Int && y.kind == FieldKind::Int => {}
             _ => return Err(RegistryError::PositionFields(C::NAME)),
         }
+        if self.entries.len() == MAX_COMPONENTS {
+            return Err(RegistryError::TooManyComponents);
+        }
+        if self.stride + MOTION_FIELDS.len() > MAX_FIELDS {
+            return Err(RegistryError::TooManyFields);
+        }
         self.position = Some(idx);
+        self.motion = Some(self.push_entry(
+            "tickwire.motion",
+            MOTION_FIELDS,
+            TypeId::of::<MotionEntry>(),
+            no_extract,
+        ));
         Ok(())
+    }
+
+    /// The hidden motion component's index ([`crate::motion`]), if a position is declared.
+    #[must_use]
+    pub fn motion_index(&self) -> Option<ComponentIdx> {
+        self.motion
     }
 
     /// The position component's index, if a position is declared.

@@ -18,6 +18,7 @@ use tickwire_shared::game::{Game, registry};
 use tickwire_shared::games::arena::{ArenaEvent, ArenaGame, ArenaInput, Buttons};
 use tickwire_shared::games::soccer::{SoccerEvent, SoccerGame, SoccerInput, Team};
 use tickwire_shared::join::truncate_utf8;
+use tickwire_shared::motion;
 use tickwire_shared::protocol::{
     ClientMessage, DisconnectReason, InputBatch, MAX_CHAT_BYTES, MAX_INPUT_FRAMES, MAX_TEXT_BYTES,
     PROTOCOL_VERSION, RoomEvent, ServerMessage, SnapshotHeader, SnapshotMessage, Welcome,
@@ -439,7 +440,10 @@ fn server_to_client<G: Game>(ids: &[u32], plans: &[TickPlan]) -> Result<(), Test
                 snapshot::encode_full_prepared(&reg, &state, &prepared, &view, &mut fast);
                 snapshot::encode_full(&reg, sees.iter(), &mut plain);
             }
-            Some((_, base_state, base_view)) => {
+            Some((base_tick, base_state, base_view)) => {
+                // Against the baseline moved on by the motions in it, as the room does.
+                let predicted = motion::predicted(&reg, base_state, tick.0 - base_tick.0);
+                let base_state = predicted.as_ref().unwrap_or(base_state);
                 let delta = PreparedDelta::new(&reg, base_state, &state);
                 snapshot::encode_delta_prepared(
                     &reg, &state, &prepared, &delta, base_view, &view, &mut fast,

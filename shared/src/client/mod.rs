@@ -315,7 +315,14 @@ impl<G: Game> Client<G> {
                     }
                     return Err(ClientError::UnknownBaseline(baseline));
                 };
-                snapshot::decode_delta(&self.registry, base, &snap.body)?
+                // The delta is against the baseline moved on by its motion, as the room took it.
+                let ticks = snap.tick.0.wrapping_sub(baseline.0);
+                let predicted = crate::motion::predicted(&self.registry, base, ticks);
+                snapshot::decode_delta(
+                    &self.registry,
+                    predicted.as_ref().unwrap_or(base),
+                    &snap.body,
+                )?
             }
         };
         // Everything checked: apply.

@@ -37,6 +37,7 @@ use crate::protocol::{
 };
 use crate::registry::ReplicationRegistry;
 use crate::rewind::{RewindSettings, ViewLag};
+use crate::state::ReplicatedState;
 use crate::tick::Tick;
 
 /// A room's settings.
@@ -224,6 +225,13 @@ impl<G: Game> RoomCore<G> {
     #[must_use]
     pub fn settings(&self) -> &RoomSettings {
         &self.settings
+    }
+
+    /// The newest state the room replicated (what its latest snapshots were taken from, the
+    /// engine's motion included) and its tick; `None` before the first snapshot.
+    #[must_use]
+    pub fn newest_state(&self) -> Option<(Tick, &ReplicatedState)> {
+        self.replicator.newest()
     }
 
     /// The room's world (tests and tools inspect it).

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::bits::BitWriter;
 use crate::codec;
 use crate::ids::{ClientId, NetId};
+use crate::motion;
 use crate::protocol::{DisconnectReason, SnapshotHeader};
 use crate::registry::ReplicationRegistry;
 use crate::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View};
@@ -213,6 +214,11 @@ impl Replicator {
         }
     }
 
+    /// The newest captured state (with its motion) and its tick.
+    pub(crate) fn newest(&self) -> Option<(Tick, &ReplicatedState)> {
+        self.history.back().map(|(t, s)| (*t, &**s))
+    }
+
     /// Snapshots each client's replica keeps.
     pub(crate) fn snapshots(&self) -> usize {
         self.snapshots
@@ -223,10 +229,15 @@ impl Replicator {
         &mut self,
         registry: &ReplicationRegistry,
         tick: Tick,
-        state: ReplicatedState,
+        mut state: ReplicatedState,
         due: impl Iterator<Item = Due<'a>>,
         out: &mut VecDeque<Output>,
     ) {
+        let newest = |back: usize| {
+            let at = self.history.len().checked_sub(back)?;
+            self.history.get(at).map(|(t, s)| (*t, &**s))
+        };
+        motion::estimate(registry, newest(1), newest(2), tick, &mut state);
         let state = Arc::new(state);
         let unchanged = self.history.back().is_some_and(|(_, newest)| **newest == *state);
         if !unchanged {
@@ -335,10 +346,12 @@ impl Replicator {
                             let at = match deltas.iter().position(|(t, _)| t == acked) {
                                 Some(at) => at,
                                 None => {
-                                    deltas.push((
-                                        *acked,
-                                        PreparedDelta::new(registry, base_state, &state),
-                                    ));
+                                    // Against the baseline moved on by its motion.
+                                    let ticks = tick.0.wrapping_sub(acked.0);
+                                    let predicted = motion::predicted(registry, base_state, ticks);
+                                    let base = predicted.as_ref().unwrap_or(base_state);
+                                    deltas
+                                        .push((*acked, PreparedDelta::new(registry, base, &state)));
                                     deltas.len() - 1
                                 }
                             };

@@ -19,6 +19,10 @@
 //! mask    := "1" same as the previous entry's of this kind | "0" and one bit per component
 //! ```
 //!
+//! A delta's baseline is the acknowledged state moved on by the motion the room estimated for
+//! each entity ([`crate::motion::predicted`]): both sides take the delta against that
+//! prediction, so an entity that moves as predicted is "unchanged" too.
+//!
 //! So an unchanged entity costs nothing, and a moving entity whose only change is its position
 //! costs an id gap (usually 4 bits), the kind bit, a same-mask bit, two field bits and two small
 //! deltas. Encoding and decoding are pure functions; decoding checks everything and never panics.

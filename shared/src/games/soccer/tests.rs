@@ -75,7 +75,7 @@ fn registry_is_stable_with_position_first() {
     let b = registry();
     assert_eq!(a.index_of::<Position>().map(|i| i.0), Some(0));
     assert_eq!(a.position_offset(), Some(0));
-    assert_eq!(a.len(), 7);
+    assert_eq!(a.len(), 8, "seven components and the engine's motion");
     assert_eq!(a.fingerprint(), b.fingerprint());
     assert_ne!(
         a.fingerprint(),
