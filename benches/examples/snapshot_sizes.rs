@@ -3,7 +3,8 @@
 //! 30 snapshots/s) and six ticks back (a baseline 100 ms old, as a client 100 ms away
 //! acknowledges), for all entities and by kind.
 //!
-//! Run: `cargo run --release -p tickwire-benches --example snapshot_sizes`
+//! Run: `cargo run --release -p tickwire-benches --example snapshot_sizes [-- PLAYERS NPCS
+//! DRIFTERS]` (default 64 32 900).
 //!
 //! The states are captured every tick and given their motion as the room gives it
 //! ([`motion::estimate`]); each delta is taken against the baseline moved on by its motion
@@ -58,7 +59,11 @@ fn report(label: &str, states: &[ReplicatedState], ids: Option<&[NetId]>) {
 }
 
 fn main() {
-    let config = ScenarioConfig { n_players: 64, n_npcs: 32, n_drifters: 900 };
+    let args: Vec<usize> =
+        std::env::args().skip(1).map(|a| a.parse().expect("numeric arguments")).collect();
+    let get = |i: usize, default: usize| args.get(i).copied().unwrap_or(default);
+    let config =
+        ScenarioConfig { n_players: get(0, 64), n_npcs: get(1, 32), n_drifters: get(2, 900) };
     let mut s = RoomScenario::new(config, 120);
     let reg = game::registry::<ArenaGame>();
     let mut states: Vec<ReplicatedState> = Vec::new();
