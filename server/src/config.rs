@@ -272,7 +272,7 @@ pub struct ServeArgs {
     /// NPC bots per room [default: 4].
     #[arg(long, env = "TICKWIRE_NPCS")]
     pub npcs: Option<usize>,
-    /// Area-of-interest radius in world units [default: 1200].
+    /// Area-of-interest radius in world units: every entity within it is seen (views are made per cell of radius/8, so some up to 1.09 × it away) [default: 1200].
     #[arg(long, env = "TICKWIRE_INTEREST_RADIUS")]
     pub interest_radius: Option<f32>,
     /// Seconds a dropped player can resume [default: 30].

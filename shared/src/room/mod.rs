@@ -23,7 +23,7 @@ use thiserror::Error;
 pub use inputs::{
     ANCHOR_LEAD_TICKS, MAX_INPUT_LEAD_TICKS, MAX_TRACKED_ARRIVALS, REANCHOR_LATE_TICKS,
 };
-pub use replicate::{HISTORY_LEN, MIN_HISTORY, history_snapshots};
+pub use replicate::{HISTORY_LEN, INTEREST_CELLS_PER_RADIUS, MIN_HISTORY, history_snapshots};
 
 use self::inputs::InputQueue;
 use self::replicate::{ClientReplica, Due, Replicator};
@@ -51,7 +51,9 @@ pub struct RoomSettings {
     pub ticks_per_snapshot: u32,
     /// Human players at most.
     pub capacity: usize,
-    /// Area-of-interest radius in world units.
+    /// Area-of-interest radius in world units: a client sees every entity within it (and,
+    /// as views are made per cell, some up to ≈ 1.09 × it away:
+    /// [`INTEREST_CELLS_PER_RADIUS`]).
     pub interest_radius: f32,
     /// Ticks a disconnected player waits to be resumed.
     pub resume_grace_ticks: u64,

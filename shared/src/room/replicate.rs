@@ -31,6 +31,13 @@ pub const HISTORY_LEN: usize = 32;
 /// Snapshots kept at the least, however slow the snapshot rate.
 pub const MIN_HISTORY: usize = 4;
 
+/// Interest cells per interest radius. A client sees what is within the radius of any point of
+/// the cell (side: radius / 8) it stands in: everything within the radius of itself, and at
+/// most `radius × (1 + 1/(8·√2))` ≈ 1.09 radius away. Every client in one cell shares one view,
+/// so a tick makes a view per occupied cell, not per client, and clients that stand together
+/// and acknowledged the same snapshot share one encoded body.
+pub const INTEREST_CELLS_PER_RADIUS: i32 = 8;
+
 /// Snapshots kept for delta baselines at `snapshots_per_sec`: the span [`HISTORY_LEN`] covers
 /// at 30 Hz (about a second), at least [`MIN_HISTORY`] and at most [`HISTORY_LEN`] snapshots. A
 /// slow room (an idle one ticking at 1 Hz, say) keeps a few, not half a minute of states.
@@ -152,6 +159,10 @@ pub(crate) struct Replicator {
     snapshots: usize,
     /// Interest radius, in grid units.
     radius: i32,
+    /// Side of an interest cell, in grid units: [`INTEREST_CELLS_PER_RADIUS`] to the radius.
+    cell: i32,
+    /// This tick's view of each interest cell a client stood in.
+    cell_views: HashMap<(i32, i32), Arc<View>>,
     body_cache: HashMap<BodyKey, Arc<Vec<u8>>>,
     /// This tick's distinct views: clients that see the same entities share one, so what each
     /// client remembers of its last [`HISTORY_LEN`] snapshots is mostly shared too.
@@ -172,11 +183,14 @@ impl Replicator {
         let ticks_per_snapshot = ticks_per_snapshot.max(1);
         let snapshots = history_snapshots(f64::from(tick_rate) / f64::from(ticks_per_snapshot));
         let history_len = snapshots * ticks_per_snapshot as usize;
+        let radius = crate::quantize::position(interest_radius).max(0);
         Replicator {
             history: VecDeque::with_capacity(history_len),
             history_len,
             snapshots,
-            radius: crate::quantize::position(interest_radius),
+            radius,
+            cell: (radius / INTEREST_CELLS_PER_RADIUS).max(1),
+            cell_views: HashMap::new(),
             body_cache: HashMap::new(),
             views: HashSet::new(),
             body_capacity: 256,
@@ -269,7 +283,11 @@ impl Replicator {
                 global[i / 64] |= u64::from(e.mask & (1 << idx.0) == 0) << (i % 64);
             }
         }
-        let r2 = f64::from(self.radius) * f64::from(self.radius);
+        // A cell's view is everything within the radius of any point of the cell: the radius
+        // of its centre plus half its diagonal.
+        let reach = f64::from(self.radius) + f64::from(self.cell) * std::f64::consts::FRAC_1_SQRT_2;
+        let r2 = reach * reach;
+        self.cell_views.clear();
         let mut body_capacity = self.body_capacity;
         for Due { client, replica, own, last_applied, inputs_late, input_margin, arrivals } in due {
             let own_idx = own.and_then(|id| state.ids().binary_search(&id).ok());
@@ -287,28 +305,32 @@ impl Replicator {
                     .any(|(t, _)| *t == acked)
                     .then(|| (acked, base_state.clone(), base_view.clone()))
             });
-            let mut view = if xs.is_empty() {
-                View::all(n)
+            // Views are made per interest cell, once a tick, and shared by the clients that
+            // stand in the cell: they share the encoded body too when their baselines match.
+            let at = (center[0].div_euclid(self.cell), center[1].div_euclid(self.cell));
+            let cell_view = if xs.is_empty() {
+                intern(&mut self.views, View::all(n))
             } else {
-                let (cx, cy) = (f64::from(center[0]), f64::from(center[1]));
-                let words = xs
-                    .chunks(64)
-                    .zip(ys.chunks(64))
-                    .zip(&global)
-                    .map(|((xs, ys), &global)| {
-                        let mut word = global;
-                        for (bit, (&x, &y)) in xs.iter().zip(ys).enumerate() {
-                            let d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
-                            word |= u64::from(d2 <= r2) << bit;
-                        }
-                        word
+                let cell = self.cell;
+                self.cell_views
+                    .entry(at)
+                    .or_insert_with(|| {
+                        let half = f64::from(cell) / 2.0;
+                        let cx = f64::from(at.0) * f64::from(cell) + half;
+                        let cy = f64::from(at.1) * f64::from(cell) + half;
+                        intern(&mut self.views, view_within(&xs, &ys, &global, cx, cy, r2))
                     })
-                    .collect();
-                View::from_words(words)
+                    .clone()
             };
-            if let Some(i) = own_idx {
-                view.insert(i);
-            }
+            // The client's own entity is in its cell, so in view: unless it has no position.
+            let view = match own_idx {
+                Some(i) if !cell_view.contains(i) => {
+                    let mut view = (*cell_view).clone();
+                    view.insert(i);
+                    intern(&mut self.views, view)
+                }
+                _ => cell_view,
+            };
             // Nothing new for this client: its newest snapshot has this state (nothing changed
             // since), the same entities and the same report, and no input arrived since. Such
             // a snapshot is not sent; the next change is, as a delta or full as usual.
@@ -317,20 +339,12 @@ impl Replicator {
                 && arrivals.is_empty()
                 && replica.sent.back().is_some_and(|(sent, sent_view)| {
                     unchanged_since.is_some_and(|since| !since.is_after(*sent))
-                        && **sent_view == view
+                        && **sent_view == *view
                 });
             if repeat {
                 self.skipped += 1;
                 continue;
             }
-            let view = match self.views.get(&view) {
-                Some(shared) => shared.clone(),
-                None => {
-                    let view = Arc::new(view);
-                    self.views.insert(view.clone());
-                    view
-                }
-            };
             let key: BodyKey = (
                 baseline.as_ref().map(|(t, _, _)| *t),
                 baseline.as_ref().map_or_else(|| Arc::new(View::default()), |(_, _, v)| v.clone()),
@@ -403,4 +417,34 @@ impl Replicator {
         }
         self.body_capacity = body_capacity;
     }
+}
+
+/// The view in `views` equal to `view`, added if there is none: clients that see the same
+/// entities hold one view.
+fn intern(views: &mut HashSet<Arc<View>>, view: View) -> Arc<View> {
+    if let Some(shared) = views.get(&view) {
+        return shared.clone();
+    }
+    let view = Arc::new(view);
+    views.insert(view.clone());
+    view
+}
+
+/// The entities (as positions in `xs`/`ys`) within `sqrt(r2)` of (`cx`, `cy`), and those set in
+/// `global`, 64 to a word.
+fn view_within(xs: &[f64], ys: &[f64], global: &[u64], cx: f64, cy: f64, r2: f64) -> View {
+    let words = xs
+        .chunks(64)
+        .zip(ys.chunks(64))
+        .zip(global)
+        .map(|((xs, ys), &global)| {
+            let mut word = global;
+            for (bit, (&x, &y)) in xs.iter().zip(ys).enumerate() {
+                let d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+                word |= u64::from(d2 <= r2) << bit;
+            }
+            word
+        })
+        .collect();
+    View::from_words(words)
 }

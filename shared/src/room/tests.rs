@@ -247,6 +247,56 @@ fn clients_that_see_the_same_entities_share_one_view() {
     assert_eq!(views[0].iter().count(), 4, "the board and three players");
 }
 
+/// Puts the entity `id` at `to` (spawning it with only a position when there is none).
+fn place(core: &mut RoomCore<Dots>, id: Option<NetId>, to: Vec2) -> NetId {
+    let world = core.world_mut();
+    if let Some(id) = id {
+        let mut q = world.query::<(&NetId, &mut Spot)>();
+        for (net_id, mut spot) in q.iter_mut(world) {
+            if *net_id == id {
+                spot.0 = to;
+            }
+        }
+        return id;
+    }
+    let id = world.resource_mut::<NetIdAllocator>().next();
+    world.spawn((id, Spot(to)));
+    id
+}
+
+#[test]
+fn clients_in_one_interest_cell_share_its_view_which_holds_all_within_the_radius() {
+    // Radius 500: cells of 62.5 units, each seeing what is within 500 of any of its points
+    // (up to 544 units from its centre).
+    let mut core = RoomCore::<Dots>::new(settings());
+    let registry = game::registry::<Dots>();
+    let a = core.join(ClientId(1), "a", "s", None, || "a".into()).unwrap().entity;
+    let b = core.join(ClientId(2), "b", "s", None, || "b".into()).unwrap().entity;
+    let c = core.join(ClientId(3), "c", "s", None, || "c".into()).unwrap().entity;
+    let board = NetId(1);
+    // `a` at the corner of cell (0, 0), `b` at the opposite corner, `c` in the next cell.
+    place(&mut core, Some(b), Vec2::new(60.0, 60.0));
+    place(&mut core, Some(c), Vec2::new(70.0, 0.0));
+    // Within the radius of `a`, 531 units from its cell's centre; 562 from `b`, 569 from `c`.
+    let west = place(&mut core, None, Vec2::new(-499.0, 0.0));
+    // 560 from `a`: past any point of its cell's reach.
+    let far_west = place(&mut core, None, Vec2::new(-560.0, 0.0));
+    core.step();
+    let out = drain(&mut core);
+    assert_eq!(seen(&out, &registry, ClientId(1)), [board, a, b, c, west]);
+    // `b` shares `a`'s cell, so its view (`west` included) and its snapshot's bytes.
+    assert_eq!(seen(&out, &registry, ClientId(2)), [board, a, b, c, west]);
+    assert_eq!(snapshots_to(&out, ClientId(1)), snapshots_to(&out, ClientId(2)));
+    let view = |core: &RoomCore<Dots>, i| {
+        core.clients[&ClientId(i)].replica.last_view().expect("a snapshot").clone()
+    };
+    assert!(Arc::ptr_eq(&view(&core, 1), &view(&core, 2)));
+    assert_eq!(seen(&out, &registry, ClientId(3)), [board, a, b, c]);
+    for i in 1..=3 {
+        assert!(!seen(&out, &registry, ClientId(i)).contains(&far_west));
+    }
+}
+
 #[test]
 fn inputs_are_applied_once_and_echoed_and_bad_ones_close_the_session() {
     let mut core = RoomCore::<Dots>::new(settings());
