@@ -9,7 +9,7 @@
 use std::any::TypeId;
 
 use bevy_ecs::component::{Component, Mutable};
-use bevy_ecs::world::{EntityRef, World};
+use bevy_ecs::world::World;
 use glam::Vec2;
 use thiserror::Error;
 
@@ -155,7 +155,7 @@ pub enum RegistryError {
     PositionFields(&'static str),
 }
 
-type ExtractFn = fn(&EntityRef<'_>, &mut [i32]) -> bool;
+type CaptureFn = fn(&mut World, &[u32], usize, usize, &mut ReplicatedState);
 
 #[derive(Clone)]
 struct Entry {
@@ -163,7 +163,7 @@ struct Entry {
     fields: &'static [FieldSpec],
     offset: usize,
     type_id: TypeId,
-    extract: ExtractFn,
+    capture: CaptureFn,
 }
 
 /// The registered replicated components, in registration order.
@@ -184,10 +184,8 @@ struct MotionEntry;
 /// The motion's fields: x and y in grid cells per tick ([`crate::motion::MOTION_SCALE`]).
 const MOTION_FIELDS: &[FieldSpec] = &[FieldSpec::int("x"), FieldSpec::int("y")];
 
-/// The motion is never extracted from a world: the server's room estimates it.
-fn no_extract(_: &EntityRef<'_>, _: &mut [i32]) -> bool {
-    false
-}
+/// The motion is never captured from a world: the server's room estimates it.
+fn no_capture(_: &mut World, _: &[u32], _: usize, _: usize, _: &mut ReplicatedState) {}
 
 impl std::fmt::Debug for ReplicationRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -195,15 +193,31 @@ impl std::fmt::Debug for ReplicationRegistry {
     }
 }
 
-fn extract<C: Replicate>(entity: &EntityRef<'_>, out: &mut [i32]) -> bool {
-    match entity.get::<C>() {
-        Some(c) => {
-            c.quantize(out);
-            true
+/// Writes every `C` of the entities in `rows` into `state`: its fields at `offset` of the
+/// entity's row and bit `bit` of its mask. `rows[i]` is the row of the entity whose index is
+/// `i` ([`NO_ROW`]: not replicated). One pass over `C`'s archetypes, not a lookup per entity.
+fn capture_component<C: Replicate>(
+    world: &mut World,
+    rows: &[u32],
+    bit: usize,
+    offset: usize,
+    state: &mut ReplicatedState,
+) {
+    let stride = state.stride;
+    let mut query = world.query::<(bevy_ecs::entity::Entity, &C)>();
+    for (entity, c) in query.iter(world) {
+        let Some(&row) = rows.get(entity.index_u32() as usize) else { continue };
+        if row == NO_ROW {
+            continue;
         }
-        None => false,
+        let start = row as usize * stride + offset;
+        c.quantize(&mut state.fields[start..start + C::FIELDS.len()]);
+        state.masks[row as usize] |= 1 << bit;
     }
 }
+
+/// In a capture's entity-to-row table: the entity is not replicated.
+const NO_ROW: u32 = u32::MAX;
 
 impl ReplicationRegistry {
     /// An empty registry.
@@ -227,7 +241,7 @@ impl ReplicationRegistry {
         if self.stride + C::FIELDS.len() > MAX_FIELDS {
             return Err(RegistryError::TooManyFields);
         }
-        Ok(self.push_entry(C::NAME, C::FIELDS, type_id, extract::<C>))
+        Ok(self.push_entry(C::NAME, C::FIELDS, type_id, capture_component::<C>))
     }
 
     fn push_entry(
@@ -235,10 +249,10 @@ impl ReplicationRegistry {
         name: &'static str,
         fields: &'static [FieldSpec],
         type_id: TypeId,
-        extract: ExtractFn,
+        capture: CaptureFn,
     ) -> ComponentIdx {
         let idx = ComponentIdx(self.entries.len() as u8);
-        self.entries.push(Entry { name, fields, offset: self.stride, type_id, extract });
+        self.entries.push(Entry { name, fields, offset: self.stride, type_id, capture });
         self.stride += fields.len();
         idx
     }
@@ -273,7 +287,7 @@ impl ReplicationRegistry {
             "tickwire.motion",
             MOTION_FIELDS,
             TypeId::of::<MotionEntry>(),
-            no_extract,
+            no_capture,
         ));
         Ok(())
     }
@@ -407,20 +421,21 @@ impl ReplicationRegistry {
             query.iter(world).map(|(e, id)| (*id, e)).collect();
         ids.sort_unstable_by_key(|&(id, _)| id);
         ids.dedup_by_key(|&mut (id, _)| id);
-        let mut state = ReplicatedState::with_capacity(self.stride, ids.len());
-        let mut row = vec![0i32; self.stride];
-        for (id, entity) in ids {
-            let entity = world.entity(entity);
-            let mut mask = 0u32;
-            row.fill(0);
-            for (i, e) in self.entries.iter().enumerate() {
-                if (e.extract)(&entity, &mut row[e.offset..e.offset + e.fields.len()]) {
-                    mask |= 1 << i;
-                }
-            }
-            // Ids are sorted and deduplicated, and the row has the state's stride.
-            let pushed = state.push(id, mask, &row);
-            debug_assert!(pushed.is_ok());
+        // Ids are sorted and deduplicated: the rows, zeroed, then filled a component at a time.
+        let n = ids.len();
+        let mut state = ReplicatedState {
+            stride: self.stride,
+            ids: ids.iter().map(|&(id, _)| id).collect(),
+            masks: vec![0; n],
+            fields: vec![0; n * self.stride],
+        };
+        let top = ids.iter().map(|&(_, e)| e.index_u32() as usize + 1).max().unwrap_or(0);
+        let mut rows = vec![NO_ROW; top];
+        for (row, &(_, entity)) in ids.iter().enumerate() {
+            rows[entity.index_u32() as usize] = row as u32;
+        }
+        for (bit, e) in self.entries.iter().enumerate() {
+            (e.capture)(world, &rows, bit, e.offset, &mut state);
         }
         state
     }
