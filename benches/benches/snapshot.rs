@@ -118,15 +118,7 @@ fn bench_codec(c: &mut Criterion) {
     };
     let delta_of = |base_view: &View, view: &View| {
         let mut w = BitWriter::new(Vec::with_capacity(256));
-        snapshot::encode_delta_prepared(
-            &reg,
-            &current,
-            &prepared,
-            &prepared_delta,
-            base_view,
-            view,
-            &mut w,
-        );
+        snapshot::encode_delta_prepared(&reg, &current, &prepared_delta, base_view, view, &mut w);
         w.finish()
     };
     g.throughput(Throughput::Elements(30));

@@ -445,9 +445,7 @@ fn server_to_client<G: Game>(ids: &[u32], plans: &[TickPlan]) -> Result<(), Test
                 let predicted = motion::predicted(&reg, base_state, tick.0 - base_tick.0);
                 let base_state = predicted.as_ref().unwrap_or(base_state);
                 let delta = PreparedDelta::new(&reg, base_state, &state);
-                snapshot::encode_delta_prepared(
-                    &reg, &state, &prepared, &delta, base_view, &view, &mut fast,
-                );
+                snapshot::encode_delta_prepared(&reg, &state, &delta, base_view, &view, &mut fast);
                 let base_sees = base_state.subset(&base_view.ids(base_state));
                 snapshot::encode_delta(&reg, base_sees.iter(), sees.iter(), &mut plain);
             }

@@ -264,7 +264,8 @@ impl Replicator {
         self.history.push_back((tick, state.clone()));
         self.body_cache.clear();
         self.views.clear();
-        let prepared = PreparedState::new(registry, &state);
+        // Only a full snapshot needs every entity's fields written: prepared on the first.
+        let mut prepared: Option<PreparedState> = None;
         let mut deltas: Vec<(Tick, PreparedDelta)> = Vec::new();
         // Positions as two flat arrays, for a tight interest loop. Without a registered
         // position, everything is visible.
@@ -372,16 +373,19 @@ impl Replicator {
                             snapshot::encode_delta_prepared(
                                 registry,
                                 &state,
-                                &prepared,
                                 &deltas[at].1,
                                 base_view,
                                 &view,
                                 &mut w,
                             );
                         }
-                        None => snapshot::encode_full_prepared(
-                            registry, &state, &prepared, &view, &mut w,
-                        ),
+                        None => {
+                            let prepared = prepared
+                                .get_or_insert_with(|| PreparedState::new(registry, &state));
+                            snapshot::encode_full_prepared(
+                                registry, &state, prepared, &view, &mut w,
+                            );
+                        }
                     }
                     let body = Arc::new(w.finish());
                     body_capacity = body_capacity.max(body.len() + 64);

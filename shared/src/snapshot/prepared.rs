@@ -117,8 +117,8 @@ impl View {
 type Span = (u32, u32);
 
 /// Every entity of one state with its fields written in full, once, so that every client's full
-/// snapshot or spawn copies the bits instead of encoding them again. The server prepares it once
-/// per snapshot tick.
+/// snapshot copies the bits instead of encoding them again. The server prepares it on a tick
+/// that sends a full snapshot (deltas do not need it).
 #[derive(Debug, Default)]
 pub struct PreparedState {
     runs: BitRuns,
@@ -359,11 +359,10 @@ pub fn encode_full_prepared(
 
 /// Encodes the delta from the entities of the baseline in `base_view` to the entities of
 /// `current` in `view`: the same bits as [`super::encode_delta`] of those subsets. `delta` was
-/// prepared from the baseline state to `current`, `prepared` from `current`.
+/// prepared from the baseline state to `current`.
 pub fn encode_delta_prepared(
     registry: &ReplicationRegistry,
     current: &ReplicatedState,
-    prepared: &PreparedState,
     delta: &PreparedDelta,
     base_view: &View,
     view: &View,
@@ -451,9 +450,10 @@ pub fn encode_delta_prepared(
             k += 1;
             continue;
         }
+        // A spawn the stream does not have (the entity came into this client's view): its
+        // fields, written for this client. Rare, so the full state is not prepared for it.
         write_action(w, &mut ctx, n_components, step, action, current, &delta.runs, |w| {
-            let (start, len) = prepared.spans[step.cur as usize];
-            w.write_run(&prepared.runs, start as usize, len as usize);
+            write_entity_fields(w, registry, current.entity(step.cur as usize));
         });
         in_sync = ctx == delta.marks[k + 1].1;
         k += 1;

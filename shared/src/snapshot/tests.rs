@@ -84,7 +84,7 @@ fn prepared_encoders_write_the_same_bits_as_the_plain_ones() {
             let mut plain = BitWriter::default();
             encode_delta(&reg, base_sub.iter(), cur_sub.iter(), &mut plain);
             let mut fast = BitWriter::default();
-            encode_delta_prepared(&reg, &cur, &prepared, &delta, &bv, &cv, &mut fast);
+            encode_delta_prepared(&reg, &cur, &delta, &bv, &cv, &mut fast);
             let body = fast.finish();
             assert_eq!(body, plain.finish(), "delta, {n} entities");
             assert_eq!(decode_delta(&reg, &base_sub, &body), Ok(cur_sub.clone()));
