@@ -29,6 +29,6 @@ echo "== browser client build (client-web/build.sh)"
 client-web/build.sh
 
 echo "== browser end-to-end tests (headless Chromium)"
-# The debug server that `cargo test` just built: no second (release) build of the workspace.
-cargo build -p tickwire-server --locked
-TICKWIRE_BIN="${CARGO_TARGET_DIR:-target}/debug/tickwire" node --test tests/e2e/
+# The `tickwire` CLI that `cargo test` just built (the tests crate's copy of it, the same
+# `tickwire_server::cli::main`): no second build of the server with other features.
+TICKWIRE_BIN="${CARGO_TARGET_DIR:-target}/debug/tickwire-test-server" node --test tests/e2e/
