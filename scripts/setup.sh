@@ -19,6 +19,13 @@ if [[ ! -x /usr/bin/chromium ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
 
+# redis-server for the cluster tests (each starts its own on a free port; nothing is saved).
+if ! command -v redis-server >/dev/null; then
+  log "installing redis-server (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+fi
+
 # A C++ compiler: libfuzzer-sys builds libFuzzer for the fuzz targets (scripts/fuzz.sh).
 if ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
   log "installing g++ (apt)"

@@ -34,6 +34,7 @@ enum LogFormat {
 }
 
 #[derive(Subcommand, Debug)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process, never moved around")]
 enum Command {
     /// Run the game server (HTTP, WebSocket, rooms). Logs obey RUST_LOG (default: info).
     Serve(ServeArgs),
@@ -118,6 +119,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = server.local_addr();
     if let Some(hash) = server.state().tls_cert_sha256 {
         say(&format!("TLS certificate SHA-256: {}", crate::tls::hex(&hash)));
+    }
+    if let Some(cluster) = &server.state().cluster {
+        say(&format!(
+            "Cluster instance {} (players join it at {}); the directory is in Redis",
+            cluster.id(),
+            cluster.ws_url()
+        ));
     }
     say(&format!("Tickwire is listening: open {http}://{addr}/ (WebSocket at {ws}://{addr}/ws)"));
     if let Some(quic) = server.quic_addr() {

@@ -170,7 +170,26 @@ pub struct ServerConfig {
     pub tls: Option<TlsSource>,
     /// The QUIC/WebTransport endpoint.
     pub quic: QuicBind,
+    /// Membership of a cluster of instances through Redis (`--redis`). `None`: one process on
+    /// its own, no Redis.
+    pub cluster: Option<ClusterConfig>,
 }
+
+/// How an instance joins a cluster (`--redis`, `--public-url`, `--presence-ttl`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// The Redis server, `redis://[user:password@]host:port[/db]`.
+    pub redis_url: String,
+    /// The base URL players and other instances reach this one at (`http://host:port` or
+    /// `https://…`). `None`: the bound address, which must then not be unspecified.
+    pub public_url: Option<String>,
+    /// How long the instance's presence lasts without a heartbeat: an instance that dies
+    /// leaves the directory within it. Heartbeats go out every third of it.
+    pub presence_ttl: Duration,
+}
+
+/// The default `--presence-ttl`.
+pub const DEFAULT_PRESENCE_TTL: Duration = Duration::from_secs(10);
 
 /// Where the QUIC/WebTransport endpoint listens (`--quic-bind`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -232,6 +251,7 @@ impl Default for ServerConfig {
             debug_endpoints: false,
             tls: None,
             quic: QuicBind::Auto,
+            cluster: None,
         }
     }
 }
@@ -335,6 +355,19 @@ pub struct ServeArgs {
     /// connection). Never in production.
     #[arg(long)]
     pub debug_endpoints: bool,
+    /// Join a cluster through this Redis server (`redis://host:port[/db]`): the instance and
+    /// its rooms are registered there, and GET /api/rooms answers for every instance
+    /// [default: none, one process on its own].
+    #[arg(long, env = "TICKWIRE_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+    /// With --redis: the base URL players and other instances reach this instance at, e.g.
+    /// `https://eu1.example.com:8443` [default: http(s)://the bound address].
+    #[arg(long, env = "TICKWIRE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// With --redis: seconds the instance stays in the directory without a heartbeat (a dead
+    /// instance leaves within it; heartbeats go every third of it), 0.3-3600 [default: 10].
+    #[arg(long, env = "TICKWIRE_PRESENCE_TTL")]
+    pub presence_ttl: Option<f64>,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -367,6 +400,9 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     dev_cert: Option<bool>,
     quic_bind: Option<QuicBind>,
+    redis: Option<String>,
+    public_url: Option<String>,
+    presence_ttl: Option<f64>,
 }
 
 impl ServeArgs {
@@ -402,6 +438,11 @@ impl ServeArgs {
             self.tls_key.clone().or(file.tls_key),
             self.dev_cert || file.dev_cert.unwrap_or(false),
         )?;
+        let cluster = cluster_config(
+            self.redis.clone().or(file.redis),
+            self.public_url.clone().or(file.public_url),
+            self.presence_ttl.or(file.presence_ttl),
+        )?;
         let cfg = ServerConfig {
             bind: self.bind.or(file.bind).unwrap_or(d.bind),
             tick_rate: self.tick_rate.or(file.tick_rate).unwrap_or(d.tick_rate),
@@ -435,10 +476,32 @@ impl ServeArgs {
             debug_endpoints: self.debug_endpoints,
             tls,
             quic: self.quic_bind.or(file.quic_bind).unwrap_or_default(),
+            cluster,
         };
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// The cluster options: none without `--redis`; `--public-url` and `--presence-ttl` only with
+/// it. The URLs are checked here; the Redis server is reached once the server runs.
+fn cluster_config(
+    redis: Option<String>,
+    public_url: Option<String>,
+    presence_ttl: Option<f64>,
+) -> anyhow::Result<Option<ClusterConfig>> {
+    let Some(redis_url) = redis else {
+        if public_url.is_some() || presence_ttl.is_some() {
+            bail!("--public-url and --presence-ttl are for a cluster: they need --redis");
+        }
+        return Ok(None);
+    };
+    let presence_ttl = match presence_ttl {
+        None => DEFAULT_PRESENCE_TTL,
+        Some(secs) if (0.3..=3600.0).contains(&secs) => Duration::from_secs_f64(secs),
+        Some(secs) => bail!("--presence-ttl {secs} must be 0.3-3600 seconds"),
+    };
+    Ok(Some(ClusterConfig { redis_url, public_url, presence_ttl }))
 }
 
 /// Where the certificate comes from, given the TLS options: both files, or `--dev-cert`, or
@@ -514,6 +577,9 @@ impl ServerConfig {
         }
         if self.limits.messages_per_sec.is_nan() || self.limits.messages_per_sec <= 0.0 {
             bail!("messages per second must be positive");
+        }
+        if let Some(cluster) = &self.cluster {
+            crate::cluster::check(cluster)?;
         }
         Ok(())
     }

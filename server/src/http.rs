@@ -83,8 +83,50 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, kind)], state.metrics.render()).into_response()
 }
 
+/// `GET /api/rooms`: this process's rooms; in a cluster, every instance's, each room with its
+/// instance and WebSocket URL, the instances, and whether Redis answered (when it did not,
+/// only this instance's rooms, with `"cluster": {"available": false, "error": …}`).
 async fn rooms(State(state): State<Arc<AppState>>) -> Response {
-    json_response(&serde_json::json!({ "rooms": state.rooms.list() }))
+    let Some(cluster) = &state.cluster else {
+        return json_response(&serde_json::json!({ "rooms": state.rooms.list() }));
+    };
+    let own = |mut room: crate::rooms::RoomInfo| {
+        room.instance = Some(cluster.id().to_owned());
+        room.url = Some(cluster.ws_url().to_owned());
+        room
+    };
+    let mut rooms: Vec<_> = state.rooms.list().into_iter().map(own).collect();
+    let mut instances = vec![serde_json::json!({
+        "id": cluster.id(),
+        "url": cluster.ws_url(),
+        "players": rooms.iter().map(|r| r.players).sum::<usize>(),
+        "rooms": rooms.len(),
+    })];
+    let available = match cluster.others().await {
+        Ok(others) => {
+            for other in others.iter() {
+                instances.push(serde_json::json!({
+                    "id": other.id,
+                    "url": other.ws_url,
+                    "players": other.players,
+                    "rooms": other.rooms.len(),
+                }));
+                rooms.extend(other.rooms.iter().cloned().map(|mut room| {
+                    room.instance = Some(other.id.clone());
+                    room.url = Some(other.ws_url.clone());
+                    room
+                }));
+            }
+            serde_json::json!({ "available": true })
+        }
+        Err(e) => serde_json::json!({ "available": false, "error": e.to_string() }),
+    };
+    json_response(&serde_json::json!({
+        "rooms": rooms,
+        "instance": cluster.id(),
+        "instances": instances,
+        "cluster": available,
+    }))
 }
 
 /// `GET /api/transport`: which transports this server offers, for the browser's ladder. The

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod bots;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod h3;
 pub mod http;

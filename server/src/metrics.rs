@@ -57,6 +57,11 @@ impl Level {
     pub fn load(&self, _order: Ordering) -> i64 {
         self.0.get()
     }
+
+    /// Sets the level.
+    pub fn set(&self, value: i64) {
+        self.0.set(value);
+    }
 }
 
 /// A histogram with fixed buckets (upper bounds, ascending), Prometheus style, fed integer
@@ -238,6 +243,12 @@ pub struct Metrics {
     pub tls_handshakes_failed: Count,
     /// Joins refused because `--max-rooms` or `--max-rooms-per-ip` was reached.
     pub rooms_refused: Count,
+    /// With `--redis`: 1 while the last exchange with Redis succeeded, else 0.
+    pub redis_up: Level,
+    /// With `--redis`: Redis commands that failed (unreachable, timed out, refused).
+    pub redis_errors: Count,
+    /// With `--redis`: instances in the directory at the last heartbeat, this one included.
+    pub cluster_instances: Level,
     /// `tickwire_disconnects_total`'s series, in [`DisconnectKind::ALL`] order.
     disconnects: [Counter; DisconnectKind::ALL.len()],
     /// `tickwire_process_cpu_seconds_total`, brought up to date at each render.
@@ -274,6 +285,9 @@ impl Default for Metrics {
             rooms: Level::default(),
             players: Level::default(),
             quic_connections: Level::default(),
+            redis_up: Level::default(),
+            cluster_instances: Level::default(),
+            redis_errors: Count::default(),
             tick_duration: Histogram::new(buckets(TICK_BUCKETS), 1e-6),
             tick_overruns: Count::default(),
             input_to_snapshot: Histogram::new(buckets(LATENCY_BUCKETS), 1e-6),
@@ -324,6 +338,16 @@ impl Metrics {
                 "tickwire_quic_connections",
                 "QUIC connections held by the WebTransport endpoint (handshaking, open or draining)",
                 &self.quic_connections,
+            ),
+            (
+                "tickwire_redis_up",
+                "With --redis: 1 while the last exchange with Redis succeeded",
+                &self.redis_up,
+            ),
+            (
+                "tickwire_cluster_instances",
+                "With --redis: instances in the cluster's directory at the last heartbeat",
+                &self.cluster_instances,
             ),
         ] {
             r.register(name, help, gauge.0.clone());
@@ -378,6 +402,11 @@ impl Metrics {
                 "tickwire_rooms_refused",
                 "Joins refused because a room limit was reached",
                 &self.rooms_refused,
+            ),
+            (
+                "tickwire_redis_errors",
+                "With --redis: Redis commands that failed (unreachable, timed out, refused)",
+                &self.redis_errors,
             ),
             (
                 "tickwire_handshakes_refused",

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tickwire_shared::games::{self, UnknownGame};
 use tickwire_shared::join::JoinRequest;
@@ -38,7 +38,7 @@ pub enum PickError {
 }
 
 /// What `GET /api/rooms` lists for a room.
-#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct RoomInfo {
     /// Room id.
     pub id: String,
@@ -50,6 +50,12 @@ pub struct RoomInfo {
     pub capacity: usize,
     /// Ticks per second.
     pub tick_rate: u16,
+    /// In a cluster (`--redis`): the instance that holds the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// In a cluster: the WebSocket URL of the instance that holds the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 struct Entry {
@@ -225,6 +231,8 @@ impl Rooms {
                 players: e.handle.players(),
                 capacity: e.handle.capacity(),
                 tick_rate: e.handle.tick_rate(),
+                instance: None,
+                url: None,
             })
             .collect()
     }

@@ -48,6 +48,8 @@ pub struct Server {
     state: Arc<AppState>,
     accept: tokio::task::JoinHandle<()>,
     quic: Option<(Arc<QuicEndpoint>, tokio::task::JoinHandle<()>)>,
+    /// The cluster heartbeat (`--redis`), which leaves the directory when shutdown begins.
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -94,7 +96,17 @@ impl Server {
             }
             _ => None,
         };
+        let cluster = match &config.cluster {
+            Some(c) => Some(Arc::new(crate::cluster::Cluster::new(
+                c,
+                addr,
+                tls.is_some(),
+                metrics.clone(),
+            )?)),
+            None => None,
+        };
         let mut state = AppState::new(config, rooms, metrics, keys);
+        state.cluster.clone_from(&cluster);
         state.tls_cert_sha256 = tls.as_ref().map(|t| t.cert_sha256);
         state.tls_certificate = tls.as_ref().map(|t| t.cert.clone());
         state.webtransport = quic_endpoint.as_ref().map(|(_, bound, hash)| WebTransportInfo {
@@ -114,7 +126,11 @@ impl Server {
             ));
             (endpoint, task)
         });
-        Ok(Server { addr, quic_addr, state, accept, quic })
+        let heartbeat = cluster.map(|cluster| {
+            tracing::info!(instance = %cluster.id(), url = %cluster.ws_url(), "joining the cluster");
+            tokio::spawn(crate::cluster::heartbeat(state.clone(), cluster))
+        });
+        Ok(Server { addr, quic_addr, state, accept, quic, heartbeat })
     }
 
     /// The QUIC/WebTransport endpoint's bound UDP address, when there is one.
@@ -141,6 +157,10 @@ impl Server {
         tracing::info!("shutting down");
         self.state.shutdown.cancel();
         let _ = self.accept.await;
+        // Out of the directory first: nobody is sent to an instance that is leaving.
+        if let Some(heartbeat) = self.heartbeat {
+            let _ = heartbeat.await;
+        }
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || state.rooms.shutdown()).await;
         self.state.tracker.close();

@@ -38,6 +38,8 @@ pub struct AppState {
     pub tls_certificate: Option<rustls::pki_types::CertificateDer<'static>>,
     /// The WebTransport endpoint, when there is one (`GET /api/transport`).
     pub webtransport: Option<crate::quic::WebTransportInfo>,
+    /// Membership of a cluster (`--redis`); `None` for a process on its own.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     ips: Mutex<HashMap<IpAddr, usize>>,
     next_client: AtomicU32,
     guest_tokens: GuestLimiter,
@@ -161,6 +163,7 @@ impl AppState {
             tls_cert_sha256: None,
             tls_certificate: None,
             webtransport: None,
+            cluster: None,
             ips: Mutex::new(HashMap::new()),
             next_client: AtomicU32::new(1),
             guest_tokens: GuestLimiter::new(MAX_GUEST_BUCKETS),

@@ -4,3 +4,4 @@ pub mod fixtures;
 pub mod harness;
 pub mod links;
 pub mod net;
+pub mod redis;
