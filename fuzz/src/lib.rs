@@ -614,6 +614,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         name: "Zoë & co".into(),
         resume: Some("r/+=".into()),
         game: Some("soccer".into()),
+        seat: None,
     };
     add("join_query", "full", full.to_query().into_bytes());
     add("join_query", "name-only", b"name=Ze%CC%81ro%E2%80%AE%E2%80%8B+".to_vec());

@@ -147,6 +147,27 @@ impl JwtKeys {
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
     }
+
+    /// A signed token for other claims than a player's (a cluster's seat): as they are, with
+    /// no audience. They must have no `sub`, so such a token is never a player's.
+    #[must_use]
+    pub fn sign_other<T: Serialize>(&self, claims: &T) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing of plain claims does not fail")
+    }
+
+    /// Verifies a token of [`JwtKeys::sign_other`]: HS256, `exp` required and checked, no
+    /// audience.
+    pub fn verify_other<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<T, AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = JWT_LEEWAY_SECS;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        Ok(jsonwebtoken::decode::<T>(token, &self.decoding, &validation)?.claims)
+    }
 }
 
 /// Seconds since the Unix epoch.

@@ -48,6 +48,84 @@ const MAX_RECORD_BYTES: usize = 1 << 20;
 /// How long a read of the directory is reused.
 const DIRECTORY_CACHE: Duration = Duration::from_millis(200);
 
+/// How long a matchmaker's reservation holds a seat for a player who has not joined yet; an
+/// unused one frees its seat then. A reserved room not yet opened expires as well.
+pub const SEAT_TTL: Duration = Duration::from_secs(15);
+
+/// Seats admitted and not yet reported, per instance at most: past it the oldest are dropped
+/// and their reservations simply expire (the room looks fuller until then, never emptier).
+const MAX_ADMITTED: usize = 4096;
+
+/// Reserves one seat, atomically: the fullest matchmade room of the game with space, counting
+/// its players (from its instance's last heartbeat) and its live reservations; else a new
+/// room (ARGV 6–8), registered at once so that concurrent matchmakers fill it rather than
+/// opening their own. Returns the room's id, instance and URL.
+///
+/// ARGV: prefix, game, now (ms), the reservation's expiry (ms), its id, the new room's id,
+/// instance, capacity and URL, and the new room's TTL (ms).
+const RESERVE_SEAT: &str = r"
+local p, game, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local open = p .. 'open:' .. game
+local best, best_taken = nil, -1
+for _, id in ipairs(redis.call('SMEMBERS', open)) do
+  local r = redis.call('HMGET', p .. 'room:' .. id, 'capacity', 'players')
+  if not r[1] then
+    redis.call('SREM', open, id)
+  else
+    local seats = p .. 'seats:' .. id
+    redis.call('ZREMRANGEBYSCORE', seats, '-inf', now)
+    local taken = tonumber(r[2]) + redis.call('ZCARD', seats)
+    if taken < tonumber(r[1]) and taken > best_taken then
+      best, best_taken = id, taken
+    end
+  end
+end
+if not best then
+  best = ARGV[6]
+  local room = p .. 'room:' .. best
+  redis.call('HSET', room, 'instance', ARGV[7], 'game', game, 'capacity', ARGV[8],
+    'players', 0, 'url', ARGV[9])
+  redis.call('PEXPIRE', room, ARGV[10])
+  redis.call('SADD', open, best)
+end
+local seats = p .. 'seats:' .. best
+redis.call('ZADD', seats, ARGV[4], ARGV[5])
+redis.call('PEXPIRE', seats, ARGV[10])
+local room = redis.call('HMGET', p .. 'room:' .. best, 'instance', 'url')
+return {best, room[1], room[2]}
+";
+
+/// What a seat token (`?seat=` on the join, from `GET /api/matchmake`) says. It has no `sub`,
+/// so it is never taken for a player's token.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SeatClaims {
+    /// Always `"seat"`.
+    pub kind: String,
+    /// The reservation's id.
+    pub seat: String,
+    /// The room.
+    pub room: String,
+    /// The game the room plays.
+    pub game: String,
+    /// The instance that holds (or is to open) the room.
+    pub instance: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// Where the matchmaker sends a player.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The room.
+    pub room: String,
+    /// The WebSocket URL of the instance that holds it.
+    pub url: String,
+    /// That instance.
+    pub instance: String,
+    /// The seat token to join with (`?room=…&seat=…`); none for a named room.
+    pub seat: Option<String>,
+}
+
 /// What an instance publishes about itself.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct InstanceRecord {
@@ -61,6 +139,9 @@ pub struct InstanceRecord {
     pub players: usize,
     /// Rooms it may hold (`--max-rooms`).
     pub max_rooms: usize,
+    /// Players per room (`--room-capacity`).
+    #[serde(default)]
+    pub room_capacity: usize,
     /// Its rooms (each without `instance` and `url`: they are the record's).
     pub rooms: Vec<RoomInfo>,
 }
@@ -76,6 +157,9 @@ pub struct Cluster {
     metrics: Arc<Metrics>,
     /// Whether the last exchange with Redis succeeded.
     up: AtomicBool,
+    /// Seats admitted to this instance's rooms since the last heartbeat: (room, seat id).
+    admitted: Mutex<Vec<(String, String)>>,
+    reserve: redis::Script,
     /// The other instances' records as last read, and when.
     cache: Mutex<Option<(Instant, Arc<Vec<InstanceRecord>>)>>,
 }
@@ -176,6 +260,8 @@ impl Cluster {
             redis,
             metrics,
             up: AtomicBool::new(false),
+            admitted: Mutex::new(Vec::new()),
+            reserve: redis::Script::new(RESERVE_SEAT),
             cache: Mutex::new(None),
         })
     }
@@ -201,6 +287,7 @@ impl Cluster {
             ws_url: self.ws_url.clone(),
             players: rooms.iter().map(|r| r.players).sum(),
             max_rooms: state.config.max_rooms,
+            room_capacity: state.config.room_capacity,
             rooms,
         }
     }
@@ -224,15 +311,185 @@ impl Cluster {
         }
     }
 
+    /// Counts a seat as taken in its room: the next heartbeat reports the room's players with
+    /// it and drops its reservation in the same transaction, so the seat is never counted
+    /// zero times.
+    pub fn admitted(&self, room: &str, seat: &str) {
+        let mut admitted = self.admitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if admitted.len() >= MAX_ADMITTED {
+            admitted.remove(0);
+        }
+        admitted.push((room.to_owned(), seat.to_owned()));
+    }
+
+    /// The seat a join carries, if it is valid for a room of this instance: its claims.
+    ///
+    /// # Errors
+    ///
+    /// Why the seat cannot be used here (forged, expired, another instance's).
+    pub fn check_seat(
+        &self,
+        keys: &crate::auth::JwtKeys,
+        token: &str,
+    ) -> Result<SeatClaims, String> {
+        let claims: SeatClaims =
+            keys.verify_other(token).map_err(|e| format!("seat: {e}; matchmake again"))?;
+        if claims.kind != "seat" {
+            return Err("seat: not a seat token".to_owned());
+        }
+        if claims.instance != self.id {
+            return Err(format!(
+                "seat: for instance {}, not this one; matchmake again",
+                claims.instance
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// The instance a new room should go to: of those with room for another room, the one
+    /// with the fewest players, then the fewest rooms.
+    fn least_loaded(&self, state: &AppState, others: &[InstanceRecord]) -> InstanceRecord {
+        let own = self.record(state);
+        others
+            .iter()
+            .filter(|r| r.rooms.len() < r.max_rooms && r.room_capacity > 0)
+            .chain(std::iter::once(&own))
+            .min_by_key(|r| (r.players, r.rooms.len(), r.id.clone()))
+            .cloned()
+            .unwrap_or(own)
+    }
+
+    /// Places a player in the cluster: a seat in the fullest matchmade room of `game` with
+    /// space on any instance, else in a new room on the least-loaded instance.
+    ///
+    /// # Errors
+    ///
+    /// Redis did not answer.
+    pub async fn matchmake(&self, state: &AppState, game: &str) -> redis::RedisResult<Placement> {
+        let others = self.others().await?;
+        let target = self.least_loaded(state, &others);
+        let seat = random_hex(8);
+        let now = unix_ms();
+        let new_room = format!("mm-{}", random_hex(6));
+        let mut conn = self.redis.clone();
+        let result: redis::RedisResult<(String, String, String)> = self
+            .reserve
+            .arg(PREFIX)
+            .arg(game)
+            .arg(now)
+            .arg(now + SEAT_TTL.as_millis() as u64)
+            .arg(&seat)
+            .arg(&new_room)
+            .arg(&target.id)
+            .arg(target.room_capacity.max(1))
+            .arg(&target.ws_url)
+            .arg(SEAT_TTL.as_millis() as u64 + self.ttl.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await;
+        self.note(&result);
+        let (room, instance, url) = result?;
+        let claims = SeatClaims {
+            kind: "seat".to_owned(),
+            seat,
+            room: room.clone(),
+            game: game.to_owned(),
+            instance: instance.clone(),
+            exp: now / 1000 + SEAT_TTL.as_secs(),
+        };
+        Ok(Placement { room, url, instance, seat: Some(state.keys.sign_other(&claims)) })
+    }
+
+    /// Where the named room `room` is: the instance holding it, else the least-loaded one,
+    /// which then holds the name for [`SEAT_TTL`] (set once, so two players naming a new room
+    /// at the same moment through two instances meet on one).
+    ///
+    /// # Errors
+    ///
+    /// Redis did not answer.
+    pub async fn locate_named(
+        &self,
+        state: &AppState,
+        room: &str,
+    ) -> redis::RedisResult<Placement> {
+        let others = self.others().await?;
+        let target = self.least_loaded(state, &others);
+        let key = format!("{PREFIX}named:{room}");
+        let mut conn = self.redis.clone();
+        let result: redis::RedisResult<((), String)> = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(&target.id)
+            .arg("NX")
+            .arg("PX")
+            .arg(SEAT_TTL.as_millis() as u64)
+            .cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await;
+        self.note(&result);
+        let ((), holder) = result?;
+        let url = if holder == self.id {
+            self.ws_url.clone()
+        } else if let Some(r) = others.iter().find(|r| r.id == holder) {
+            r.ws_url.clone()
+        } else {
+            // Its holder has left the directory: the name is free again once its key expires.
+            target.ws_url.clone()
+        };
+        Ok(Placement { room: room.to_owned(), url, instance: holder, seat: None })
+    }
+
     /// Writes this instance's record with its TTL, indexes it, drops index entries long
-    /// past, and returns how many instances the index holds.
-    async fn beat(&self, record: &InstanceRecord) -> redis::RedisResult<usize> {
+    /// past, writes each room's entry for matchmaking (players, with the seats admitted
+    /// since the last beat taken off its reservations in the same transaction) and each
+    /// named room's holder, and returns how many instances the index holds.
+    async fn beat(
+        &self,
+        record: &InstanceRecord,
+        admitted: &[(String, String)],
+    ) -> redis::RedisResult<usize> {
         let json = serde_json::to_string(record).unwrap_or_default();
         let ttl_ms = self.ttl.as_millis().max(1) as u64;
         let now = unix_ms();
         let mut conn = self.redis.clone();
-        let (_, _, _, live): ((), (), (), usize) = redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for room in &record.rooms {
+            if room.named {
+                pipe.cmd("SET")
+                    .arg(format!("{PREFIX}named:{}", room.id))
+                    .arg(&self.id)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .ignore();
+                continue;
+            }
+            let key = format!("{PREFIX}room:{}", room.id);
+            let seats = format!("{PREFIX}seats:{}", room.id);
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg("instance")
+                .arg(&self.id)
+                .arg("game")
+                .arg(&room.game)
+                .arg("capacity")
+                .arg(room.capacity)
+                .arg("players")
+                .arg(room.players)
+                .arg("url")
+                .arg(&self.ws_url)
+                .ignore();
+            pipe.pexpire(&key, ttl_ms as i64).ignore();
+            pipe.sadd(format!("{PREFIX}open:{}", room.game), &room.id).ignore();
+            let taken: Vec<&str> =
+                admitted.iter().filter(|(r, _)| *r == room.id).map(|(_, s)| s.as_str()).collect();
+            if !taken.is_empty() {
+                pipe.zrem(&seats, taken).ignore();
+            }
+            pipe.pexpire(&seats, (ttl_ms + SEAT_TTL.as_millis() as u64) as i64).ignore();
+        }
+        let (_, _, _, live): ((), (), (), usize) = pipe
             .cmd("SET")
             .arg(instance_key(&self.id))
             .arg(json)
@@ -254,15 +511,17 @@ impl Cluster {
         Ok(live)
     }
 
-    /// Removes this instance from the directory (on shutdown).
-    async fn leave(&self) -> redis::RedisResult<()> {
+    /// Removes this instance and its rooms from the directory and from matchmaking (on
+    /// shutdown).
+    async fn leave(&self, rooms: &[RoomInfo]) -> redis::RedisResult<()> {
         let mut conn = self.redis.clone();
-        redis::pipe()
-            .atomic()
-            .del(instance_key(&self.id))
-            .zrem(index_key(), &self.id)
-            .query_async(&mut conn)
-            .await
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(instance_key(&self.id)).ignore().zrem(index_key(), &self.id).ignore();
+        for room in rooms {
+            let key = if room.named { "named" } else { "room" };
+            pipe.del(format!("{PREFIX}{key}:{}", room.id)).ignore();
+        }
+        pipe.query_async(&mut conn).await
     }
 
     /// Every other live instance's record, read from Redis at most every
@@ -319,8 +578,22 @@ pub async fn heartbeat(state: Arc<AppState>, cluster: Arc<Cluster>) {
     let period = cluster.ttl / 3;
     let mut backoff = Duration::from_millis(100);
     loop {
+        // The admitted seats first, then the rooms' players: a seat admitted in between is
+        // counted in both (for one beat), never in neither.
+        let admitted = std::mem::take(
+            &mut *cluster.admitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let record = cluster.record(&state);
-        let result = cluster.beat(&record).await;
+        let result = cluster.beat(&record, &admitted).await;
+        if result.is_err() {
+            // Reported with the next beat that gets through.
+            let mut pending =
+                cluster.admitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut merged = admitted;
+            merged.append(&mut pending);
+            merged.truncate(MAX_ADMITTED);
+            *pending = merged;
+        }
         cluster.note(&result);
         let wait = match result {
             Ok(live) => {
@@ -339,7 +612,8 @@ pub async fn heartbeat(state: Arc<AppState>, cluster: Arc<Cluster>) {
             () = tokio::time::sleep(wait) => {}
         }
     }
-    match tokio::time::timeout(REDIS_TIMEOUT, cluster.leave()).await {
+    let rooms = state.rooms.list();
+    match tokio::time::timeout(REDIS_TIMEOUT, cluster.leave(&rooms)).await {
         Ok(Ok(())) => tracing::info!(instance = %cluster.id, "left the cluster's directory"),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "could not leave the cluster's directory; it expires with the TTL")

@@ -580,6 +580,12 @@ impl ServerConfig {
         }
         if let Some(cluster) = &self.cluster {
             crate::cluster::check(cluster)?;
+            if self.jwt_secret.is_none() {
+                bail!(
+                    "--redis needs --jwt-secret, the same on every instance: a player's token \
+                     and a matchmaker's seat must verify on whichever instance they reach"
+                );
+            }
         }
         Ok(())
     }

@@ -46,6 +46,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(rooms))
+        .route("/api/matchmake", get(matchmake))
         .route("/api/transport", get(transport))
         .route("/api/guest", post(guest));
     if state.config.debug_endpoints {
@@ -127,6 +128,55 @@ async fn rooms(State(state): State<Arc<AppState>>) -> Response {
         "instances": instances,
         "cluster": available,
     }))
+}
+
+/// The query of `GET /api/matchmake`.
+#[derive(serde::Deserialize)]
+struct MatchmakeQuery {
+    game: Option<String>,
+    room: Option<String>,
+}
+
+/// `GET /api/matchmake?game=NAME` (or `?room=NAME` for a named room): where to join, as
+/// `{"room", "url", "instance", "seat", "game"}`. In a cluster: a seat reserved in the fullest
+/// room of the game with space on any instance, else in a new room on the least-loaded one
+/// (join `url?room=ROOM&seat=SEAT` within the seat's 15 s); a named room's instance. On its
+/// own, or while Redis is away: this server (`"room": null` lets it matchmake at the join).
+async fn matchmake(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<MatchmakeQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return (StatusCode::BAD_REQUEST, "bad query: game=NAME or room=NAME").into_response();
+    };
+    let game = q.game.unwrap_or_else(|| state.config.game.clone());
+    if !tickwire_shared::games::exists(&game) {
+        let shown = tickwire_shared::join::truncate_utf8(&game, 32);
+        return (StatusCode::BAD_REQUEST, format!("unknown game {shown:?}")).into_response();
+    }
+    if q.room.as_deref().is_some_and(|r| !tickwire_shared::join::valid_room(r)) {
+        return (StatusCode::BAD_REQUEST, "room must be 1-32 characters of A-Z a-z 0-9 _ -")
+            .into_response();
+    }
+    let Some(cluster) = &state.cluster else {
+        return json_response(&serde_json::json!({
+            "room": q.room, "url": "/ws", "instance": null, "seat": null, "game": game,
+        }));
+    };
+    let placed = match &q.room {
+        Some(room) => cluster.locate_named(&state, room).await,
+        None => cluster.matchmake(&state, &game).await,
+    };
+    match placed {
+        Ok(p) => json_response(&serde_json::json!({
+            "room": p.room, "url": p.url, "instance": p.instance, "seat": p.seat, "game": game,
+            "cluster": { "available": true },
+        })),
+        Err(e) => json_response(&serde_json::json!({
+            "room": q.room, "url": cluster.ws_url(), "instance": cluster.id(), "seat": null,
+            "game": game, "cluster": { "available": false, "error": e.to_string() },
+        })),
+    }
 }
 
 /// `GET /api/transport`: which transports this server offers, for the browser's ladder. The

@@ -253,7 +253,7 @@ fn check_request(
     if path != WEBTRANSPORT_PATH {
         return Err((StatusCode::NOT_FOUND, format!("no WebTransport endpoint at {path}")));
     }
-    let join = JoinRequest::from_query(query)
+    let mut join = JoinRequest::from_query(query)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad join query: {e}")))?;
     if join.version != Some(PROTOCOL_VERSION) {
         return Err((
@@ -266,8 +266,13 @@ fn check_request(
     let served = crate::ws::split_host_port(&request.authority, main_port)
         .map(|(host, _)| (host, main_port));
     let bearer = crate::ws::bearer_token(request.authorization.as_deref());
-    let subject =
-        crate::ws::check_origin_and_token(&join, request.origin.as_deref(), served, bearer, state)?;
+    let subject = crate::ws::check_origin_and_token(
+        &mut join,
+        request.origin.as_deref(),
+        served,
+        bearer,
+        state,
+    )?;
     Ok((join, subject))
 }
 

@@ -56,6 +56,9 @@ pub struct RoomInfo {
     /// In a cluster: the WebSocket URL of the instance that holds the room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Opened by a join that named it (private: never matchmade into).
+    #[serde(skip)]
+    pub named: bool,
 }
 
 struct Entry {
@@ -194,6 +197,16 @@ impl Rooms {
             }
         }
         let game = req.game.as_deref().unwrap_or(&self.config.game);
+        // A cluster's matchmaker reserved a seat in this room (the transport checked the seat):
+        // a matchmade room, opened here if it is new.
+        if req.seat.is_some()
+            && let Some(id) = &req.room
+        {
+            if let Some(entry) = rooms.get(id) {
+                return Ok(entry.handle.clone());
+            }
+            return self.open(rooms, id.clone(), game, None);
+        }
         if let Some(id) = &req.room {
             if let Some(entry) = rooms.get(id) {
                 return Ok(entry.handle.clone());
@@ -233,6 +246,7 @@ impl Rooms {
                 tick_rate: e.handle.tick_rate(),
                 instance: None,
                 url: None,
+                named: e.named_by.is_some(),
             })
             .collect()
     }

@@ -501,6 +501,9 @@ async fn join_room(
         };
         match seat.join(client, ticket, outbox.clone()).await {
             Ok(info) => {
+                if let (Some(cluster), Some(seat)) = (&state.cluster, &join.seat) {
+                    cluster.admitted(room.id(), seat);
+                }
                 joined = Some((room, info));
                 break;
             }

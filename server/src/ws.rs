@@ -167,11 +167,13 @@ fn origin_allowed(
 }
 
 /// The checks every transport makes of a join once its own are done: the origin is allowed
-/// (403) and the token verifies (401). `served` is the host and port the page was served from;
-/// `bearer` an `Authorization: Bearer` token, which beats the query's. Returns the token's
-/// subject.
+/// (403), the token verifies (401), and a seat (`?seat=`, from a cluster's matchmaker) is
+/// signed by the cluster, unexpired and for a room of this instance (400; the join then names
+/// the seat's room and game, and carries the seat's reservation id). `served` is the host and
+/// port the page was served from; `bearer` an `Authorization: Bearer` token, which beats the
+/// query's. Returns the token's subject.
 pub fn check_origin_and_token(
-    join: &JoinRequest,
+    join: &mut JoinRequest,
     origin: Option<&str>,
     served: Option<(String, u16)>,
     bearer: Option<&str>,
@@ -189,10 +191,30 @@ pub fn check_origin_and_token(
         return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
     }
     let token = bearer.or(join.token.as_deref()).ok_or(AuthError::Missing);
-    match token.and_then(|t| state.keys.verify(t)) {
-        Ok(claims) => Ok(claims.sub),
-        Err(e) => Err((StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))),
+    let subject = match token.and_then(|t| state.keys.verify(t)) {
+        Ok(claims) => claims.sub,
+        Err(e) => return Err((StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))),
+    };
+    if let Some(seat) = join.seat.take() {
+        let Some(cluster) = &state.cluster else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "seat: this server is not in a cluster (join without seat=)".to_owned(),
+            ));
+        };
+        let claims =
+            cluster.check_seat(&state.keys, &seat).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+        if join.room.as_ref().is_some_and(|r| *r != claims.room) {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("seat: for room {}, not the room this join names", claims.room),
+            ));
+        }
+        join.room = Some(claims.room);
+        join.game = Some(claims.game);
+        join.seat = Some(claims.seat);
     }
+    Ok(subject)
 }
 
 /// The token of an `Authorization: Bearer …` value (the scheme is case-insensitive, RFC 9110
@@ -227,7 +249,7 @@ pub fn check_handshake<B>(
         .get(header::SEC_WEBSOCKET_KEY)
         .cloned()
         .ok_or_else(|| bad("missing Sec-WebSocket-Key"))?;
-    let join = JoinRequest::from_query(req.uri().query().unwrap_or(""))
+    let mut join = JoinRequest::from_query(req.uri().query().unwrap_or(""))
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad join query: {e}")))?;
 
     let offered: Vec<&str> = headers
@@ -259,8 +281,13 @@ pub fn check_handshake<B>(
     let default_port = if state.config.tls.is_some() { 443 } else { 80 };
     let served = header_str(headers, header::HOST).and_then(|h| split_host_port(h, default_port));
     let bearer = bearer_token(header_str(headers, header::AUTHORIZATION));
-    let subject =
-        check_origin_and_token(&join, header_str(headers, header::ORIGIN), served, bearer, state)?;
+    let subject = check_origin_and_token(
+        &mut join,
+        header_str(headers, header::ORIGIN),
+        served,
+        bearer,
+        state,
+    )?;
     Ok(Accepted { join, echo_subprotocol, key, subject })
 }
 

@@ -28,6 +28,9 @@ pub struct JoinRequest {
     pub resume: Option<String>,
     /// The game of a new room ([`crate::games`]); the server's default when absent.
     pub game: Option<String>,
+    /// A seat in a room a cluster's matchmaker reserved (`GET /api/matchmake`), signed by the
+    /// cluster; it names the room, so `room` may be left out.
+    pub seat: Option<String>,
 }
 
 /// What is wrong with a join query.
@@ -159,7 +162,9 @@ pub fn clean_text(s: &str) -> String {
         .to_owned()
 }
 
-fn valid_room(room: &str) -> bool {
+/// Whether `room` is a valid room id: 1-[`MAX_ROOM_ID_BYTES`] bytes of `[A-Za-z0-9_-]`.
+#[must_use]
+pub fn valid_room(room: &str) -> bool {
     !room.is_empty()
         && room.len() <= MAX_ROOM_ID_BYTES
         && room.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -190,6 +195,12 @@ impl JoinRequest {
                         return Err(JoinError::TokenTooLong("resume"));
                     }
                     req.resume.replace(value).is_some()
+                }
+                "seat" => {
+                    if value.len() > MAX_TOKEN_BYTES {
+                        return Err(JoinError::TokenTooLong("seat"));
+                    }
+                    req.seat.replace(value).is_some()
                 }
                 "room" => {
                     if !valid_room(&value) {
@@ -246,6 +257,9 @@ impl JoinRequest {
         if let Some(g) = &self.game {
             parts.push(format!("game={}", percent_encode(g)));
         }
+        if let Some(s) = &self.seat {
+            parts.push(format!("seat={}", percent_encode(s)));
+        }
         parts.join("&")
     }
 }
@@ -263,6 +277,7 @@ mod tests {
             name: "Zoë & co".into(),
             resume: Some("r/+=".into()),
             game: Some("arena".into()),
+            seat: Some("h.p.s".into()),
         };
         assert_eq!(JoinRequest::from_query(&req.to_query()), Ok(req));
     }

@@ -18,12 +18,16 @@ const DEADLINE: Duration = Duration::from_secs(15);
 
 /// A `tickwire serve --redis …` process with a presence TTL of `ttl` seconds.
 async fn instance(redis: &RedisServer, ttl: &str) -> (ServerProcess, String) {
+    instance_with(redis, ttl, &[]).await
+}
+
+/// [`instance`] with more flags.
+async fn instance_with(redis: &RedisServer, ttl: &str, more: &[&str]) -> (ServerProcess, String) {
     let url = redis.url();
-    let server = ServerProcess::start(
-        CLI,
-        &["--redis", &url, "--presence-ttl", ttl, "--npcs", "0", "--quic-bind", "off"],
-    )
-    .await;
+    let mut args =
+        vec!["--redis", &url, "--presence-ttl", ttl, "--npcs", "0", "--quic-bind", "off"];
+    args.extend_from_slice(more);
+    let server = ServerProcess::start(CLI, &args).await;
     let id = server
         .banner
         .iter()
@@ -198,6 +202,231 @@ fn cluster_options_are_checked_before_the_server_starts() {
     let err =
         run(&["--redis", "redis://127.0.0.1:1", "--public-url", "ws://x/ws", "--quic-bind", "off"]);
     assert!(err.contains("http:// or https://"), "{err}");
-    let err = run(&["--redis", "redis://127.0.0.1:1", "--bind", "0.0.0.0:0", "--quic-bind", "off"]);
+    let err = run(&["--redis", "redis://127.0.0.1:1", "--quic-bind", "off"]);
+    assert!(err.contains("needs --jwt-secret"), "{err}");
+    let secret = "a-test-secret-of-at-least-32-bytes!!";
+    let err = run(&[
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--jwt-secret",
+        secret,
+        "--bind",
+        "0.0.0.0:0",
+        "--quic-bind",
+        "off",
+    ]);
     assert!(err.contains("needs --public-url"), "{err}");
+}
+
+/// What `GET /api/matchmake` answered, and how long it took.
+async fn matchmake(addr: SocketAddr, query: &str) -> (Value, Duration) {
+    let asked = Instant::now();
+    let (status, body) = net::http(addr, "GET", &format!("/api/matchmake?{query}")).await;
+    let took = asked.elapsed();
+    assert_eq!(status, 200, "{body}");
+    (serde_json::from_str(&body).expect("JSON"), took)
+}
+
+/// The address in a placement's `ws://ADDR/ws`.
+fn ws_addr(place: &Value) -> SocketAddr {
+    let url = place["url"].as_str().expect("url");
+    url.strip_prefix("ws://")
+        .and_then(|r| r.strip_suffix("/ws"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("not a ws:// URL: {place}"))
+}
+
+/// Joins where a placement says, with its seat.
+async fn join_placed(place: &Value, name: &str) -> Result<net::Ws, (u16, String)> {
+    let query = format!(
+        "v={}&token={}&name={name}&room={}&seat={}",
+        tickwire_shared::protocol::PROTOCOL_VERSION,
+        net::token_for(name),
+        place["room"].as_str().expect("room"),
+        place["seat"].as_str().expect("seat"),
+    );
+    let mut ws = net::connect_with(ws_addr(place), &query, &[]).await?;
+    match net::recv(&mut ws).await {
+        net::Received::Message(tickwire_shared::protocol::ServerMessage::Welcome(_)) => Ok(ws),
+        net::Received::Close(code, reason) => Err((code, reason)),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+#[tokio::test]
+async fn two_hundred_players_matchmaking_at_once_through_two_instances_never_overfill_a_room() {
+    const PLAYERS: usize = 200;
+    const CAPACITY: usize = 8;
+    let redis = RedisServer::start();
+    let (a, _) =
+        instance_with(&redis, "2", &["--room-capacity", "8", "--max-connections-per-ip", "512"])
+            .await;
+    let (b, _) =
+        instance_with(&redis, "2", &["--room-capacity", "8", "--max-connections-per-ip", "512"])
+            .await;
+    rooms_until(a.addr, "a sees b", |v| instance_ids(v).len() == 2).await;
+
+    // All at once, as many as the server lets one address have waiting at a time (64
+    // connections before their response or upgrade, its guard against slowloris).
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(48));
+    let joins: Vec<_> = (0..PLAYERS)
+        .map(|i| {
+            let via = if i % 2 == 0 { a.addr } else { b.addr };
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                let permit = in_flight.acquire_owned().await.unwrap();
+                let (place, took) = matchmake(via, "game=arena").await;
+                let ws = join_placed(&place, &format!("p{i}"))
+                    .await
+                    .unwrap_or_else(|e| panic!("p{i} could not take its seat {place}: {e:?}"));
+                drop(permit);
+                (ws, took, place["instance"].as_str().unwrap().to_owned())
+            })
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    let mut latencies = Vec::new();
+    let mut on = std::collections::BTreeMap::<String, usize>::new();
+    for join in joins {
+        let (ws, took, instance) = join.await.expect("a player's task");
+        sessions.push(ws);
+        latencies.push(took);
+        *on.entry(instance).or_default() += 1;
+    }
+    latencies.sort();
+    println!(
+        "{PLAYERS} matchmakes at once through two instances: p50 {:?}, p99 {:?}, max {:?}; players per instance {on:?}",
+        quantile(&latencies, 0.5),
+        quantile(&latencies, 0.99),
+        latencies[PLAYERS - 1],
+    );
+
+    let answer = rooms_until(a.addr, "every player counted", |v| {
+        v["rooms"].as_array().unwrap().iter().map(|r| r["players"].as_u64().unwrap()).sum::<u64>()
+            == PLAYERS as u64
+    })
+    .await;
+    let rooms = answer["rooms"].as_array().unwrap();
+    for room in rooms {
+        assert!(room["players"].as_u64().unwrap() <= CAPACITY as u64, "overfilled: {room}");
+    }
+    // Seats go to the fullest room with space: the rooms are (all but perhaps one or two) full.
+    println!("{} rooms for {PLAYERS} players in rooms of {CAPACITY}", rooms.len());
+    assert!(rooms.len() <= PLAYERS / CAPACITY + 2, "{} rooms: {answer:#}", rooms.len());
+    assert!(on.len() == 2, "new rooms went to one instance only: {on:?}");
+
+    // One at a time, the matchmaker's own latency.
+    let mut one_by_one = Vec::new();
+    for _ in 0..100 {
+        one_by_one.push(matchmake(b.addr, "game=arena").await.1);
+    }
+    one_by_one.sort();
+    println!(
+        "100 matchmakes one after another: p50 {:?}, p99 {:?}",
+        quantile(&one_by_one, 0.5),
+        quantile(&one_by_one, 0.99)
+    );
+    drop(sessions);
+}
+
+#[tokio::test]
+async fn a_seat_is_only_good_for_its_room_on_its_instance() {
+    let redis = RedisServer::start();
+    let (a, a_id) = instance(&redis, "2").await;
+    let (b, _) = instance(&redis, "2").await;
+    // A seat on a: b refuses it, a forged one is refused, a takes the real one.
+    let place = loop {
+        let (place, _) = matchmake(a.addr, "game=soccer").await;
+        if place["instance"] == a_id.as_str() {
+            break place;
+        }
+    };
+    assert_eq!(place["game"], "soccer");
+    let mut elsewhere = place.clone();
+    elsewhere["url"] = format!("ws://{}/ws", b.addr).into();
+    let (status, why) = join_placed(&elsewhere, "x").await.expect_err("refused");
+    assert_eq!(status, 400, "{why}");
+    assert!(why.contains("not this one"), "{why}");
+
+    let mut forged = place.clone();
+    let seat = place["seat"].as_str().unwrap();
+    forged["seat"] = format!("{}x", &seat[..seat.len() - 1]).into();
+    let (status, why) = join_placed(&forged, "x").await.expect_err("refused");
+    assert_eq!((status, why.contains("seat")), (400, true), "{why}");
+
+    let mut other_room = place.clone();
+    other_room["room"] = "somewhere-else".into();
+    let (status, why) = join_placed(&other_room, "x").await.expect_err("refused");
+    assert_eq!((status, why.contains("for room")), (400, true), "{why}");
+
+    let _player = join_placed(&place, "y").await.expect("the seat's own room");
+    let answer = rooms_until(a.addr, "the seat's room, playing soccer", |v| {
+        room(v, place["room"].as_str().unwrap()).is_some_and(|r| r["players"] == 1)
+    })
+    .await;
+    assert_eq!(room(&answer, place["room"].as_str().unwrap()).unwrap()["game"], "soccer");
+
+    // A server on its own has no use for seats.
+    let alone = ServerProcess::start(CLI, &["--quic-bind", "off"]).await;
+    let (status, body) = net::http(alone.addr, "GET", "/api/matchmake?game=arena").await;
+    assert_eq!(status, 200);
+    let own: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((own["url"].as_str(), own["seat"].is_null()), (Some("/ws"), true), "{own}");
+    let mut stray = place.clone();
+    stray["url"] = format!("ws://{}/ws", alone.addr).into();
+    let (status, why) = join_placed(&stray, "x").await.expect_err("refused");
+    assert_eq!((status, why.contains("not in a cluster")), (400, true), "{why}");
+    let (status, _) = net::http(alone.addr, "GET", "/api/matchmake?game=chess").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_named_room_is_found_on_the_instance_that_holds_it() {
+    let redis = RedisServer::start();
+    let (a, _) = instance(&redis, "2").await;
+    let (b, _) = instance(&redis, "2").await;
+    rooms_until(a.addr, "a sees b", |v| instance_ids(v).len() == 2).await;
+    // Two players name a new room at once through both instances: one instance holds it.
+    let (via_a, via_b) =
+        tokio::join!(matchmake(a.addr, "room=lobby"), matchmake(b.addr, "room=lobby"));
+    assert_eq!(via_a.0["url"], via_b.0["url"], "{} / {}", via_a.0, via_b.0);
+    assert!(via_a.0["seat"].is_null());
+    let holder = ws_addr(&via_a.0);
+    let (_first, _) = net::join_as(holder, "ann", "&room=lobby").await;
+    let (_second, _) = net::join_as(holder, "bob", "&room=lobby").await;
+    rooms_until(a.addr, "lobby with both", |v| room(v, "lobby").is_some_and(|r| r["players"] == 2))
+        .await;
+    // Later, and after its first reservation of the name lapsed, it is still found there.
+    let (again, _) = matchmake(if holder == a.addr { b.addr } else { a.addr }, "room=lobby").await;
+    assert_eq!(ws_addr(&again), holder, "{again}");
+}
+
+#[tokio::test]
+async fn bots_matchmake_across_the_cluster() {
+    let redis = RedisServer::start();
+    let (a, _) = instance_with(&redis, "2", &["--room-capacity", "4"]).await;
+    let (b, _) = instance_with(&redis, "2", &["--room-capacity", "4"]).await;
+    rooms_until(a.addr, "a sees b", |v| instance_ids(v).len() == 2).await;
+    let report =
+        std::env::temp_dir().join(format!("tickwire-cluster-bots-{}.json", std::process::id()));
+    let out = Command::new(CLI)
+        .args(["bots", "--url", &format!("ws://{}/ws", a.addr), "--count", "12", "--duration", "3"])
+        .args(["--matchmake", "--ramp-up", "50", "--token", &net::token(), "--report"])
+        .arg(&report)
+        .output()
+        .expect("bots run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    std::fs::remove_file(&report).ok();
+    assert_eq!(json["bots"]["connected"], 12, "{json:#}");
+    // Twelve bots in rooms of four: three rooms, spread over both instances.
+    let (_, metrics_b) = net::http(b.addr, "GET", "/metrics").await;
+    let (_, metrics_a) = net::http(a.addr, "GET", "/metrics").await;
+    let rooms = |t: &str| net::metric(t, "tickwire_rooms ");
+    println!("rooms on a: {}, on b: {}", rooms(&metrics_a), rooms(&metrics_b));
+    assert!(rooms(&metrics_b) >= 1.0, "no bot went to b");
 }

@@ -415,6 +415,7 @@ impl App {
             name: id.name.clone(),
             resume: id.resume.clone(),
             game: id.game.clone(),
+            seat: None,
         }
         .to_query()
     }

@@ -238,6 +238,11 @@ pub struct BotsArgs {
     /// Join this room instead of matchmaking.
     #[arg(long, value_parser = parse_room)]
     pub room: Option<String>,
+    /// Ask GET /api/matchmake where each bot plays and join there: in a cluster (`serve
+    /// --redis`), a reserved seat on whichever instance holds the room; on a server on its
+    /// own, that server. WebSocket only.
+    #[arg(long, conflicts_with = "room")]
+    pub matchmake: bool,
     /// Condition each bot's traffic both ways, seeded by --seed:
     /// latency=100ms,jitter=20ms,loss=2%,duplicate=1%,reorder=1%. Over WebSocket (and QUIC
     /// streams) a lost message arrives a retransmission late and duplicate/reorder do nothing;
@@ -283,6 +288,8 @@ pub struct BotsConfig {
     pub token: Option<String>,
     /// Room (`None`: matchmaking).
     pub room: Option<String>,
+    /// Each bot asks `GET /api/matchmake` where to join (`--matchmake`).
+    pub matchmake: bool,
     /// Link conditioner.
     pub conditioner: Option<ConditionerSpec>,
     /// Transport (`None`: ws or wss, as the URL says).
@@ -323,6 +330,7 @@ impl BotsConfig {
             ramp_up: args.ramp_up,
             token: args.token.clone(),
             room: args.room.clone(),
+            matchmake: args.matchmake,
             conditioner: args.conditioner,
             transport: args.transport,
             trust: match (&args.ca, args.insecure) {
@@ -424,6 +432,9 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
             driver::LinkSpec::WebTransport { endpoint: Arc::new(endpoint), base }
         }
     };
+    if config.matchmake && transport == TransportKind::WebTransport {
+        bail!("--matchmake works over WebSocket (ws or wss): the placement is a WebSocket URL");
+    }
     let token = match &config.token {
         Some(t) => t.clone(),
         None => {
@@ -489,10 +500,24 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
             epoch,
             deadline,
         };
-        let bot = if config.hold {
-            Box::pin(driver::hold_bot(spec, Arc::clone(&progress)))
+        let run: fn(driver::BotSpec, Arc<driver::Progress>) -> BotFuture = if config.hold {
+            |spec, progress| Box::pin(driver::hold_bot(spec, progress))
         } else {
-            (bots.run)(spec, Arc::clone(&progress))
+            bots.run
+        };
+        let bot = if config.matchmake {
+            matchmade(
+                spec,
+                Arc::clone(&progress),
+                run,
+                http.clone(),
+                url.clone(),
+                token.clone(),
+                name,
+                config.game.clone(),
+            )
+        } else {
+            run(spec, Arc::clone(&progress))
         };
         tasks.push(tokio::spawn(bot));
     }
@@ -515,6 +540,46 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
         Err(e) => Err(format!("{e:#}")),
     };
     Ok(report::build(config, transport, &results, wall, server))
+}
+
+/// One bot that first asks `GET /api/matchmake` where to play, then runs (`run`) there.
+#[expect(clippy::too_many_arguments, reason = "what one bot's task owns")]
+fn matchmade(
+    mut spec: driver::BotSpec,
+    progress: Arc<driver::Progress>,
+    run: fn(driver::BotSpec, Arc<driver::Progress>) -> BotFuture,
+    http: HttpTarget,
+    url: WsUrl,
+    token: String,
+    name: String,
+    game: String,
+) -> BotFuture {
+    Box::pin(async move {
+        match scrape::matchmake(&http, &game).await {
+            Ok(place) => {
+                let base = match WsUrl::parse(&place.url) {
+                    Ok(other) => other,
+                    // A relative URL (`/ws`): the server asked.
+                    Err(_) => WsUrl { path: place.url.clone(), ..url.clone() },
+                };
+                spec.url = base.bot_url(&token, &name, &game, place.room.as_deref());
+                if let Some(seat) = &place.seat {
+                    spec.url.push_str(&format!(
+                        "&seat={}",
+                        tickwire_shared::join::percent_encode(seat)
+                    ));
+                }
+                run(spec, progress).await
+            }
+            Err(e) => {
+                progress.failed.fetch_add(1, Ordering::Relaxed);
+                progress.finished.fetch_add(1, Ordering::Relaxed);
+                let mut result = driver::BotResult::new(spec.index);
+                result.end = driver::BotEnd::ConnectFailed(format!("matchmaking: {e:#}"));
+                result
+            }
+        }
+    })
 }
 
 /// Writes `text` to stdout. A closed stdout (piped into `head`) is not an error worth a panic.

@@ -729,6 +729,7 @@ mod tests {
             ramp_up: 50.0,
             token: None,
             room: None,
+            matchmake: false,
             conditioner: None,
             transport: None,
             trust: None,

@@ -89,6 +89,31 @@ pub async fn guest_token(target: &HttpTarget) -> anyhow::Result<String> {
         .context("POST /api/guest returned no token")
 }
 
+/// Where `GET /api/matchmake` sends a player.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Place {
+    /// The room (`None`: the server matchmakes at the join).
+    pub room: Option<String>,
+    /// The instance's WebSocket URL (`ws://…/ws`), or a path on this server (`/ws`).
+    pub url: String,
+    /// The seat to join with, in a cluster.
+    pub seat: Option<String>,
+}
+
+/// Where to join a room of `game`, from `GET /api/matchmake`.
+///
+/// # Errors
+///
+/// When the server is unreachable or refuses.
+pub async fn matchmake(target: &HttpTarget, game: &str) -> anyhow::Result<Place> {
+    let path = format!("/api/matchmake?game={}", tickwire_shared::join::percent_encode(game));
+    let (status, body) = request(target, "GET", &path).await?;
+    if status != 200 {
+        bail!("GET {path} answered {status} ({})", body.trim());
+    }
+    serde_json::from_str(&body).with_context(|| format!("GET {path} did not return a placement"))
+}
+
 /// One Prometheus histogram, as scraped: `(upper bound in seconds, cumulative count)`,
 /// ascending; the last bound is `+Inf`.
 #[derive(Clone, Debug, Default, PartialEq)]
