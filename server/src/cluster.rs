@@ -179,9 +179,10 @@ pub fn public_urls(public: &str) -> anyhow::Result<(String, String)> {
         bail!("--public-url {public:?} must start with http:// or https://");
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
+    // A host name, an IPv4 or a bracketed IPv6 address, and a port: nothing that could end a
+    // header value or a CSP source list it is copied into.
     if authority.is_empty()
-        || authority.contains(['/', '?', '#', '@'])
-        || authority.chars().any(|c| c.is_whitespace() || c.is_control())
+        || !authority.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c))
     {
         bail!(
             "--public-url {public:?} must be a scheme and host[:port] only, like \
@@ -309,6 +310,27 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// The public base URLs of this instance and of the others as last read: a page served by
+    /// any of them may open sessions here (the matchmaker sends players across instances).
+    #[must_use]
+    pub fn member_urls(&self) -> Vec<String> {
+        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let others = cache.as_ref().map(|(_, records)| records.iter().map(|r| r.url.clone()));
+        std::iter::once(self.url.clone()).chain(others.into_iter().flatten()).collect()
+    }
+
+    /// The WebSocket origins (`ws://host:port`, `wss://…`) of the other instances as last read,
+    /// for the page's Content Security Policy. A record whose URL does not parse is left out.
+    #[must_use]
+    pub fn member_ws_origins(&self) -> Vec<String> {
+        self.member_urls()
+            .iter()
+            .skip(1)
+            .filter_map(|url| public_urls(url).ok())
+            .filter_map(|(_, ws)| ws.strip_suffix("/ws").map(str::to_owned))
+            .collect()
     }
 
     /// Counts a seat as taken in its room: the next heartbeat reports the room's players with
@@ -597,6 +619,8 @@ pub async fn heartbeat(state: Arc<AppState>, cluster: Arc<Cluster>) {
         cluster.note(&result);
         let wait = match result {
             Ok(live) => {
+                // Keeps the other instances' URLs fresh (origins their pages send).
+                let _ = cluster.others().await;
                 cluster.metrics.cluster_instances.set(live as i64);
                 backoff = Duration::from_millis(100);
                 period
@@ -646,6 +670,8 @@ mod tests {
             "http://x?q",
             "http://a b",
             "http://u@x",
+            "http://x;y",
+            "http://x,y",
         ] {
             assert!(public_urls(bad).is_err(), "{bad} was accepted");
         }

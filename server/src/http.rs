@@ -278,14 +278,20 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// [`CONTENT_SECURITY_POLICY`], with the WebTransport endpoint's port allowed for connections
-/// when the server has one (`'self'` covers it only on the page's own port number).
+/// when the server has one (`'self'` covers it only on the page's own port number), and the
+/// WebSocket origins of a cluster's other instances (`ws://host:port`), where the matchmaker
+/// may send the page.
 #[must_use]
-pub fn content_security_policy(webtransport_port: Option<u16>) -> String {
-    match webtransport_port {
-        None => CONTENT_SECURITY_POLICY.to_owned(),
-        Some(port) => CONTENT_SECURITY_POLICY
-            .replace("connect-src 'self'", &format!("connect-src 'self' https://*:{port}")),
+pub fn content_security_policy(webtransport_port: Option<u16>, instances: &[String]) -> String {
+    let mut sources = String::from("connect-src 'self'");
+    if let Some(port) = webtransport_port {
+        sources.push_str(&format!(" https://*:{port}"));
     }
+    for origin in instances {
+        sources.push(' ');
+        sources.push_str(origin);
+    }
+    CONTENT_SECURITY_POLICY.replace("connect-src 'self'", &sources)
 }
 
 /// The file a URL path names below the static root, as `ServeDir` reads it (percent-decoded,
@@ -340,7 +346,8 @@ async fn static_files(State(state): State<Arc<AppState>>, req: Request) -> Respo
     let headers = resp.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if rel.extension().is_some_and(|e| e == "html") {
-        let csp = content_security_policy(state.webtransport.as_ref().map(|w| w.port));
+        let instances = state.cluster.as_ref().map(|c| c.member_ws_origins()).unwrap_or_default();
+        let csp = content_security_policy(state.webtransport.as_ref().map(|w| w.port), &instances);
         if let Ok(csp) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, csp);
         }

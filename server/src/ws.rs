@@ -179,6 +179,7 @@ pub fn check_origin_and_token(
     bearer: Option<&str>,
     state: &AppState,
 ) -> Result<String, (StatusCode, String)> {
+    let members = state.cluster.as_ref().map(|c| c.member_urls());
     if let Some(origin) = origin
         && !origin_allowed(
             origin,
@@ -187,6 +188,10 @@ pub fn check_origin_and_token(
             state.config.jwt_secret.is_none(),
             state.config.tls.is_some(),
         )
+        && !members.as_ref().is_some_and(|urls| {
+            let parts = origin_parts(origin);
+            parts.is_some() && urls.iter().any(|u| origin_parts(u) == parts)
+        })
     {
         return Err((StatusCode::FORBIDDEN, format!("origin {origin} is not allowed")));
     }

@@ -113,6 +113,15 @@ async fn every_instance_answers_for_the_whole_cluster_with_each_rooms_url() {
     }
     metric_until(a.addr, "tickwire_cluster_instances", 2.0).await;
     metric_until(a.addr, "tickwire_redis_up", 1.0).await;
+
+    // A page served by b may play on a (the matchmaker sends players across instances);
+    // another origin may not.
+    let query = format!("v={}&token={}", tickwire_shared::protocol::PROTOCOL_VERSION, net::token());
+    let from_b = format!("http://{}", b.addr);
+    net::connect_with(a.addr, &query, &[("Origin", &from_b)]).await.expect("b's page is welcome");
+    let refused =
+        net::connect_with(a.addr, &query, &[("Origin", "http://elsewhere.example")]).await;
+    assert_eq!(refused.expect_err("another origin").0, 403);
 }
 
 #[tokio::test]

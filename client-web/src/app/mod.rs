@@ -69,6 +69,19 @@ struct Identity {
     resume: Option<String>,
     /// `?transport=`: the ladder, or one transport only.
     transport: Preference,
+    /// Where the server's matchmaker placed the player.
+    placement: Placement,
+}
+
+/// What `GET /api/matchmake` said (asked before a join that names no room and resumes
+/// nothing).
+enum Placement {
+    /// Not asked yet.
+    Unasked,
+    /// Join the page's own server.
+    Here,
+    /// A cluster's instance: its WebSocket URL, the room, and the seat until it is taken.
+    There { url: String, room: String, seat: Option<String> },
 }
 
 /// The connection's life cycle.
@@ -176,6 +189,7 @@ pub fn start() -> Result<(), JsValue> {
         // across pages and reloads of this browser.
         token: net::stored_token(&window),
         transport: Preference::from_query(params.get("transport").as_deref()),
+        placement: Placement::Unasked,
     };
     let app = Rc::new(RefCell::new(App {
         page,

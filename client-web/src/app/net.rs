@@ -14,12 +14,12 @@ use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket, XmlHttpRequest};
 
 use super::webtransport;
-use super::{App, Connection, Shared, set_text};
+use super::{App, Connection, Placement, Shared, set_text};
 use crate::conn::{MAX_ATTEMPTS, Phase, backoff_ms, is_terminal};
 use crate::games;
 use crate::session::Notice;
 use crate::transport::{
-    ADVERTISEMENT_DEADLINE_MS, Arrival, Ladder, Transport, WebTransportEndpoint,
+    ADVERTISEMENT_DEADLINE_MS, Arrival, Ladder, Preference, Transport, WebTransportEndpoint,
 };
 
 /// Where the page keeps its guest token (`localStorage`): a resume token works only for the
@@ -41,14 +41,27 @@ fn store_token(window: &web_sys::Window, token: Option<&str>) {
     };
 }
 
-/// Starts a connection attempt: fetches a guest token first when there is none, then climbs
-/// the transport ladder.
+/// Starts a connection attempt: fetches a guest token first when there is none, asks the
+/// matchmaker where to play when the page names no room and resumes nothing, then climbs the
+/// transport ladder (a WebSocket only, to another instance of a cluster).
 pub(super) fn connect(app: &Shared) {
-    let has_token = app.borrow().identity.token.is_some();
+    let (has_token, ask, elsewhere) = {
+        let id = &app.borrow().identity;
+        let unasked = matches!(id.placement, Placement::Unasked);
+        let ask = unasked && id.room.is_none() && id.resume.is_none();
+        (id.token.is_some(), ask, matches!(id.placement, Placement::There { .. }))
+    };
     if !has_token {
         return fetch_token(app);
     }
-    let ladder = Ladder::new(app.borrow().identity.transport, webtransport::supported());
+    if ask {
+        return fetch_placement(app);
+    }
+    let ladder = if elsewhere {
+        Ladder::new(Preference::Only(Transport::WebSocket), false)
+    } else {
+        Ladder::new(app.borrow().identity.transport, webtransport::supported())
+    };
     {
         let mut a = app.borrow_mut();
         a.link.ladder = ladder;
@@ -207,6 +220,64 @@ fn on_webtransport_data(app: &Shared, generation: u32, arrival: Arrival, bytes: 
     }
 }
 
+/// Asks `GET /api/matchmake` where to play, then connects there; anything but a placement on
+/// another instance (an error included) means this server.
+fn fetch_placement(app: &Shared) {
+    let path = match &app.borrow().identity.game {
+        Some(game) => {
+            format!("/api/matchmake?game={}", tickwire_shared::join::percent_encode(game))
+        }
+        None => "/api/matchmake".to_owned(),
+    };
+    let request = || -> Result<XmlHttpRequest, JsValue> {
+        let xhr = XmlHttpRequest::new()?;
+        xhr.open_with_async("GET", &path, true)?;
+        xhr.set_timeout(ADVERTISEMENT_DEADLINE_MS);
+        Ok(xhr)
+    };
+    let placed = |app: &Shared, placement: Placement| {
+        app.borrow_mut().identity.placement = placement;
+        connect(app);
+    };
+    let xhr = match request() {
+        Ok(x) => x,
+        Err(_) => return placed(app, Placement::Here),
+    };
+    let weak = Rc::downgrade(app);
+    let done = xhr.clone();
+    let on_load = Closure::once_into_js(move || {
+        let Some(app) = weak.upgrade() else { return };
+        let json = (done.status().ok() == Some(200))
+            .then(|| done.response_text().ok().flatten())
+            .flatten()
+            .and_then(|text| js_sys::JSON::parse(&text).ok());
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|j| Reflect::get(j, &name.into()).ok())
+                .and_then(|v| v.as_string())
+        };
+        let placement = match (field("url"), field("room"), field("seat")) {
+            (Some(url), Some(room), Some(seat)) if url.starts_with("ws") => {
+                Placement::There { url, room, seat: Some(seat) }
+            }
+            _ => Placement::Here,
+        };
+        placed(&app, placement);
+    });
+    let weak = Rc::downgrade(app);
+    let on_error = Closure::once_into_js(move || {
+        if let Some(app) = weak.upgrade() {
+            placed(&app, Placement::Here);
+        }
+    });
+    xhr.set_onload(Some(on_load.unchecked_ref()));
+    xhr.set_onerror(Some(on_error.unchecked_ref()));
+    xhr.set_ontimeout(Some(on_error.unchecked_ref()));
+    if xhr.send().is_err() {
+        placed(app, Placement::Here);
+    }
+}
+
 fn fetch_token(app: &Shared) {
     let request = || -> Result<XmlHttpRequest, JsValue> {
         let xhr = XmlHttpRequest::new()?;
@@ -288,6 +359,10 @@ fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
         // The token may have been the problem (expired); a new guest one costs nothing.
         a.identity.token = None;
         store_token(&a.page.window, None);
+        // So may the seat (expired, its room gone): ask the matchmaker again.
+        if matches!(a.identity.placement, Placement::There { seat: Some(_), .. }) {
+            a.identity.placement = Placement::Unasked;
+        }
     }
     let delay = backoff_ms(a.link.attempts, js_sys::Math::random());
     let retry_at_ms = a.page.performance.now() + delay;
@@ -408,14 +483,21 @@ impl App {
     /// The join query (`v`, the token, room, name, resume token, game) both transports carry.
     fn join_query(&self, token: &str) -> String {
         let id = &self.identity;
+        let (room, seat) = match &id.placement {
+            // A resume needs no seat: the room keeps the player's.
+            Placement::There { room, seat, .. } => {
+                (Some(room.clone()), seat.clone().filter(|_| id.resume.is_none()))
+            }
+            _ => (id.room.clone(), None),
+        };
         JoinRequest {
             version: Some(PROTOCOL_VERSION),
             token: Some(token.to_owned()),
-            room: id.room.clone(),
+            room,
             name: id.name.clone(),
             resume: id.resume.clone(),
             game: id.game.clone(),
-            seat: None,
+            seat,
         }
         .to_query()
     }
@@ -423,7 +505,10 @@ impl App {
     fn open_socket(&mut self, weak: Weak<RefCell<App>>, token: &str) -> Result<(), JsValue> {
         let location = self.page.window.location();
         let scheme = if location.protocol()? == "https:" { "wss:" } else { "ws:" };
-        let url = format!("{scheme}//{}/ws?{}", location.host()?, self.join_query(token));
+        let url = match &self.identity.placement {
+            Placement::There { url, .. } => format!("{url}?{}", self.join_query(token)),
+            _ => format!("{scheme}//{}/ws?{}", location.host()?, self.join_query(token)),
+        };
         let ws = WebSocket::new(&url)?;
         ws.set_binary_type(BinaryType::Arraybuffer);
         let generation = self.link.take_generation();
@@ -503,6 +588,10 @@ impl App {
                     self.own = Some(entity);
                     self.names.insert(entity, self.identity.name.clone());
                     self.identity.resume = Some(resume_token);
+                    // The seat is taken; a reconnection resumes in the same room.
+                    if let Placement::There { seat, .. } = &mut self.identity.placement {
+                        *seat = None;
+                    }
                 }
                 Notice::Snapshot => self.meters.snapshots.add(now_ms, 1.0),
                 Notice::Named(entity, name) => self.names.insert(entity, name),
