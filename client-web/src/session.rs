@@ -138,7 +138,9 @@ impl<V: GameView> AnySession for GameSession<V> {
                 }
                 ClientEvent::Snapshot { .. } => notices.push(Notice::Snapshot),
                 ClientEvent::Chat { from, name, text } => {
-                    notices.push(Notice::Named(from, name.clone()));
+                    if from != tickwire_shared::protocol::SERVER_NET_ID {
+                        notices.push(Notice::Named(from, name.clone()));
+                    }
                     notices.push(Notice::Line(format!("{name}: {text}")));
                 }
                 ClientEvent::Room(RoomEvent::Joined { entity, name, .. }) => {

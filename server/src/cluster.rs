@@ -154,6 +154,8 @@ pub struct Cluster {
     ws_url: String,
     ttl: Duration,
     redis: ConnectionManager,
+    /// For pub/sub connections (`messaging::subscriber`).
+    client: redis::Client,
     metrics: Arc<Metrics>,
     /// Whether the last exchange with Redis succeeded.
     up: AtomicBool,
@@ -251,7 +253,7 @@ impl Cluster {
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_max_delay(MAX_BACKOFF)
             .set_number_of_retries(2);
-        let redis = ConnectionManager::new_lazy_with_config(client, manager)
+        let redis = ConnectionManager::new_lazy_with_config(client.clone(), manager)
             .context("preparing the Redis connection")?;
         Ok(Cluster {
             id: random_hex(8),
@@ -259,6 +261,7 @@ impl Cluster {
             ws_url,
             ttl: config.presence_ttl,
             redis,
+            client,
             metrics,
             up: AtomicBool::new(false),
             admitted: Mutex::new(Vec::new()),
@@ -331,6 +334,47 @@ impl Cluster {
             .filter_map(|url| public_urls(url).ok())
             .filter_map(|(_, ws)| ws.strip_suffix("/ws").map(str::to_owned))
             .collect()
+    }
+
+    /// Publishes `payload` on `channel`; returns how many instances received it.
+    ///
+    /// # Errors
+    ///
+    /// Redis did not answer.
+    pub async fn publish(&self, channel: &str, payload: &str) -> redis::RedisResult<usize> {
+        let mut conn = self.redis.clone();
+        let result = conn.publish(channel, payload).await;
+        self.note(&result);
+        result
+    }
+
+    /// A new pub/sub connection (each subscriber holds its own).
+    ///
+    /// # Errors
+    ///
+    /// Redis cannot be reached.
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        tokio::time::timeout(REDIS_TIMEOUT, self.client.get_async_pubsub()).await.unwrap_or_else(
+            |_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))),
+        )
+    }
+
+    /// Where the player `subject` plays on some instance, as its last heartbeat said.
+    ///
+    /// # Errors
+    ///
+    /// Redis did not answer.
+    pub async fn whereabouts(
+        &self,
+        subject: &str,
+    ) -> redis::RedisResult<Option<crate::messaging::Whereabouts>> {
+        let mut conn = self.redis.clone();
+        let result: redis::RedisResult<Option<Vec<u8>>> =
+            conn.get(format!("{PREFIX}player:{subject}")).await;
+        self.note(&result);
+        Ok(result?
+            .filter(|json| json.len() <= MAX_RECORD_BYTES)
+            .and_then(|json| serde_json::from_slice(&json).ok()))
     }
 
     /// Counts a seat as taken in its room: the next heartbeat reports the room's players with
@@ -470,6 +514,7 @@ impl Cluster {
         &self,
         record: &InstanceRecord,
         admitted: &[(String, String)],
+        players: &[(String, String)],
     ) -> redis::RedisResult<usize> {
         let json = serde_json::to_string(record).unwrap_or_default();
         let ttl_ms = self.ttl.as_millis().max(1) as u64;
@@ -477,6 +522,19 @@ impl Cluster {
         let mut conn = self.redis.clone();
         let mut pipe = redis::pipe();
         pipe.atomic();
+        for (subject, room) in players {
+            let here = crate::messaging::Whereabouts {
+                room: room.clone(),
+                instance: Some(self.id.clone()),
+                url: Some(self.ws_url.clone()),
+            };
+            pipe.cmd("SET")
+                .arg(format!("{PREFIX}player:{subject}"))
+                .arg(serde_json::to_string(&here).unwrap_or_default())
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore();
+        }
         for room in &record.rooms {
             if room.named {
                 pipe.cmd("SET")
@@ -606,7 +664,8 @@ pub async fn heartbeat(state: Arc<AppState>, cluster: Arc<Cluster>) {
             &mut *cluster.admitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         let record = cluster.record(&state);
-        let result = cluster.beat(&record, &admitted).await;
+        let players = state.messaging.everyone();
+        let result = cluster.beat(&record, &admitted, &players).await;
         if result.is_err() {
             // Reported with the next beat that gets through.
             let mut pending =

@@ -173,6 +173,8 @@ pub struct ServerConfig {
     /// Membership of a cluster of instances through Redis (`--redis`). `None`: one process on
     /// its own, no Redis.
     pub cluster: Option<ClusterConfig>,
+    /// The bearer token of the admin API (`POST /api/admin/broadcast`); `None`: no admin API.
+    pub admin_token: Option<String>,
 }
 
 /// How an instance joins a cluster (`--redis`, `--public-url`, `--presence-ttl`).
@@ -252,6 +254,7 @@ impl Default for ServerConfig {
             tls: None,
             quic: QuicBind::Auto,
             cluster: None,
+            admin_token: None,
         }
     }
 }
@@ -368,6 +371,10 @@ pub struct ServeArgs {
     /// instance leaves within it; heartbeats go every third of it), 0.3-3600 [default: 10].
     #[arg(long, env = "TICKWIRE_PRESENCE_TTL")]
     pub presence_ttl: Option<f64>,
+    /// Bearer token of the admin API (POST /api/admin/broadcast), at least 32 bytes
+    /// [default: none, the admin API is off].
+    #[arg(long, env = "TICKWIRE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -403,6 +410,7 @@ struct FileConfig {
     redis: Option<String>,
     public_url: Option<String>,
     presence_ttl: Option<f64>,
+    admin_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -477,6 +485,7 @@ impl ServeArgs {
             tls,
             quic: self.quic_bind.or(file.quic_bind).unwrap_or_default(),
             cluster,
+            admin_token: self.admin_token.clone().or(file.admin_token),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -577,6 +586,12 @@ impl ServerConfig {
         }
         if self.limits.messages_per_sec.is_nan() || self.limits.messages_per_sec <= 0.0 {
             bail!("messages per second must be positive");
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < MIN_JWT_SECRET_BYTES) {
+            bail!(
+                "the admin token must be at least {MIN_JWT_SECRET_BYTES} bytes: it is the only \
+                 lock on the admin API"
+            );
         }
         if let Some(cluster) = &self.cluster {
             crate::cluster::check(cluster)?;

@@ -47,6 +47,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(rooms))
         .route("/api/matchmake", get(matchmake))
+        .route("/api/players/{id}", get(player))
+        .route(
+            "/api/admin/broadcast",
+            post(admin_broadcast).layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES)),
+        )
         .route("/api/transport", get(transport))
         .route("/api/guest", post(guest));
     if state.config.debug_endpoints {
@@ -128,6 +133,84 @@ async fn rooms(State(state): State<Arc<AppState>>) -> Response {
         "instances": instances,
         "cluster": available,
     }))
+}
+
+/// The largest body the admin API reads.
+const MAX_ADMIN_BODY_BYTES: usize = 4096;
+
+/// `GET /api/players/{id}`: where the player with token subject `id` plays —
+/// `{"player", "online": true, "room", "instance", "url"}` (a session here, else, in a cluster,
+/// on another instance by its last heartbeat), else 404 with `"online": false`.
+async fn player(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+        return (StatusCode::BAD_REQUEST, "a player id is 1-128 printable characters")
+            .into_response();
+    }
+    let here = state.messaging.room_of(&id).map(|room| crate::messaging::Whereabouts {
+        room,
+        instance: state.cluster.as_ref().map(|c| c.id().to_owned()),
+        url: state.cluster.as_ref().map(|c| c.ws_url().to_owned()),
+    });
+    let found = match (here, &state.cluster) {
+        (Some(here), _) => Some(here),
+        (None, Some(cluster)) => match cluster.whereabouts(&id).await {
+            Ok(there) => there,
+            Err(e) => {
+                let body = serde_json::json!({
+                    "player": id, "online": null,
+                    "cluster": { "available": false, "error": e.to_string() },
+                });
+                return (StatusCode::SERVICE_UNAVAILABLE, json_response(&body)).into_response();
+            }
+        },
+        (None, None) => None,
+    };
+    match found {
+        Some(w) => json_response(&serde_json::json!({
+            "player": id, "online": true, "room": w.room, "instance": w.instance, "url": w.url,
+        })),
+        None => (
+            StatusCode::NOT_FOUND,
+            json_response(&serde_json::json!({ "player": id, "online": false })),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /api/admin/broadcast` with `Authorization: Bearer <--admin-token>` and the text as
+/// the body: a line from "server" in every room (of every instance, in a cluster). Answers
+/// `{"instances": N}`, how many instances received it. 404 without `--admin-token`, 401 for a
+/// wrong token, 400 for an empty or too long text.
+async fn admin_broadcast(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let Some(expected) = &state.config.admin_token else {
+        return (StatusCode::NOT_FOUND, "the admin API is off (start with --admin-token)")
+            .into_response();
+    };
+    let given =
+        crate::ws::bearer_token(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    if !given.is_some_and(|g| same_secret(g.as_bytes(), expected.as_bytes())) {
+        return (StatusCode::UNAUTHORIZED, "admin token missing or wrong").into_response();
+    }
+    let text = body.trim();
+    if text.is_empty() || text.len() > tickwire_shared::protocol::MAX_CHAT_BYTES {
+        let max = tickwire_shared::protocol::MAX_CHAT_BYTES;
+        return (StatusCode::BAD_REQUEST, format!("the text must be 1-{max} bytes"))
+            .into_response();
+    }
+    let instances = crate::messaging::broadcast(&state, text).await;
+    json_response(&serde_json::json!({ "instances": instances }))
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The query of `GET /api/matchmake`.

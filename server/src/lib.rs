@@ -15,6 +15,7 @@ pub mod h3;
 pub mod http;
 pub mod link;
 pub mod matchrun;
+pub mod messaging;
 pub mod metrics;
 pub mod outbox;
 pub mod quic;

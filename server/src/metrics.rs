@@ -249,6 +249,9 @@ pub struct Metrics {
     pub redis_errors: Count,
     /// With `--redis`: instances in the directory at the last heartbeat, this one included.
     pub cluster_instances: Level,
+    /// With `--redis`: 1 while the instance is subscribed to the cluster's channels (lobby,
+    /// broadcasts).
+    pub cluster_subscribed: Level,
     /// `tickwire_disconnects_total`'s series, in [`DisconnectKind::ALL`] order.
     disconnects: [Counter; DisconnectKind::ALL.len()],
     /// `tickwire_process_cpu_seconds_total`, brought up to date at each render.
@@ -287,6 +290,7 @@ impl Default for Metrics {
             quic_connections: Level::default(),
             redis_up: Level::default(),
             cluster_instances: Level::default(),
+            cluster_subscribed: Level::default(),
             redis_errors: Count::default(),
             tick_duration: Histogram::new(buckets(TICK_BUCKETS), 1e-6),
             tick_overruns: Count::default(),
@@ -348,6 +352,11 @@ impl Metrics {
                 "tickwire_cluster_instances",
                 "With --redis: instances in the cluster's directory at the last heartbeat",
                 &self.cluster_instances,
+            ),
+            (
+                "tickwire_cluster_subscribed",
+                "With --redis: 1 while subscribed to the cluster's lobby and broadcast channels",
+                &self.cluster_subscribed,
             ),
         ] {
             r.register(name, help, gauge.0.clone());

@@ -84,6 +84,10 @@ enum Control {
     Drop {
         entity: NetId,
     },
+    Announce {
+        name: String,
+        text: String,
+    },
 }
 
 /// A place held in a room for a join on its way in, from matchmaking until the room counted the
@@ -208,6 +212,13 @@ impl RoomHandle {
     /// dropped, as chat over its rate is).
     pub fn try_chat(&self, client: ClientId, text: String) -> bool {
         self.control.try_send(Control::Chat { client, text }).is_ok()
+    }
+
+    /// Queues a line from outside the room for every client (see `RoomCore::announce`);
+    /// false when the room's inbox is full.
+    pub fn try_announce(&self, name: &str, text: &str) -> bool {
+        let msg = Control::Announce { name: name.to_owned(), text: text.to_owned() };
+        self.control.try_send(msg).is_ok()
     }
 
     /// Queues a disconnect without waiting.
@@ -424,6 +435,7 @@ impl<G: Game> Room<G> {
                         outbox.abort();
                     }
                 }
+                Control::Announce { name, text } => self.core.announce(&name, &text),
             }
             // Disconnects change the players too: keep matchmaking's view current.
             self.flush();

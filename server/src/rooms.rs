@@ -251,6 +251,12 @@ impl Rooms {
             .collect()
     }
 
+    /// Sends a line from outside the rooms (an operator's broadcast, the lobby) to every
+    /// room's clients; returns how many rooms took it (a room with a full inbox drops it).
+    pub fn announce(&self, name: &str, text: &str) -> usize {
+        self.lock().values().filter(|e| e.handle.try_announce(name, text)).count()
+    }
+
     /// Asks every room to drop the connection of the player with entity `entity` (test hook).
     pub fn drop_connection(&self, entity: tickwire_shared::NetId) {
         for e in self.lock().values() {

@@ -126,6 +126,8 @@ impl Server {
             ));
             (endpoint, task)
         });
+        tokio::spawn(crate::messaging::publisher(state.clone()));
+        tokio::spawn(crate::messaging::subscriber(state.clone()));
         let heartbeat = cluster.map(|cluster| {
             tracing::info!(instance = %cluster.id(), url = %cluster.ws_url(), "joining the cluster");
             tokio::spawn(crate::cluster::heartbeat(state.clone(), cluster))

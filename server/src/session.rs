@@ -94,6 +94,8 @@ pub struct SessionContext {
     pub limits: Limits,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The lobby: where a `/lobby …` chat line goes, and the player's name on it.
+    pub lobby: (Arc<AppState>, Box<str>),
 }
 
 /// One open session in `tickwire_connections`: counted out when dropped.
@@ -221,7 +223,12 @@ fn handle_binary(
             }
         }
         ClientMessage::Chat { text } => {
-            if !(limiters.chat() && ctx.room.try_chat(ctx.client, text)) {
+            let sent = limiters.chat()
+                && match text.strip_prefix(crate::messaging::LOBBY_PREFIX) {
+                    Some(line) => ctx.lobby.0.messaging.lobby(&ctx.lobby.1, line),
+                    None => ctx.room.try_chat(ctx.client, text),
+                };
+            if !sent {
                 ctx.metrics.chat_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -456,7 +463,8 @@ pub async fn join_and_run<R, T, G>(
         Ok(ctx) => {
             // `run` itself is the task (an `async` block around it would keep what it moves
             // into `run` twice for the session's life).
-            let held = (guard, Counted(state.metrics.clone()));
+            let presence = crate::messaging::Messaging::present(&state, &subject, ctx.room.id());
+            let held = (guard, Counted(state.metrics.clone()), presence);
             state.tracker.spawn(run(rx, tx, ctx, held).instrument(span));
         }
         Err((reason, message)) => {
@@ -515,6 +523,7 @@ async fn join_room(
             tracing::Span::current().record("room", room.id());
             tracing::debug!(entity = %info.entity, game = room.game(), "session started");
             Ok(SessionContext {
+                lobby: (state.clone(), join.name.clone().into_boxed_str()),
                 client,
                 room,
                 outbox,

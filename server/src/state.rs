@@ -40,6 +40,8 @@ pub struct AppState {
     pub webtransport: Option<crate::quic::WebTransportInfo>,
     /// Membership of a cluster (`--redis`); `None` for a process on its own.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The lobby and player presence.
+    pub messaging: crate::messaging::Messaging,
     ips: Mutex<HashMap<IpAddr, usize>>,
     next_client: AtomicU32,
     guest_tokens: GuestLimiter,
@@ -164,6 +166,7 @@ impl AppState {
             tls_certificate: None,
             webtransport: None,
             cluster: None,
+            messaging: crate::messaging::Messaging::default(),
             ips: Mutex::new(HashMap::new()),
             next_client: AtomicU32::new(1),
             guest_tokens: GuestLimiter::new(MAX_GUEST_BUCKETS),

@@ -31,6 +31,10 @@ pub const MAX_NAME_CHARS: usize = 24;
 /// Longest free-text reason or name the server sends, in bytes.
 pub const MAX_TEXT_BYTES: usize = 256;
 
+/// The sender of chat lines from outside the room (an operator's broadcast, the lobby shared by
+/// every room): no entity has this id.
+pub const SERVER_NET_ID: NetId = NetId(u32::MAX);
+
 /// The client's input message: its newest frames (oldest first) and its acknowledgement.
 ///
 /// The frames are the game's input type ([`crate::game::Game::Input`]), encoded by

@@ -163,8 +163,10 @@ async fn rooms_keep_running_while_redis_is_away_and_the_instance_comes_back() {
     let key = format!("tickwire:instance:{a_id}");
     assert_eq!(redis.command(&["EXISTS", &key]).unwrap(), ":1");
 
+    metric_until(a.addr, "tickwire_cluster_subscribed", 1.0).await;
     redis.kill();
     metric_until(a.addr, "tickwire_redis_up", 0.0).await;
+    metric_until(a.addr, "tickwire_cluster_subscribed", 0.0).await;
     // The room still ticks and answers the player's inputs with snapshots.
     for seq in 0..30 {
         net::send(&mut alice, &net::input(seq)).await;
@@ -186,6 +188,7 @@ async fn rooms_keep_running_while_redis_is_away_and_the_instance_comes_back() {
     // Redis comes back empty; the heartbeat puts the instance back.
     redis.restart();
     metric_until(a.addr, "tickwire_redis_up", 1.0).await;
+    metric_until(a.addr, "tickwire_cluster_subscribed", 1.0).await;
     let deadline = Instant::now() + DEADLINE;
     while redis.command(&["EXISTS", &key]).unwrap() != ":1" {
         assert!(Instant::now() < deadline, "the instance did not register again");
@@ -438,4 +441,132 @@ async fn bots_matchmake_across_the_cluster() {
     let rooms = |t: &str| net::metric(t, "tickwire_rooms ");
     println!("rooms on a: {}, on b: {}", rooms(&metrics_a), rooms(&metrics_b));
     assert!(rooms(&metrics_b) >= 1.0, "no bot went to b");
+}
+
+const ADMIN: &str = "an-admin-token-of-at-least-32-bytes!!";
+
+/// The next chat line `ws` receives (snapshots and events skipped), or panics at the deadline.
+async fn next_chat(ws: &mut net::Ws) -> (tickwire_shared::NetId, String, String) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        assert!(Instant::now() < deadline, "no chat line");
+        match net::recv(ws).await {
+            net::Received::Message(tickwire_shared::protocol::ServerMessage::Chat {
+                from,
+                name,
+                text,
+            }) => return (from, name, text),
+            net::Received::Message(_) => {}
+            other => panic!("the session ended: {other:?}"),
+        }
+    }
+}
+
+async fn chat(ws: &mut net::Ws, text: &str) {
+    net::send(ws, &tickwire_shared::protocol::ClientMessage::Chat { text: text.into() }).await;
+}
+
+/// `POST /api/admin/broadcast` with the token and the text; the status and body.
+async fn broadcast(addr: SocketAddr, token: &str, text: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST /api/admin/broadcast HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut response))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_lobby_broadcasts_and_presence_span_the_cluster() {
+    use tickwire_shared::protocol::SERVER_NET_ID;
+    let redis = RedisServer::start();
+    let (a, a_id) = instance_with(&redis, "2", &["--admin-token", ADMIN]).await;
+    let (b, b_id) = instance_with(&redis, "2", &["--admin-token", ADMIN]).await;
+    rooms_until(a.addr, "a sees b", |v| instance_ids(v).len() == 2).await;
+    let (mut alice, _) = net::join_as(a.addr, "alice", "&room=alpha&name=alice").await;
+    let (mut bob, _) = net::join_as(b.addr, "bob", "&room=beta&name=bob").await;
+    // A line published before an instance subscribed would not reach it.
+    metric_until(a.addr, "tickwire_cluster_subscribed", 1.0).await;
+    metric_until(b.addr, "tickwire_cluster_subscribed", 1.0).await;
+
+    // A lobby line from a's room reaches b's room (and its sender's), once each.
+    chat(&mut alice, "/lobby hello everyone").await;
+    let (from, name, text) = next_chat(&mut bob).await;
+    assert_eq!(
+        (from, name.as_str(), text.as_str()),
+        (SERVER_NET_ID, "alice (lobby)", "hello everyone")
+    );
+    assert_eq!(next_chat(&mut alice).await.2, "hello everyone");
+    // A room line stays in its room.
+    chat(&mut alice, "just us").await;
+    assert_eq!(next_chat(&mut alice).await.2, "just us");
+
+    // An operator's broadcast, sent to b, reaches both.
+    assert_eq!(broadcast(b.addr, "wrong-token-wrong-token-wrong-token", "x").await.0, 401);
+    let (status, body) = broadcast(b.addr, ADMIN, "restart at 05:00").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"instances\":2"), "{body}");
+    for ws in [&mut alice, &mut bob] {
+        let (from, name, text) = next_chat(ws).await;
+        assert_eq!(
+            (from, name.as_str(), text.as_str()),
+            (SERVER_NET_ID, "server", "restart at 05:00")
+        );
+    }
+    assert_eq!(broadcast(b.addr, ADMIN, "").await.0, 400);
+
+    // Presence: any instance says where a player is; gone once its session ended.
+    let found = |addr: SocketAddr, id: &'static str| async move {
+        let (status, body) = net::http(addr, "GET", &format!("/api/players/{id}")).await;
+        (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+    };
+    let deadline = Instant::now() + DEADLINE;
+    let bob_seen = loop {
+        let (status, seen) = found(a.addr, "bob").await;
+        if status == 200 {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "a never saw bob: {status} {seen}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(bob_seen["room"], "beta");
+    assert_eq!(bob_seen["instance"], b_id.as_str());
+    assert_eq!(bob_seen["url"], format!("ws://{}/ws", b.addr));
+    let (status, alice_seen) = found(a.addr, "alice").await;
+    assert_eq!((status, alice_seen["instance"].as_str()), (200, Some(a_id.as_str())));
+    drop(bob);
+    let deadline = Instant::now() + DEADLINE;
+    while found(a.addr, "bob").await.0 != 404 {
+        assert!(Instant::now() < deadline, "bob still present");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(found(b.addr, "nobody").await.0, 404);
+}
+
+#[tokio::test]
+async fn a_process_on_its_own_has_a_lobby_and_presence_across_its_rooms() {
+    use tickwire_shared::protocol::SERVER_NET_ID;
+    let server = ServerProcess::start(CLI, &["--quic-bind", "off", "--npcs", "0"]).await;
+    let (mut ann, _) = net::join_as(server.addr, "ann", "&room=one&name=ann").await;
+    let (mut ben, _) = net::join_as(server.addr, "ben", "&room=two&name=ben").await;
+    chat(&mut ann, "/lobby anyone for soccer?").await;
+    assert_eq!(
+        next_chat(&mut ben).await,
+        (SERVER_NET_ID, "ann (lobby)".into(), "anyone for soccer?".into())
+    );
+    let (status, body) = net::http(server.addr, "GET", "/api/players/ben").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"room\":\"two\""), "{body}");
+    // No admin token: no admin API.
+    assert_eq!(broadcast(server.addr, ADMIN, "hi").await.0, 404);
 }

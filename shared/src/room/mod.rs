@@ -32,8 +32,8 @@ use crate::game::{self, Game, GameConfig, GameEvents, SimClock, Standings};
 use crate::ids::{ClientId, NetId};
 use crate::join::clean_text;
 use crate::protocol::{
-    DisconnectReason, InputBatch, MAX_NAME_CHARS, PROTOCOL_VERSION, RoomEvent, ServerMessage,
-    Welcome,
+    DisconnectReason, InputBatch, MAX_CHAT_BYTES, MAX_NAME_CHARS, PROTOCOL_VERSION, RoomEvent,
+    SERVER_NET_ID, ServerMessage, Welcome,
 };
 use crate::registry::ReplicationRegistry;
 use crate::rewind::{RewindSettings, ViewLag};
@@ -470,6 +470,18 @@ impl<G: Game> RoomCore<G> {
         }
         let msg = ServerMessage::Chat { from: player.net_id, name: player.name.clone(), text };
         self.broadcast(&msg);
+    }
+
+    /// A line from outside the room (an operator's broadcast, a lobby line from another room):
+    /// sent to every client as a chat line from [`SERVER_NET_ID`] under `name`, both cleaned
+    /// and cut to the protocol's limits.
+    pub fn announce(&mut self, name: &str, text: &str) {
+        let text = crate::join::truncate_utf8(&clean_text(text), MAX_CHAT_BYTES).to_owned();
+        if text.is_empty() {
+            return;
+        }
+        let name: String = clean_text(name).chars().take(MAX_NAME_CHARS * 2).collect();
+        self.broadcast(&ServerMessage::Chat { from: SERVER_NET_ID, name, text });
     }
 
     /// `client`'s session ended; `left` means for good (no resume), otherwise the player waits
