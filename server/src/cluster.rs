@@ -48,10 +48,6 @@ const MAX_RECORD_BYTES: usize = 1 << 20;
 /// How long a read of the directory is reused.
 const DIRECTORY_CACHE: Duration = Duration::from_millis(200);
 
-/// How long a matchmaker's reservation holds a seat for a player who has not joined yet; an
-/// unused one frees its seat then. A reserved room not yet opened expires as well.
-pub const SEAT_TTL: Duration = Duration::from_secs(15);
-
 /// Seats admitted and not yet reported, per instance at most: past it the oldest are dropped
 /// and their reservations simply expire (the room looks fuller until then, never emptier).
 const MAX_ADMITTED: usize = 4096;
@@ -153,6 +149,8 @@ pub struct Cluster {
     url: String,
     ws_url: String,
     ttl: Duration,
+    /// How long a reservation holds a seat (`--seat-ttl`).
+    seat_ttl: Duration,
     redis: ConnectionManager,
     /// For pub/sub connections (`messaging::subscriber`).
     client: redis::Client,
@@ -260,6 +258,7 @@ impl Cluster {
             url,
             ws_url,
             ttl: config.presence_ttl,
+            seat_ttl: config.seat_ttl,
             redis,
             client,
             metrics,
@@ -443,13 +442,13 @@ impl Cluster {
             .arg(PREFIX)
             .arg(game)
             .arg(now)
-            .arg(now + SEAT_TTL.as_millis() as u64)
+            .arg(now + self.seat_ttl.as_millis() as u64)
             .arg(&seat)
             .arg(&new_room)
             .arg(&target.id)
             .arg(target.room_capacity.max(1))
             .arg(&target.ws_url)
-            .arg(SEAT_TTL.as_millis() as u64 + self.ttl.as_millis() as u64)
+            .arg(self.seat_ttl.as_millis() as u64 + self.ttl.as_millis() as u64)
             .invoke_async(&mut conn)
             .await;
         self.note(&result);
@@ -460,13 +459,13 @@ impl Cluster {
             room: room.clone(),
             game: game.to_owned(),
             instance: instance.clone(),
-            exp: now / 1000 + SEAT_TTL.as_secs(),
+            exp: now / 1000 + self.seat_ttl.as_secs().max(1),
         };
         Ok(Placement { room, url, instance, seat: Some(state.keys.sign_other(&claims)) })
     }
 
     /// Where the named room `room` is: the instance holding it, else the least-loaded one,
-    /// which then holds the name for [`SEAT_TTL`] (set once, so two players naming a new room
+    /// which then holds the name for the seat TTL (set once, so two players naming a new room
     /// at the same moment through two instances meet on one).
     ///
     /// # Errors
@@ -488,7 +487,7 @@ impl Cluster {
             .arg(&target.id)
             .arg("NX")
             .arg("PX")
-            .arg(SEAT_TTL.as_millis() as u64)
+            .arg(self.seat_ttl.as_millis() as u64)
             .cmd("GET")
             .arg(&key)
             .query_async(&mut conn)
@@ -567,7 +566,7 @@ impl Cluster {
             if !taken.is_empty() {
                 pipe.zrem(&seats, taken).ignore();
             }
-            pipe.pexpire(&seats, (ttl_ms + SEAT_TTL.as_millis() as u64) as i64).ignore();
+            pipe.pexpire(&seats, (ttl_ms + self.seat_ttl.as_millis() as u64) as i64).ignore();
         }
         let (_, _, _, live): ((), (), (), usize) = pipe
             .cmd("SET")
@@ -742,6 +741,7 @@ mod tests {
             redis_url: "not a url".into(),
             public_url: None,
             presence_ttl: Duration::from_secs(10),
+            seat_ttl: crate::config::DEFAULT_SEAT_TTL,
         };
         let err = check(&config).unwrap_err().to_string();
         assert!(err.contains("not a Redis URL"), "{err}");

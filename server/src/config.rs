@@ -188,10 +188,16 @@ pub struct ClusterConfig {
     /// How long the instance's presence lasts without a heartbeat: an instance that dies
     /// leaves the directory within it. Heartbeats go out every third of it.
     pub presence_ttl: Duration,
+    /// How long a matchmaker's reservation holds a seat for a player who has not joined yet;
+    /// an unused one frees its seat then, and a reserved room nobody opened expires too.
+    pub seat_ttl: Duration,
 }
 
 /// The default `--presence-ttl`.
 pub const DEFAULT_PRESENCE_TTL: Duration = Duration::from_secs(10);
+
+/// The default `--seat-ttl`.
+pub const DEFAULT_SEAT_TTL: Duration = Duration::from_secs(15);
 
 /// Where the QUIC/WebTransport endpoint listens (`--quic-bind`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -371,6 +377,10 @@ pub struct ServeArgs {
     /// instance leaves within it; heartbeats go every third of it), 0.3-3600 [default: 10].
     #[arg(long, env = "TICKWIRE_PRESENCE_TTL")]
     pub presence_ttl: Option<f64>,
+    /// With --redis: seconds a matchmaker's seat waits for its player before it is free again,
+    /// 1-600 [default: 15].
+    #[arg(long, env = "TICKWIRE_SEAT_TTL")]
+    pub seat_ttl: Option<u64>,
     /// Bearer token of the admin API (POST /api/admin/broadcast), at least 32 bytes
     /// [default: none, the admin API is off].
     #[arg(long, env = "TICKWIRE_ADMIN_TOKEN", hide_env_values = true)]
@@ -410,6 +420,7 @@ struct FileConfig {
     redis: Option<String>,
     public_url: Option<String>,
     presence_ttl: Option<f64>,
+    seat_ttl: Option<u64>,
     admin_token: Option<String>,
 }
 
@@ -450,6 +461,7 @@ impl ServeArgs {
             self.redis.clone().or(file.redis),
             self.public_url.clone().or(file.public_url),
             self.presence_ttl.or(file.presence_ttl),
+            self.seat_ttl.or(file.seat_ttl),
         )?;
         let cfg = ServerConfig {
             bind: self.bind.or(file.bind).unwrap_or(d.bind),
@@ -498,19 +510,27 @@ fn cluster_config(
     redis: Option<String>,
     public_url: Option<String>,
     presence_ttl: Option<f64>,
+    seat_ttl: Option<u64>,
 ) -> anyhow::Result<Option<ClusterConfig>> {
     let Some(redis_url) = redis else {
-        if public_url.is_some() || presence_ttl.is_some() {
-            bail!("--public-url and --presence-ttl are for a cluster: they need --redis");
+        if public_url.is_some() || presence_ttl.is_some() || seat_ttl.is_some() {
+            bail!(
+                "--public-url, --presence-ttl and --seat-ttl are for a cluster: they need --redis"
+            );
         }
         return Ok(None);
+    };
+    let seat_ttl = match seat_ttl {
+        None => DEFAULT_SEAT_TTL,
+        Some(secs @ 1..=600) => Duration::from_secs(secs),
+        Some(secs) => bail!("--seat-ttl {secs} must be 1-600 seconds"),
     };
     let presence_ttl = match presence_ttl {
         None => DEFAULT_PRESENCE_TTL,
         Some(secs) if (0.3..=3600.0).contains(&secs) => Duration::from_secs_f64(secs),
         Some(secs) => bail!("--presence-ttl {secs} must be 0.3-3600 seconds"),
     };
-    Ok(Some(ClusterConfig { redis_url, public_url, presence_ttl }))
+    Ok(Some(ClusterConfig { redis_url, public_url, presence_ttl, seat_ttl }))
 }
 
 /// Where the certificate comes from, given the TLS options: both files, or `--dev-cert`, or

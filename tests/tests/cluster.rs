@@ -570,3 +570,45 @@ async fn a_process_on_its_own_has_a_lobby_and_presence_across_its_rooms() {
     // No admin token: no admin API.
     assert_eq!(broadcast(server.addr, ADMIN, "hi").await.0, 404);
 }
+
+#[tokio::test]
+async fn an_unused_seat_is_free_again_after_the_seat_ttl() {
+    let redis = RedisServer::start();
+    let flags = ["--room-capacity", "2", "--seat-ttl", "1"];
+    let (a, _) = instance_with(&redis, "1", &flags).await;
+    let (first, _) = matchmake(a.addr, "game=arena").await;
+    let room = first["room"].as_str().unwrap().to_owned();
+    let _player = join_placed(&first, "p1").await.expect("a seat");
+    rooms_until(a.addr, "the player counted", |v| {
+        self::room(v, &room).is_some_and(|r| r["players"] == 1)
+    })
+    .await;
+    // The second seat is reserved and never used: the room is full until it lapses.
+    let (unused, _) = matchmake(a.addr, "game=arena").await;
+    assert_eq!(unused["room"], room.as_str());
+    let (third, _) = matchmake(a.addr, "game=arena").await;
+    assert_ne!(third["room"], room.as_str(), "the room was full with the reservation");
+    // Wait until both reservations are past their second (by Redis's own scores: the
+    // milliseconds since the epoch they expire at), then ask again: the first room, one
+    // player and nothing reserved, is the fullest with space.
+    let reserved_at = Instant::now();
+    for r in [&room, third["room"].as_str().unwrap()] {
+        let key = format!("tickwire:seats:{r}");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                .to_string();
+            if redis.command(&["ZCOUNT", &key, &now_ms, "+inf"]).unwrap() == ":0" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a reservation in {r} never lapsed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    println!("the unused seats lapsed after {:?}", reserved_at.elapsed());
+    let (again, _) = matchmake(a.addr, "game=arena").await;
+    assert_eq!(again["room"], room.as_str(), "{again}");
+}
