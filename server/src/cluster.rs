@@ -417,10 +417,11 @@ impl Cluster {
         let own = self.record(state);
         others
             .iter()
-            .filter(|r| r.rooms.len() < r.max_rooms && r.room_capacity > 0)
             .chain(std::iter::once(&own))
+            .filter(|r| r.rooms.len() < r.max_rooms && r.room_capacity > 0)
             .min_by_key(|r| (r.players, r.rooms.len(), r.id.clone()))
             .cloned()
+            // Every instance is at --max-rooms: this one, whose join will say so.
             .unwrap_or(own)
     }
 
