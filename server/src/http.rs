@@ -246,10 +246,13 @@ async fn matchmake(
             "room": q.room, "url": "/ws", "instance": null, "seat": null, "game": game,
         }));
     };
+    let started = std::time::Instant::now();
     let placed = match &q.room {
         Some(room) => cluster.locate_named(&state, room).await,
         None => cluster.matchmake(&state, &game).await,
     };
+    let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    state.metrics.matchmake_duration.observe(took);
     match placed {
         Ok(p) => json_response(&serde_json::json!({
             "room": p.room, "url": p.url, "instance": p.instance, "seat": p.seat, "game": game,

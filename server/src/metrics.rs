@@ -134,6 +134,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.030, 0.0333, 0.0343, 0.040, 0.050, 0.100, 0.250,
 ];
 
+/// Matchmaking buckets in seconds (a Redis round trip or two, and a script over the game's
+/// rooms): 250 µs to 1 s.
+const MATCHMAKE_BUCKETS: &[f64] =
+    &[0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 1.0];
+
 /// Snapshot-size buckets in bytes.
 const SNAPSHOT_BUCKETS: &[f64] =
     &[8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 16384.0, 65536.0];
@@ -247,6 +252,9 @@ pub struct Metrics {
     pub redis_up: Level,
     /// With `--redis`: Redis commands that failed (unreachable, timed out, refused).
     pub redis_errors: Count,
+    /// With `--redis`: how long `GET /api/matchmake` took to place a player (microseconds in,
+    /// seconds out).
+    pub matchmake_duration: Histogram,
     /// With `--redis`: instances in the directory at the last heartbeat, this one included.
     pub cluster_instances: Level,
     /// With `--redis`: 1 while the instance is subscribed to the cluster's channels (lobby,
@@ -295,6 +303,7 @@ impl Default for Metrics {
             tick_duration: Histogram::new(buckets(TICK_BUCKETS), 1e-6),
             tick_overruns: Count::default(),
             input_to_snapshot: Histogram::new(buckets(LATENCY_BUCKETS), 1e-6),
+            matchmake_duration: Histogram::new(buckets(MATCHMAKE_BUCKETS), 1e-6),
             ticks_dropped: Count::default(),
             bytes_sent: Count::default(),
             bytes_received: Count::default(),
@@ -371,6 +380,11 @@ impl Metrics {
                 "tickwire_input_to_snapshot_seconds",
                 "Input arrival to the first snapshot carrying its effect leaving",
                 &self.input_to_snapshot,
+            ),
+            (
+                "tickwire_matchmake_duration_seconds",
+                "With --redis: GET /api/matchmake, from the request to the placement",
+                &self.matchmake_duration,
             ),
         ] {
             r.register(name, help, histogram.histogram.clone());

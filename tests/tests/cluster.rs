@@ -342,6 +342,10 @@ async fn two_hundred_players_matchmaking_at_once_through_two_instances_never_ove
         quantile(&one_by_one, 0.5),
         quantile(&one_by_one, 0.99)
     );
+    // The server counts them too: b placed half of the 200 and the 100.
+    let (_, text) = net::http(b.addr, "GET", "/metrics").await;
+    let placed = net::metric(&text, "tickwire_matchmake_duration_seconds_count ");
+    assert_eq!(placed, (PLAYERS / 2 + 100) as f64, "{text}");
     drop(sessions);
 }
 
