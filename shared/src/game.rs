@@ -28,12 +28,13 @@ use std::fmt::Debug;
 use bevy_ecs::prelude::*;
 use bevy_ecs::world::EntityWorldMut;
 use glam::Vec2;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::client::Client;
 use crate::ids::NetId;
+use crate::persist::Persistence;
 use crate::registry::{Registrar, RegistryError, Replicate, ReplicationRegistry};
 use crate::rng::Rng;
 use crate::snapshot::EntityView;
@@ -116,6 +117,15 @@ pub trait Game: Sized + Send + Sync + 'static {
     /// Per-entity standings for reports (`tickwire match`): column names and one row per
     /// competitor, in id order.
     fn standings(world: &mut World) -> Standings;
+
+    /// Lists what makes up a match of this game beyond the engine's own ([`crate::persist`]):
+    /// every component its entities carry and every resource its rules change. A room is
+    /// saved and restored exactly from them (a rolling restart moves it to another instance,
+    /// `--dev` reloads it). By default nothing: a room of a game that carries components of
+    /// its own then cannot be saved, and a restart ends its matches.
+    fn persist(persistence: &mut Persistence) {
+        let _ = persistence;
+    }
 }
 
 /// What the client predicts of its own player: a state read from the newest snapshot, stepped
@@ -286,7 +296,7 @@ pub enum TickSet {
 }
 
 /// The simulation's clock: the tick being simulated and its length.
-#[derive(Resource, Clone, Copy, Debug)]
+#[derive(Resource, Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct SimClock {
     /// The tick the current schedule run simulates; the engine moves it on at the end of the
     /// run.
@@ -298,7 +308,7 @@ pub struct SimClock {
 /// Hands out [`NetId`]s upward from 1; an id is never reused (it would take 2^32 − 1 ids, over
 /// two years of 60 a second, to wrap), so a client's baseline can never confuse a new entity
 /// with a gone one.
-#[derive(Resource, Debug)]
+#[derive(Resource, Debug, Serialize, Deserialize)]
 pub struct NetIdAllocator {
     next: u32,
 }
@@ -324,7 +334,7 @@ impl NetIdAllocator {
 
 /// The room's deterministic random numbers: SplitMix64-seeded xorshift64*. The only source of
 /// randomness a game's rules may use.
-#[derive(Resource, Clone, Debug)]
+#[derive(Resource, Clone, Debug, Serialize, Deserialize)]
 pub struct GameRng {
     rng: Rng,
 }
@@ -376,7 +386,7 @@ impl<E: Send + Sync + 'static> Default for GameEvents<E> {
 
 /// Marks an entity driven by a player's input (the engine adds it to what
 /// [`Game::spawn_player`] returns). Its replicated components are re-quantized after every tick.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Controlled;
 
 /// The registry of game `G`, in its fixed order.
@@ -409,12 +419,23 @@ pub fn install<G: Game>(world: &mut World, schedule: &mut Schedule, config: &Gam
         crate::rewind::DEFAULT_MAX_REWIND_MS,
         config.tick_rate,
     ));
+    // The engine's part of a room's state; the rewind histories the game tracks add theirs.
+    let mut persistence = Persistence::new();
+    persistence
+        .component::<NetId>()
+        .component::<Controlled>()
+        .component::<crate::rewind::ViewLag>()
+        .resource::<SimClock>()
+        .resource::<NetIdAllocator>()
+        .resource::<GameRng>();
+    world.insert_resource(persistence);
     schedule.configure_sets((TickSet::Input, TickSet::Simulate, TickSet::Replicate).chain());
     if let Err(e) = G::replicate(&mut Requantizers(schedule)) {
         panic!("game {} registers its replicated components wrongly: {e}", G::NAME);
     }
     schedule.add_systems(advance_clock.in_set(TickSet::Replicate).after(Requantize));
     G::build(world, schedule, &config);
+    G::persist(&mut world.resource_mut::<Persistence>());
 }
 
 /// The set of the engine's re-quantizing systems (inside [`TickSet::Replicate`]).

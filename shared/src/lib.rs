@@ -25,6 +25,7 @@ pub mod games;
 pub mod ids;
 pub mod join;
 pub mod motion;
+pub mod persist;
 pub mod protocol;
 pub mod quantize;
 pub mod registry;

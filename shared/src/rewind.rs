@@ -29,8 +29,12 @@ use std::collections::VecDeque;
 use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryFilter;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
 use crate::game::{SimClock, TickSet, advance_clock};
 use crate::ids::NetId;
+use crate::persist::Persistence;
 use crate::protocol::ViewTime;
 use crate::tick::Tick;
 
@@ -68,7 +72,7 @@ impl RewindSettings {
 /// How many ticks behind the tick it was applied at the world was, as the player saw it when
 /// it produced its current input: written by the engine on every player-controlled entity
 /// before each tick (capped by [`RewindSettings`]); absent or 0 for everything else.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ViewLag(pub f32);
 
 /// A component the engine can record and rewind: between two recorded ticks it is blended by
@@ -83,7 +87,8 @@ pub trait Rewind: Component + Clone {
 }
 
 /// The recorded values of `C`: per tick (newest last), every tracked entity's, sorted by id.
-#[derive(Resource)]
+#[derive(Resource, Serialize, Deserialize)]
+#[serde(bound(serialize = "C: Serialize", deserialize = "C: DeserializeOwned"))]
 pub struct RewindHistory<C: Rewind> {
     ticks: VecDeque<(Tick, Vec<(NetId, C)>)>,
 }
@@ -141,8 +146,16 @@ impl<C: Rewind> RewindHistory<C> {
 /// Opts component `C` of the entities matching `F` into rewind: the engine records it after
 /// every tick (in [`TickSet::Replicate`], after the clock moves on, so each record is labelled
 /// with the tick of the snapshot that shows it). Call it from [`crate::game::Game::build`].
-pub fn track<C: Rewind, F: QueryFilter + 'static>(world: &mut World, schedule: &mut Schedule) {
+pub fn track<C: Rewind + Serialize + DeserializeOwned, F: QueryFilter + 'static>(
+    world: &mut World,
+    schedule: &mut Schedule,
+) {
     world.init_resource::<RewindHistory<C>>();
+    // The history is part of the room's state: a restored room resolves the next shots where
+    // the original would have.
+    if let Some(mut persistence) = world.get_resource_mut::<Persistence>() {
+        persistence.resource::<RewindHistory<C>>();
+    }
     schedule.add_systems(record::<C, F>.in_set(TickSet::Replicate).after(advance_clock));
 }
 

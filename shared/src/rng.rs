@@ -3,7 +3,7 @@
 //! scenarios. Fast and reproducible, not for anything secret.
 
 /// xorshift64*: 64 bits of state, never zero.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rng(u64);
 
 impl Rng {

@@ -4,7 +4,7 @@ use glam::Vec2;
 use super::*;
 use crate::game::{SimClock, TickSet, advance_clock};
 
-#[derive(Component, Clone, Copy, Debug, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 struct At(Vec2);
 
 impl Rewind for At {

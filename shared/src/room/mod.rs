@@ -13,6 +13,7 @@
 
 pub(crate) mod inputs;
 mod replicate;
+mod save;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub use inputs::{
     ANCHOR_LEAD_TICKS, MAX_INPUT_LEAD_TICKS, MAX_TRACKED_ARRIVALS, REANCHOR_LATE_TICKS,
 };
 pub use replicate::{HISTORY_LEN, INTEREST_CELLS_PER_RADIUS, MIN_HISTORY, history_snapshots};
+#[cfg(test)]
+pub(crate) use save::check_a_saved_match_goes_on_exactly;
+pub use save::{RoomSave, SAVE_FORMAT, SavedPlayer};
 
 use self::inputs::InputQueue;
 use self::replicate::{ClientReplica, Due, Replicator};
@@ -41,7 +45,7 @@ use crate::state::ReplicatedState;
 use crate::tick::Tick;
 
 /// A room's settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoomSettings {
     /// Room id.
     pub id: String,

@@ -6,6 +6,7 @@
 
 use bevy_ecs::prelude::*;
 use glam::Vec2;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::NetId;
 use crate::registry::Replicate;
@@ -17,7 +18,7 @@ use crate::tick::Tick;
 /// [`super::step_mover`], so what the server sends is exactly what it simulates. Replicated
 /// first (registry index 0). The round trip holds for grid values up to 2^24 in magnitude,
 /// far beyond the arena.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Position(#[quantize(position)] pub Vec2);
 
 /// Combatants' positions are rewound for hits (lag compensation, [`crate::rewind`]): between
@@ -31,7 +32,19 @@ impl crate::rewind::Rewind for Position {
 /// What an entity is, so a client knows how to draw it. Sent as the variant's index; an
 /// unknown value reads as [`Kind::Player`].
 #[derive(
-    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
+    Component,
+    Replicate,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
 )]
 #[replicate(field = "kind")]
 pub enum Kind {
@@ -56,16 +69,18 @@ impl Kind {
 
 /// The direction a combatant faces and shoots, in radians (0 is +x, counter-clockwise).
 /// Kept on the 16-bit angle grid by the movement system.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Aim(#[quantize(angle)] pub f32);
 
 /// Hit points of a combatant: `0` means dead, [`super::MAX_HEALTH`] is full. Whole numbers,
 /// sent rounded in `0..=255`.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Health(#[quantize(range = 0..=255)] pub f32);
 
 /// A combatant's tally in this room.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub struct Score {
     /// Opponents this one killed.
     pub kills: u16,
@@ -75,7 +90,9 @@ pub struct Score {
 
 /// A mover's dash state (the dash fields of [`super::MoverState`]), replicated so a client
 /// can reconcile its predicted dash with the server's.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub struct Dash {
     /// Ticks until the next dash may start.
     pub cooldown: u16,
@@ -85,14 +102,14 @@ pub struct Dash {
 
 /// A projectile's velocity in units per second (server only: clients know it from the
 /// projectile's [`Aim`] and [`super::PROJECTILE_SPEED`]).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Velocity(pub Vec2);
 
 /// Where a projectile is now (server only). A projectile flies straight at a fixed speed, so
 /// its replicated [`Position`] stays where it was fired and, with its [`Aim`] and
 /// [`Launched`], tells a client where it is at any tick ([`projectile_position`]): its flight
 /// costs nothing per snapshot.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Flight(pub Vec2);
 
 /// Launch ticks are replicated modulo this: 17 s at 60 Hz, far longer than a projectile lives.
@@ -100,7 +117,9 @@ pub const LAUNCH_TICK_MODULUS: u32 = 1024;
 
 /// The first tick whose state shows a projectile at its launch [`Position`], modulo
 /// [`LAUNCH_TICK_MODULUS`] (replicated once, with the projectile's spawn: 13 bits).
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[replicate(field = "tick")]
 pub struct Launched(#[quantize(modulo = 1024)] pub u16);
 
@@ -126,40 +145,40 @@ pub fn projectile_position(origin: Vec2, aim: f32, elapsed_secs: f32) -> Vec2 {
 }
 
 /// Ticks a projectile has left before it disappears (server only).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lifetime(pub u32);
 
 /// Who fired a projectile: credited with the kill, and never hit by it (server only).
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner(pub NetId);
 
 /// How far behind its firing tick its shooter saw the world ([`crate::rewind::ViewLag`] at the
 /// shot, in ticks): the projectile is tested against the combatants as they were that long
 /// before each tick of its flight, which is where the shooter saw them. Not replicated.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShotLag(pub f32);
 
 /// Marks a dead combatant: it neither moves, shoots nor is hit until `respawn_at`
 /// (server only; clients see `Health(0)`).
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dead {
     /// The tick at which it comes back.
     pub respawn_at: Tick,
 }
 
 /// A combatant's weapon (server only).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Weapon {
     /// Ticks until it may fire again.
     pub cooldown: u16,
 }
 
 /// A human player's name (server only; clients learn names from `GameEvent::Joined`).
-#[derive(Component, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlayerName(pub String);
 
 /// Marks a health pickup entity (server only).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pickup {
     /// Which of [`super::Arena::pickup_spots`] it sits on.
     pub spot: usize,
@@ -167,7 +186,7 @@ pub struct Pickup {
 
 /// A taken pickup waiting to come back: a non-replicated entity that spawns a fresh pickup
 /// (with a new [`NetId`]) at `at` once `respawn_at` is reached.
-#[derive(Component, Clone, Copy, Debug, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PickupRespawn {
     /// Which of [`super::Arena::pickup_spots`] it comes back on.
     pub spot: usize,

@@ -60,7 +60,7 @@ impl ArenaInput {
 /// One tick of a combatant's intent: movement, aim and buttons. Set by the server from the
 /// player's [`ArenaInput`]s and by the AI for NPCs; the client builds the same from the frames
 /// it sends.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlayerInput {
     /// Desired movement, length at most 1 (1 is full [`super::PLAYER_SPEED`]).
     pub movement: Vec2,

@@ -47,6 +47,7 @@ use crate::game::{
     Game, GameConfig, InvalidInput, NetIdAllocator, StandingRow, Standings, TickSet,
 };
 use crate::ids::NetId;
+use crate::persist::Persistence;
 use crate::registry::{Registrar, RegistryError};
 
 /// Time a dead combatant waits before respawning, in seconds: long enough that a kill matters,
@@ -124,6 +125,30 @@ impl Game for ArenaGame {
         r.component::<Dash>()?;
         r.component::<Launched>()?;
         r.position::<Position>()
+    }
+
+    /// Every component of the combatants, projectiles and pickups (the map and the rules are
+    /// built again from the settings; the combatants' rewind history is the engine's).
+    fn persist(p: &mut Persistence) {
+        p.component::<Position>()
+            .component::<Kind>()
+            .component::<Aim>()
+            .component::<Health>()
+            .component::<Score>()
+            .component::<Dash>()
+            .component::<Launched>()
+            .component::<Velocity>()
+            .component::<Flight>()
+            .component::<Lifetime>()
+            .component::<Owner>()
+            .component::<ShotLag>()
+            .component::<Dead>()
+            .component::<Weapon>()
+            .component::<PlayerName>()
+            .component::<Pickup>()
+            .component::<PickupRespawn>()
+            .component::<PlayerInput>()
+            .component::<Brain>();
     }
 
     /// Inserts [`ArenaRules`] and [`Arena::standard`], spawns the pickups and `config.npcs`

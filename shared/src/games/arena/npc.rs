@@ -9,6 +9,7 @@
 
 use bevy_ecs::prelude::*;
 use glam::Vec2;
+use serde::{Deserialize, Serialize};
 
 use super::components::{Aim, Dead, Health, Position};
 use super::input::{Buttons, PlayerInput};
@@ -48,7 +49,7 @@ pub const NPC_WANDER_TICKS: (u32, u32) = (60, 180);
 pub const NPC_DASH_ONE_IN: u32 = 240;
 
 /// An NPC's private state (server only).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Brain {
     /// The direction it wanders in when it has no target (unit length).
     pub wander: Vec2,

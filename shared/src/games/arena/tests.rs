@@ -301,3 +301,59 @@ fn respawn_takes_the_same_time_at_any_tick_rate() {
         );
     }
 }
+
+#[test]
+fn a_saved_match_goes_on_exactly() {
+    crate::room::check_a_saved_match_goes_on_exactly::<ArenaGame>(|rng| {
+        let r = rng.next_u64();
+        let axis = |shift: u32| ((r >> shift) % 3) as i8 - 1;
+        let mut buttons = Buttons::default();
+        if r.is_multiple_of(4) {
+            buttons = buttons.with(Buttons::FIRE);
+        }
+        if r % 30 == 1 {
+            buttons = buttons.with(Buttons::DASH);
+        }
+        ArenaInput { movement: [axis(8) * 127, axis(16) * 127], aim: (r >> 32) as u16, buttons }
+    });
+}
+
+/// Lag compensation looks back up to the rewind cap: a restored room must see the same past.
+#[test]
+fn the_rewind_history_survives_a_restore() {
+    use crate::rewind::RewindHistory;
+    use crate::room::{RoomCore, RoomSettings};
+    let settings = RoomSettings {
+        id: "r".into(),
+        tick_rate: 60,
+        ticks_per_snapshot: 2,
+        capacity: 4,
+        interest_radius: 400.0,
+        resume_grace_ticks: 60,
+        idle_close_ticks: 6_000,
+        npcs: 4,
+        seed: 3,
+        max_rewind_ms: 200,
+    };
+    let mut a = RoomCore::<ArenaGame>::new(settings);
+    for _ in 0..40 {
+        a.step();
+    }
+    let mut b = RoomCore::<ArenaGame>::restore(&a.save().unwrap()).unwrap();
+    let history = |room: &mut RoomCore<ArenaGame>| {
+        let world = room.world_mut();
+        let ids: Vec<NetId> = world.query::<&NetId>().iter(world).copied().collect();
+        let h = world.resource::<RewindHistory<Position>>();
+        let ticks: Vec<Tick> = h.ticks().collect();
+        let mut values: Vec<(NetId, Tick, Position)> = Vec::new();
+        for &t in &ticks {
+            values.extend(ids.iter().filter_map(|&id| h.at(id, t).map(|p| (id, t, *p))));
+        }
+        values.sort_by_key(|(id, t, _)| (*id, t.0));
+        (ticks, values)
+    };
+    let (ticks, values) = history(&mut a);
+    assert_eq!(ticks.len(), 13, "the cap (12 ticks at 200 ms) and now");
+    assert!(values.len() >= 4 * 13, "every NPC at every tick");
+    assert_eq!(history(&mut b), (ticks, values));
+}

@@ -14,13 +14,25 @@ use crate::registry::Replicate;
 
 /// Where an entity is, in world units (origin at the centre spot, +x towards Blue's goal, +y
 /// up). Registered as the game's position: interest and interpolation use it.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Position(#[quantize(position)] pub Vec2);
 
 /// What an entity is, so a client knows how to draw it. Sent as the variant's index; an
 /// unknown value reads as [`Role::Player`].
 #[derive(
-    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
+    Component,
+    Replicate,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
 )]
 #[replicate(field = "role")]
 pub enum Role {
@@ -80,22 +92,26 @@ impl Team {
 
 /// The direction a player faces, in radians (0 is +x, counter-clockwise): its last non-zero
 /// run direction, and where its kicks go. Kept on the 16-bit angle grid.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facing(#[quantize(angle)] pub f32);
 
 /// A player's breath for sprinting, `0..=`[`super::MAX_STAMINA`]. Sent on a 1/64 grid (the
 /// drain and regeneration of one tick are multiples of 1/64 at the usual tick rates, and a
 /// power-of-two scale round-trips exactly).
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stamina(#[quantize(scale = 64)] pub f32);
 
 /// Goals a player scored (own goals are credited to nobody).
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub struct Goals(pub u16);
 
 /// The match's score, on an entity of its own with no [`Position`], so that every client
 /// receives it whatever its area of interest.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub struct MatchScore {
     /// Goals for Red.
     pub red: u16,
@@ -124,11 +140,11 @@ impl MatchScore {
 
 /// How fast an entity moves, in units per second (server only): the ball's velocity, or how
 /// far a player went in the last tick (for dribbling).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Velocity(pub Vec2);
 
 /// A player's kicking state (server only).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KickState {
     /// Ticks until it may kick again.
     pub cooldown: u16,
@@ -139,11 +155,13 @@ pub struct KickState {
 }
 
 /// Which spot of its team's formation a player lines up on at a kick-off (server only).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Component, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct FormationSlot(pub u16);
 
 /// Who touched the ball last: credited with a goal when it is their team's (server only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Toucher {
     /// The player.
     pub id: NetId,
@@ -152,14 +170,14 @@ pub struct Toucher {
 }
 
 /// Marks the ball (server only), with its last toucher.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ball {
     /// The last player to touch it since the kick-off.
     pub last_touch: Option<Toucher>,
 }
 
 /// Marks the entity that holds [`MatchScore`] (server only).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchEntity;
 
 #[cfg(test)]

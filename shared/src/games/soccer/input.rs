@@ -30,7 +30,7 @@ impl SoccerInput {
 
 /// One tick of a player's intent (set by the server from the player's [`SoccerInput`]s and by
 /// the AI for NPCs; the client builds the same from the frames it sends to predict).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SoccerControl {
     /// Run direction, length at most 1 (1 is full speed).
     pub run: Vec2,

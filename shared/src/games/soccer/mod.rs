@@ -54,6 +54,7 @@ pub use systems::{kick_ball, move_ball, move_players, referee};
 
 use crate::game::{Game, GameConfig, GameRng, NetIdAllocator, StandingRow, Standings, TickSet};
 use crate::ids::NetId;
+use crate::persist::Persistence;
 use crate::registry::{Registrar, RegistryError};
 use crate::tick::Tick;
 
@@ -111,7 +112,7 @@ impl SoccerRules {
 }
 
 /// Whether the ball is in play.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Play {
     /// It is.
     Live,
@@ -123,7 +124,7 @@ pub enum Play {
 }
 
 /// The referee's state (server only).
-#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Referee {
     /// Whether the ball is in play.
     pub play: Play,
@@ -174,6 +175,25 @@ impl Game for SoccerGame {
         r.component::<Goals>()?;
         r.component::<MatchScore>()?;
         r.position::<Position>()
+    }
+
+    /// Every component of the players, the ball and the match entity, and the [`Referee`].
+    fn persist(p: &mut Persistence) {
+        p.component::<Position>()
+            .component::<Role>()
+            .component::<Team>()
+            .component::<Facing>()
+            .component::<Stamina>()
+            .component::<Goals>()
+            .component::<MatchScore>()
+            .component::<Velocity>()
+            .component::<SoccerControl>()
+            .component::<KickState>()
+            .component::<FormationSlot>()
+            .component::<Ball>()
+            .component::<MatchEntity>()
+            .component::<Brain>()
+            .resource::<Referee>();
     }
 
     /// Inserts [`SoccerRules`] and the [`Referee`], spawns the match entity, the ball and

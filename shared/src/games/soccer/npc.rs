@@ -7,6 +7,7 @@
 //! where the shots go.
 
 use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::ai::{self, AIM_MARGIN, Situation, chasers};
 use super::components::{Ball, Facing, FormationSlot, KickState, Position, Role, Stamina, Team};
@@ -26,7 +27,7 @@ pub const NPC_PACE: f32 = 0.9;
 pub const HURRY_ONE_IN: u32 = 40;
 
 /// An NPC's private state (server only).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Brain {
     /// Where across the goal mouth it aims its shots.
     pub aim_y: f32,

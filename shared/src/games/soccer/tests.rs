@@ -508,3 +508,13 @@ fn a_playing_bot_scores_on_its_own_and_an_idle_one_stands() {
     let end = q.iter(w).find(|(_, r)| **r == Role::Player).map(|(p, _)| p.0);
     assert_eq!(start, end);
 }
+
+#[test]
+fn a_saved_match_goes_on_exactly() {
+    crate::room::check_a_saved_match_goes_on_exactly::<SoccerGame>(|rng| {
+        let r = rng.next_u64();
+        let axis = |shift: u32| ((r >> shift) % 3) as i8 - 1;
+        let kick = if r.is_multiple_of(8) { (r >> 40) as u8 } else { 0 };
+        SoccerInput { run: [axis(8) * 127, axis(16) * 127], kick, sprint: r % 3 == 0 }
+    });
+}
