@@ -360,8 +360,8 @@ mod tests {
         let e = WebTransportEndpoint::from_fields(18443.0, Some("/wt"), Some(hash)).unwrap();
         let bytes = e.cert_sha256.unwrap();
         assert_eq!((bytes[0], bytes[1], bytes[15], bytes[31]), (0x00, 0x11, 0xff, 0xff));
-        assert_eq!(e.url("127.0.0.1", "v=6&token=t"), "https://127.0.0.1:18443/wt?v=6&token=t");
-        assert_eq!(e.url("[::1]", "v=6"), "https://[::1]:18443/wt?v=6");
+        assert_eq!(e.url("127.0.0.1", "v=7&token=t"), "https://127.0.0.1:18443/wt?v=7&token=t");
+        assert_eq!(e.url("[::1]", "v=7"), "https://[::1]:18443/wt?v=7");
         let default = WebTransportEndpoint::from_fields(443.0, None, None).unwrap();
         assert_eq!((default.path.as_str(), default.cert_sha256), ("/wt", None));
 

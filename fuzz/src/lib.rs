@@ -618,8 +618,8 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     };
     add("join_query", "full", full.to_query().into_bytes());
     add("join_query", "name-only", b"name=Ze%CC%81ro%E2%80%AE%E2%80%8B+".to_vec());
-    add("join_query", "bad-escape", b"v=6&name=%ZZ&room=a%20b".to_vec());
-    add("join_query", "duplicate", b"v=6&v=6&game=chess".to_vec());
+    add("join_query", "bad-escape", b"v=7&name=%ZZ&room=a%20b".to_vec());
+    add("join_query", "duplicate", b"v=7&v=7&game=chess".to_vec());
 
     // handshake_headers
     let token = fuzz_token("fuzzer");
@@ -631,7 +631,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         )
         .into_bytes()
     };
-    add("handshake_headers", "query-token", request(&format!("v=6&token={token}&name=a"), ""));
+    add("handshake_headers", "query-token", request(&format!("v=7&token={token}&name=a"), ""));
     add(
         "handshake_headers",
         "bearer-subprotocol",
@@ -646,7 +646,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add(
         "handshake_headers",
         "localhost-origin",
-        request(&format!("v=6&token={token}"), "Origin: http://localhost:5173\r\n"),
+        request(&format!("v=7&token={token}"), "Origin: http://localhost:5173\r\n"),
     );
     add("handshake_headers", "no-upgrade", b"/ws?v=1\r\nHost: x\r\n".to_vec());
 
@@ -656,7 +656,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         protocol: "webtransport".into(),
         scheme: "https".into(),
         authority: "127.0.0.1:4433".into(),
-        path: format!("/wt?v=6&token={token}&name=Zo%C3%AB"),
+        path: format!("/wt?v=7&token={token}&name=Zo%C3%AB"),
         origin: Some("http://localhost:8080".into()),
         authorization: None,
     };

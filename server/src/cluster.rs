@@ -32,7 +32,7 @@ use crate::state::AppState;
 
 /// Every key the cluster writes starts with this (one Redis database can hold one cluster;
 /// give others a database of their own: `redis://host:port/2`).
-const PREFIX: &str = "tickwire:";
+pub(crate) const PREFIX: &str = "tickwire:";
 
 /// How long a Redis command may take before it counts as failed: a Redis that hangs must not
 /// hold `GET /api/rooms` or the heartbeat.
@@ -162,6 +162,8 @@ pub struct Cluster {
     reserve: redis::Script,
     /// The other instances' records as last read, and when.
     cache: Mutex<Option<(Instant, Arc<Vec<InstanceRecord>>)>>,
+    /// Wakes the heartbeat for a beat now (a room just taken over).
+    beat_now: tokio::sync::Notify,
 }
 
 /// The public base URL and the `/ws` URL of `public` (`http://host:port`, `https://…`,
@@ -266,6 +268,7 @@ impl Cluster {
             admitted: Mutex::new(Vec::new()),
             reserve: redis::Script::new(RESERVE_SEAT),
             cache: Mutex::new(None),
+            beat_now: tokio::sync::Notify::new(),
         })
     }
 
@@ -279,6 +282,17 @@ impl Cluster {
     #[must_use]
     pub fn ws_url(&self) -> &str {
         &self.ws_url
+    }
+
+    /// A handle on the Redis connection (cheap: it is shared).
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.redis.clone()
+    }
+
+    /// Has the heartbeat beat now rather than at its next period (a room was just taken over:
+    /// the directory and matchmaking should show it here at once).
+    pub fn beat_now(&self) {
+        self.beat_now.notify_one();
     }
 
     /// This instance's record now.
@@ -625,7 +639,12 @@ impl Cluster {
         Ok(others)
     }
 
-    async fn read_directory(&self) -> redis::RedisResult<Vec<InstanceRecord>> {
+    /// Every live instance's record, this one's included, read now (no cache).
+    ///
+    /// # Errors
+    ///
+    /// Redis did not answer.
+    pub(crate) async fn read_directory(&self) -> redis::RedisResult<Vec<InstanceRecord>> {
         let mut conn = self.redis.clone();
         let ids: Vec<String> = conn.zrangebyscore(index_key(), unix_ms(), "+inf").await?;
         if ids.is_empty() {
@@ -693,6 +712,7 @@ pub async fn heartbeat(state: Arc<AppState>, cluster: Arc<Cluster>) {
         tokio::select! {
             () = state.shutdown.cancelled() => break,
             () = tokio::time::sleep(wait) => {}
+            () = cluster.beat_now.notified() => {}
         }
     }
     let rooms = state.rooms.list();

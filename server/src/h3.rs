@@ -586,7 +586,7 @@ mod tests {
         section.extend_from_slice(b"localhost:4433");
         // :path (index 1), Huffman-coded.
         let mut huff = Vec::new();
-        httlib_huffman::encode(b"/wt?v=6&name=ann", &mut huff).unwrap();
+        httlib_huffman::encode(b"/wt?v=7&name=ann", &mut huff).unwrap();
         section.push(0x51);
         section.push(0x80 | huff.len() as u8);
         section.extend_from_slice(&huff);
@@ -607,7 +607,7 @@ mod tests {
         assert_eq!(request.method, "GET", "the last :method wins");
         assert_eq!(request.scheme, "https");
         assert_eq!(request.authority, "localhost:4433");
-        assert_eq!(request.path, "/wt?v=6&name=ann");
+        assert_eq!(request.path, "/wt?v=7&name=ann");
         assert_eq!(request.protocol, "webtransport");
         assert_eq!(request.origin.as_deref(), Some("https://localhost:443"));
         assert_eq!(request.authorization, None);
@@ -661,7 +661,7 @@ mod tests {
             protocol: "webtransport".into(),
             scheme: "https".into(),
             authority: "127.0.0.1:4433".into(),
-            path: "/wt?v=6&name=Zo%C3%AB".into(),
+            path: "/wt?v=7&name=Zo%C3%AB".into(),
             origin: Some("http://localhost:8080".into()),
             authorization: Some("Bearer a.b.c".into()),
         };

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod h3;
+pub mod handoff;
 pub mod http;
 pub mod link;
 pub mod matchrun;

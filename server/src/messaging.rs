@@ -188,7 +188,8 @@ pub async fn subscriber(state: Arc<AppState>) {
     loop {
         let subscribed = async {
             let mut pubsub = cluster.pubsub().await?;
-            pubsub.subscribe(&[LOBBY_CHANNEL, BROADCAST_CHANNEL]).await?;
+            let handoffs = crate::handoff::channel(cluster.id());
+            pubsub.subscribe(&[LOBBY_CHANNEL, BROADCAST_CHANNEL, handoffs.as_str()]).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let pubsub = tokio::select! {
@@ -209,6 +210,17 @@ pub async fn subscriber(state: Arc<AppState>) {
                     let channel = message.get_channel_name().to_owned();
                     let payload: Vec<u8> = message.get_payload().unwrap_or_default();
                     if payload.len() > MAX_CHANNEL_MESSAGE_BYTES {
+                        continue;
+                    }
+                    if channel == crate::handoff::channel(cluster.id()) {
+                        match serde_json::from_slice::<crate::handoff::Offer>(&payload) {
+                            Ok(offer) => {
+                                let receive =
+                                    crate::handoff::receive(state.clone(), cluster.clone(), offer);
+                                tokio::spawn(receive);
+                            }
+                            Err(_) => tracing::debug!("an unreadable hand-off offer is skipped"),
+                        }
                         continue;
                     }
                     match serde_json::from_slice::<Line>(&payload) {

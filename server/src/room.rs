@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tickwire_shared::game::Game;
+use tickwire_shared::persist::PersistError;
 use tickwire_shared::protocol::{DisconnectReason, InputBatch};
-use tickwire_shared::room::{JoinInfo, JoinRefused, Output, RoomCore, RoomSettings};
+use tickwire_shared::room::{JoinInfo, JoinRefused, Output, RoomCore, RoomSave, RoomSettings};
 use tickwire_shared::{ClientId, NetId, Tick};
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,6 +39,9 @@ pub const MAX_SNAPSHOTS_BEHIND: u32 = 30;
 /// dropped rather than spiralling.
 pub const MAX_CATCH_UP_TICKS: u32 = 4;
 
+/// How often a room handed off looks whether it has been told where it went.
+const HANDOFF_POLL: Duration = Duration::from_millis(5);
+
 /// Room state visible to other threads.
 pub struct RoomShared {
     id: String,
@@ -50,6 +54,23 @@ pub struct RoomShared {
     tick: AtomicU32,
     closed: AtomicBool,
     shutdown: AtomicBool,
+    /// A rolling restart's hand-off of the room to another instance ([`RoomHandle::hand_off`]).
+    handoff: Mutex<Handoff>,
+}
+
+/// Where a room is in a hand-off to another instance.
+#[derive(Debug, Default)]
+enum Handoff {
+    /// None asked.
+    #[default]
+    No,
+    /// Asked: the room saves itself at its next turn and stops stepping.
+    Asked,
+    /// Saved (or not: why), waiting to be told where it went.
+    Saved(Option<Result<Vec<u8>, String>>),
+    /// Told: its sessions are closed with the URL it goes on at (`Moved`), or, with none, as
+    /// at a shutdown.
+    Done(Option<String>),
 }
 
 /// Who joins: the name to show, who they authenticated as, and the resume token they bring.
@@ -194,6 +215,36 @@ impl RoomHandle {
         self.shared.shutdown.store(true, Ordering::Relaxed);
     }
 
+    fn handoff(&self) -> std::sync::MutexGuard<'_, Handoff> {
+        self.shared.handoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks the room to save itself for another instance (a rolling restart): at its next turn
+    /// it stops stepping, detaches every player (they wait for their resume) and saves
+    /// ([`RoomCore::save`]); from then on it takes no join. Collect the save with
+    /// [`RoomHandle::take_save`], then end the sessions with [`RoomHandle::moved`].
+    pub fn hand_off(&self) {
+        let mut handoff = self.handoff();
+        if matches!(*handoff, Handoff::No) {
+            *handoff = Handoff::Asked;
+        }
+    }
+
+    /// The room's save once it made it (`Some(Err)`: it could not be saved, and why); `None`
+    /// while it has not yet. Taken once.
+    pub fn take_save(&self) -> Option<Result<Vec<u8>, String>> {
+        match &mut *self.handoff() {
+            Handoff::Saved(save) => save.take(),
+            _ => None,
+        }
+    }
+
+    /// Ends a hand-off: the sessions are closed with `Moved` and `url` (where the room goes on),
+    /// or with `None` as at a shutdown (the room could not be moved); the room stops.
+    pub fn moved(&self, url: Option<String>) {
+        *self.handoff() = Handoff::Done(url);
+    }
+
     /// Queues a join without waiting; the room answers on the returned channel (a driver that
     /// steps the room itself, like the in-memory test harness, uses this).
     pub fn try_join(
@@ -304,6 +355,39 @@ impl<G: Game> Room<G> {
         metrics: Arc<Metrics>,
         resume_index: ResumeIndex,
     ) -> (Room<G>, RoomHandle) {
+        Room::with_core(RoomCore::new(settings), metrics, resume_index)
+    }
+
+    /// The room another instance saved ([`RoomHandle::hand_off`]), with every player waiting
+    /// for its resume token (registered in `resume_index`).
+    ///
+    /// # Errors
+    ///
+    /// When the save is not one of this game that this build can restore.
+    pub fn restore(
+        save: RoomSave,
+        metrics: Arc<Metrics>,
+        resume_index: ResumeIndex,
+    ) -> Result<(Room<G>, RoomHandle), PersistError> {
+        let core = RoomCore::from_save(save)?;
+        {
+            let mut index = resume_index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for token in core.tokens() {
+                index.insert(token.to_owned(), core.settings().id.clone());
+            }
+        }
+        let (mut room, handle) = Room::with_core(core, metrics, resume_index);
+        // Counted at once: the directory and matchmaking see the players who are coming back.
+        room.flush();
+        Ok((room, handle))
+    }
+
+    fn with_core(
+        core: RoomCore<G>,
+        metrics: Arc<Metrics>,
+        resume_index: ResumeIndex,
+    ) -> (Room<G>, RoomHandle) {
+        let settings = core.settings().clone();
         let period = Duration::from_secs_f64(1.0 / f64::from(settings.tick_rate.max(1)));
         let (input_tx, input_rx) = mpsc::channel(INPUT_CHANNEL_CAPACITY);
         let (control_tx, control_rx) = mpsc::channel(CONTROL_CHANNEL_CAPACITY);
@@ -317,6 +401,7 @@ impl<G: Game> Room<G> {
             tick: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
+            handoff: Mutex::new(Handoff::No),
         });
         metrics.rooms.fetch_add(1, Ordering::Relaxed);
         let handle = RoomHandle {
@@ -326,7 +411,7 @@ impl<G: Game> Room<G> {
             metrics: metrics.clone(),
         };
         let room = Room {
-            core: RoomCore::new(settings),
+            core,
             inputs: input_rx,
             control: control_rx,
             outboxes: HashMap::new(),
@@ -378,6 +463,9 @@ impl<G: Game> Room<G> {
             self.next = now + self.period;
             tracing::info!("room started");
         }
+        if let Some(next) = self.follow_handoff(now) {
+            return next;
+        }
         if self.shared.shutdown.load(Ordering::Relaxed) {
             // Finish the last tick's work: whatever is queued goes out before the close.
             self.close_all(DisconnectReason::ServerShutdown, "server shutting down");
@@ -409,6 +497,48 @@ impl<G: Game> Room<G> {
             return None;
         }
         Some(self.next)
+    }
+
+    /// Does the hand-off's part of this turn, if one was asked: `Some` is what
+    /// [`Room::run_due`] returns (no step runs while the room is handed off).
+    fn follow_handoff(&mut self, now: Instant) -> Option<Option<Instant>> {
+        let mut handoff =
+            self.shared.handoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*handoff {
+            Handoff::No => return None,
+            Handoff::Asked => {
+                let saved = self.core.save().map_err(|e| e.to_string());
+                match &saved {
+                    Ok(bytes) => tracing::info!(bytes = bytes.len(), "room saved for a hand-off"),
+                    Err(e) => tracing::warn!(error = %e, "the room cannot be saved for a hand-off"),
+                }
+                *handoff = Handoff::Saved(Some(saved));
+            }
+            Handoff::Saved(_) => {}
+            Handoff::Done(url) => {
+                let url = url.clone();
+                drop(handoff);
+                // Whatever the last tick queued goes out before the close.
+                self.flush();
+                match url {
+                    Some(url) => {
+                        tracing::info!(%url, "room moved");
+                        self.close_all(DisconnectReason::Moved, &url);
+                    }
+                    None => {
+                        self.close_all(DisconnectReason::ServerShutdown, "server shutting down")
+                    }
+                }
+                return Some(None);
+            }
+        }
+        // Saved and waiting: look again shortly (the shutdown's deadline ends the wait).
+        if self.shared.shutdown.load(Ordering::Relaxed) {
+            drop(handoff);
+            self.close_all(DisconnectReason::ServerShutdown, "server shutting down");
+            return Some(None);
+        }
+        Some(Some(now + HANDOFF_POLL))
     }
 
     fn drain_control(&mut self) {
@@ -450,6 +580,10 @@ impl<G: Game> Room<G> {
     ) -> Result<JoinInfo, JoinRefused> {
         if self.shared.shutdown.load(Ordering::Relaxed)
             || self.shared.closed.load(Ordering::Relaxed)
+            || !matches!(
+                *self.shared.handoff.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                Handoff::No
+            )
         {
             return Err(JoinRefused::Closed);
         }
@@ -569,6 +703,28 @@ pub struct OpenRoom<'a> {
     pub resume_index: ResumeIndex,
     /// The simulation threads that will run it.
     pub pool: &'a crate::sim_pool::SimPool,
+}
+
+/// Restores a room another instance saved: builds it and hands it to the simulation pool.
+pub struct RestoreRoom<'a> {
+    /// The save.
+    pub save: RoomSave,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The process's resume index.
+    pub resume_index: ResumeIndex,
+    /// The simulation threads that will run it.
+    pub pool: &'a crate::sim_pool::SimPool,
+}
+
+impl tickwire_shared::games::GameVisitor for RestoreRoom<'_> {
+    type Output = Result<RoomHandle, PersistError>;
+
+    fn visit<G: Game>(self) -> Self::Output {
+        let (room, handle) = Room::<G>::restore(self.save, self.metrics, self.resume_index)?;
+        self.pool.submit(Box::new(room));
+        Ok(handle)
+    }
 }
 
 impl tickwire_shared::games::GameVisitor for OpenRoom<'_> {

@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tickwire_shared::games::{self, UnknownGame};
 use tickwire_shared::join::JoinRequest;
-use tickwire_shared::room::RoomSettings;
+use tickwire_shared::room::{RoomSave, RoomSettings};
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use crate::room::{OpenRoom, ResumeIndex, RoomHandle, Seat};
+use crate::room::{OpenRoom, RestoreRoom, ResumeIndex, RoomHandle, Seat};
 use crate::sim_pool::SimPool;
 
 /// How long shutdown waits for the rooms to close their sessions and stop.
@@ -249,6 +249,50 @@ impl Rooms {
                 named: e.named_by.is_some(),
             })
             .collect()
+    }
+
+    /// Every open room's handle, with whether it is named (a hand-off keeps it private).
+    #[must_use]
+    pub fn handles(&self) -> Vec<(RoomHandle, bool)> {
+        self.lock()
+            .values()
+            .filter(|e| !e.handle.is_closed())
+            .map(|e| (e.handle.clone(), e.named_by.is_some()))
+            .collect()
+    }
+
+    /// Restores a room another instance saved (a rolling restart's hand-off): it runs here
+    /// from the saved tick, its players waiting for their resume tokens. A `named` room stays
+    /// private (never matchmade into; it counts against no address's limit here).
+    ///
+    /// # Errors
+    ///
+    /// When the save does not decode or restore, names an unknown game, or this process has
+    /// `--max-rooms` rooms or a room of that id open.
+    pub fn restore(&self, bytes: &[u8], named: bool) -> anyhow::Result<RoomHandle> {
+        let save = RoomSave::decode(bytes)?;
+        let mut rooms = self.lock();
+        rooms.retain(|_, e| !e.handle.is_closed());
+        let id = save.settings.id.clone();
+        if rooms.contains_key(&id) {
+            anyhow::bail!("a room {id:?} is open here already");
+        }
+        if rooms.len() >= self.config.max_rooms {
+            self.metrics.rooms_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(PickError::TooManyRooms(self.config.max_rooms).into());
+        }
+        let game = save.game.clone();
+        let restore = RestoreRoom {
+            save,
+            metrics: self.metrics.clone(),
+            resume_index: self.resume_index.clone(),
+            pool: &self.pool,
+        };
+        let handle = games::visit(&game, restore)??;
+        // A named room came from somebody's address on the other instance: it stays private.
+        let named_by = named.then_some(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        rooms.insert(id, Entry { handle: handle.clone(), named_by });
+        Ok(handle)
     }
 
     /// Sends a line from outside the rooms (an operator's broadcast, the lobby) to every

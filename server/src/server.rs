@@ -163,6 +163,11 @@ impl Server {
         if let Some(heartbeat) = self.heartbeat {
             let _ = heartbeat.await;
         }
+        // In a cluster, the matches go on elsewhere: each room is handed to another instance
+        // and its players sent there (a rolling restart).
+        if let Some(cluster) = &self.state.cluster {
+            crate::handoff::hand_off(&self.state, cluster).await;
+        }
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || state.rooms.shutdown()).await;
         self.state.tracker.close();

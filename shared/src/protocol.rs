@@ -13,10 +13,10 @@ use crate::tick::Tick;
 
 /// The protocol version. A client states it at the handshake (subprotocol [`SUBPROTOCOL`] or
 /// the query parameter `v`); the server refuses any other.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The WebSocket subprotocol that names this protocol version.
-pub const SUBPROTOCOL: &str = "tickwire.v6";
+pub const SUBPROTOCOL: &str = "tickwire.v7";
 
 /// At most this many input frames in one [`InputBatch`]: the newest frame plus the redundant
 /// copies of the ones before it. Eight frames cover 133 ms of loss at 60 Hz.
@@ -273,11 +273,15 @@ pub enum DisconnectReason {
     RoomFull,
     /// The server failed (1011).
     Internal,
+    /// The room moved to another instance (1012, service restart: a rolling restart): the
+    /// `Disconnect` message's text is the WebSocket URL it goes on at, and the player resumes
+    /// there with its resume token, as the same entity.
+    Moved,
 }
 
 impl DisconnectReason {
     /// Every reason, in declaration order.
-    pub const ALL: [DisconnectReason; 11] = [
+    pub const ALL: [DisconnectReason; 12] = [
         DisconnectReason::ServerShutdown,
         DisconnectReason::RoomClosed,
         DisconnectReason::ProtocolError,
@@ -289,6 +293,7 @@ impl DisconnectReason {
         DisconnectReason::Left,
         DisconnectReason::RoomFull,
         DisconnectReason::Internal,
+        DisconnectReason::Moved,
     ];
 
     /// The WebSocket close code for this reason (RFC 6455 §7.4.1).
@@ -304,6 +309,7 @@ impl DisconnectReason {
             DisconnectReason::Replaced | DisconnectReason::Left => 1000,
             DisconnectReason::RoomFull => 1013,
             DisconnectReason::Internal => 1011,
+            DisconnectReason::Moved => 1012,
         }
     }
 
@@ -322,6 +328,7 @@ impl DisconnectReason {
             DisconnectReason::Left => "left",
             DisconnectReason::RoomFull => "room_full",
             DisconnectReason::Internal => "internal",
+            DisconnectReason::Moved => "moved",
         }
     }
 }

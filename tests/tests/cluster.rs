@@ -8,6 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tickwire_shared::codec;
+use tickwire_shared::games::arena::{ArenaGame, Kind, Score};
+use tickwire_shared::protocol::{DisconnectReason, ServerMessage};
 use tickwire_tests::net::{self, ServerProcess};
 use tickwire_tests::redis::RedisServer;
 
@@ -615,4 +618,165 @@ async fn an_unused_seat_is_free_again_after_the_seat_ttl() {
     println!("the unused seats lapsed after {:?}", reserved_at.elapsed());
     let (again, _) = matchmake(a.addr, "game=arena").await;
     assert_eq!(again["room"], room.as_str(), "{again}");
+}
+
+/// Every combatant's score in `client`'s newest snapshot: id → (kills, deaths).
+fn scores(
+    client: &tickwire_shared::client::Client<ArenaGame>,
+) -> std::collections::BTreeMap<u32, (u16, u16)> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some((_, state)) = client.latest() else { return out };
+    let r = client.registry();
+    for e in state.iter() {
+        if let (Some(kind), Some(score)) = (r.get::<Kind>(e), r.get::<Score>(e))
+            && kind.is_combatant()
+        {
+            out.insert(e.id.0, (score.kills, score.deaths));
+        }
+    }
+    out
+}
+
+/// Reads `ws` into `client` until `done` says so; returns the `Disconnect` if one came first.
+async fn read_until(
+    ws: &mut net::Ws,
+    client: &mut tickwire_shared::client::Client<ArenaGame>,
+    what: &str,
+    mut done: impl FnMut(&tickwire_shared::client::Client<ArenaGame>) -> bool,
+) -> Option<(DisconnectReason, String)> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let epoch = Instant::now();
+    loop {
+        if done(client) {
+            return None;
+        }
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: not before the deadline"));
+        match frame {
+            Some(Ok(Message::Binary(b))) => {
+                if let Ok(ServerMessage::Disconnect { reason, message }) = codec::decode_server(&b)
+                {
+                    return Some((reason, message));
+                }
+                let _ = client.handle_bytes(epoch.elapsed().as_micros() as u64, &b);
+            }
+            Some(Ok(_)) => {}
+            other => panic!("{what}: the session ended without a Disconnect: {other:?}"),
+        }
+    }
+}
+
+/// Issue 17, item 4: a rolling restart. Instance A holds a match (NPCs fighting, bots, an
+/// observing player); B joins the cluster; A is stopped (SIGTERM). The match goes on at B from
+/// the tick it stopped at, every player the same entity, every score intact, and the bots
+/// follow it by themselves.
+#[tokio::test]
+async fn a_rolling_restart_moves_the_match_with_its_players_entities_and_scores() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let args = [
+        "--redis",
+        &url,
+        "--presence-ttl",
+        "2",
+        "--npcs",
+        "6",
+        "--interest-radius",
+        "2000",
+        "--quic-bind",
+        "off",
+    ];
+    let mut a = ServerProcess::start(CLI, &args).await;
+    let report =
+        std::env::temp_dir().join(format!("tickwire-restart-bots-{}.json", std::process::id()));
+    let bots = Command::new(CLI)
+        .args(["bots", "--url", &format!("ws://{}/ws", a.addr), "--count", "4"])
+        .args(["--duration", "16", "--room", "restart", "--behavior", "fight"])
+        .args(["--token", &net::token(), "--report"])
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bots start");
+    let (mut ws, welcome) = net::join_as(a.addr, "observer", "&room=restart&name=obs").await;
+    let mut client = tickwire_shared::client::Client::<ArenaGame>::new(Default::default());
+    let hello = codec::encode_server(&ServerMessage::Welcome(welcome.clone())).unwrap();
+    client.handle_bytes(0, &hello).unwrap();
+
+    let b = ServerProcess::start(CLI, &args).await;
+    rooms_until(a.addr, "a sees b", |v| instance_ids(v).len() == 2).await;
+    // The match is on: somebody has scored (or died).
+    let moved = read_until(&mut ws, &mut client, "a score", |c| {
+        scores(c).values().any(|&(k, d)| k + d > 0)
+    })
+    .await;
+    assert_eq!(moved, None);
+    let before = scores(&client);
+    let (before_tick, _) = client.latest().unwrap();
+
+    // A rolling restart: A is told to stop.
+    let status = Command::new("kill").args(["-TERM", &a.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let stopped = Instant::now();
+    let mut last_on_a = (before_tick, Instant::now());
+    let told = read_until(&mut ws, &mut client, "the move", |c| {
+        if let Some((t, _)) = c.latest()
+            && t != last_on_a.0
+        {
+            last_on_a = (t, Instant::now());
+        }
+        false
+    })
+    .await;
+    let (reason, to) = told.expect("a Disconnect");
+    assert_eq!(reason, DisconnectReason::Moved, "{to}");
+    assert_eq!(to, format!("ws://{}/ws", b.addr), "the room went to b");
+    println!("told to move {:?} after the SIGTERM", stopped.elapsed());
+
+    // Back at b with the resume token: the same entity, the tick where it was.
+    let query = format!("&room=restart&name=obs&resume={}", welcome.resume_token);
+    let (mut ws, again) = net::join_as(b.addr, "observer", &query).await;
+    assert_eq!(again.entity, welcome.entity, "the same entity");
+    assert_eq!(again.room, "restart");
+    let ahead = again.tick.diff(last_on_a.0);
+    assert!((0..60).contains(&ahead), "the tick went on from {:?}: {:?}", last_on_a.0, again.tick);
+    let hello = codec::encode_server(&ServerMessage::Welcome(again)).unwrap();
+    client.handle_bytes(0, &hello).unwrap();
+    let first_tick = client.latest().map(|(t, _)| t);
+    let gone = read_until(&mut ws, &mut client, "a snapshot at b", |c| {
+        c.latest().map(|(t, _)| t) != first_tick
+    })
+    .await;
+    assert_eq!(gone, None);
+    let pause = last_on_a.1.elapsed();
+    println!("the observer's pause: {pause:?} (last snapshot at a to the first at b)");
+    let after = scores(&client);
+    for (id, (kills, deaths)) in &before {
+        let (k, d) = after.get(id).copied().unwrap_or_else(|| panic!("#{id} is gone: {after:?}"));
+        assert!(
+            k >= *kills && d >= *deaths,
+            "#{id}: {:?} before, {:?} after",
+            (kills, deaths),
+            (k, d)
+        );
+    }
+    assert!(pause < Duration::from_secs(3), "{pause:?}");
+
+    // The bots followed by themselves.
+    let out = bots.wait_with_output().expect("bots end");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    std::fs::remove_file(&report).ok();
+    println!("bots: {}", json["moves"]);
+    assert_eq!(json["bots"]["completed"], 4, "{json:#}");
+    assert_eq!(json["moves"]["bots_moved"], 4, "{:#}", json["moves"]);
+    assert_eq!(json["moves"]["same_entity"], 4, "{:#}", json["per_bot"]);
+    assert!(json["moves"]["pause_ms"]["max"].as_f64().unwrap() < 3000.0, "{:#}", json["moves"]);
+    let status = a.child.wait().unwrap();
+    assert!(status.success(), "a stopped cleanly: {status:?}");
+    let listed = rooms_until(b.addr, "b holds the room", |v| room(v, "restart").is_some()).await;
+    assert_eq!(room(&listed, "restart").unwrap()["players"], 5, "{listed:#}");
 }

@@ -43,7 +43,7 @@ async fn a_lower_case_bearer_scheme_is_accepted() {
     let server = net::start(net::test_config()).await;
     let auth = format!("bearer {}", net::token());
     let ws =
-        net::connect_with(server.local_addr(), "v=6", &[("Authorization", auth.as_str())]).await;
+        net::connect_with(server.local_addr(), "v=7", &[("Authorization", auth.as_str())]).await;
     assert!(ws.is_ok(), "{:?}", ws.err());
     server.shutdown().await;
 }
@@ -66,7 +66,7 @@ async fn tokens_are_checked_for_expiry_key_and_a_configured_audience() {
     use tickwire_server::auth::{Claims, JwtKeys, unix_now};
 
     let refused = |addr, token: String| async move {
-        net::connect_with(addr, &format!("v=6&token={token}"), &[]).await.err()
+        net::connect_with(addr, &format!("v=7&token={token}"), &[]).await.err()
     };
     let server = net::start(net::test_config()).await;
     let addr = server.local_addr();
@@ -236,7 +236,7 @@ async fn names_and_chat_are_cleaned_and_names_are_unique_per_room() {
     let (mut b, wb) = net::join_as(addr, "b", "&room=names&name=Z%C3%A9ro").await;
     assert_eq!(announced_name(&mut b, wb.entity).await, "Zéro (2)");
     // Nothing left after cleaning: refused at the handshake.
-    let q = format!("v=6&token={}&name=%E2%80%8B%E2%80%AE", net::token());
+    let q = format!("v=7&token={}&name=%E2%80%8B%E2%80%AE", net::token());
     let (status, body) = net::connect_with(addr, &q, &[]).await.unwrap_err();
     assert_eq!(status, 400, "{body}");
     // Chat is cleaned the same way.
@@ -259,7 +259,7 @@ async fn origins_are_compared_by_scheme_host_and_port() {
         ServerConfig { allowed_origins: vec!["https://game.example".into()], ..net::test_config() };
     let server = net::start(config).await;
     let addr = server.local_addr();
-    let q = format!("v=6&token={}", net::token());
+    let q = format!("v=7&token={}", net::token());
     let origin_ok = |origin: String| {
         let q = q.clone();
         async move { net::connect_with(addr, &q, &[("Origin", origin.as_str())]).await.is_ok() }
@@ -281,7 +281,7 @@ async fn origins_are_compared_by_scheme_host_and_port() {
     // Dev mode (no secret: a random one, guest tokens on): any localhost page may connect.
     let dev = net::start(ServerConfig { jwt_secret: None, ..net::test_config() }).await;
     let token = guest_token(dev.local_addr()).await;
-    let q = format!("v=6&token={token}");
+    let q = format!("v=7&token={token}");
     let ws = net::connect_with(dev.local_addr(), &q, &[("Origin", "http://localhost:3000")]).await;
     assert!(ws.is_ok(), "{:?}", ws.err());
     dev.shutdown().await;
@@ -348,7 +348,7 @@ async fn raw_ws(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "GET /ws?v=6&token={}&name=raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+        "GET /ws?v=7&token={}&name=raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
          Sec-WebSocket-Version: 13\r\n\r\n",
         net::token()
@@ -461,7 +461,7 @@ async fn clients_that_stop_reading_are_closed_as_too_slow() {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let tcp = socket.connect(addr).await.unwrap();
-        let url = format!("ws://{addr}/ws?v=6&token={}&name=slow{i}&room=slow", net::token());
+        let url = format!("ws://{addr}/ws?v=7&token={}&name=slow{i}&room=slow", net::token());
         let (ws, _) = tokio_tungstenite::client_async(url, tcp).await.expect("handshake");
         stalled.push(ws); // never read again
     }

@@ -19,15 +19,15 @@ async fn handshake_refusals_say_why_before_upgrading() {
     let token = net::token();
 
     // 401: no token, then a bad one.
-    let (status, body) = net::connect_with(addr, "v=6", &[]).await.unwrap_err();
+    let (status, body) = net::connect_with(addr, "v=7", &[]).await.unwrap_err();
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("missing token"), "{body}");
-    let (status, body) = net::connect_with(addr, "v=6&token=a.b.c", &[]).await.unwrap_err();
+    let (status, body) = net::connect_with(addr, "v=7&token=a.b.c", &[]).await.unwrap_err();
     assert_eq!(status, 401, "{body}");
 
     // 403: a foreign origin; the same origin passes (localhost pages only in dev mode:
     // tests/tests/hardening.rs).
-    let q = format!("v=6&token={token}");
+    let q = format!("v=7&token={token}");
     let (status, body) =
         net::connect_with(addr, &q, &[("Origin", "https://evil.example")]).await.unwrap_err();
     assert_eq!(status, 403, "{body}");
@@ -53,11 +53,11 @@ async fn handshake_refusals_say_why_before_upgrading() {
 
     // 400: a bad join query.
     let (status, body) =
-        net::connect_with(addr, &format!("v=6&token={token}&room=a%20b"), &[]).await.unwrap_err();
+        net::connect_with(addr, &format!("v=7&token={token}&room=a%20b"), &[]).await.unwrap_err();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("room id"), "{body}");
     let (status, body) =
-        net::connect_with(addr, &format!("v=6&token={token}&game=chess"), &[]).await.unwrap_err();
+        net::connect_with(addr, &format!("v=7&token={token}&game=chess"), &[]).await.unwrap_err();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("unknown game \"chess\"") && body.contains("arena"), "{body}");
     server.shutdown().await;
@@ -212,7 +212,7 @@ async fn per_ip_connection_limit_answers_429() {
     let addr = server.local_addr();
     let _a = net::connect(addr, "").await;
     let _b = net::connect(addr, "").await;
-    let q = format!("v=6&token={}", net::token());
+    let q = format!("v=7&token={}", net::token());
     let (status, body) = net::connect_with(addr, &q, &[]).await.unwrap_err();
     assert_eq!(status, 429, "{body}");
     server.shutdown().await;

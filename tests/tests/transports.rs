@@ -394,7 +394,7 @@ async fn the_servers_http3_serves_and_bounds_a_hand_written_client() {
         protocol: "webtransport".into(),
         scheme: "https".into(),
         authority: format!("localhost:{port}"),
-        path: format!("/wt?v=6&name={name}&room=raw"),
+        path: format!("/wt?v=7&name={name}&room=raw"),
         origin: None,
         authorization: Some(format!("Bearer {}", net::token_for(name))),
     };

@@ -168,6 +168,14 @@ pub struct BotResult {
     /// What the conditioner did (both ways): datagrams lost, duplicated and reordered, ordered
     /// messages retransmitted, messages dropped because its queue was full.
     pub conditioner: ConditionerStats,
+    /// Times its room moved to another instance (a rolling restart) and it followed.
+    pub moves: u32,
+    /// The entities it was welcomed as, in order, each once in a row: one entity through any
+    /// number of moves and reconnections is `[id]`.
+    pub entities: Vec<u32>,
+    /// For each move, milliseconds from the last snapshot before it to the first after it:
+    /// the pause the player saw.
+    pub move_pauses_ms: Vec<f64>,
 }
 
 impl BotResult {
@@ -194,8 +202,31 @@ impl BotResult {
             interp_delay_us: Vec::new(),
             interp_target_delay_us: Vec::new(),
             conditioner: ConditionerStats::default(),
+            moves: 0,
+            entities: Vec::new(),
+            move_pauses_ms: Vec::new(),
         }
     }
+}
+
+/// The URL a bot resumes at after its room moved to `to` (the `Moved` disconnect's text): the
+/// same join query, with its resume token and without a matchmaker's seat (taken already).
+/// `None` unless `to` is a WebSocket URL without a query of its own.
+#[must_use]
+pub fn moved_url(old: &str, to: &str, resume_token: &str) -> Option<String> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    let scheme_ok = to.starts_with("ws://") || to.starts_with("wss://");
+    if !scheme_ok || to.contains(['?', '#', ' ']) || !resume_token.chars().all(plain) {
+        return None;
+    }
+    let query = old.split_once('?').map_or("", |(_, q)| q);
+    let mut params: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("seat=") && !p.starts_with("resume="))
+        .collect();
+    let resume = format!("resume={resume_token}");
+    params.push(&resume);
+    Some(format!("{to}?{}", params.join("&")))
 }
 
 /// A uniform random sample of at most `cap` values from a stream of any length (reservoir
@@ -264,6 +295,32 @@ async fn connect(spec: &BotSpec, progress: &Progress, result: &mut BotResult) ->
     None
 }
 
+/// Opens a WebSocket to where the bot's room moved, with the bot's resume token (see
+/// [`moved_url`]); the spec's URL becomes the new one. `None` when the bot cannot follow: not
+/// on WebSocket, not welcomed, a URL it will not use, or no connection in time.
+async fn follow_move<G: Game>(
+    spec: &mut BotSpec,
+    to: &str,
+    client: &tickwire_shared::client::Client<G>,
+) -> Option<Link> {
+    let LinkSpec::WebSocket(trust) = &spec.link else { return None };
+    let token = &client.welcome()?.resume_token;
+    let url = moved_url(&spec.url, to, token)?;
+    let by = (Instant::now() + CONNECT_TIMEOUT).min(spec.deadline);
+    match tokio::time::timeout_at(by, Link::websocket(&url, trust)).await {
+        Ok(Ok(link)) => {
+            tracing::debug!(bot = spec.index, %to, "followed the room to another instance");
+            spec.url = url;
+            Some(link)
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(bot = spec.index, %to, error = %format!("{e:#}"), "cannot follow the room");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Holds one idle session until the deadline: joins, then only reads (the transport answers
 /// heartbeats: tungstenite the pings, the WebTransport link the empty datagrams). No input, no
 /// ping, no decoding but the `Welcome` — what an idle player costs the server, at the least
@@ -308,7 +365,7 @@ pub async fn hold_bot(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
 const SNAPSHOT_TAG: u8 = 1;
 
 /// Runs one bot of game `G` until the deadline (plus the drain) and returns what it measured.
-pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResult {
+pub async fn run_bot<G: Game>(mut spec: BotSpec, progress: Arc<Progress>) -> BotResult {
     let mut result = BotResult::new(spec.index);
     let Some(mut brain) = G::Bot::new(&spec.behavior, spec.seed) else {
         progress.failed.fetch_add(1, Ordering::Relaxed);
@@ -348,6 +405,10 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
     let mut reported_errors = 0u64;
     let mut delays = Reservoir::new(MAX_DELAY_SAMPLES, spec.seed ^ 0x3333);
     let far = spec.deadline + Duration::from_secs(3600);
+    // A rolling restart: where the room went, and when the last snapshot before it came.
+    let mut moved_to: Option<String> = None;
+    let mut last_snapshot_at: Option<Instant> = None;
+    let mut pause_from: Option<Instant> = None;
 
     let end = 'run: loop {
         let next_due = match (inbound.next_due(), outbound.next_due()) {
@@ -403,9 +464,26 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
                     let _ = session.handle_bytes(now_us(), &bytes);
                 }
                 while let Some(event) = session.poll_event() {
-                    if let SessionEvent::Client(ClientEvent::Disconnected { reason, .. }) = event {
+                    if let SessionEvent::Client(ClientEvent::Disconnected { reason, message }) =
+                        event
+                    {
                         disconnect_reason = Some(reason);
+                        if reason == DisconnectReason::Moved {
+                            moved_to = Some(message);
+                        }
                     }
+                }
+                // The room goes on at another instance: resume there, as the same player.
+                if disconnect_reason == Some(DisconnectReason::Moved)
+                    && let Some(to) = moved_to.take()
+                    && let Some(new) = follow_move(&mut spec, &to, session.client()).await
+                {
+                    link = new;
+                    result.moves += 1;
+                    pause_from = last_snapshot_at;
+                    next_input_at = None;
+                    disconnect_reason = None;
+                    continue 'run;
                 }
                 break 'run BotEnd::Closed { code, reason: disconnect_reason };
             }
@@ -463,6 +541,9 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
             };
             match event {
                 ClientEvent::Welcomed(welcome) => {
+                    if result.entities.last() != Some(&welcome.entity.0) {
+                        result.entities.push(welcome.entity.0);
+                    }
                     tick_rate = welcome.tick_rate.max(1);
                     result.snapshot_rate = welcome.snapshot_rate;
                     welcomed_at.get_or_insert(now);
@@ -477,11 +558,19 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
                     }
                     rtt.push_back(rtt_us);
                 }
-                ClientEvent::Disconnected { reason, .. } => disconnect_reason = Some(reason),
-                ClientEvent::Snapshot { .. }
-                | ClientEvent::Chat { .. }
-                | ClientEvent::Room(_)
-                | ClientEvent::Game(_) => {}
+                ClientEvent::Disconnected { reason, message } => {
+                    disconnect_reason = Some(reason);
+                    if reason == DisconnectReason::Moved {
+                        moved_to = Some(message);
+                    }
+                }
+                ClientEvent::Snapshot { .. } => {
+                    if let Some(from) = pause_from.take() {
+                        result.move_pauses_ms.push((now - from).as_secs_f64() * 1e3);
+                    }
+                    last_snapshot_at = Some(now);
+                }
+                ClientEvent::Chat { .. } | ClientEvent::Room(_) | ClientEvent::Game(_) => {}
             }
         }
         // Input → echo: from the tick an input was made to the first snapshot saying the server
@@ -563,6 +652,20 @@ pub async fn run_bot<G: Game>(spec: BotSpec, progress: Arc<Progress>) -> BotResu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_bot_resumes_with_its_query_its_token_and_no_seat() {
+        let old = "ws://a:1/ws?v=7&token=t.t.t&name=bot-0&game=arena&room=mm-1&seat=s.s.s";
+        assert_eq!(
+            moved_url(old, "ws://b:2/ws", "abc123").as_deref(),
+            Some("ws://b:2/ws?v=7&token=t.t.t&name=bot-0&game=arena&room=mm-1&resume=abc123")
+        );
+        let again = moved_url(old, "wss://c/ws", "def").unwrap();
+        assert!(again.ends_with("room=mm-1&resume=def"), "{again}");
+        assert_eq!(moved_url(old, "http://b/ws", "x"), None, "not a WebSocket URL");
+        assert_eq!(moved_url(old, "ws://b/ws?x=1", "x"), None, "a query of its own");
+        assert_eq!(moved_url(old, "ws://b/ws", "a&seat=1"), None, "a token that is not one");
+    }
 
     #[test]
     fn reservoir_keeps_a_bounded_uniform_sample() {

@@ -222,6 +222,25 @@ pub struct PerBot {
     pub decode_errors: u64,
     /// Median round trip, ms.
     pub rtt_p50_ms: Option<f64>,
+    /// Times its room moved to another instance and it followed.
+    #[serde(default)]
+    pub moves: u32,
+    /// The entities it was welcomed as, in order (one through any move: `[id]`).
+    #[serde(default)]
+    pub entities: Vec<u32>,
+}
+
+/// Rooms moving to another instance (a rolling restart) under the bots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MoveSummary {
+    /// Bots that followed a move.
+    pub bots_moved: u32,
+    /// Moves followed, all bots.
+    pub moves: u64,
+    /// Of the bots that moved, those that were the same entity throughout.
+    pub same_entity: u32,
+    /// The pause each move made: from the last snapshot before it to the first after, ms.
+    pub pause_ms: Quantiles,
 }
 
 /// The whole report. It reads back with [`BotsReport::from_json`]; every field is required.
@@ -294,6 +313,9 @@ pub struct BotsReport {
     pub server: Option<ServerSummary>,
     /// Why `server` is `null`.
     pub server_error: Option<String>,
+    /// Rooms that moved to another instance under the bots (rolling restarts).
+    #[serde(default)]
+    pub moves: MoveSummary,
     /// One line per started bot.
     pub per_bot: Vec<PerBot>,
 }
@@ -363,6 +385,8 @@ pub fn build(
     let mut active_total = 0.0;
     let mut decode_errors = 0;
     let mut per_bot = Vec::with_capacity(results.len());
+    let mut moves = MoveSummary::default();
+    let mut pauses: Vec<f64> = Vec::new();
 
     for r in results {
         let (end, detail) = match &r.end {
@@ -447,7 +471,17 @@ pub fn build(
             bytes_received: r.bytes_received,
             decode_errors: r.decode_errors,
             rtt_p50_ms: (!bot_rtt.is_empty()).then(|| quantile(&bot_rtt, 0.5)),
+            moves: r.moves,
+            entities: r.entities.clone(),
         });
+        if r.moves > 0 {
+            moves.bots_moved += 1;
+            moves.moves += u64::from(r.moves);
+            if r.entities.len() == 1 {
+                moves.same_entity += 1;
+            }
+            pauses.extend_from_slice(&r.move_pauses_ms);
+        }
     }
     snapshots.per_bot_per_sec = spread(&snap_rates);
     snapshots.fraction_of_expected = spread(&fractions);
@@ -532,6 +566,7 @@ pub fn build(
         conditioner_reordered: conditioner.reordered,
         server,
         server_error,
+        moves: MoveSummary { pause_ms: quantiles(pauses), ..moves },
         per_bot,
     }
 }
@@ -578,6 +613,16 @@ impl BotsReport {
         }
         for (reason, n) in &self.disconnects.by_reason {
             row("  disconnect (reason)", format!("{n} × {reason}"));
+        }
+        let m = &self.moves;
+        if m.moves > 0 {
+            row(
+                "room moves followed",
+                format!(
+                    "{} by {} bots ({} the same entity throughout); pause ms p50 / max {:.1} / {:.1}",
+                    m.moves, m.bots_moved, m.same_entity, m.pause_ms.p50, m.pause_ms.max
+                ),
+            );
         }
         let r = &self.rtt_ms;
         row(
