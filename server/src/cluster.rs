@@ -164,7 +164,14 @@ pub struct Cluster {
     cache: Mutex<Option<(Instant, Arc<Vec<InstanceRecord>>)>>,
     /// Wakes the heartbeat for a beat now (a room just taken over).
     beat_now: tokio::sync::Notify,
+    /// The public URLs of every instance seen in the directory (the newest
+    /// [`MAX_REMEMBERED_MEMBERS`]): pages they served stay open after they leave (a rolling
+    /// restart sends their players here), so their origins stay trusted.
+    seen: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many instances' URLs an instance remembers after they leave.
+const MAX_REMEMBERED_MEMBERS: usize = 256;
 
 /// The public base URL and the `/ws` URL of `public` (`http://host:port`, `https://…`,
 /// nothing after the authority but an optional `/`).
@@ -269,6 +276,7 @@ impl Cluster {
             reserve: redis::Script::new(RESERVE_SEAT),
             cache: Mutex::new(None),
             beat_now: tokio::sync::Notify::new(),
+            seen: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -335,6 +343,17 @@ impl Cluster {
         let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let others = cache.as_ref().map(|(_, records)| records.iter().map(|r| r.url.clone()));
         std::iter::once(self.url.clone()).chain(others.into_iter().flatten()).collect()
+    }
+
+    /// [`Cluster::member_urls`] and every instance seen since this one started (pages served
+    /// by an instance that has left may still open sessions here: its players were sent here
+    /// when it stopped).
+    #[must_use]
+    pub fn trusted_urls(&self) -> Vec<String> {
+        let mut urls = self.member_urls();
+        let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        urls.extend(seen.iter().filter(|u| !urls.contains(u)).cloned().collect::<Vec<_>>());
+        urls
     }
 
     /// The WebSocket origins (`ws://host:port`, `wss://…`) of the other instances as last read,
@@ -635,6 +654,17 @@ impl Cluster {
         self.note(&result);
         let others: Arc<Vec<InstanceRecord>> =
             Arc::new(result?.into_iter().filter(|r| r.id != self.id).collect());
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for r in others.iter() {
+                if !seen.contains(&r.url) {
+                    if seen.len() == MAX_REMEMBERED_MEMBERS {
+                        seen.pop_front();
+                    }
+                    seen.push_back(r.url.clone());
+                }
+            }
+        }
         *cache() = Some((Instant::now(), others.clone()));
         Ok(others)
     }

@@ -179,7 +179,7 @@ pub fn check_origin_and_token(
     bearer: Option<&str>,
     state: &AppState,
 ) -> Result<String, (StatusCode, String)> {
-    let members = state.cluster.as_ref().map(|c| c.member_urls());
+    let members = state.cluster.as_ref().map(|c| c.trusted_urls());
     if let Some(origin) = origin
         && !origin_allowed(
             origin,

@@ -109,4 +109,34 @@ describe("browser client in a cluster", { timeout: 3 * TEST_TIMEOUT_MS }, () => 
       await page.close();
     }
   });
+
+  // Issue 17, item 4: a rolling restart. The page plays a named room on a; a is stopped; the
+  // page follows the room to b by itself and goes on as the same player.
+  test("a page follows its room to another instance when its own stops", { timeout: TEST_TIMEOUT_MS }, async () => {
+    await until("a sees b", 15_000, async () => (await rooms(a.url)).instances.length === 2);
+    const page = await openClient(browser.context, `${a.url}/?room=roll`);
+    await live(page);
+    const before = await until("a tick", 15_000, async () => {
+      const s = await page.evaluate(() => window.tickwire.state());
+      return s.tick !== null && s;
+    });
+    assert.equal(before.server, null, "it plays on the instance that served it");
+    await a.stop();
+    const bWs = `${b.url.replace(/^http/, "ws")}/ws`;
+    let seen = null;
+    const after = await until("the page plays on b", 20_000, async () => {
+      const s = await page.evaluate(() => window.tickwire.state());
+      seen = s;
+      return s.connection === "live" && s.server === bWs && s.tick !== null && s.reconnects === 1 && s;
+    }).catch((e) => {
+      const { entities, ...rest } = seen ?? {};
+      throw new Error(`${e.message}; the page: ${JSON.stringify(rest)}; problems: ${JSON.stringify(page.problems)}; a: ${a.logs.slice(-8).join("")}`);
+    });
+    assert.equal(after.entity, before.entity, "the same entity");
+    assert.ok(after.tick >= before.tick, `the tick went on: ${before.tick} → ${after.tick}`);
+    const listed = await rooms(b.url);
+    assert.ok(listed.rooms.some((r) => r.id === "roll" && r.players === 1), JSON.stringify(listed));
+    assert.deepEqual(page.problems, []);
+    await page.close();
+  });
 });

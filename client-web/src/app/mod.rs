@@ -71,6 +71,8 @@ struct Identity {
     transport: Preference,
     /// Where the server's matchmaker placed the player.
     placement: Placement,
+    /// The room the last `Welcome` named.
+    joined: Option<String>,
 }
 
 /// What `GET /api/matchmake` said (asked before a join that names no room and resumes
@@ -91,6 +93,9 @@ struct Link {
     last_reason: String,
     next_generation: u32,
     welcomes: u32,
+    /// The room moved to another instance (a rolling restart): the next attempt goes there at
+    /// once.
+    moved: bool,
     /// The current attempt's rungs.
     ladder: Ladder,
     /// Why the current attempt left WebTransport for the WebSocket, if it did.
@@ -190,6 +195,7 @@ pub fn start() -> Result<(), JsValue> {
         token: net::stored_token(&window),
         transport: Preference::from_query(params.get("transport").as_deref()),
         placement: Placement::Unasked,
+        joined: None,
     };
     let app = Rc::new(RefCell::new(App {
         page,
@@ -200,6 +206,7 @@ pub fn start() -> Result<(), JsValue> {
             last_reason: String::new(),
             next_generation: 0,
             welcomes: 0,
+            moved: false,
             ladder: Ladder::WebSocketOnly,
             fallback: None,
         },
@@ -485,6 +492,11 @@ impl App {
         set("resumeToken", &self.identity.resume.as_deref().map_or(JsValue::NULL, JsValue::from));
         set("entity", &self.own.map_or(JsValue::NULL, |e| e.0.into()));
         set("reconnects", &self.link.welcomes.saturating_sub(1).into());
+        let server = match &self.identity.placement {
+            Placement::There { url, .. } => JsValue::from(url.as_str()),
+            _ => JsValue::NULL,
+        };
+        set("server", &server);
         set("fps", &self.meters.shown_fps.into());
         let transport = self.connection.as_ref().map(|c| c.wire.transport());
         set("transport", &transport.map_or(JsValue::NULL, |t| t.label().into()));

@@ -364,7 +364,11 @@ fn lost(app: &Shared, reason: String, terminal: Option<bool>) {
             a.identity.placement = Placement::Unasked;
         }
     }
-    let delay = backoff_ms(a.link.attempts, js_sys::Math::random());
+    let delay = if std::mem::take(&mut a.link.moved) {
+        0.0
+    } else {
+        backoff_ms(a.link.attempts, js_sys::Math::random())
+    };
     let retry_at_ms = a.page.performance.now() + delay;
     a.link.phase = Phase::Reconnecting { retry_at_ms: Some(retry_at_ms) };
     let weak = Rc::downgrade(app);
@@ -559,6 +563,7 @@ impl App {
                             w.game
                         )));
                     };
+                    self.identity.joined = Some(w.room.clone());
                     set_text(&self.page.help, session.help());
                     if let Some(document) = self.page.window.document() {
                         document.set_title(&format!("Tickwire · {}", w.game));
@@ -598,6 +603,18 @@ impl App {
                 Notice::Gone(entity) => self.names.remove(entity),
                 Notice::Line(line) => self.push_log(line),
                 Notice::Disconnected(reason, message) => {
+                    let url = &message;
+                    if reason == DisconnectReason::Moved
+                        && (url.starts_with("ws://") || url.starts_with("wss://"))
+                    {
+                        // A rolling restart: the room goes on at another instance, and the
+                        // player resumes there (its resume token, no seat).
+                        let room = self.identity.joined.clone().unwrap_or_default();
+                        self.identity.placement =
+                            Placement::There { url: url.clone(), room, seat: None };
+                        self.link.moved = true;
+                        self.push_log("the room moved to another server: following it".into());
+                    }
                     if let Some(c) = self.connection.as_mut() {
                         c.disconnect = Some((reason, message.clone()));
                     }
