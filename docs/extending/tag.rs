@@ -13,17 +13,20 @@ use tickwire_shared::game::{
     Standings, TickSet,
 };
 use tickwire_shared::ids::NetId;
+use tickwire_shared::persist::Persistence;
 use tickwire_shared::quantize;
 use tickwire_shared::registry::{Registrar, RegistryError, Replicate, ReplicationRegistry};
 use tickwire_shared::snapshot::EntityView;
 
 // ANCHOR: components
 /// Where a runner is: two integer fields on the 1/64 grid.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Position(#[quantize(position)] pub Vec2);
 
 /// Whether this runner is "it": sent as one integer field, 0 or 1.
-#[derive(Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Component, Replicate, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub struct It(pub bool);
 // ANCHOR_END: components
 
@@ -69,7 +72,7 @@ pub fn step(at: Vec2, input: &TagInput, dt: f32) -> Vec2 {
 // ANCHOR_END: step
 
 /// The runner's current input (the engine hands it over each tick; bots write it too).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Running(pub TagInput);
 
 // ANCHOR: systems
@@ -162,6 +165,10 @@ impl Game for TagGame {
             .collect();
         rows.sort_by_key(|r| r.entity);
         Standings { columns: vec!["it"], rows }
+    }
+
+    fn persist(p: &mut Persistence) {
+        p.component::<Position>().component::<It>().component::<Running>();
     }
 }
 // ANCHOR_END: game

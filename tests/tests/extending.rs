@@ -107,6 +107,24 @@ fn a_match_is_deterministic_and_the_bot_policy_plays() {
     assert!(dir.dot(target) > 0.0, "runs at {target} with {input:?}");
 }
 
+/// The tutorial's `persist`: a tag match saved and restored (what a rolling restart does)
+/// goes on exactly as the original.
+#[test]
+fn a_tag_match_survives_a_restart() {
+    let mut a = RoomCore::<TagGame>::new(settings(3));
+    for _ in 0..90 {
+        a.step();
+    }
+    let mut b = RoomCore::<TagGame>::restore(&a.save().expect("every component is persisted"))
+        .expect("restores");
+    for _ in 0..120 {
+        a.step();
+        b.step();
+        assert_eq!(a.state_hash(), b.state_hash(), "at {:?}", a.tick());
+    }
+    assert_eq!(a.standings(), b.standings());
+}
+
 #[test]
 fn the_view_maps_keys_and_names_the_game() {
     let mut c = Controls::default();
