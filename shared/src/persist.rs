@@ -3,7 +3,7 @@
 //!
 //! A game lists what makes up its state ([`crate::game::Game::persist`]): every component its
 //! entities carry, replicated or server-only, and the resources its rules change (a referee's
-//! state). The engine adds its own: [`NetId`], [`crate::game::Controlled`],
+//! state). The engine adds its own: [`crate::ids::NetId`], [`crate::game::Controlled`],
 //! [`crate::rewind::ViewLag`], the clock, the id allocator, the random numbers and the rewind
 //! histories. Each is saved with serde as it is, not quantized, so a restored world steps
 //! exactly as the original would have.
