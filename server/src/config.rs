@@ -175,6 +175,9 @@ pub struct ServerConfig {
     pub cluster: Option<ClusterConfig>,
     /// The bearer token of the admin API (`POST /api/admin/broadcast`); `None`: no admin API.
     pub admin_token: Option<String>,
+    /// Development restarts (`--dev`): the directory rooms are saved to on shutdown and
+    /// restored from at start. `None`: a restart ends the matches.
+    pub dev_state: Option<PathBuf>,
 }
 
 /// How an instance joins a cluster (`--redis`, `--public-url`, `--presence-ttl`).
@@ -261,6 +264,7 @@ impl Default for ServerConfig {
             quic: QuicBind::Auto,
             cluster: None,
             admin_token: None,
+            dev_state: None,
         }
     }
 }
@@ -385,6 +389,14 @@ pub struct ServeArgs {
     /// [default: none, the admin API is off].
     #[arg(long, env = "TICKWIRE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Development restarts: on shutdown every room is saved to --dev-state, and at start the
+    /// rooms saved there come back with their state; players' pages reconnect by themselves
+    /// and resume as the same entities. Edit, rebuild, and keep playing the same match.
+    #[arg(long, env = "TICKWIRE_DEV")]
+    pub dev: bool,
+    /// With --dev: where rooms are saved between runs [default: .tickwire-dev].
+    #[arg(long, env = "TICKWIRE_DEV_STATE")]
+    pub dev_state: Option<PathBuf>,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -422,6 +434,8 @@ struct FileConfig {
     presence_ttl: Option<f64>,
     seat_ttl: Option<u64>,
     admin_token: Option<String>,
+    dev: Option<bool>,
+    dev_state: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -498,9 +512,23 @@ impl ServeArgs {
             quic: self.quic_bind.or(file.quic_bind).unwrap_or_default(),
             cluster,
             admin_token: self.admin_token.clone().or(file.admin_token),
+            dev_state: dev_state(
+                self.dev || file.dev.unwrap_or(false),
+                self.dev_state.clone().or(file.dev_state),
+            )?,
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+/// The development-restart directory: `--dev-state` (default `.tickwire-dev`) with `--dev`,
+/// none without (and `--dev-state` alone is refused).
+fn dev_state(dev: bool, dir: Option<PathBuf>) -> anyhow::Result<Option<PathBuf>> {
+    match (dev, dir) {
+        (true, dir) => Ok(Some(dir.unwrap_or_else(|| PathBuf::from(".tickwire-dev")))),
+        (false, None) => Ok(None),
+        (false, Some(_)) => bail!("--dev-state goes with --dev"),
     }
 }
 
@@ -613,6 +641,11 @@ impl ServerConfig {
                  lock on the admin API"
             );
         }
+        if self.dev_state.is_some() && self.cluster.is_some() {
+            bail!(
+                "--dev keeps rooms in a local directory across restarts, --redis hands them to                  other instances: use one or the other"
+            );
+        }
         if let Some(cluster) = &self.cluster {
             crate::cluster::check(cluster)?;
             if self.jwt_secret.is_none() {
@@ -676,6 +709,25 @@ mod tests {
         assert!(resolve(alone).unwrap_err().contains("--tls-cert needs --tls-key"));
         let alone = ServeArgs { tls_key: file("k.pem"), ..ServeArgs::default() };
         assert!(resolve(alone).unwrap_err().contains("--tls-key needs --tls-cert"));
+    }
+
+    #[test]
+    fn dev_restarts_keep_a_directory_and_no_cluster() {
+        let resolve =
+            |args: ServeArgs| args.resolve().map(|c| c.dev_state).map_err(|e| format!("{e:#}"));
+        assert_eq!(resolve(ServeArgs::default()), Ok(None));
+        let dev = ServeArgs { dev: true, ..ServeArgs::default() };
+        assert_eq!(resolve(dev.clone()), Ok(Some(PathBuf::from(".tickwire-dev"))));
+        let dir = ServeArgs { dev_state: Some("/tmp/d".into()), ..dev.clone() };
+        assert_eq!(resolve(dir.clone()), Ok(Some(PathBuf::from("/tmp/d"))));
+        let alone = ServeArgs { dev: false, ..dir };
+        assert!(resolve(alone).unwrap_err().contains("--dev-state goes with --dev"));
+        let cluster = ServeArgs {
+            redis: Some("redis://127.0.0.1:6379".into()),
+            jwt_secret: Some("x".repeat(32)),
+            ..dev
+        };
+        assert!(resolve(cluster).unwrap_err().contains("one or the other"));
     }
 
     #[test]

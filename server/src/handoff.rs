@@ -182,7 +182,9 @@ fn end(room: &RoomHandle, outcome: &mut Outcome) {
 }
 
 /// Waits (at most [`SAVE_WAIT`]) for every room's save.
-async fn collect_saves(rooms: &[(RoomHandle, bool)]) -> Vec<Option<Result<Vec<u8>, String>>> {
+pub(crate) async fn collect_saves(
+    rooms: &[(RoomHandle, bool)],
+) -> Vec<Option<Result<Vec<u8>, String>>> {
     let mut saves: Vec<Option<Result<Vec<u8>, String>>> = vec![None; rooms.len()];
     let deadline = Instant::now() + SAVE_WAIT;
     loop {

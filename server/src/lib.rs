@@ -11,6 +11,7 @@ pub mod bots;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod devstate;
 pub mod h3;
 pub mod handoff;
 pub mod http;

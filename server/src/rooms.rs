@@ -156,6 +156,7 @@ impl Rooms {
             metrics: self.metrics.clone(),
             resume_index: self.resume_index.clone(),
             pool: &self.pool,
+            dev: self.config.dev_state.is_some(),
         };
         let handle = games::visit(game, open)?;
         rooms.insert(id, Entry { handle: handle.clone(), named_by });
@@ -287,6 +288,7 @@ impl Rooms {
             metrics: self.metrics.clone(),
             resume_index: self.resume_index.clone(),
             pool: &self.pool,
+            dev: self.config.dev_state.is_some(),
         };
         let handle = games::visit(&game, restore)??;
         // A named room came from somebody's address on the other instance: it stays private.

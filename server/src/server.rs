@@ -63,15 +63,20 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
         let addr = listener.local_addr()?;
-        let secret = match &config.jwt_secret {
-            Some(s) => s.clone(),
-            None => {
+        let secret = match (&config.jwt_secret, &config.dev_state) {
+            (Some(s), _) => s.clone(),
+            (None, Some(dir)) => crate::devstate::secret(dir)?,
+            (None, None) => {
                 tracing::warn!("no JWT secret configured: using a random one (dev mode)");
                 random_hex(32)
             }
         };
         let metrics = Arc::new(Metrics::default());
         let rooms = Rooms::new(config.clone(), metrics.clone())?;
+        if let Some(dir) = &config.dev_state {
+            let restored = crate::devstate::restore_rooms(&rooms, dir);
+            tracing::info!(rooms = restored.len(), dir = %dir.display(), "--dev: rooms kept across restarts");
+        }
         let keys = JwtKeys::new(secret.as_bytes()).with_audience(config.jwt_audience.as_deref());
         let quic_addr = match config.quic {
             QuicBind::Off => None,
@@ -167,6 +172,10 @@ impl Server {
         // and its players sent there (a rolling restart).
         if let Some(cluster) = &self.state.cluster {
             crate::handoff::hand_off(&self.state, cluster).await;
+        }
+        // In development, the matches wait on disk for the next start.
+        if let Some(dir) = &self.state.config.dev_state {
+            crate::devstate::save_rooms(&self.state, dir).await;
         }
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || state.rooms.shutdown()).await;

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { createServer, connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 
-import { launchBrowser, openClient, startServer, waitLive } from "./harness.js";
+import { launchBrowser, openClient, startServer, until, waitLive } from "./harness.js";
 
 const TEST_TIMEOUT_MS = 60_000;
 const SECRET = "tickwire-e2e-cluster-secret-of-32-bytes+";
@@ -23,17 +23,6 @@ function freePort() {
       s.close(() => ok(port));
     });
   });
-}
-
-/** Polls `check` (async, truthy when done) every 50 ms until `ms` have passed. */
-async function until(what, ms, check) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check().catch(() => null);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Starts redis-server on a free port (scripts/setup.sh installs it); resolves once it answers. */

@@ -32,12 +32,12 @@ export function serverBinary() {
  * resolves to `{ url, stop, logs }` once it printed `Tickwire is listening: open http://ADDR/`
  * (`https://` with `--dev-cert`).
  */
-export async function startServer(extraArgs = []) {
+export async function startServer(extraArgs = [], { bind = "127.0.0.1:0" } = {}) {
   const dist = join(ROOT, "client-web", "dist");
   if (!existsSync(join(dist, "index.html"))) {
     throw new Error("client-web/dist is not built; run client-web/build.sh");
   }
-  const args = ["serve", "--bind", "127.0.0.1:0", "--static-dir", dist, "--debug-endpoints", ...extraArgs];
+  const args = ["serve", "--bind", bind, "--static-dir", dist, "--debug-endpoints", ...extraArgs];
   const child = spawn(serverBinary(), args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   const logs = [];
   child.stderr.on("data", (d) => {
@@ -137,4 +137,15 @@ export async function waitLive(page, timeout = 20_000) {
     { timeout, polling: 50 },
   );
   return state(page);
+}
+
+/** Polls `check` (async, truthy when done) every 50 ms until `ms` have passed. */
+export async function until(what, ms, check) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check().catch(() => null);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

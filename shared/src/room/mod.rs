@@ -632,6 +632,12 @@ impl<G: Game> RoomCore<G> {
 }
 
 impl<G: Game> RoomCore<G> {
+    /// Who the player of resume token `token` is (its JWT subject), if it is one of this room's.
+    #[must_use]
+    pub fn subject_of(&self, token: &str) -> Option<&str> {
+        self.players.get(token).map(|p| p.subject.as_str())
+    }
+
     /// The resume tokens of the room's players (a driver forgets them when the room ends).
     pub fn tokens(&self) -> impl Iterator<Item = &str> + '_ {
         self.players.keys().map(String::as_str)
