@@ -41,6 +41,9 @@ pub enum Notice {
     Line(String),
     /// The server ended the session.
     Disconnected(DisconnectReason, String),
+    /// The server's `Welcome` does not match this page (another protocol or build of the
+    /// game): what differs. The session cannot be played.
+    Mismatch(String),
 }
 
 /// The HUD's numbers.
@@ -118,10 +121,15 @@ fn ms_to_us(ms: f64) -> u64 {
 
 impl<V: GameView> AnySession for GameSession<V> {
     fn handle_bytes(&mut self, now_ms: f64, bytes: &[u8], names: &Names) -> Vec<Notice> {
-        // A bad message is counted in the client's stats and skipped.
-        let _ = self.session.handle_bytes(ms_to_us(now_ms), bytes);
-        let own = self.session.own();
+        // A bad message is counted in the client's stats and skipped; a welcome that does not
+        // match this page ends the session, saying what differs.
         let mut notices = Vec::new();
+        if let Err(e) = self.session.handle_bytes(ms_to_us(now_ms), bytes)
+            && e.is_mismatch()
+        {
+            notices.push(Notice::Mismatch(e.to_string()));
+        }
+        let own = self.session.own();
         while let Some(event) = self.session.poll_event() {
             let event = match event {
                 SessionEvent::Client(event) => event,

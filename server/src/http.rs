@@ -53,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(admin_broadcast).layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES)),
         )
         .route("/api/transport", get(transport))
+        .route("/api/schema", get(schema))
         .route("/api/guest", post(guest));
     if state.config.debug_endpoints {
         routes = routes.route("/api/debug/drop", post(debug_drop));
@@ -280,6 +281,29 @@ async fn transport(State(state): State<Arc<AppState>>) -> Response {
         "websocket": { "path": "/ws" },
         "webtransport": webtransport,
     }))
+}
+
+/// `GET /api/schema`: the protocol and every game as this server describes them
+/// ([`tickwire_shared::schema::Schema`]), so a client refused at the handshake can say what
+/// differs. JSON, or bincode with `?format=bincode`.
+async fn schema(uri: axum::http::Uri) -> Response {
+    static SCHEMA: std::sync::OnceLock<(String, Vec<u8>)> = std::sync::OnceLock::new();
+    let (json, bincode) = SCHEMA.get_or_init(|| {
+        let schema = tickwire_shared::schema::Schema::current();
+        let json = serde_json::to_string(&schema).unwrap_or_default();
+        (json, tickwire_shared::persist::encode(&schema).unwrap_or_default())
+    });
+    let binary = uri.query().is_some_and(|q| q.split('&').any(|p| p == "format=bincode"));
+    let (kind, body) = if binary {
+        ("application/octet-stream", bincode.clone())
+    } else {
+        ("application/json", json.clone().into_bytes())
+    };
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    (headers, body).into_response()
 }
 
 async fn guest(

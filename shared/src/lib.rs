@@ -32,6 +32,7 @@ pub mod registry;
 pub mod rewind;
 pub mod rng;
 pub mod room;
+pub mod schema;
 pub mod snapshot;
 pub mod state;
 pub mod stream_frame;

@@ -164,6 +164,9 @@ pub struct Welcome {
     pub resume_token: String,
     /// [`crate::registry::ReplicationRegistry::fingerprint`] of the server's registry.
     pub registry_fingerprint: u64,
+    /// The room's game as the server describes it: a client that differs says what differs
+    /// ([`crate::schema::GameSchema::diff`]).
+    pub schema: Box<crate::schema::GameSchema>,
 }
 
 /// A snapshot of the replicated world as one client sees it.

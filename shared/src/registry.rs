@@ -45,19 +45,29 @@ pub struct FieldSpec {
     pub name: &'static str,
     /// How it is compared and sent.
     pub kind: FieldKind,
+    /// How the component's value becomes the field, for people (`"u8 in 0..=255"`, `"f32 on
+    /// the 1/64 position grid"`; the derive writes it) and the registry fingerprint: two sides
+    /// that quantize a field differently do not pass for the same.
+    pub quantization: &'static str,
 }
 
 impl FieldSpec {
     /// An [`FieldKind::Int`] field.
     #[must_use]
     pub const fn int(name: &'static str) -> FieldSpec {
-        FieldSpec { name, kind: FieldKind::Int }
+        FieldSpec { name, kind: FieldKind::Int, quantization: "i32" }
     }
 
     /// An [`FieldKind::Angle`] field.
     #[must_use]
     pub const fn angle(name: &'static str) -> FieldSpec {
-        FieldSpec { name, kind: FieldKind::Angle }
+        FieldSpec { name, kind: FieldKind::Angle, quantization: "16-bit angle" }
+    }
+
+    /// The field, described as quantized by `how`.
+    #[must_use]
+    pub const fn quantized(self, how: &'static str) -> FieldSpec {
+        FieldSpec { quantization: how, ..self }
     }
 }
 
@@ -395,6 +405,7 @@ impl ReplicationRegistry {
             for f in e.fields {
                 eat(f.name.as_bytes());
                 eat(&[f.kind as u8]);
+                eat(f.quantization.as_bytes());
             }
         }
         eat(&[self.position.map_or(0xfe, |i| i.0)]);

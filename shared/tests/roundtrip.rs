@@ -124,6 +124,9 @@ fn welcome() -> impl Strategy<Value = Welcome> {
                 tick,
                 resume_token,
                 registry_fingerprint,
+                schema: Box::new(tickwire_shared::schema::GameSchema::of::<
+                    tickwire_shared::games::soccer::SoccerGame,
+                >()),
             },
         )
 }
@@ -422,6 +425,7 @@ fn server_to_client<G: Game>(ids: &[u32], plans: &[TickPlan]) -> Result<(), Test
         tick: Tick(0),
         resume_token: "t".into(),
         registry_fingerprint: reg.fingerprint(),
+        schema: Box::new(tickwire_shared::schema::GameSchema::of::<G>()),
     };
     let bytes = codec::encode_server(&ServerMessage::Welcome(welcome)).expect("encodes");
     client.handle_bytes(0, &bytes).expect("the welcome matches the game");

@@ -207,3 +207,33 @@ async fn the_root_explains_how_to_build_the_client_until_it_is_built() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Issue 18, item 4: the server describes its protocol and games, and a client (bots or page)
+/// that speaks another version or build says what differs from it.
+#[tokio::test]
+async fn the_server_describes_its_protocol_and_games() {
+    use tickwire_shared::schema::Schema;
+    let server = net::start(net::test_config()).await;
+    let addr = server.local_addr();
+    let (status, body) = net::http(addr, "GET", "/api/schema").await;
+    assert_eq!(status, 200, "{body}");
+    let described: Schema = serde_json::from_str(&body).expect("JSON schema");
+    assert_eq!(described, Schema::current());
+    assert!(described.diff(&Schema::current(), "arena").is_empty());
+    let (status, bytes) = net::http(addr, "GET", "/api/schema?format=bincode").await;
+    assert_eq!(status, 200);
+    assert!(!bytes.is_empty());
+    // A client one protocol version behind is refused at the handshake; the description tells
+    // it what changed.
+    let mut older = Schema::current();
+    older.protocol -= 1;
+    let diff = older.diff(&described, "arena");
+    assert_eq!(
+        diff,
+        [format!(
+            "protocol: version {} here, {} on the server",
+            PROTOCOL_VERSION - 1,
+            PROTOCOL_VERSION
+        )]
+    );
+}

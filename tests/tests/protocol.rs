@@ -101,6 +101,9 @@ fn all_server_messages() -> Vec<ServerMessage> {
             tick: Tick(1234),
             resume_token: "secret".into(),
             registry_fingerprint: 0xdead_beef_cafe_f00d,
+            schema: Box::new(tickwire_shared::schema::GameSchema::of::<
+                tickwire_shared::games::arena::ArenaGame,
+            >()),
         }),
         ServerMessage::Snapshot(SnapshotMessage {
             tick: Tick(100),

@@ -602,6 +602,12 @@ impl App {
                 Notice::Named(entity, name) => self.names.insert(entity, name),
                 Notice::Gone(entity) => self.names.remove(entity),
                 Notice::Line(line) => self.push_log(line),
+                Notice::Mismatch(what) => {
+                    for line in what.lines() {
+                        self.push_log(line.to_owned());
+                    }
+                    ended = Some(Ended::Unplayable(what));
+                }
                 Notice::Disconnected(reason, message) => {
                     let url = &message;
                     if reason == DisconnectReason::Moved

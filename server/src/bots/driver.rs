@@ -517,8 +517,12 @@ pub async fn run_bot<G: Game>(mut spec: BotSpec, progress: Arc<Progress>) -> Bot
             if delivery == Delivery::Datagram && session.client().welcome().is_none() {
                 continue;
             }
-            // A refused message is counted in the client's stats; the client stays usable.
+            // A refused message is counted in the client's stats; the client stays usable. A
+            // welcome that does not match these bots ends the bot, saying what differs.
             if let Err(e) = session.handle_bytes(now_us(), &bytes) {
+                if e.is_mismatch() {
+                    break 'run BotEnd::ConnectFailed(e.to_string());
+                }
                 tracing::debug!(bot = spec.index, error = %e, "a server message was refused");
             }
         }

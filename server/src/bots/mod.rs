@@ -448,6 +448,17 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
     {
         bail!("{e:#}");
     }
+    // Another build of the protocol or the game fails every bot the same way: say what
+    // differs once, before connecting any.
+    let differences = scrape::schema_differences(&http, &config.game).await.unwrap_or_default();
+    if !differences.is_empty() {
+        bail!(
+            "the server at {url} runs another build of the protocol or of {}; what differs \
+             (here = these bots):\n  - {}",
+            config.game,
+            differences.join("\n  - ")
+        );
+    }
 
     let progress = Arc::new(driver::Progress::default());
     let epoch = Instant::now();

@@ -71,6 +71,23 @@ pub async fn request(
     }
 }
 
+/// What differs between the server's protocol and game `game` (`GET /api/schema`) and these
+/// bots', one line each; empty when nothing does, or when the server does not describe
+/// itself (an older build).
+///
+/// # Errors
+///
+/// When the server is unreachable or its description does not parse.
+pub async fn schema_differences(target: &HttpTarget, game: &str) -> anyhow::Result<Vec<String>> {
+    let (status, body) = request(target, "GET", "/api/schema").await?;
+    if status != 200 {
+        return Ok(Vec::new());
+    }
+    let server: tickwire_shared::schema::Schema =
+        serde_json::from_str(&body).context("reading the server's GET /api/schema")?;
+    Ok(tickwire_shared::schema::Schema::current().diff(&server, game))
+}
+
 /// A guest token from `POST /api/guest`.
 ///
 /// # Errors

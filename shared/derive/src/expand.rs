@@ -23,7 +23,9 @@ pub(crate) fn expand(component: &Component) -> TokenStream {
     let (specs, quantize, dequantize) = match body {
         Body::Struct(fields) => expand_struct(krate, fields),
         Body::Enum { field, variants } => {
-            let spec = quote!(#krate::registry::FieldSpec::int(#field));
+            let names: Vec<String> = variants.iter().map(ToString::to_string).collect();
+            let described = format!("one of {}", names.join(" | "));
+            let spec = quote!(#krate::registry::FieldSpec::int(#field).quantized(#described));
             let indices = (0..variants.len()).map(Literal::usize_unsuffixed);
             let first = &variants[0];
             let others = variants.iter().enumerate().skip(1).map(|(index, variant)| {
@@ -72,10 +74,11 @@ fn expand_struct(krate: &Path, fields: &[Field]) -> (Vec<TokenStream>, TokenStre
     // expression `dequantize` reads it with.
     let mut wire = |name: &str, encoding: Encoding, value: TokenStream| {
         let index = Literal::usize_unsuffixed(specs.len());
+        let described = encoding.describe();
         specs.push(if encoding.is_angle() {
-            quote!(#krate::registry::FieldSpec::angle(#name))
+            quote!(#krate::registry::FieldSpec::angle(#name).quantized(#described))
         } else {
-            quote!(#krate::registry::FieldSpec::int(#name))
+            quote!(#krate::registry::FieldSpec::int(#name).quantized(#described))
         });
         let quantized = quantize_value(krate, encoding, value);
         stores.push(quote!(out[#index] = #quantized;));

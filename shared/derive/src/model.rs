@@ -113,6 +113,21 @@ impl Encoding {
     pub(crate) fn is_angle(self) -> bool {
         matches!(self, Encoding::Angle)
     }
+
+    /// How the field is quantized, for people (the schema a mismatched client is shown) and
+    /// the registry's fingerprint.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Encoding::Int(ty) => ty.name().to_owned(),
+            Encoding::Bool => "bool".to_owned(),
+            Encoding::IntRange { ty, lo, hi } => format!("{} in {lo}..={hi}", ty.name()),
+            Encoding::IntModulo { ty, modulus } => format!("{} modulo {modulus}", ty.name()),
+            Encoding::FloatRange { lo, hi } => format!("f32 rounded, in {lo}..={hi}"),
+            Encoding::Position => "f32 on the 1/64 position grid".to_owned(),
+            Encoding::Angle => "f32 radians as 16 bits".to_owned(),
+            Encoding::Scale(scale) => format!("f32 × {scale}, rounded"),
+        }
+    }
 }
 
 /// The integer types a field can have.

@@ -34,19 +34,27 @@ pub mod mock {
             pub name: &'static str,
             /// How it is compared and sent.
             pub kind: FieldKind,
+            /// How it is quantized, for people.
+            pub quantization: &'static str,
         }
 
         impl FieldSpec {
             /// An Int field.
             #[must_use]
             pub const fn int(name: &'static str) -> FieldSpec {
-                FieldSpec { name, kind: FieldKind::Int }
+                FieldSpec { name, kind: FieldKind::Int, quantization: "" }
             }
 
             /// An Angle field.
             #[must_use]
             pub const fn angle(name: &'static str) -> FieldSpec {
-                FieldSpec { name, kind: FieldKind::Angle }
+                FieldSpec { name, kind: FieldKind::Angle, quantization: "" }
+            }
+
+            /// Described as quantized by `how`.
+            #[must_use]
+            pub const fn quantized(self, how: &'static str) -> FieldSpec {
+                FieldSpec { quantization: how, ..self }
             }
         }
 
@@ -277,7 +285,7 @@ struct Generic<const N: usize> {
 // Helpers.
 
 fn spec(fields: &[(&'static str, FieldKind)]) -> Vec<FieldSpec> {
-    fields.iter().map(|&(name, kind)| FieldSpec { name, kind }).collect()
+    fields.iter().map(|&(name, kind)| FieldSpec { name, kind, quantization: "" }).collect()
 }
 
 fn ints(names: &[&'static str]) -> Vec<FieldSpec> {
@@ -319,23 +327,39 @@ fn hostile<C: Replicate>() -> Vec<C> {
 // ---------------------------------------------------------------------------------------------
 // The real components.
 
+/// Names and kinds of fields (what the wire layout is), without their descriptions.
+fn shape(fields: &[FieldSpec]) -> Vec<(&'static str, FieldKind)> {
+    fields.iter().map(|f| (f.name, f.kind)).collect()
+}
+
+#[test]
+fn quantization_is_described_for_people() {
+    let how = |fields: &[FieldSpec]| fields.iter().map(|f| f.quantization).collect::<Vec<_>>();
+    assert_eq!(how(Position::FIELDS), ["f32 on the 1/64 position grid"; 2]);
+    assert_eq!(how(Kind::FIELDS), ["one of Player | Npc | Projectile | Pickup"]);
+    assert_eq!(how(Aim::FIELDS), ["f32 radians as 16 bits"]);
+    assert_eq!(how(Health::FIELDS), ["f32 rounded, in 0..=255"]);
+    assert_eq!(how(Score::FIELDS), ["u16", "u16"]);
+    assert_eq!(how(Launched::FIELDS), ["u16 modulo 1024"]);
+}
+
 #[test]
 fn real_components_fields() {
     assert_eq!(Position::NAME, "Position");
-    assert_eq!(Position::FIELDS, ints(&["x", "y"]));
+    assert_eq!(shape(Position::FIELDS), shape(&ints(&["x", "y"])));
     assert_eq!(Kind::NAME, "Kind");
-    assert_eq!(Kind::FIELDS, ints(&["kind"]));
+    assert_eq!(shape(Kind::FIELDS), shape(&ints(&["kind"])));
     assert_eq!(Aim::NAME, "Aim");
-    assert_eq!(Aim::FIELDS, [FieldSpec::angle("aim")]);
+    assert_eq!(shape(Aim::FIELDS), shape(&[FieldSpec::angle("aim")]));
     assert_eq!(Aim::FIELDS[0].kind, FieldKind::Angle);
     assert_eq!(Health::NAME, "Health");
-    assert_eq!(Health::FIELDS, ints(&["health"]));
+    assert_eq!(shape(Health::FIELDS), shape(&ints(&["health"])));
     assert_eq!(Score::NAME, "Score");
-    assert_eq!(Score::FIELDS, ints(&["kills", "deaths"]));
+    assert_eq!(shape(Score::FIELDS), shape(&ints(&["kills", "deaths"])));
     assert_eq!(Dash::NAME, "Dash");
-    assert_eq!(Dash::FIELDS, ints(&["cooldown", "ticks_left"]));
+    assert_eq!(shape(Dash::FIELDS), shape(&ints(&["cooldown", "ticks_left"])));
     assert_eq!(Launched::NAME, "Launched");
-    assert_eq!(Launched::FIELDS, ints(&["tick"]));
+    assert_eq!(shape(Launched::FIELDS), shape(&ints(&["tick"])));
 }
 
 #[test]
@@ -408,7 +432,7 @@ fn enums_send_the_index_and_read_unknown_values_as_the_first_variant() {
     }
 
     // Discriminants are ignored; the default field name is the type's, lower-cased.
-    assert_eq!(Team::FIELDS, ints(&["team"]));
+    assert_eq!(shape(Team::FIELDS), shape(&ints(&["team"])));
     assert_eq!(quantized(&Team::Red), [0]);
     assert_eq!(quantized(&Team::Blue), [1]);
     assert_eq!(quantized(&Team::Green), [2]);
@@ -417,7 +441,7 @@ fn enums_send_the_index_and_read_unknown_values_as_the_first_variant() {
     round_trip::<Team>(&[&[0], &[1], &[2]]);
     hostile::<Team>();
 
-    assert_eq!(Only::FIELDS, ints(&["only"]));
+    assert_eq!(shape(Only::FIELDS), shape(&ints(&["only"])));
     assert_eq!(quantized(&Only::One), [0]);
     assert_eq!(Only::dequantize(&[5]), Only::One);
 }
@@ -428,7 +452,7 @@ fn enums_send_the_index_and_read_unknown_values_as_the_first_variant() {
 #[test]
 fn plain_fields() {
     assert_eq!(Plain::NAME, "Plain");
-    assert_eq!(Plain::FIELDS, ints(&["a", "b", "c", "d", "e", "f", "g"]));
+    assert_eq!(shape(Plain::FIELDS), shape(&ints(&["a", "b", "c", "d", "e", "f", "g"])));
     let p = Plain { a: 200, b: 60_000, c: u32::MAX, d: -128, e: -30_000, f: i32::MIN, g: true };
     assert_eq!(quantized(&p), [200, 60_000, -1, -128, -30_000, i32::MIN, 1]);
     assert_eq!(Plain::dequantize(&quantized(&p)), p);
@@ -464,8 +488,8 @@ fn float_fields() {
     use FieldKind::{Angle, Int};
     assert_eq!(Floats::NAME, "Floats.v2");
     assert_eq!(
-        Floats::FIELDS,
-        spec(&[
+        shape(Floats::FIELDS),
+        shape(&spec(&[
             ("pos.x", Int),
             ("pos.y", Int),
             ("z", Int),
@@ -475,7 +499,7 @@ fn float_fields() {
             ("vel.x", Int),
             ("vel.y", Int),
             ("tilt", Int),
-        ])
+        ]))
     );
 }
 
@@ -551,7 +575,10 @@ fn float_fields_hostile() {
 
 #[test]
 fn bounded_fields() {
-    assert_eq!(Bounded::FIELDS, ints(&["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]));
+    assert_eq!(
+        shape(Bounded::FIELDS),
+        shape(&ints(&["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]))
+    );
     let b = Bounded {
         a: 200,
         b: -100,
@@ -601,7 +628,7 @@ fn bounded_fields_hostile() {
 
 #[test]
 fn tuple_struct_fields_are_named_by_index() {
-    assert_eq!(Pair::FIELDS, ints(&["0", "1.x", "1.y", "2"]));
+    assert_eq!(shape(Pair::FIELDS), shape(&ints(&["0", "1.x", "1.y", "2"])));
     let p = Pair(9, Vec2::new(-1.0, 0.25), true);
     assert_eq!(quantized(&p), [9, -64, 16, 1]);
     assert_eq!(Pair::dequantize(&[9, -64, 16, 1]), p);
@@ -611,36 +638,36 @@ fn tuple_struct_fields_are_named_by_index() {
 
 #[test]
 fn a_lone_tuple_field_is_named_after_the_type_or_the_field_attribute() {
-    assert_eq!(TeamId::FIELDS, ints(&["teamid"]));
+    assert_eq!(shape(TeamId::FIELDS), shape(&ints(&["teamid"])));
     round_trip::<TeamId>(&[&[0], &[255]]);
     assert_eq!(TeamId::dequantize(&[-9]), TeamId(0));
 
     // A Vec2: "x" and "y" by default (Position), "NAME.x" and "NAME.y" with `field`.
-    assert_eq!(SpawnPoint::FIELDS, ints(&["spawn.x", "spawn.y"]));
+    assert_eq!(shape(SpawnPoint::FIELDS), shape(&ints(&["spawn.x", "spawn.y"])));
     round_trip::<SpawnPoint>(&[&[5, -5]]);
 
     // A named struct's lone Vec2 keeps its name.
-    assert_eq!(Target::FIELDS, ints(&["at.x", "at.y"]));
+    assert_eq!(shape(Target::FIELDS), shape(&ints(&["at.x", "at.y"])));
     assert_eq!(quantized(&Target { at: Vec2::new(0.5, 1.0) }), [32, 64]);
 
     // Raw identifiers.
     assert_eq!(Loop::NAME, "Loop");
-    assert_eq!(Loop::FIELDS, ints(&["type"]));
+    assert_eq!(shape(Loop::FIELDS), shape(&ints(&["type"])));
 }
 
 #[test]
 fn the_default_crate_path_and_generics() {
     assert_eq!(Tagged::NAME, "Tagged");
-    assert_eq!(Tagged::FIELDS, ints(&["x", "level"]));
+    assert_eq!(shape(Tagged::FIELDS), shape(&ints(&["x", "level"])));
     assert_eq!(quantized(&Tagged { x: 1.5, level: 9 }), [96, 3]);
     round_trip::<Tagged>(&[&[96, 3], &[-1, 0]]);
     assert_eq!(Tagged::dequantize(&[0, -4]).level, 0);
 
     assert_eq!(FlagInCrate::NAME, "Flag");
-    assert_eq!(FlagInCrate::FIELDS, ints(&["flagincrate"]));
+    assert_eq!(shape(FlagInCrate::FIELDS), shape(&ints(&["flagincrate"])));
     round_trip::<FlagInCrate>(&[&[0], &[1]]);
     assert_eq!(FlagInCrate::dequantize(&[-3]), FlagInCrate(true));
 
-    assert_eq!(Generic::<3>::FIELDS, ints(&["x"]));
+    assert_eq!(shape(Generic::<3>::FIELDS), shape(&ints(&["x"])));
     round_trip::<Generic<3>>(&[&[7]]);
 }

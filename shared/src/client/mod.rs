@@ -262,6 +262,10 @@ impl<G: Game> Client<G> {
         if welcome.game != G::NAME {
             return Err(ClientError::GameMismatch { server: welcome.game, client: G::NAME });
         }
+        let differences = crate::schema::GameSchema::of::<G>().diff(&welcome.schema);
+        if !differences.is_empty() {
+            return Err(ClientError::SchemaMismatch { game: welcome.game, differences });
+        }
         let client = self.registry.fingerprint();
         if welcome.registry_fingerprint != client {
             return Err(ClientError::RegistryMismatch {

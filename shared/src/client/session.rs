@@ -270,6 +270,7 @@ mod tests {
             tick: Tick(0),
             resume_token: "t".into(),
             registry_fingerprint: crate::game::registry::<ArenaGame>().fingerprint(),
+            schema: Box::new(crate::schema::GameSchema::of::<ArenaGame>()),
         });
         s.handle_bytes(now_us, &encode_server(&welcome).unwrap()).unwrap();
         s

@@ -120,6 +120,7 @@ fn welcome_for(registry: &ReplicationRegistry) -> Welcome {
         tick: Tick(100),
         resume_token: String::new(),
         registry_fingerprint: registry.fingerprint(),
+        schema: Box::new(crate::schema::GameSchema::of::<TestGame>()),
     }
 }
 
@@ -262,6 +263,26 @@ fn older_snapshot_after_newer_is_stale() {
     assert_eq!(c.stats().stale_snapshots, 2);
     assert_eq!(c.stats().snapshots, 1);
     assert_eq!(events(&mut c).len(), 2, "welcome and one snapshot");
+}
+
+/// A server whose game differs is refused with what differs, not a bare fingerprint.
+#[test]
+fn a_server_with_another_build_of_the_game_is_refused_with_what_differs() {
+    use crate::schema::ComponentSchema;
+    let mut welcome = welcome_for(&registry());
+    let p = welcome.schema.components.iter_mut().find(|c| c.name == P::NAME).unwrap();
+    p.fields[0].quantization = "u8 in 0..=9".into();
+    let q = ComponentSchema { name: Q::NAME.into(), fields: Vec::new() };
+    welcome.schema.components.push(q);
+    let bytes = encode_server(&ServerMessage::Welcome(welcome)).expect("encode");
+    let mut c = Client::new(ClientConfig::default());
+    let err = c.handle_bytes(0, &bytes).unwrap_err();
+    let ClientError::SchemaMismatch { differences, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(differences.len(), 2, "{differences:#?}");
+    let text = err.to_string();
+    assert!(text.contains(&format!("component {}: only on the server", Q::NAME)), "{text}");
+    assert!(text.contains("as u8 in 0..=9 on the server"), "{text}");
+    assert_eq!(c.welcome(), None);
 }
 
 #[test]

@@ -107,6 +107,17 @@ pub enum ClientError {
         /// This client's.
         client: &'static str,
     },
+    /// The server's game is not this client's build of it: what differs.
+    #[error(
+        "this client's {game} differs from the server's:\n{}",
+        differences.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
+    )]
+    SchemaMismatch {
+        /// The game.
+        game: String,
+        /// What differs, one line each ([`crate::schema::GameSchema::diff`]).
+        differences: Vec<String>,
+    },
     /// The server registered different replicated components.
     #[error("registry fingerprint {server:#x} from the server, {client:#x} here")]
     RegistryMismatch {
@@ -123,6 +134,22 @@ pub enum ClientError {
         /// This client's ([`crate::protocol::PROTOCOL_VERSION`]).
         client: u16,
     },
+}
+
+impl ClientError {
+    /// Whether the error is the server's `Welcome` not matching this client (another protocol
+    /// version, game, or build of the game): the session cannot be played, and trying again
+    /// will not help.
+    #[must_use]
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            ClientError::ProtocolMismatch { .. }
+                | ClientError::GameMismatch { .. }
+                | ClientError::SchemaMismatch { .. }
+                | ClientError::RegistryMismatch { .. }
+        )
+    }
 }
 
 /// Counters for diagnostics and tests.

@@ -183,6 +183,8 @@ pub struct RoomCore<G: Game> {
     world: World,
     schedule: Schedule,
     registry: ReplicationRegistry,
+    /// The game described, for every `Welcome`.
+    schema: crate::schema::GameSchema,
     /// By resume token.
     players: BTreeMap<String, Player>,
     clients: BTreeMap<ClientId, ClientSlot<G::Input>>,
@@ -215,6 +217,7 @@ impl<G: Game> RoomCore<G> {
             world,
             schedule,
             registry: game::registry::<G>(),
+            schema: crate::schema::GameSchema::of::<G>(),
             players: BTreeMap::new(),
             clients: BTreeMap::new(),
             replicator,
@@ -401,6 +404,7 @@ impl<G: Game> RoomCore<G> {
             tick: self.tick(),
             resume_token: token.clone(),
             registry_fingerprint: self.registry.fingerprint(),
+            schema: Box::new(self.schema.clone()),
         });
         self.send(client, &welcome);
         // Introduce everyone already here, then announce the newcomer to all.
