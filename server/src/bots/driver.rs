@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tickwire_shared::client::{
-    ClientConfig, ClientEvent, InputClock, PredictionStats, Session, SessionEvent, TimeSyncStats,
+    ClientConfig, ClientEvent, CorrectionCause, InputClock, PredictionStats, Session, SessionEvent,
+    TimeSyncStats,
 };
 use tickwire_shared::conditioner::{ConditionerSpec, ConditionerStats, DelayQueue, Delivery};
 use tickwire_shared::game::{BotPolicy, Game};
@@ -57,6 +58,16 @@ pub struct Progress {
     pub snapshots: AtomicU64,
     /// Decode errors of all bots.
     pub decode_errors: AtomicU64,
+    /// Payload bytes received by all bots.
+    pub bytes_received: AtomicU64,
+    /// Round trips measured by all bots, and their sum in microseconds.
+    pub rtts: AtomicU64,
+    /// The sum of those round trips, microseconds.
+    pub rtt_us_total: AtomicU64,
+    /// Corrections of the own player, by cause in [`CorrectionCause::ALL`]'s order.
+    pub corrections: [AtomicU64; CorrectionCause::ALL.len()],
+    /// Bots in a session now (welcomed and not ended).
+    pub live: AtomicU64,
 }
 
 /// How the bots reach the server.
@@ -403,6 +414,7 @@ pub async fn run_bot<G: Game>(mut spec: BotSpec, progress: Arc<Progress>) -> Bot
     let mut disconnect_reason: Option<DisconnectReason> = None;
     let mut reported_snapshots = 0u64;
     let mut reported_errors = 0u64;
+    let mut reported_bytes = 0u64;
     let mut delays = Reservoir::new(MAX_DELAY_SAMPLES, spec.seed ^ 0x3333);
     let far = spec.deadline + Duration::from_secs(3600);
     // A rolling restart: where the room went, and when the last snapshot before it came.
@@ -539,12 +551,18 @@ pub async fn run_bot<G: Game>(mut spec: BotSpec, progress: Arc<Progress>) -> Bot
                     }
                     if let Some(cause) = cause {
                         result.prediction.record_cause(cause, distance);
+                        if distance > tickwire_shared::client::predict::CORRECTION_EPSILON {
+                            progress.corrections[cause.index()].fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     continue;
                 }
             };
             match event {
                 ClientEvent::Welcomed(welcome) => {
+                    if welcomed_at.is_none() {
+                        progress.live.fetch_add(1, Ordering::Relaxed);
+                    }
                     if result.entities.last() != Some(&welcome.entity.0) {
                         result.entities.push(welcome.entity.0);
                     }
@@ -557,6 +575,8 @@ pub async fn run_bot<G: Game>(mut spec: BotSpec, progress: Arc<Progress>) -> Bot
                     sample_timer = Some(s);
                 }
                 ClientEvent::Pong { rtt_us, .. } => {
+                    progress.rtts.fetch_add(1, Ordering::Relaxed);
+                    progress.rtt_us_total.fetch_add(rtt_us, Ordering::Relaxed);
                     if rtt.len() >= MAX_RTT_SAMPLES {
                         rtt.pop_front();
                     }
@@ -595,8 +615,10 @@ pub async fn run_bot<G: Game>(mut spec: BotSpec, progress: Arc<Progress>) -> Bot
         let stats = session.client().stats();
         progress.snapshots.fetch_add(stats.snapshots - reported_snapshots, Ordering::Relaxed);
         progress.decode_errors.fetch_add(stats.decode_errors - reported_errors, Ordering::Relaxed);
+        progress.bytes_received.fetch_add(stats.bytes_received - reported_bytes, Ordering::Relaxed);
         reported_snapshots = stats.snapshots;
         reported_errors = stats.decode_errors;
+        reported_bytes = stats.bytes_received;
 
         while let Some(bytes) = session.client_mut().poll_transmit() {
             let delivery =
@@ -613,6 +635,9 @@ pub async fn run_bot<G: Game>(mut spec: BotSpec, progress: Arc<Progress>) -> Bot
     };
 
     let ended_at = Instant::now();
+    if welcomed_at.is_some() {
+        progress.live.fetch_sub(1, Ordering::Relaxed);
+    }
     let stats = session.client().stats().clone();
     result.active_secs =
         welcomed_at.map_or(0.0, |w| ended_at.saturating_duration_since(w).as_secs_f64());

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod driver;
+pub mod html;
 pub mod report;
 pub mod scrape;
 
@@ -229,6 +230,10 @@ pub struct BotsArgs {
     /// Where to write the JSON report.
     #[arg(long)]
     pub report: PathBuf,
+    /// Also write the run as one HTML page with charts (round trip, snapshot rate, corrections
+    /// by cause, bytes per client, the server's tick time over the run) [default: none].
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// New connections per second.
     #[arg(long, default_value_t = DEFAULT_RAMP_UP, value_parser = parse_ramp)]
     pub ramp_up: f64,
@@ -486,6 +491,15 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
         })
     };
 
+    let timeline = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sampler = tokio::spawn(sample_timeline(
+        Arc::clone(&progress),
+        http.clone(),
+        epoch,
+        config.duration,
+        Arc::clone(&timeline),
+    ));
+
     let mut tasks = Vec::with_capacity(config.count as usize);
     let gap = Duration::from_secs_f64(1.0 / config.ramp_up);
     for index in 0..config.count {
@@ -541,7 +555,10 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
     }
     let wall = epoch.elapsed();
     ticker.abort();
+    sampler.abort();
     bar.finish_and_clear();
+    let timeline =
+        std::mem::take(&mut *timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
 
     let server = match metrics_before {
         Ok(before) => match scrape::tick_metrics(&http).await {
@@ -550,7 +567,69 @@ pub async fn run(config: &BotsConfig) -> anyhow::Result<BotsReport> {
         },
         Err(e) => Err(format!("{e:#}")),
     };
-    Ok(report::build(config, transport, &results, wall, server))
+    let mut report = report::build(config, transport, &results, wall, server);
+    report.timeline = timeline;
+    Ok(report)
+}
+
+/// Points a run's timeline keeps at most: a longer run samples less often.
+const MAX_TIMELINE_POINTS: u32 = 600;
+
+/// Every second (every `duration / 600` for a run longer than ten minutes) adds one
+/// [`report::TimelinePoint`] to `timeline`: what the bots counted since the last one, and the
+/// server's tick times from its `/metrics`.
+async fn sample_timeline(
+    progress: Arc<driver::Progress>,
+    http: HttpTarget,
+    epoch: Instant,
+    duration: Duration,
+    timeline: Arc<std::sync::Mutex<Vec<report::TimelinePoint>>>,
+) {
+    let period = (duration / MAX_TIMELINE_POINTS).max(Duration::from_secs(1));
+    let r = Ordering::Relaxed;
+    let counters = |p: &driver::Progress| {
+        let corrections: Vec<u64> = p.corrections.iter().map(|c| c.load(r)).collect();
+        (
+            p.snapshots.load(r),
+            p.bytes_received.load(r),
+            p.rtts.load(r),
+            p.rtt_us_total.load(r),
+            corrections,
+        )
+    };
+    let mut last = counters(&progress);
+    let mut last_metrics = scrape::tick_metrics(&http).await.ok();
+    let mut last_live = 0;
+    let mut every = tokio::time::interval_at(epoch + period, period);
+    loop {
+        every.tick().await;
+        let now = counters(&progress);
+        let metrics = scrape::tick_metrics(&http).await.ok();
+        let ticks = metrics.as_ref().zip(last_metrics.as_ref()).map(|(m, l)| m.since(l).tick);
+        let ms = |q: f64| ticks.as_ref().and_then(|t| t.quantile_upper_bound(q)).map(|s| s * 1e3);
+        let live = progress.live.load(r);
+        // Bots that ended within the interval still counted in it.
+        let counted = live.max(last_live);
+        last_live = live;
+        let secs = period.as_secs_f64();
+        let per_bot = |delta: u64| (counted > 0).then(|| delta as f64 / counted as f64 / secs);
+        let rtts = now.2 - last.2;
+        let point = report::TimelinePoint {
+            t_secs: epoch.elapsed().as_secs_f64(),
+            live_bots: live,
+            snapshots_per_bot_per_sec: per_bot(now.0 - last.0),
+            bytes_per_bot_per_sec: per_bot(now.1 - last.1),
+            rtt_ms: (rtts > 0).then(|| (now.3 - last.3) as f64 / rtts as f64 / 1e3),
+            corrections: now.4.iter().zip(&last.4).map(|(n, l)| n - l).collect(),
+            tick_p50_ms: ms(0.5),
+            tick_p99_ms: ms(0.99),
+        };
+        timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(point);
+        last = now;
+        if metrics.is_some() {
+            last_metrics = metrics;
+        }
+    }
 }
 
 /// One bot that first asks `GET /api/matchmake` where to play, then runs (`run`) there.
@@ -614,6 +693,11 @@ pub async fn cli(args: &BotsArgs) -> anyhow::Result<()> {
     std::fs::write(&args.report, report.to_json() + "\n")
         .with_context(|| format!("writing the report to {}", args.report.display()))?;
     print_stdout(&format!("report written to {}\n", args.report.display()));
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::render(&report))
+            .with_context(|| format!("writing the HTML report to {}", path.display()))?;
+        print_stdout(&format!("HTML report written to {}\n", path.display()));
+    }
     if report.bots.failed > 0 || report.decode_errors > 0 {
         bail!(
             "{} of {} bots failed to connect, {} decode errors",

@@ -230,6 +230,29 @@ pub struct PerBot {
     pub entities: Vec<u32>,
 }
 
+/// One second of the run, all bots together (the HTML report's charts).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Seconds since the first connection, at the end of the interval.
+    pub t_secs: f64,
+    /// Bots in a session.
+    pub live_bots: u64,
+    /// Snapshots per second per live bot (`None`: no bot was live).
+    pub snapshots_per_bot_per_sec: Option<f64>,
+    /// Payload bytes received per second per live bot (`None`: no bot was live).
+    pub bytes_per_bot_per_sec: Option<f64>,
+    /// Mean round trip of the pongs that came in the interval, ms (`None`: none came).
+    pub rtt_ms: Option<f64>,
+    /// Corrections of the own player in the interval, all bots, by cause (`server_effect`,
+    /// `late_input`, `teleport`, `unexplained`).
+    pub corrections: Vec<u64>,
+    /// The server's tick time in the interval, p50 and p99 bucket bounds in ms (`None`: no
+    /// tick, or `/metrics` could not be read).
+    pub tick_p50_ms: Option<f64>,
+    /// See `tick_p50_ms`.
+    pub tick_p99_ms: Option<f64>,
+}
+
 /// Rooms moving to another instance (a rolling restart) under the bots.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MoveSummary {
@@ -316,6 +339,9 @@ pub struct BotsReport {
     /// Rooms that moved to another instance under the bots (rolling restarts).
     #[serde(default)]
     pub moves: MoveSummary,
+    /// Every second of the run (the HTML report draws it).
+    #[serde(default)]
+    pub timeline: Vec<TimelinePoint>,
     /// One line per started bot.
     pub per_bot: Vec<PerBot>,
 }
@@ -567,6 +593,7 @@ pub fn build(
         server,
         server_error,
         moves: MoveSummary { pause_ms: quantiles(pauses), ..moves },
+        timeline: Vec::new(),
         per_bot,
     }
 }

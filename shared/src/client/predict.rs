@@ -64,7 +64,9 @@ impl CorrectionCause {
         matches!(self, CorrectionCause::LateInput | CorrectionCause::Unexplained)
     }
 
-    fn index(self) -> usize {
+    /// Its place in [`CorrectionCause::ALL`].
+    #[must_use]
+    pub fn index(self) -> usize {
         match self {
             CorrectionCause::ServerEffect => 0,
             CorrectionCause::LateInput => 1,
