@@ -178,6 +178,9 @@ pub struct ServerConfig {
     /// Development restarts (`--dev`): the directory rooms are saved to on shutdown and
     /// restored from at start. `None`: a restart ends the matches.
     pub dev_state: Option<PathBuf>,
+    /// The live inspector (`GET /inspect`, `GET /api/inspect`): on with `--inspect`, and in
+    /// dev mode (no `--jwt-secret`); behind the admin token when there is one.
+    pub inspect: bool,
 }
 
 /// How an instance joins a cluster (`--redis`, `--public-url`, `--presence-ttl`).
@@ -265,6 +268,7 @@ impl Default for ServerConfig {
             cluster: None,
             admin_token: None,
             dev_state: None,
+            inspect: false,
         }
     }
 }
@@ -397,6 +401,11 @@ pub struct ServeArgs {
     /// With --dev: where rooms are saved between runs [default: .tickwire-dev].
     #[arg(long, env = "TICKWIRE_DEV_STATE")]
     pub dev_state: Option<PathBuf>,
+    /// Serve the live network inspector at GET /inspect (and its data at GET /api/inspect):
+    /// rooms, clients, round trips, ack lag, input buffers, bytes. On by default in dev mode
+    /// (no --jwt-secret); with --admin-token it asks for that token.
+    #[arg(long, env = "TICKWIRE_INSPECT")]
+    pub inspect: bool,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -436,6 +445,7 @@ struct FileConfig {
     admin_token: Option<String>,
     dev: Option<bool>,
     dev_state: Option<PathBuf>,
+    inspect: Option<bool>,
 }
 
 impl ServeArgs {
@@ -516,6 +526,7 @@ impl ServeArgs {
                 self.dev || file.dev.unwrap_or(false),
                 self.dev_state.clone().or(file.dev_state),
             )?,
+            inspect: self.inspect || file.inspect.unwrap_or(false),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -54,6 +54,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/transport", get(transport))
         .route("/api/schema", get(schema))
+        .route("/api/inspect", get(inspect))
+        .route("/api/inspect/stream", get(inspect_stream))
         .route("/api/guest", post(guest));
     if state.config.debug_endpoints {
         routes = routes.route("/api/debug/drop", post(debug_drop));
@@ -281,6 +283,70 @@ async fn transport(State(state): State<Arc<AppState>>) -> Response {
         "websocket": { "path": "/ws" },
         "webtransport": webtransport,
     }))
+}
+
+/// How often the inspector's stream sends the rooms.
+const INSPECT_STREAM_PERIOD: Duration = Duration::from_millis(500);
+
+/// Why the live inspector does not answer this request, if it does not: it is on with
+/// `--inspect` or in dev mode (404 otherwise), and with an admin token configured only for it
+/// (`Authorization: Bearer` or `?token=`, which a page's `EventSource` can send; 401
+/// otherwise).
+fn inspector_refusal(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Option<Response> {
+    if !(state.config.inspect || state.config.jwt_secret.is_none()) {
+        let why = "the inspector is off (start with --inspect)";
+        return Some((StatusCode::NOT_FOUND, why).into_response());
+    }
+    let expected = state.config.admin_token.as_ref()?;
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let query = uri.query().unwrap_or("").split('&').find_map(|p| p.strip_prefix("token="));
+    match crate::ws::bearer_token(bearer).or(query) {
+        Some(given) if same_secret(given.as_bytes(), expected.as_bytes()) => None,
+        _ => {
+            Some((StatusCode::UNAUTHORIZED, "the inspector needs the admin token").into_response())
+        }
+    }
+}
+
+/// What the inspector shows: every room of this process with its clients.
+fn inspection(state: &AppState) -> serde_json::Value {
+    let rooms = state.rooms.inspect();
+    let clients: usize = rooms.iter().map(|r| r.clients.len()).sum();
+    let rooms: Vec<&crate::room::RoomInspection> = rooms.iter().map(AsRef::as_ref).collect();
+    serde_json::json!({ "rooms": rooms, "clients": clients })
+}
+
+/// `GET /api/inspect`: the rooms and their clients now (JSON).
+async fn inspect(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    inspector_refusal(&state, &headers, &uri).unwrap_or_else(|| json_response(&inspection(&state)))
+}
+
+/// `GET /api/inspect/stream`: the same every half second, as server-sent events.
+async fn inspect_stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Some(refused) = inspector_refusal(&state, &headers, &uri) {
+        return refused;
+    }
+    let events = futures_util::stream::unfold(state, |state| async move {
+        if state.shutdown.is_cancelled() {
+            return None;
+        }
+        let event = axum::response::sse::Event::default().data(inspection(&state).to_string());
+        tokio::time::sleep(INSPECT_STREAM_PERIOD).await;
+        Some((Ok::<_, std::convert::Infallible>(event), state))
+    });
+    axum::response::sse::Sse::new(events).into_response()
 }
 
 /// `GET /api/schema`: the protocol and every game as this server describes them

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -53,6 +54,56 @@ pub struct Outbox {
     inner: Mutex<Inner>,
     notify: Notify,
     max_reliable: usize,
+    /// What the session's link carried (the live inspector reads it through the room).
+    pub stats: LinkStats,
+}
+
+/// What a session's link carried, for the live inspector: the session writes it, its room
+/// reads it.
+#[derive(Debug)]
+pub struct LinkStats {
+    /// Payload bytes received.
+    pub bytes_in: AtomicU64,
+    /// Payload bytes sent.
+    pub bytes_out: AtomicU64,
+    born: Instant,
+    /// When the heartbeat probe awaiting its answer went out (µs since `born`; 0: none).
+    ping_sent_us: AtomicU64,
+    /// The newest heartbeat round trip, µs (0: none measured yet).
+    pub rtt_us: AtomicU64,
+    /// The transport's name (`websocket`, `webtransport`; empty: an in-process driver's).
+    pub transport: &'static str,
+}
+
+impl LinkStats {
+    fn new() -> LinkStats {
+        LinkStats {
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            born: Instant::now(),
+            ping_sent_us: AtomicU64::new(0),
+            rtt_us: AtomicU64::new(0),
+            transport: "",
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// The session sent a heartbeat probe (a WebSocket ping).
+    pub fn ping_sent(&self) {
+        self.ping_sent_us.store(self.now_us(), Ordering::Relaxed);
+    }
+
+    /// The peer answered something at the transport level (a pong): the round trip since the
+    /// probe, if one was waiting.
+    pub fn alive(&self) {
+        let sent = self.ping_sent_us.swap(0, Ordering::Relaxed);
+        if sent != 0 {
+            self.rtt_us.store(self.now_us().saturating_sub(sent), Ordering::Relaxed);
+        }
+    }
 }
 
 /// The reliable queue is full: the client is too slow.
@@ -63,7 +114,12 @@ impl Outbox {
     /// An empty outbox holding at most `max_reliable` reliable messages.
     #[must_use]
     pub fn new(max_reliable: usize) -> Outbox {
-        Outbox { inner: Mutex::new(Inner::default()), notify: Notify::new(), max_reliable }
+        Outbox {
+            inner: Mutex::new(Inner::default()),
+            notify: Notify::new(),
+            max_reliable,
+            stats: LinkStats::new(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -568,6 +568,8 @@ impl WtTx {
 }
 
 impl TransportTx for WtTx {
+    const NAME: &'static str = "webtransport";
+
     async fn send(&mut self, bytes: Bytes) -> Result<(), TransportError> {
         self.stream.write_all(&framed(&bytes)).await.map_err(transport_error)
     }

@@ -56,6 +56,56 @@ pub struct RoomShared {
     shutdown: AtomicBool,
     /// A rolling restart's hand-off of the room to another instance ([`RoomHandle::hand_off`]).
     handoff: Mutex<Handoff>,
+    /// What the live inspector shows of the room, made every [`INSPECT_EVERY_TICKS`].
+    inspection: Mutex<Option<Arc<RoomInspection>>>,
+}
+
+/// The room's record for the live inspector is made every this many ticks (a quarter of a
+/// second at 60 Hz).
+pub const INSPECT_EVERY_TICKS: u64 = 15;
+
+/// A room as the live inspector shows it (`GET /api/inspect`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RoomInspection {
+    /// Room id.
+    pub id: String,
+    /// The game it plays.
+    pub game: &'static str,
+    /// Its tick.
+    pub tick: u32,
+    /// Ticks per second.
+    pub tick_rate: u16,
+    /// Human players (connected or within their grace period).
+    pub players: usize,
+    /// Entities in its newest snapshot state.
+    pub entities: usize,
+    /// Its connected clients.
+    pub clients: Vec<ClientInspection>,
+}
+
+/// One connected client as the live inspector shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClientInspection {
+    /// Its client id.
+    pub client: u32,
+    /// Its player's entity.
+    pub entity: u32,
+    /// Its player's name.
+    pub name: String,
+    /// `websocket` or `webtransport`.
+    pub transport: &'static str,
+    /// The newest heartbeat round trip, ms (`None`: none measured yet).
+    pub rtt_ms: Option<f64>,
+    /// Ticks from the newest snapshot it acknowledged to now.
+    pub ack_lag_ticks: Option<u32>,
+    /// Its input frames waiting for their tick.
+    pub input_buffer: usize,
+    /// Its input ticks run late so far.
+    pub inputs_late: u32,
+    /// Payload bytes per second it sent, over the last interval.
+    pub bytes_in_per_sec: f64,
+    /// Payload bytes per second it was sent, over the last interval.
+    pub bytes_out_per_sec: f64,
 }
 
 /// Where a room is in a hand-off to another instance.
@@ -210,6 +260,13 @@ impl RoomHandle {
         self.shared.closed.load(Ordering::Relaxed)
     }
 
+    /// What the live inspector shows of the room (made every [`INSPECT_EVERY_TICKS`]; `None`
+    /// before the first).
+    #[must_use]
+    pub fn inspection(&self) -> Option<Arc<RoomInspection>> {
+        self.shared.inspection.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Asks the room to close every session (1001) and stop.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Relaxed);
@@ -347,6 +404,8 @@ pub struct Room<G: Game> {
     /// Development restarts (`--dev`): a resume token brings its player back whoever presents
     /// it (a page that reconnected to a restarted server comes with a new guest token).
     resume_any_subject: bool,
+    /// Each client's link counters at the last inspection, and when: the rates' start.
+    inspected: HashMap<ClientId, (Instant, u64, u64)>,
 }
 
 impl<G: Game> Room<G> {
@@ -405,6 +464,7 @@ impl<G: Game> Room<G> {
             closed: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
             handoff: Mutex::new(Handoff::No),
+            inspection: Mutex::new(None),
         });
         metrics.rooms.fetch_add(1, Ordering::Relaxed);
         let handle = RoomHandle {
@@ -430,6 +490,7 @@ impl<G: Game> Room<G> {
             next: Instant::now() + period,
             started: false,
             resume_any_subject: false,
+            inspected: HashMap::new(),
         };
         (room, handle)
     }
@@ -452,6 +513,56 @@ impl<G: Game> Room<G> {
         self.core.step();
         self.flush();
         self.shared.tick.store(self.core.tick().0, Ordering::Relaxed);
+        if u64::from(self.core.tick().0).is_multiple_of(INSPECT_EVERY_TICKS) {
+            self.inspect();
+        }
+    }
+
+    /// Makes the live inspector's record of the room (a few fields per client).
+    fn inspect(&mut self) {
+        let now = Instant::now();
+        let mut clients = Vec::new();
+        let mut seen = HashMap::with_capacity(self.outboxes.len());
+        for view in self.core.inspect_clients() {
+            let Some(outbox) = self.outboxes.get(&view.client) else { continue };
+            let stats = &outbox.stats;
+            let (bytes_in, bytes_out) =
+                (stats.bytes_in.load(Ordering::Relaxed), stats.bytes_out.load(Ordering::Relaxed));
+            let rate = |before: u64, after: u64, since: Instant| {
+                let secs = now.saturating_duration_since(since).as_secs_f64();
+                if secs > 0.0 { after.saturating_sub(before) as f64 / secs } else { 0.0 }
+            };
+            let (bytes_in_per_sec, bytes_out_per_sec) = match self.inspected.get(&view.client) {
+                Some(&(at, i, o)) => (rate(i, bytes_in, at), rate(o, bytes_out, at)),
+                None => (0.0, 0.0),
+            };
+            seen.insert(view.client, (now, bytes_in, bytes_out));
+            let rtt_us = stats.rtt_us.load(Ordering::Relaxed);
+            clients.push(ClientInspection {
+                client: view.client.0,
+                entity: view.entity.0,
+                name: view.name,
+                transport: stats.transport,
+                rtt_ms: (rtt_us > 0).then(|| rtt_us as f64 / 1e3),
+                ack_lag_ticks: view.ack_lag_ticks,
+                input_buffer: view.input_buffer,
+                inputs_late: view.inputs_late,
+                bytes_in_per_sec,
+                bytes_out_per_sec,
+            });
+        }
+        self.inspected = seen;
+        let inspection = RoomInspection {
+            id: self.shared.id.clone(),
+            game: G::NAME,
+            tick: self.core.tick().0,
+            tick_rate: self.shared.tick_rate,
+            players: self.core.player_count(),
+            entities: self.core.newest_state().map_or(0, |(_, s)| s.len()),
+            clients,
+        };
+        *self.shared.inspection.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Arc::new(inspection));
     }
 
     /// Closes every session with `reason` and marks the room closed.

@@ -252,6 +252,16 @@ impl Rooms {
             .collect()
     }
 
+    /// What the live inspector shows of every open room.
+    #[must_use]
+    pub fn inspect(&self) -> Vec<std::sync::Arc<crate::room::RoomInspection>> {
+        self.lock()
+            .values()
+            .filter(|e| !e.handle.is_closed())
+            .filter_map(|e| e.handle.inspection())
+            .collect()
+    }
+
     /// Every open room's handle, with whether it is named (a hand-off keeps it private).
     #[must_use]
     pub fn handles(&self) -> Vec<(RoomHandle, bool)> {

@@ -66,6 +66,8 @@ pub trait TransportRx: Send {
 
 /// A transport's sending half.
 pub trait TransportTx: Send {
+    /// The transport's name (the live inspector shows it): `websocket`, `webtransport`.
+    const NAME: &'static str;
     /// Sends one message reliably and in order.
     fn send(&mut self, bytes: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Sends one message that may be lost and that a newer one supersedes (a snapshot). A
@@ -201,6 +203,7 @@ fn handle_binary(
     limiters: &Limiters,
 ) -> Result<(), CloseRequest> {
     ctx.metrics.bytes_received.fetch_add(data.len() as u64, Ordering::Relaxed);
+    ctx.outbox.stats.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
     if !limiters.frame(data.len()) {
         return Err((DisconnectReason::RateLimited, "message rate limit exceeded".into()));
     }
@@ -287,6 +290,7 @@ async fn read_loop<R: TransportRx>(
             // Once closing, the rest of what the peer sends is ignored.
             Some(_) if closing => continue,
             Some(Inbound::Alive(len)) => {
+                ctx.outbox.stats.alive();
                 if limiters.frame(len) {
                     Ok(())
                 } else {
@@ -342,6 +346,7 @@ async fn send_counted<T: TransportTx>(
     match tokio::time::timeout(ctx.limits.write_timeout, sent).await {
         Ok(Ok(())) => {
             ctx.metrics.bytes_sent.fetch_add(n, Ordering::Relaxed);
+            ctx.outbox.stats.bytes_out.fetch_add(n, Ordering::Relaxed);
             Ok(())
         }
         Ok(Err(_)) => Err(DisconnectKind::TransportError),
@@ -364,7 +369,10 @@ async fn write_loop<T: TransportTx>(
             () = done.cancelled() => break None,
             _ = ping.tick() => {
                 match tokio::time::timeout(limits.write_timeout, tx.ping()).await {
-                    Ok(Ok(())) => continue,
+                    Ok(Ok(())) => {
+                        ctx.outbox.stats.ping_sent();
+                        continue;
+                    }
                     _ => break Some(DisconnectKind::TransportError),
                 }
             }
@@ -458,7 +466,8 @@ pub async fn join_and_run<R, T, G>(
     let client = state.next_client();
     let span = tracing::info_span!("session", %client, %remote, room = tracing::field::Empty);
     state.metrics.connections.fetch_add(1, Ordering::Relaxed);
-    let joined = join_room(&state, &join, &subject, client, remote).instrument(span.clone()).await;
+    let joined =
+        join_room(&state, &join, &subject, client, remote, T::NAME).instrument(span.clone()).await;
     match joined {
         Ok(ctx) => {
             // `run` itself is the task (an `async` block around it would keep what it moves
@@ -484,8 +493,11 @@ async fn join_room(
     subject: &str,
     client: ClientId,
     remote: std::net::IpAddr,
+    transport: &'static str,
 ) -> Result<SessionContext, CloseRequest> {
-    let outbox = Arc::new(Outbox::new(state.config.limits.max_reliable_queue));
+    let mut outbox = Outbox::new(state.config.limits.max_reliable_queue);
+    outbox.stats.transport = transport;
+    let outbox = Arc::new(outbox);
     let mut joined = None;
     let mut refused = JoinRefused::Closed.to_string();
     // A room picked just as it closes refuses; pick again a few times.

@@ -63,6 +63,8 @@ impl TransportRx for WsRx {
 }
 
 impl TransportTx for WsTx {
+    const NAME: &'static str = "websocket";
+
     async fn send(&mut self, bytes: Bytes) -> Result<(), TransportError> {
         self.0.send(Message::Binary(bytes)).await.map_err(|e| TransportError(Box::new(e)))
     }

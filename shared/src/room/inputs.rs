@@ -254,6 +254,11 @@ impl<I: Copy + Default> InputQueue<I> {
     /// The echo for snapshots ([`crate::protocol::SnapshotMessage::last_input_seq`]): the slot
     /// of the last tick run, whether its frame came or not (the state reflects that slot, so
     /// the client must not replay its frame on top).
+    /// Frames waiting for their tick.
+    pub(crate) fn buffered(&self) -> usize {
+        self.pending.len()
+    }
+
     pub(crate) fn echo(&self) -> Option<u32> {
         self.last_slot
     }

@@ -142,6 +142,23 @@ pub enum Output {
     },
 }
 
+/// One connected client as its room sees it (the server's live inspector).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientView {
+    /// The client.
+    pub client: ClientId,
+    /// Its player's entity.
+    pub entity: NetId,
+    /// Its player's name.
+    pub name: String,
+    /// Ticks from the newest snapshot it acknowledged to now (`None`: none yet).
+    pub ack_lag_ticks: Option<u32>,
+    /// Its input frames waiting for their tick (how far ahead it runs).
+    pub input_buffer: usize,
+    /// Its input ticks run late so far (a frame missing at its tick).
+    pub inputs_late: u32,
+}
+
 /// Counters, for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoomStats {
@@ -636,6 +653,29 @@ impl<G: Game> RoomCore<G> {
 }
 
 impl<G: Game> RoomCore<G> {
+    /// Every connected client as the room sees it now (the live inspector).
+    #[must_use]
+    pub fn inspect_clients(&self) -> Vec<ClientView> {
+        let now = self.tick();
+        self.clients
+            .iter()
+            .filter_map(|(&client, slot)| {
+                let player = self.players.get(&slot.token)?;
+                Some(ClientView {
+                    client,
+                    entity: player.net_id,
+                    name: player.name.clone(),
+                    ack_lag_ticks: slot
+                        .replica
+                        .acked
+                        .map(|t| u32::try_from(now.diff(t).max(0)).unwrap_or(0)),
+                    input_buffer: slot.inputs.buffered(),
+                    inputs_late: slot.inputs.late,
+                })
+            })
+            .collect()
+    }
+
     /// Who the player of resume token `token` is (its JWT subject), if it is one of this room's.
     #[must_use]
     pub fn subject_of(&self, token: &str) -> Option<&str> {
