@@ -54,6 +54,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/transport", get(transport))
         .route("/api/schema", get(schema))
+        .route("/inspect", get(inspect_page))
+        .route("/inspect.js", get(inspect_asset))
+        .route("/inspect.css", get(inspect_asset))
         .route("/api/inspect", get(inspect))
         .route("/api/inspect/stream", get(inspect_stream))
         .route("/api/guest", post(guest));
@@ -292,14 +295,22 @@ const INSPECT_STREAM_PERIOD: Duration = Duration::from_millis(500);
 /// `--inspect` or in dev mode (404 otherwise), and with an admin token configured only for it
 /// (`Authorization: Bearer` or `?token=`, which a page's `EventSource` can send; 401
 /// otherwise).
+/// Whether the live inspector is on: `--inspect`, or dev mode (no `--jwt-secret`).
+fn inspector_on(state: &AppState) -> bool {
+    state.config.inspect || state.config.jwt_secret.is_none()
+}
+
+fn inspector_off() -> Response {
+    (StatusCode::NOT_FOUND, "the inspector is off (start with --inspect)").into_response()
+}
+
 fn inspector_refusal(
     state: &AppState,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
 ) -> Option<Response> {
-    if !(state.config.inspect || state.config.jwt_secret.is_none()) {
-        let why = "the inspector is off (start with --inspect)";
-        return Some((StatusCode::NOT_FOUND, why).into_response());
+    if !inspector_on(state) {
+        return Some(inspector_off());
     }
     let expected = state.config.admin_token.as_ref()?;
     let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -312,6 +323,60 @@ fn inspector_refusal(
     }
 }
 
+/// A request the live inspector answers ([`inspector_refusal`] says why not, as the
+/// rejection).
+struct InspectorAccess;
+
+impl axum::extract::FromRequestParts<Arc<AppState>> for InspectorAccess {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AppState>,
+    ) -> Result<InspectorAccess, Response> {
+        match inspector_refusal(state, &parts.headers, &parts.uri) {
+            Some(refused) => Err(refused),
+            None => Ok(InspectorAccess),
+        }
+    }
+}
+
+/// `GET /inspect`: the inspector's page (it reads the stream; `?token=` passes the admin
+/// token on to it).
+async fn inspect_page(_: InspectorAccess) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                 frame-ancestors 'none'",
+            ),
+        ),
+    ];
+    (headers, include_str!("../assets/inspect/inspect.html")).into_response()
+}
+
+/// `GET /inspect.js` and `/inspect.css`: the page's script and style (no data in them: no
+/// token needed, but only while the inspector is on).
+async fn inspect_asset(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
+    if !inspector_on(&state) {
+        return inspector_off();
+    }
+    let (kind, body) = if uri.path().ends_with(".js") {
+        ("text/javascript; charset=utf-8", include_str!("../assets/inspect/inspect.js"))
+    } else {
+        ("text/css; charset=utf-8", include_str!("../assets/inspect/inspect.css"))
+    };
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    (headers, body).into_response()
+}
+
 /// What the inspector shows: every room of this process with its clients.
 fn inspection(state: &AppState) -> serde_json::Value {
     let rooms = state.rooms.inspect();
@@ -321,23 +386,12 @@ fn inspection(state: &AppState) -> serde_json::Value {
 }
 
 /// `GET /api/inspect`: the rooms and their clients now (JSON).
-async fn inspect(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
-    inspector_refusal(&state, &headers, &uri).unwrap_or_else(|| json_response(&inspection(&state)))
+async fn inspect(_: InspectorAccess, State(state): State<Arc<AppState>>) -> Response {
+    json_response(&inspection(&state))
 }
 
 /// `GET /api/inspect/stream`: the same every half second, as server-sent events.
-async fn inspect_stream(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
-    if let Some(refused) = inspector_refusal(&state, &headers, &uri) {
-        return refused;
-    }
+async fn inspect_stream(_: InspectorAccess, State(state): State<Arc<AppState>>) -> Response {
     let events = futures_util::stream::unfold(state, |state| async move {
         if state.shutdown.is_cancelled() {
             return None;
