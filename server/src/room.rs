@@ -15,7 +15,9 @@ use bytes::Bytes;
 use tickwire_shared::game::Game;
 use tickwire_shared::persist::PersistError;
 use tickwire_shared::protocol::{DisconnectReason, InputBatch};
-use tickwire_shared::room::{JoinInfo, JoinRefused, Output, RoomCore, RoomSave, RoomSettings};
+use tickwire_shared::room::{
+    JoinInfo, JoinRefused, Output, RoomCore, RoomSave, RoomSettings, STAGES,
+};
 use tickwire_shared::{ClientId, NetId, Tick};
 use tokio::sync::{mpsc, oneshot};
 
@@ -79,8 +81,19 @@ pub struct RoomInspection {
     pub players: usize,
     /// Entities in its newest snapshot state.
     pub entities: usize,
+    /// Mean time per tick of each stage of the tick over the last interval, microseconds.
+    pub stages_us: Vec<StageTime>,
     /// Its connected clients.
     pub clients: Vec<ClientInspection>,
+}
+
+/// One stage of the tick and its mean time (the live inspector).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StageTime {
+    /// The stage ([`tickwire_shared::room::STAGES`]).
+    pub stage: &'static str,
+    /// Its mean time per tick over the last interval, microseconds.
+    pub mean_us: f64,
 }
 
 /// One connected client as the live inspector shows it.
@@ -406,6 +419,8 @@ pub struct Room<G: Game> {
     resume_any_subject: bool,
     /// Each client's link counters at the last inspection, and when: the rates' start.
     inspected: HashMap<ClientId, (Instant, u64, u64)>,
+    /// Each stage's time summed since the last inspection (microseconds), and the ticks.
+    stage_sums: ([u64; STAGES.len()], u64),
 }
 
 impl<G: Game> Room<G> {
@@ -491,6 +506,7 @@ impl<G: Game> Room<G> {
             started: false,
             resume_any_subject: false,
             inspected: HashMap::new(),
+            stage_sums: ([0; STAGES.len()], 0),
         };
         (room, handle)
     }
@@ -510,7 +526,13 @@ impl<G: Game> Room<G> {
     pub fn step(&mut self) {
         self.drain_control();
         self.drain_inputs();
-        self.core.step();
+        let epoch = self.epoch;
+        let mut clock = || u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let stages = self.core.step_timed(&mut clock);
+        for (sum, took) in self.stage_sums.0.iter_mut().zip(stages) {
+            *sum += took;
+        }
+        self.stage_sums.1 += 1;
         self.flush();
         self.shared.tick.store(self.core.tick().0, Ordering::Relaxed);
         if u64::from(self.core.tick().0).is_multiple_of(INSPECT_EVERY_TICKS) {
@@ -552,6 +574,12 @@ impl<G: Game> Room<G> {
             });
         }
         self.inspected = seen;
+        let (sums, ticks) = std::mem::replace(&mut self.stage_sums, ([0; STAGES.len()], 0));
+        let stages_us = STAGES
+            .iter()
+            .zip(sums)
+            .map(|(&stage, sum)| StageTime { stage, mean_us: sum as f64 / ticks.max(1) as f64 })
+            .collect();
         let inspection = RoomInspection {
             id: self.shared.id.clone(),
             game: G::NAME,
@@ -559,6 +587,7 @@ impl<G: Game> Room<G> {
             tick_rate: self.shared.tick_rate,
             players: self.core.player_count(),
             entities: self.core.newest_state().map_or(0, |(_, s)| s.len()),
+            stages_us,
             clients,
         };
         *self.shared.inspection.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =

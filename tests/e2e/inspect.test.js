@@ -69,6 +69,9 @@ test("the inspector shows a room with bots and its numbers move", { timeout: 60_
     return coloured;
   }));
   assert.ok(painted[0] > 50, `the bytes chart has lines: ${painted}`);
+  assert.ok(painted[2] > 50, `the stages chart has lines: ${painted}`);
+  const facts = await page.$eval('section[data-room="watched"] .facts', (e) => e.textContent);
+  assert.match(facts, /tick µs: inputs \d+, simulate \d+, events \d+, replicate \d+/, facts);
   assert.deepEqual(problems, []);
   if (process.env.TICKWIRE_SCREENSHOT) {
     await page.setViewportSize({ width: 1240, height: 760 });

@@ -85,6 +85,15 @@ async fn the_inspector_shows_each_clients_link_from_real_sessions() {
     assert_eq!(room["game"], "arena");
     assert_eq!(room["players"], 2);
     assert!(room["entities"].as_u64().unwrap() >= 4, "players, NPCs, pickups: {room:#}");
+    let stages: Vec<&str> = room["stages_us"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["inputs", "simulate", "events", "replicate"]);
+    let simulate = &room["stages_us"][1]["mean_us"];
+    assert!(simulate.as_f64().unwrap() > 0.0, "the schedule takes time: {room:#}");
     for c in room["clients"].as_array().unwrap() {
         assert_eq!(c["transport"], "websocket");
         assert!(["ann", "bob"].contains(&c["name"].as_str().unwrap()), "{c:#}");

@@ -7,6 +7,7 @@ const HISTORY = 120; // samples kept per client: a minute at two a second
 const COLOURS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#db2777"];
 const history = new Map(); // "room/client" → { name, out: [], rtt: [] }
 const sections = new Map(); // room id → its section
+const stageHistory = new Map(); // room id → { stage name → [µs] }
 const state = { updates: 0, last: null };
 window.tickwireInspector = state;
 
@@ -96,8 +97,9 @@ function render(data) {
       sections.set(room.id, section);
     }
     section.querySelector(".id").textContent = room.id;
+    const stageText = room.stages_us.map((s) => `${s.stage} ${s.mean_us.toFixed(0)}`).join(", ");
     section.querySelector(".facts").textContent =
-      `${room.game} · tick ${room.tick} at ${room.tick_rate} Hz · ${room.players} players · ${room.entities} entities`;
+      `${room.game} · tick ${room.tick} at ${room.tick_rate} Hz · ${room.players} players · ${room.entities} entities · tick µs: ${stageText}`;
     const body = section.querySelector("tbody");
     body.replaceChildren();
     const lines = [];
@@ -118,11 +120,24 @@ function render(data) {
     }
     draw(section.querySelector("canvas.bytes"), lines.map((h) => ({ name: h.name, values: h.out })));
     draw(section.querySelector("canvas.rtt"), lines.map((h) => ({ name: h.name, values: h.rtt })));
+    let stages = stageHistory.get(room.id);
+    if (!stages) {
+      stages = new Map();
+      stageHistory.set(room.id, stages);
+    }
+    for (const s of room.stages_us) {
+      const values = stages.get(s.stage) ?? [];
+      values.push(s.mean_us);
+      if (values.length > HISTORY) values.shift();
+      stages.set(s.stage, values);
+    }
+    draw(section.querySelector("canvas.stages"), [...stages].map(([name, values]) => ({ name, values })));
   }
   for (const [id, section] of sections) {
     if (!seen.has(id)) {
       section.remove();
       sections.delete(id);
+      stageHistory.delete(id);
     }
   }
   const now = new Date().toLocaleTimeString();

@@ -44,6 +44,11 @@ use crate::rewind::{RewindSettings, ViewLag};
 use crate::state::ReplicatedState;
 use crate::tick::Tick;
 
+/// The stages of a tick, as [`RoomCore::step_timed`] times them: the players' inputs applied,
+/// the game's schedule run, its events broadcast and detached players expired, and the
+/// snapshots made for the clients due.
+pub const STAGES: [&str; 4] = ["inputs", "simulate", "events", "replicate"];
+
 /// A room's settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoomSettings {
@@ -532,9 +537,19 @@ impl<G: Game> RoomCore<G> {
 
     /// Runs one tick: inputs, simulation, events, and (for the clients due) snapshots.
     pub fn step(&mut self) {
+        self.step_timed(&mut || 0);
+    }
+
+    /// [`RoomCore::step`], timing its stages with `clock` (any monotonic count, microseconds
+    /// for the inspector: the driver passes its clock in, the core reads none). Returns how
+    /// long each of [`STAGES`] took, in `clock`'s units.
+    pub fn step_timed(&mut self, clock: &mut dyn FnMut() -> u64) -> [u64; STAGES.len()] {
+        let start = clock();
         self.steps += 1;
         self.apply_inputs();
+        let inputs = clock();
         self.schedule.run(&mut self.world);
+        let simulated = clock();
         let mut events = std::mem::take(&mut self.world.resource_mut::<GameEvents<G::Event>>().0);
         if self.clients.is_empty() {
             events.clear();
@@ -545,12 +560,14 @@ impl<G: Game> RoomCore<G> {
             }
         }
         self.expire_detached();
+        let evented = clock();
         // Clients are spread over the ticks of a snapshot interval (their `phase`), so each
         // tick encodes for a share of them instead of every other tick for all.
         let phase = (self.steps % u64::from(self.settings.ticks_per_snapshot.max(1))) as u32;
         if self.clients.values().any(|c| c.replica.phase == phase) {
             self.replicate(phase);
         }
+        let replicated = clock();
         if self.players.is_empty() {
             if self.empty_since == 0 {
                 self.empty_since = self.steps;
@@ -561,6 +578,12 @@ impl<G: Game> RoomCore<G> {
         // A standalone bevy world keeps a record of every component removed (every despawn)
         // until this is called; the tick is the world's frame, so records last one tick.
         self.world.clear_trackers();
+        [
+            inputs.saturating_sub(start),
+            simulated.saturating_sub(inputs),
+            evented.saturating_sub(simulated),
+            replicated.saturating_sub(evented),
+        ]
     }
 
     fn apply_inputs(&mut self) {
