@@ -32,7 +32,8 @@ use tickwire_shared::games::soccer::{SoccerEvent, SoccerGame, SoccerInput, Team}
 use tickwire_shared::ids::{ClientId, NetId};
 use tickwire_shared::join::{self, JoinRequest};
 use tickwire_shared::protocol::{
-    ClientMessage, DisconnectReason, InputBatch, RoomEvent, ServerMessage, SnapshotMessage,
+    ClientMessage, DisconnectReason, InputBatch, PROTOCOL_VERSION, RoomEvent, SUBPROTOCOL,
+    ServerMessage, SnapshotMessage,
 };
 use tickwire_shared::registry::ReplicationRegistry;
 use tickwire_shared::room::{Output, RoomCore, RoomSettings};
@@ -631,14 +632,18 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         )
         .into_bytes()
     };
-    add("handshake_headers", "query-token", request(&format!("v=7&token={token}&name=a"), ""));
+    add(
+        "handshake_headers",
+        "query-token",
+        request(&format!("v={PROTOCOL_VERSION}&token={token}&name=a"), ""),
+    );
     add(
         "handshake_headers",
         "bearer-subprotocol",
         request(
             "room=r1",
             &format!(
-                "Sec-WebSocket-Protocol: chat, tickwire.v6\r\nAuthorization: bearer {token}\r\n\
+                "Sec-WebSocket-Protocol: chat, {SUBPROTOCOL}\r\nAuthorization: bearer {token}\r\n\
                  Origin: {FUZZ_ALLOWED_ORIGIN}\r\n"
             ),
         ),
@@ -646,7 +651,10 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     add(
         "handshake_headers",
         "localhost-origin",
-        request(&format!("v=7&token={token}"), "Origin: http://localhost:5173\r\n"),
+        request(
+            &format!("v={PROTOCOL_VERSION}&token={token}"),
+            "Origin: http://localhost:5173\r\n",
+        ),
     );
     add("handshake_headers", "no-upgrade", b"/ws?v=1\r\nHost: x\r\n".to_vec());
 
@@ -656,7 +664,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         protocol: "webtransport".into(),
         scheme: "https".into(),
         authority: "127.0.0.1:4433".into(),
-        path: format!("/wt?v=7&token={token}&name=Zo%C3%AB"),
+        path: format!("/wt?v={PROTOCOL_VERSION}&token={token}&name=Zo%C3%AB"),
         origin: Some("http://localhost:8080".into()),
         authorization: None,
     };
