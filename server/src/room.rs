@@ -83,8 +83,26 @@ pub struct RoomInspection {
     pub entities: usize,
     /// Mean time per tick of each stage of the tick over the last interval, microseconds.
     pub stages_us: Vec<StageTime>,
+    /// Where the snapshots' bytes go, component by component (empty before a client
+    /// acknowledged one).
+    pub components: Vec<ComponentCost>,
     /// Its connected clients.
     pub clients: Vec<ClientInspection>,
+}
+
+/// What one replicated component costs the room's snapshots (the live inspector).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ComponentCost {
+    /// The component (or `ids, kinds and masks` for the rest of a snapshot).
+    pub component: &'static str,
+    /// Its bits in a delta from a client's acknowledged baseline to the newest state, for a
+    /// client that sees every entity.
+    pub bits: u64,
+    /// Its share of that delta (0 to 1).
+    pub share: f64,
+    /// Its bytes per second to all the room's clients at that rate (an estimate: clients see
+    /// only what is near them).
+    pub bytes_per_sec: f64,
 }
 
 /// One stage of the tick and its mean time (the live inspector).
@@ -580,6 +598,20 @@ impl<G: Game> Room<G> {
             .zip(sums)
             .map(|(&stage, sum)| StageTime { stage, mean_us: sum as f64 / ticks.max(1) as f64 })
             .collect();
+        let snapshots_per_sec = f64::from(self.shared.tick_rate)
+            / f64::from(self.core.settings().ticks_per_snapshot.max(1));
+        let per_client = snapshots_per_sec * self.outboxes.len() as f64 / 8.0;
+        let parts = self.core.snapshot_bits_by_component().unwrap_or_default();
+        let total: u64 = parts.iter().map(|(_, b)| b).sum();
+        let components = parts
+            .into_iter()
+            .map(|(component, bits)| ComponentCost {
+                component,
+                bits,
+                share: if total == 0 { 0.0 } else { bits as f64 / total as f64 },
+                bytes_per_sec: bits as f64 * per_client,
+            })
+            .collect();
         let inspection = RoomInspection {
             id: self.shared.id.clone(),
             game: G::NAME,
@@ -588,6 +620,7 @@ impl<G: Game> Room<G> {
             players: self.core.player_count(),
             entities: self.core.newest_state().map_or(0, |(_, s)| s.len()),
             stages_us,
+            components,
             clients,
         };
         *self.shared.inspection.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =

@@ -55,7 +55,12 @@ test("the inspector shows a room with bots and its numbers move", { timeout: 60_
     return r && r.tick > first.tick && r.updates >= first.updates + 2 && r;
   });
   assert.ok(later.tick > first.tick);
-  const rows = await page.$$eval('section[data-room="watched"] tbody tr', (trs) => trs.map((tr) => tr.textContent));
+  const rows = await page.$$eval('section[data-room="watched"] table:not(.components) tbody tr', (trs) => trs.map((tr) => tr.textContent));
+  const costs = await until("where the bytes go", 10_000, async () => {
+    const names = await page.$$eval('section[data-room="watched"] .components tbody tr td:first-child', (tds) => tds.map((td) => td.textContent));
+    return names.length > 0 && names;
+  });
+  assert.equal(costs[0], "Position", costs.join(", "));
   assert.equal(rows.length, 3, rows.join("\n"));
   assert.ok(rows.every((r) => /bot-\d/.test(r) && /websocket/.test(r)), rows.join("\n"));
   // The charts drew something: coloured pixels besides the grey grid.

@@ -77,6 +77,7 @@ async fn the_inspector_shows_each_clients_link_from_real_sessions() {
                                     && c["ack_lag_ticks"].is_u64()
                             })
                     })
+                    && r["components"].as_array().is_some_and(|c| !c.is_empty())
             })
         })
     })
@@ -92,6 +93,13 @@ async fn the_inspector_shows_each_clients_link_from_real_sessions() {
         .map(|s| s["stage"].as_str().unwrap())
         .collect();
     assert_eq!(stages, ["inputs", "simulate", "events", "replicate"]);
+    // Where the snapshots' bytes go: the arena's components, shares adding up to the whole.
+    let components = room["components"].as_array().unwrap();
+    let names: Vec<&str> = components.iter().map(|c| c["component"].as_str().unwrap()).collect();
+    assert_eq!(names[0], "Position", "{room:#}");
+    assert_eq!(names.last(), Some(&"ids, kinds and masks"));
+    let shares: f64 = components.iter().map(|c| c["share"].as_f64().unwrap()).sum();
+    assert!((shares - 1.0).abs() < 1e-6, "{room:#}");
     let simulate = &room["stages_us"][1]["mean_us"];
     assert!(simulate.as_f64().unwrap() > 0.0, "the schedule takes time: {room:#}");
     for c in room["clients"].as_array().unwrap() {

@@ -100,7 +100,24 @@ function render(data) {
     const stageText = room.stages_us.map((s) => `${s.stage} ${s.mean_us.toFixed(0)}`).join(", ");
     section.querySelector(".facts").textContent =
       `${room.game} · tick ${room.tick} at ${room.tick_rate} Hz · ${room.players} players · ${room.entities} entities · tick µs: ${stageText}`;
-    const body = section.querySelector("tbody");
+    const costs = section.querySelector(".components tbody");
+    costs.replaceChildren();
+    for (const c of room.components) {
+      const row = document.createElement("tr");
+      cell(row, c.component);
+      cell(row, c.bits);
+      cell(row, `${(c.share * 100).toFixed(1)} %`);
+      cell(row, fixed(c.bytes_per_sec, 0));
+      const td = document.createElement("td");
+      td.style.textAlign = "left";
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = `${Math.round(c.share * 160)}px`;
+      td.appendChild(bar);
+      row.appendChild(td);
+      costs.appendChild(row);
+    }
+    const body = section.querySelector("table:not(.components) tbody");
     body.replaceChildren();
     const lines = [];
     for (const c of room.clients) {

@@ -699,6 +699,30 @@ impl<G: Game> RoomCore<G> {
             .collect()
     }
 
+    /// Where the bytes of the room's snapshots go (the live inspector): the bits of a delta
+    /// from the first connected client's acknowledged baseline (moved on by its motion, as the
+    /// room encodes it) to the newest state, for a client that sees every entity: per
+    /// registered component, and last for the rest (ids, kinds, masks). `None` before a client
+    /// acknowledged a snapshot the room still holds.
+    #[must_use]
+    pub fn snapshot_bits_by_component(&self) -> Option<Vec<(&'static str, u64)>> {
+        let (tick, newest) = self.replicator.newest()?;
+        let (acked, baseline) = self.clients.values().find_map(|c| c.replica.baseline_state())?;
+        let ticks = tick.0.wrapping_sub(acked.0);
+        let moved = crate::motion::predicted(&self.registry, baseline, ticks);
+        let parts = crate::snapshot::delta_bits_by_component(
+            &self.registry,
+            moved.as_ref().unwrap_or(baseline),
+            newest,
+        );
+        let names = self
+            .registry
+            .layout()
+            .map(|(idx, _, _)| self.registry.name(idx))
+            .chain(std::iter::once("ids, kinds and masks"));
+        Some(names.zip(parts).collect())
+    }
+
     /// Who the player of resume token `token` is (its JWT subject), if it is one of this room's.
     #[must_use]
     pub fn subject_of(&self, token: &str) -> Option<&str> {

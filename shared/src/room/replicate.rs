@@ -87,6 +87,11 @@ pub(crate) struct ClientReplica {
 type Report = (Option<u32>, u32, Option<i16>);
 
 impl ClientReplica {
+    /// The state the client acknowledged, and its tick, while the replica holds it.
+    pub(crate) fn baseline_state(&self) -> Option<(Tick, &ReplicatedState)> {
+        Some((self.acked?, &*self.baseline.as_ref()?.0))
+    }
+
     pub(crate) fn new(phase: u32, snapshots: usize) -> ClientReplica {
         ClientReplica {
             acked: None,

@@ -206,7 +206,7 @@ fn read_update(
 
 /// Writes the gap from the previous entry's id, which is never 0 (0 ends the list).
 #[inline]
-pub(super) fn write_gap(w: &mut BitWriter, previous: &mut Option<NetId>, id: NetId) {
+pub(super) fn write_gap(w: &mut impl BitSink, previous: &mut Option<NetId>, id: NetId) {
     let gap = match *previous {
         None => id.0.wrapping_add(1),
         Some(p) => id.0 - p.0,
@@ -294,6 +294,80 @@ pub fn encode_delta<'a, 'b>(
         }
     }
     w.write_var(0);
+}
+
+/// Counts bits instead of keeping them.
+#[derive(Default)]
+struct Counter(u64);
+
+impl BitSink for Counter {
+    fn write_bits(&mut self, _value: u32, n_bits: u32) {
+        self.0 += u64::from(n_bits);
+    }
+}
+
+/// What [`encode_delta`] from `baseline` to `current` writes, attributed: the bits each
+/// registered component takes (registry order), and last the rest (ids, kinds, masks, the end
+/// mark). They add up to the delta's length. For the live inspector: where a snapshot's bytes
+/// go.
+#[must_use]
+pub fn delta_bits_by_component(
+    registry: &ReplicationRegistry,
+    baseline: &ReplicatedState,
+    current: &ReplicatedState,
+) -> Vec<u64> {
+    let n_components = registry.len() as u32;
+    let mut per = vec![0u64; registry.len() + 1];
+    let mut rest = Counter::default();
+    let (mut previous_id, mut previous_spawn_mask, mut previous_touched) = (None, 0, 0);
+    let (mut base, mut cur) = (baseline.iter().peekable(), current.iter().peekable());
+    loop {
+        match (base.peek().copied(), cur.peek().copied()) {
+            (None, None) => break,
+            (Some(b), c) if c.is_none_or(|c| b.id < c.id) => {
+                write_gap(&mut rest, &mut previous_id, b.id);
+                rest.write_bits(KIND_DESPAWNED, 2);
+                base.next();
+            }
+            (b, Some(c)) if b.is_none_or(|b| c.id < b.id) => {
+                write_gap(&mut rest, &mut previous_id, c.id);
+                rest.write_bits(KIND_SPAWNED, 2);
+                write_mask(&mut rest, c.mask, &mut previous_spawn_mask, n_components);
+                for (idx, offset, fields) in registry.layout() {
+                    if c.mask & (1 << idx.0) != 0 {
+                        let mut w = Counter::default();
+                        for (i, f) in fields.iter().enumerate() {
+                            write_absolute(&mut w, f.kind, c.fields[offset + i]);
+                        }
+                        per[usize::from(idx.0)] += w.0;
+                    }
+                }
+                cur.next();
+            }
+            (Some(b), Some(c)) => {
+                if b.mask != c.mask || b.fields != c.fields {
+                    write_gap(&mut rest, &mut previous_id, c.id);
+                    rest.write_bits(KIND_UPDATED, 1);
+                    let touched = touched_mask(registry, b, c);
+                    write_mask(&mut rest, touched, &mut previous_touched, n_components);
+                    for (idx, _, _) in registry.layout() {
+                        let bit = 1u32 << idx.0;
+                        if touched & bit != 0 {
+                            let mut w = Counter::default();
+                            write_update_fields(&mut w, registry, b, c, bit);
+                            per[usize::from(idx.0)] += w.0;
+                        }
+                    }
+                }
+                base.next();
+                cur.next();
+            }
+            (None, Some(_)) | (Some(_), None) => unreachable!("covered by the guards"),
+        }
+    }
+    rest.write_var(0);
+    per[registry.len()] = rest.0;
+    per
 }
 
 fn finish(r: &BitReader<'_>) -> Result<(), SnapshotError> {

@@ -116,3 +116,22 @@ fn views_hold_what_was_inserted() {
     assert_eq!(v.next_present(65, 100), 100);
     assert_eq!(View::empty(130).next_present(0, 130), 130);
 }
+
+/// The inspector's attribution of a delta's bits to components adds up to the delta itself,
+/// and a component that did not change costs nothing.
+#[test]
+fn a_deltas_bits_are_attributed_to_its_components_exactly() {
+    let reg = game::registry::<crate::games::arena::ArenaGame>();
+    for (n, salt) in [(0, 1), (1, 2), (70, 3), (300, 4)] {
+        let base = state(&reg, n, salt);
+        let cur = state(&reg, n + 20, salt + 100);
+        let mut w = BitWriter::default();
+        encode_delta(&reg, base.iter(), cur.iter(), &mut w);
+        let parts = delta_bits_by_component(&reg, &base, &cur);
+        assert_eq!(parts.len(), reg.len() + 1);
+        assert_eq!(parts.iter().sum::<u64>(), w.bit_len() as u64, "{n} entities: {parts:?}");
+    }
+    let same = state(&reg, 50, 9);
+    let parts = delta_bits_by_component(&reg, &same, &same);
+    assert!(parts[..reg.len()].iter().all(|&b| b == 0), "{parts:?}");
+}
