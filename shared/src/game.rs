@@ -495,6 +495,12 @@ pub fn spawn_player<G: Game>(world: &mut World, name: &str) -> (Entity, NetId) {
 pub fn state_hash<G: Game>(world: &mut World) -> u64 {
     let registry = registry::<G>();
     let state = registry.capture(world);
+    hash_state(&registry, &state)
+}
+
+/// [`state_hash`] of a state already captured with `registry`.
+#[must_use]
+pub fn hash_state(registry: &ReplicationRegistry, state: &crate::state::ReplicatedState) -> u64 {
     let motion = registry.motion_index();
     let mut h = crate::fnv::Fnv64::new();
     for e in state.iter() {

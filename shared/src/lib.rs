@@ -29,6 +29,7 @@ pub mod persist;
 pub mod protocol;
 pub mod quantize;
 pub mod registry;
+pub mod replay;
 pub mod rewind;
 pub mod rng;
 pub mod room;

@@ -286,6 +286,25 @@ impl Persistence {
         Ok(WorldSave { schema: self.fingerprint(), entities: saved, resources })
     }
 
+    /// The name of the component at `index` in a [`WorldSave`]'s entities.
+    #[must_use]
+    pub fn component_name(&self, index: u16) -> Option<&'static str> {
+        self.components.get(usize::from(index)).map(|c| c.name)
+    }
+
+    /// The name of the resource at `index` in [`WorldSave::resources`].
+    #[must_use]
+    pub fn resource_name(&self, index: u16) -> Option<&'static str> {
+        self.resources.get(usize::from(index)).map(|r| r.name)
+    }
+
+    /// Where component `C` sits in a [`WorldSave`]'s entities, if listed.
+    #[must_use]
+    pub fn component_index<C: Component>(&self) -> Option<u16> {
+        let type_id = TypeId::of::<C>();
+        self.components.iter().position(|c| c.type_id == type_id).map(|i| i as u16)
+    }
+
     fn check_listed(&self, world: &World, entity: Entity) -> Result<(), PersistError> {
         let Ok(infos) = world.inspect_entity(entity) else { return Ok(()) };
         for (_, info) in infos {

@@ -12,6 +12,7 @@
 //! against the newest snapshot it acknowledged (the `replicate` module).
 
 pub(crate) mod inputs;
+mod record;
 mod replicate;
 mod save;
 
@@ -219,6 +220,10 @@ pub struct RoomCore<G: Game> {
     next_tick_at: Option<u64>,
     /// Reused for decoding input frames.
     frames: Vec<G::Input>,
+    /// The match's recording, while it records ([`RoomCore::start_recording`]).
+    recorder: Option<crate::replay::Recorder>,
+    /// Players a replay despawns in the next step where the original room's grace ran out.
+    scripted_despawns: Vec<Entity>,
 }
 
 impl<G: Game> RoomCore<G> {
@@ -249,6 +254,8 @@ impl<G: Game> RoomCore<G> {
             empty_since: 0,
             next_tick_at: None,
             frames: Vec::new(),
+            recorder: None,
+            scripted_despawns: Vec::new(),
         }
     }
 
@@ -374,6 +381,9 @@ impl<G: Game> RoomCore<G> {
                 }
                 let name = self.unique_name(name);
                 let (entity, net_id) = game::spawn_player::<G>(&mut self.world, &name);
+                if let Some(r) = self.recorder.as_mut() {
+                    r.push(crate::replay::Entry::Spawn { name: name.clone(), entity: net_id });
+                }
                 let token = new_token();
                 let player = Player {
                     entity,
@@ -411,9 +421,7 @@ impl<G: Game> RoomCore<G> {
             client,
             ClientSlot { token: token.clone(), inputs: InputQueue::new(), replica, closed: false },
         );
-        if let Ok(mut e) = self.world.get_entity_mut(entity) {
-            G::apply_input(&mut e, &G::Input::default());
-        }
+        self.apply_between_ticks(entity, net_id);
         let welcome = ServerMessage::Welcome(Welcome {
             protocol: PROTOCOL_VERSION,
             client_id: client,
@@ -520,7 +528,7 @@ impl<G: Game> RoomCore<G> {
     pub fn disconnect(&mut self, client: ClientId, left: bool) {
         let Some(slot) = self.clients.remove(&client) else { return };
         if left {
-            self.remove_player(&slot.token);
+            self.remove_player(&slot.token, false);
             return;
         }
         if let Some(player) = self.players.get_mut(&slot.token)
@@ -529,8 +537,19 @@ impl<G: Game> RoomCore<G> {
             player.client = None;
             player.detached_at = Some(self.steps);
             player.parked = Some(slot.replica);
-            if let Ok(mut e) = self.world.get_entity_mut(player.entity) {
-                G::apply_input(&mut e, &G::Input::default());
+            let (entity, net_id) = (player.entity, player.net_id);
+            self.apply_between_ticks(entity, net_id);
+        }
+    }
+
+    /// Gives a player's entity the default input between ticks (a join, a disconnect).
+    fn apply_between_ticks(&mut self, entity: Entity, net_id: NetId) {
+        if let Ok(mut e) = self.world.get_entity_mut(entity) {
+            G::apply_input(&mut e, &G::Input::default());
+            if let Some(r) = self.recorder.as_mut()
+                && let Ok(input) = crate::persist::encode(&G::Input::default())
+            {
+                r.push(crate::replay::Entry::Apply { entity: net_id, input });
             }
         }
     }
@@ -578,6 +597,9 @@ impl<G: Game> RoomCore<G> {
         // A standalone bevy world keeps a record of every component removed (every despawn)
         // until this is called; the tick is the world's frame, so records last one tick.
         self.world.clear_trackers();
+        if self.recorder.is_some() {
+            self.record_step();
+        }
         [
             inputs.saturating_sub(start),
             simulated.saturating_sub(inputs),
@@ -589,14 +611,23 @@ impl<G: Game> RoomCore<G> {
     fn apply_inputs(&mut self) {
         let now = self.tick();
         let rewind = *self.world.resource::<RewindSettings>();
+        let mut applied = self.recorder.as_ref().map(|_| Vec::with_capacity(self.clients.len()));
         for slot in self.clients.values_mut() {
             slot.inputs.advance::<G>(now);
             if let Some(player) = self.players.get(&slot.token)
                 && let Ok(mut e) = self.world.get_entity_mut(player.entity)
             {
+                let lag = rewind.lag(slot.inputs.current_view, now);
                 G::apply_input(&mut e, &slot.inputs.current);
-                e.insert(ViewLag(rewind.lag(slot.inputs.current_view, now)));
+                e.insert(ViewLag(lag));
+                if let Some(applied) = applied.as_mut() {
+                    let input = crate::persist::encode(&slot.inputs.current).unwrap_or_default();
+                    applied.push((player.net_id, input, lag));
+                }
             }
+        }
+        if let (Some(r), Some(applied)) = (self.recorder.as_mut(), applied) {
+            r.inputs(applied);
         }
     }
 
@@ -638,6 +669,9 @@ impl<G: Game> RoomCore<G> {
     }
 
     fn expire_detached(&mut self) {
+        for entity in std::mem::take(&mut self.scripted_despawns) {
+            G::despawn_player(&mut self.world, entity);
+        }
         let grace = self.settings.resume_grace_ticks;
         let expired: Vec<String> = self
             .players
@@ -646,13 +680,21 @@ impl<G: Game> RoomCore<G> {
             .map(|(t, _)| t.clone())
             .collect();
         for token in expired {
-            self.remove_player(&token);
+            self.remove_player(&token, true);
         }
     }
 
-    fn remove_player(&mut self, token: &str) {
+    /// Despawns a player for good: in a step (its grace ran out) or between steps (it left).
+    fn remove_player(&mut self, token: &str, in_step: bool) {
         let Some(player) = self.players.remove(token) else { return };
         G::despawn_player(&mut self.world, player.entity);
+        if let Some(r) = self.recorder.as_mut() {
+            if in_step {
+                r.expired(player.net_id);
+            } else {
+                r.push(crate::replay::Entry::Despawn { entity: player.net_id });
+            }
+        }
         self.outputs.push_back(Output::Forget { token: token.to_owned() });
         self.broadcast(&ServerMessage::Event(RoomEvent::Left {
             entity: player.net_id,
