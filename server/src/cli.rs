@@ -42,6 +42,9 @@ enum Command {
     Bots(crate::bots::BotsArgs),
     /// Simulate a whole NPC match in-process as fast as possible; print scores and the state hash.
     Match(crate::matchrun::MatchArgs),
+    /// Replay a match recording (serve --record, match --record): check every tick's state
+    /// hash and name the first tick, component and entity that differ.
+    Replay(crate::recording::ReplayArgs),
     /// List the games this build can play.
     Games(GamesArgs),
 }
@@ -160,6 +163,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Bots(args) => crate::bots::cli(&args).await,
             Command::Match(args) => crate::matchrun::cli(&args),
+            Command::Replay(args) => crate::recording::cli(&args),
             Command::Games(args) => games(&args),
         }
     });

@@ -181,6 +181,8 @@ pub struct ServerConfig {
     /// The live inspector (`GET /inspect`, `GET /api/inspect`): on with `--inspect`, and in
     /// dev mode (no `--jwt-secret`); behind the admin token when there is one.
     pub inspect: bool,
+    /// Where every room writes its match recording (`--record DIR`); `None`: no recordings.
+    pub record: Option<PathBuf>,
 }
 
 /// How an instance joins a cluster (`--redis`, `--public-url`, `--presence-ttl`).
@@ -269,6 +271,7 @@ impl Default for ServerConfig {
             admin_token: None,
             dev_state: None,
             inspect: false,
+            record: None,
         }
     }
 }
@@ -406,6 +409,11 @@ pub struct ServeArgs {
     /// (no --jwt-secret); with --admin-token it asks for that token.
     #[arg(long, env = "TICKWIRE_INSPECT")]
     pub inspect: bool,
+    /// Record every room's match into DIR (one file per room; `tickwire replay FILE` replays
+    /// it, and the inspector's /replay page shows it): the inputs as applied, joins and
+    /// leaves, a state hash every tick, a checkpoint every 10 s.
+    #[arg(long, env = "TICKWIRE_RECORD", value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 /// The TOML file's shape: the same keys as the flags.
@@ -446,6 +454,7 @@ struct FileConfig {
     dev: Option<bool>,
     dev_state: Option<PathBuf>,
     inspect: Option<bool>,
+    record: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -527,6 +536,7 @@ impl ServeArgs {
                 self.dev_state.clone().or(file.dev_state),
             )?,
             inspect: self.inspect || file.inspect.unwrap_or(false),
+            record: self.record.clone().or(file.record),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -59,6 +59,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/inspect.css", get(inspect_asset))
         .route("/api/inspect", get(inspect))
         .route("/api/inspect/stream", get(inspect_stream))
+        .route("/replay", get(replay_page))
+        .route("/replay.js", get(replay_asset))
+        .route("/replay.css", get(replay_asset))
+        .route("/api/replays", get(replay_list))
+        .route(
+            "/api/replay",
+            get(replay_file)
+                .post(replay_upload)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_REPLAY_UPLOAD_BYTES)),
+        )
         .route("/api/guest", post(guest));
     if state.config.debug_endpoints {
         routes = routes.route("/api/debug/drop", post(debug_drop));
@@ -344,7 +354,47 @@ impl axum::extract::FromRequestParts<Arc<AppState>> for InspectorAccess {
 /// `GET /inspect`: the inspector's page (it reads the stream; `?token=` passes the admin
 /// token on to it).
 async fn inspect_page(_: InspectorAccess) -> Response {
+    (page_headers(), include_str!("../assets/inspect/inspect.html")).into_response()
+}
+
+/// `GET /inspect.js` and `/inspect.css`: the page's script and style (no data in them: no
+/// token needed, but only while the inspector is on).
+async fn inspect_asset(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
+    let js = include_str!("../assets/inspect/inspect.js");
+    tool_asset(&state, &uri, js, include_str!("../assets/inspect/inspect.css"))
+}
+
+/// A script or style of the inspector's tools, while the inspector is on.
+fn tool_asset(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    js: &'static str,
+    css: &'static str,
+) -> Response {
+    if !inspector_on(state) {
+        return inspector_off();
+    }
+    let (kind, body) = if uri.path().ends_with(".js") {
+        ("text/javascript; charset=utf-8", js)
+    } else {
+        ("text/css; charset=utf-8", css)
+    };
     let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    ];
+    (headers, body).into_response()
+}
+
+/// A recording uploaded to the replay viewer may be this large at the most.
+pub const MAX_REPLAY_UPLOAD_BYTES: usize = 64 << 20;
+
+/// Replays run for the viewer at once at the most (each takes a core while it runs).
+static REPLAYS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// The security headers of the inspector's and the replay viewer's pages.
+fn page_headers() -> [(header::HeaderName, HeaderValue); 4] {
+    [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
@@ -355,26 +405,85 @@ async fn inspect_page(_: InspectorAccess) -> Response {
                  frame-ancestors 'none'",
             ),
         ),
-    ];
-    (headers, include_str!("../assets/inspect/inspect.html")).into_response()
+    ]
 }
 
-/// `GET /inspect.js` and `/inspect.css`: the page's script and style (no data in them: no
-/// token needed, but only while the inspector is on).
-async fn inspect_asset(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
-    if !inspector_on(&state) {
-        return inspector_off();
-    }
-    let (kind, body) = if uri.path().ends_with(".js") {
-        ("text/javascript; charset=utf-8", include_str!("../assets/inspect/inspect.js"))
-    } else {
-        ("text/css; charset=utf-8", include_str!("../assets/inspect/inspect.css"))
+/// `GET /replay`: the replay viewer (behind the inspector's guard): a recording of
+/// `--record`'s directory (`?file=NAME`) or one loaded from disk, played with pause, speed and
+/// seek.
+async fn replay_page(_: InspectorAccess) -> Response {
+    (page_headers(), include_str!("../assets/replay/replay.html")).into_response()
+}
+
+/// `GET /replay.js` and `/replay.css`.
+async fn replay_asset(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
+    let js = include_str!("../assets/replay/replay.js");
+    tool_asset(&state, &uri, js, include_str!("../assets/replay/replay.css"))
+}
+
+/// `GET /api/replays`: the recordings of `--record`'s directory.
+async fn replay_list(_: InspectorAccess, State(state): State<Arc<AppState>>) -> Response {
+    let list = state.config.record.as_deref().map(crate::recording::list).unwrap_or_default();
+    json_response(&serde_json::json!({
+        "recording": state.config.record.is_some(),
+        "files": list,
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct ReplayQuery {
+    file: String,
+}
+
+/// `GET /api/replay?file=NAME`: a recording of `--record`'s directory replayed for the viewer.
+async fn replay_file(
+    _: InspectorAccess,
+    State(state): State<Arc<AppState>>,
+    query: Result<axum::extract::Query<ReplayQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(query)) = query else {
+        return (StatusCode::BAD_REQUEST, "say which recording: ?file=NAME").into_response();
     };
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-    ];
-    (headers, body).into_response()
+    let Some(dir) = &state.config.record else {
+        return (StatusCode::NOT_FOUND, "this server does not record (start it with --record DIR)")
+            .into_response();
+    };
+    let Some(path) = crate::recording::resolve(dir, &query.file) else {
+        return (StatusCode::BAD_REQUEST, "not a recording's file name").into_response();
+    };
+    let read = tokio::task::spawn_blocking(move || crate::recording::read_bounded(&path)).await;
+    match read {
+        Ok(Ok(bytes)) => replay_for_viewer(bytes).await,
+        Ok(Err(e)) => (StatusCode::NOT_FOUND, format!("{e:#}")).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `POST /api/replay`: a recording loaded in the viewer (the body), replayed for it.
+async fn replay_upload(_: InspectorAccess, body: axum::body::Bytes) -> Response {
+    replay_for_viewer(body.to_vec()).await
+}
+
+async fn replay_for_viewer(bytes: Vec<u8>) -> Response {
+    let Ok(_permit) = REPLAYS.try_acquire() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "replays are running: try again in a moment")
+            .into_response();
+    };
+    let done = tokio::task::spawn_blocking(move || {
+        crate::recording::viewer(&bytes).and_then(|v| Ok(serde_json::to_vec(&v)?))
+    })
+    .await;
+    match done {
+        Ok(Ok(json)) => {
+            let headers = [
+                (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ];
+            (headers, json).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// What the inspector shows: every room of this process with its clients.

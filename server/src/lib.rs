@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod quic;
 pub mod quic_rt;
+pub mod recording;
 pub mod room;
 pub mod rooms;
 pub mod server;

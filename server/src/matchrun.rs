@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 use serde::{Deserialize, Serialize};
 use tickwire_shared::game::{DEFAULT_NPC_COUNT, DEFAULT_TICK_RATE, Game};
 use tickwire_shared::games::{self, GameVisitor, UnknownGame};
@@ -38,6 +40,8 @@ pub struct MatchConfig {
     pub seed: u64,
     /// Simulated ticks per second (sets `dt`; it does not pace the run).
     pub tick_rate: u16,
+    /// Where to write the match's recording (`tickwire replay` replays it).
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl Default for MatchConfig {
@@ -48,6 +52,7 @@ impl Default for MatchConfig {
             ticks: 3_600,
             seed: 1,
             tick_rate: DEFAULT_TICK_RATE,
+            record: None,
         }
     }
 }
@@ -98,12 +103,9 @@ pub struct MatchReport {
 ///
 /// # Errors
 ///
-/// When no game has the configured name.
-pub fn run_match(
-    config: &MatchConfig,
-    progress: impl FnMut(u64),
-) -> Result<MatchReport, UnknownGame> {
-    games::visit(&config.game, RunMatch { config, progress })
+/// When no game has the configured name, or the recording cannot be written.
+pub fn run_match(config: &MatchConfig, progress: impl FnMut(u64)) -> anyhow::Result<MatchReport> {
+    games::visit(&config.game, RunMatch { config, progress })?
 }
 
 struct RunMatch<'a, F> {
@@ -112,9 +114,9 @@ struct RunMatch<'a, F> {
 }
 
 impl<F: FnMut(u64)> GameVisitor for RunMatch<'_, F> {
-    type Output = MatchReport;
+    type Output = anyhow::Result<MatchReport>;
 
-    fn visit<G: Game>(mut self) -> MatchReport {
+    fn visit<G: Game>(mut self) -> anyhow::Result<MatchReport> {
         let config = self.config;
         let tick_rate = config.tick_rate.max(1);
         let npcs = config.npcs.min(MAX_MATCH_NPCS);
@@ -131,6 +133,17 @@ impl<F: FnMut(u64)> GameVisitor for RunMatch<'_, F> {
             max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
         };
         let mut core = RoomCore::<G>::new(settings);
+        let mut file = match &config.record {
+            Some(path) => {
+                let file = crate::recording::RecordingFile::create_at(path.clone())
+                    .with_context(|| format!("creating {}", path.display()))?;
+                let checkpoint = u64::from(tick_rate)
+                    * u64::from(tickwire_shared::replay::DEFAULT_CHECKPOINT_SECS);
+                core.start_recording(checkpoint, crate::recording::unix_ms())?;
+                Some(file)
+            }
+            None => None,
+        };
         let started = Instant::now();
         for done in 1..=config.ticks {
             core.step();
@@ -138,9 +151,22 @@ impl<F: FnMut(u64)> GameVisitor for RunMatch<'_, F> {
             while core.poll_output().is_some() {}
             if done % PROGRESS_EVERY_TICKS == 0 {
                 (self.progress)(done);
+                if let Some(file) = file.as_mut() {
+                    // A full queue here only means the disk is slower than the simulation:
+                    // a match run has no tick to keep, so it waits.
+                    file.send_blocking(core.take_recording());
+                }
             }
         }
         let elapsed = started.elapsed().as_secs_f64();
+        if let Some(file) = file.take() {
+            if let Some(why) = core.recording_failed() {
+                anyhow::bail!("the recording failed: {why}");
+            }
+            let mut last = core.take_recording();
+            last.extend(core.stop_recording("the match ended"));
+            file.finish(last);
+        }
         (self.progress)(config.ticks);
 
         let table = core.standings();
@@ -159,7 +185,7 @@ impl<F: FnMut(u64)> GameVisitor for RunMatch<'_, F> {
             })
             .collect();
         let hash = core.state_hash();
-        MatchReport {
+        Ok(MatchReport {
             game: G::NAME.to_owned(),
             npcs,
             ticks: config.ticks,
@@ -172,7 +198,7 @@ impl<F: FnMut(u64)> GameVisitor for RunMatch<'_, F> {
             standings,
             totals,
             final_state_hash: format!("{hash:016x}"),
-        }
+        })
     }
 }
 
@@ -244,6 +270,9 @@ pub struct MatchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Write the match's recording to FILE (`tickwire replay FILE` replays it).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// A game name, checked against [`games::ALL`].
@@ -271,6 +300,7 @@ pub fn cli(args: &MatchArgs) -> anyhow::Result<()> {
         ticks: args.ticks,
         seed: args.seed,
         tick_rate: args.tick_rate,
+        record: args.record.clone(),
     };
     let bar = if args.ticks >= PROGRESS_BAR_MIN_TICKS && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(args.ticks);

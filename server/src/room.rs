@@ -439,6 +439,8 @@ pub struct Room<G: Game> {
     inspected: HashMap<ClientId, (Instant, u64, u64)>,
     /// Each stage's time summed since the last inspection (microseconds), and the ticks.
     stage_sums: ([u64; STAGES.len()], u64),
+    /// The match's recording file, while the room records (`--record`).
+    recording: Option<crate::recording::RecordingFile>,
 }
 
 impl<G: Game> Room<G> {
@@ -525,6 +527,7 @@ impl<G: Game> Room<G> {
             resume_any_subject: false,
             inspected: HashMap::new(),
             stage_sums: ([0; STAGES.len()], 0),
+            recording: None,
         };
         (room, handle)
     }
@@ -533,6 +536,42 @@ impl<G: Game> Room<G> {
     /// production a token works only for the subject it was given to).
     pub fn resume_any_subject(&mut self) {
         self.resume_any_subject = true;
+    }
+
+    /// Records the match into a new file of `dir` (`--record`): written by a thread of its
+    /// own, a second at a time, finished when the room ends. A file that cannot be made is
+    /// logged, and the room plays on unrecorded.
+    pub fn record_to(&mut self, dir: &std::path::Path) {
+        let now = crate::recording::unix_ms();
+        let checkpoint = u64::from(self.core.settings().tick_rate.max(1))
+            * u64::from(tickwire_shared::replay::DEFAULT_CHECKPOINT_SECS);
+        let file = match crate::recording::RecordingFile::create(dir, &self.shared.id, now) {
+            Ok(file) => file,
+            Err(e) => {
+                tracing::warn!(room = %self.shared.id, error = %e, "cannot record the room");
+                return;
+            }
+        };
+        if let Err(e) = self.core.start_recording(checkpoint, now) {
+            tracing::warn!(room = %self.shared.id, error = %e, "cannot record the room");
+            return;
+        }
+        tracing::info!(room = %self.shared.id, file = %file.path().display(), "recording the match");
+        self.recording = Some(file);
+    }
+
+    /// Hands the recording's new bytes to its writer; a writer a whole queue behind, or a
+    /// recording that failed, ends it.
+    fn flush_recording(&mut self) {
+        let Some(file) = self.recording.as_mut() else { return };
+        let failed = self.core.recording_failed().map(str::to_owned);
+        let bytes = self.core.take_recording();
+        if failed.is_some() || !file.send(bytes) {
+            let why = failed.unwrap_or_else(|| "the disk fell behind".to_owned());
+            tracing::warn!(room = %self.shared.id, reason = %why, "the recording stopped");
+            self.core.stop_recording(&why);
+            self.recording = None;
+        }
     }
 
     /// The room's core (tests and tools inspect it).
@@ -555,6 +594,11 @@ impl<G: Game> Room<G> {
         self.shared.tick.store(self.core.tick().0, Ordering::Relaxed);
         if u64::from(self.core.tick().0).is_multiple_of(INSPECT_EVERY_TICKS) {
             self.inspect();
+        }
+        if self.recording.is_some()
+            && self.core.tick().0.is_multiple_of(u32::from(self.core.settings().tick_rate.max(1)))
+        {
+            self.flush_recording();
         }
     }
 
@@ -876,6 +920,12 @@ impl<G: Game> Drop for Room<G> {
         for token in self.core.tokens() {
             index.remove(token);
         }
+        drop(index);
+        if let Some(file) = self.recording.take() {
+            let mut last = self.core.take_recording();
+            last.extend(self.core.stop_recording("the room ended"));
+            file.finish(last);
+        }
     }
 }
 
@@ -891,6 +941,8 @@ pub struct OpenRoom<'a> {
     pub pool: &'a crate::sim_pool::SimPool,
     /// `--dev`: see [`Room::resume_any_subject`].
     pub dev: bool,
+    /// `--record DIR`: see [`Room::record_to`].
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// Restores a room another instance saved: builds it and hands it to the simulation pool.
@@ -905,6 +957,8 @@ pub struct RestoreRoom<'a> {
     pub pool: &'a crate::sim_pool::SimPool,
     /// `--dev`: see [`Room::resume_any_subject`].
     pub dev: bool,
+    /// `--record DIR`: see [`Room::record_to`].
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl tickwire_shared::games::GameVisitor for RestoreRoom<'_> {
@@ -914,6 +968,9 @@ impl tickwire_shared::games::GameVisitor for RestoreRoom<'_> {
         let (mut room, handle) = Room::<G>::restore(self.save, self.metrics, self.resume_index)?;
         if self.dev {
             room.resume_any_subject();
+        }
+        if let Some(dir) = &self.record {
+            room.record_to(dir);
         }
         self.pool.submit(Box::new(room));
         Ok(handle)
@@ -927,6 +984,9 @@ impl tickwire_shared::games::GameVisitor for OpenRoom<'_> {
         let (mut room, handle) = Room::<G>::new(self.settings, self.metrics, self.resume_index);
         if self.dev {
             room.resume_any_subject();
+        }
+        if let Some(dir) = &self.record {
+            room.record_to(dir);
         }
         self.pool.submit(Box::new(room));
         handle

@@ -157,6 +157,7 @@ impl Rooms {
             resume_index: self.resume_index.clone(),
             pool: &self.pool,
             dev: self.config.dev_state.is_some(),
+            record: self.config.record.clone(),
         };
         let handle = games::visit(game, open)?;
         rooms.insert(id, Entry { handle: handle.clone(), named_by });
@@ -299,6 +300,7 @@ impl Rooms {
             resume_index: self.resume_index.clone(),
             pool: &self.pool,
             dev: self.config.dev_state.is_some(),
+            record: self.config.record.clone(),
         };
         let handle = games::visit(&game, restore)??;
         // A named room came from somebody's address on the other instance: it stays private.

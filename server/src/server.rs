@@ -71,6 +71,10 @@ impl Server {
                 random_hex(32)
             }
         };
+        if let Some(dir) = &config.record {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--record: cannot make {}", dir.display()))?;
+        }
         let metrics = Arc::new(Metrics::default());
         let rooms = Rooms::new(config.clone(), metrics.clone())?;
         if let Some(dir) = &config.dev_state {

@@ -131,7 +131,8 @@ pub struct Sketch(pub [u8; 12]);
 
 impl Sketch {
     fn sums(self) -> [u32; 3] {
-        let w = |i: usize| u32::from_le_bytes(self.0[i * 4..i * 4 + 4].try_into().unwrap_or([0; 4]));
+        let w =
+            |i: usize| u32::from_le_bytes(self.0[i * 4..i * 4 + 4].try_into().unwrap_or([0; 4]));
         [w(0), w(1), w(2)]
     }
 
@@ -294,7 +295,8 @@ impl Recorder {
     pub(crate) fn end_step(&mut self, hash: u64, sketches: Vec<Sketch>) {
         let mut step = std::mem::take(&mut self.step);
         step.hash = hash.to_le_bytes();
-        let full = std::mem::replace(&mut self.full, false) || self.sketches.len() != sketches.len();
+        let full =
+            std::mem::replace(&mut self.full, false) || self.sketches.len() != sketches.len();
         for (i, s) in sketches.iter().enumerate() {
             if full || self.sketches[i] != *s {
                 step.sketches.push((i as u8, *s));
@@ -385,7 +387,8 @@ impl Recording {
         let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or(ReplayError::NotARecording)?;
         let mut frames = Frames(rest);
         let first = frames.next().ok_or_else(|| ReplayError::Damaged("no header".into()))?;
-        let header: Header = persist::decode(first).map_err(|e| ReplayError::Damaged(e.to_string()))?;
+        let header: Header =
+            persist::decode(first).map_err(|e| ReplayError::Damaged(e.to_string()))?;
         if header.format != RECORDING_FORMAT {
             return Err(ReplayError::Format(header.format));
         }
@@ -439,7 +442,12 @@ pub trait ReplayObserver {
     /// Before the tick that will be `tick` runs, with its inputs not yet applied.
     fn before_step(&mut self, _tick: Tick, _world: &mut World) {}
     /// After a tick, with the state it replicated.
-    fn after_step(&mut self, _tick: Tick, _registry: &ReplicationRegistry, _state: &ReplicatedState) {
+    fn after_step(
+        &mut self,
+        _tick: Tick,
+        _registry: &ReplicationRegistry,
+        _state: &ReplicatedState,
+    ) {
     }
 }
 
@@ -575,11 +583,14 @@ pub fn replay<G: Game>(
                 run.entities.insert(id, e);
                 report.players.push((entity.0, name.clone()));
                 if id != *entity && run.divergence.is_none() {
-                    run.diverge(core.tick().0, vec![Difference {
-                        component: "NetId".into(),
-                        entity: Some(entity.0),
-                        detail: format!("the player {name:?} was given id {}", id.0),
-                    }]);
+                    run.diverge(
+                        core.tick().0,
+                        vec![Difference {
+                            component: "NetId".into(),
+                            entity: Some(entity.0),
+                            detail: format!("the player {name:?} was given id {}", id.0),
+                        }],
+                    );
                 }
             }
             Entry::Despawn { entity } => {
@@ -732,7 +743,7 @@ fn compare_worlds(world: &mut World, saved: &WorldSave) -> Result<Vec<Difference
             Ok((save, names))
         })?;
     let names = persistence_names;
-    let by_id = |save: &WorldSave| -> Vec<(Option<u32>, Vec<(u16, Vec<u8>)>)> {
+    let by_id = |save: &WorldSave| -> Vec<ById> {
         save.entities
             .iter()
             .map(|components| {
@@ -747,7 +758,7 @@ fn compare_worlds(world: &mut World, saved: &WorldSave) -> Result<Vec<Difference
     };
     let (a, b) = (by_id(saved), by_id(&mine));
     let mut out = Vec::new();
-    let keyed = |list: &[(Option<u32>, Vec<(u16, Vec<u8>)>)]| -> HashMap<u32, Vec<(u16, Vec<u8>)>> {
+    let keyed = |list: &[ById]| -> HashMap<u32, SavedEntity> {
         list.iter().filter_map(|(id, c)| id.map(|id| (id, c.clone()))).collect()
     };
     let (ka, kb) = (keyed(&a), keyed(&b));
@@ -790,8 +801,9 @@ fn compare_worlds(world: &mut World, saved: &WorldSave) -> Result<Vec<Difference
         }
     }
     // Entities without an id are matched as a whole: the same values, whatever their order.
-    let unnamed = |l: &[(Option<u32>, Vec<(u16, Vec<u8>)>)]| {
-        let mut list: Vec<_> = l.iter().filter(|(id, _)| id.is_none()).map(|(_, c)| c.clone()).collect();
+    let unnamed = |l: &[ById]| {
+        let mut list: Vec<_> =
+            l.iter().filter(|(id, _)| id.is_none()).map(|(_, c)| c.clone()).collect();
         list.sort();
         list
     };
@@ -802,7 +814,8 @@ fn compare_worlds(world: &mut World, saved: &WorldSave) -> Result<Vec<Difference
             detail: "differ".into(),
         });
     }
-    let mut indices: Vec<u16> = saved.resources.iter().chain(&mine.resources).map(|(i, _)| *i).collect();
+    let mut indices: Vec<u16> =
+        saved.resources.iter().chain(&mine.resources).map(|(i, _)| *i).collect();
     indices.sort_unstable();
     indices.dedup();
     for i in indices {
@@ -816,6 +829,12 @@ fn compare_worlds(world: &mut World, saved: &WorldSave) -> Result<Vec<Difference
     }
     Ok(out)
 }
+
+/// A saved entity: its components, by index in the persistence list, encoded.
+type SavedEntity = Vec<(u16, Vec<u8>)>;
+
+/// A saved entity with its id, if it has one.
+type ById = (Option<u32>, SavedEntity);
 
 fn find(list: &[(u16, Vec<u8>)], i: u16) -> Option<&[u8]> {
     list.iter().find(|(j, _)| *j == i).map(|(_, b)| b.as_slice())
@@ -848,11 +867,17 @@ impl Names {
     }
 
     fn component(&self, i: u16) -> String {
-        self.components.iter().find(|(j, _)| *j == i).map_or(format!("component {i}"), |c| c.1.clone())
+        self.components
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map_or(format!("component {i}"), |c| c.1.clone())
     }
 
     fn resource(&self, i: u16) -> String {
-        self.resources.iter().find(|(j, _)| *j == i).map_or(format!("resource {i}"), |c| c.1.clone())
+        self.resources
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map_or(format!("resource {i}"), |c| c.1.clone())
     }
 }
 

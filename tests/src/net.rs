@@ -212,13 +212,26 @@ pub async fn http_request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String, Vec<u8>) {
+    http_with_body(addr, method, path, headers, &[]).await
+}
+
+/// [`http_request`] with a body: status, head and body (de-chunked).
+pub async fn http_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
     }
     req.push_str("Connection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write");
     let mut buf = Vec::new();
     tokio::time::timeout(DEADLINE, stream.read_to_end(&mut buf))
         .await

@@ -8,7 +8,7 @@ use tickwire_server::matchrun::{MatchConfig, MatchReport, run_match};
 use tickwire_shared::games;
 
 fn check_game(game: &str, npcs: usize, ticks: u64, seed: u64) -> MatchReport {
-    let config = MatchConfig { game: game.into(), npcs, ticks, seed, tick_rate: 60 };
+    let config = MatchConfig { game: game.into(), npcs, ticks, seed, tick_rate: 60, record: None };
     let report = run_match(&config, |_| {}).expect("a known game");
     assert_eq!((report.game.as_str(), report.ticks), (game, ticks));
     assert_eq!(report.final_state_hash.len(), 16, "16 hex digits");

@@ -30,7 +30,11 @@ fn input(rng: &mut Rng) -> ArenaInput {
         buttons = buttons.with(Buttons::DASH);
     }
     // Players often hold an input for a while, as people do.
-    ArenaInput { movement: [axis(8) * 127, axis(16) * 127], aim: (r >> 40) as u16 & 0xff00, buttons }
+    ArenaInput {
+        movement: [axis(8) * 127, axis(16) * 127],
+        aim: (r >> 40) as u16 & 0xff00,
+        buttons,
+    }
 }
 
 /// A busy recorded match: NPCs, players joining, playing, dropping and resuming, one leaving,
@@ -141,7 +145,8 @@ fn an_injected_change_is_found_at_its_tick_component_and_entity() {
     impl ReplayObserver for Tamper {
         fn before_step(&mut self, tick: Tick, world: &mut World) {
             if tick == Tick(150) {
-                let mut q = world.query::<(&NetId, &mut Health, Option<&crate::game::Controlled>)>();
+                let mut q =
+                    world.query::<(&NetId, &mut Health, Option<&crate::game::Controlled>)>();
                 for (id, mut health, controlled) in q.iter_mut(world) {
                     if controlled.is_none() && health.0 > 10.0 {
                         health.0 -= 7.0;
@@ -207,8 +212,12 @@ fn a_recording_cut_short_replays_up_to_its_last_whole_frame() {
     let mut damaged = file.clone();
     let at = MAGIC.len() + 4 + 10;
     damaged[at] ^= 0xff;
-    assert!(Recording::parse(&damaged).is_err() || replay::<ArenaGame>(&Recording::parse(&damaged).unwrap(), &mut ()).is_err());
-    let other = replay::<crate::games::soccer::SoccerGame>(&Recording::parse(&file).unwrap(), &mut ());
+    assert!(
+        Recording::parse(&damaged).is_err()
+            || replay::<ArenaGame>(&Recording::parse(&damaged).unwrap(), &mut ()).is_err()
+    );
+    let other =
+        replay::<crate::games::soccer::SoccerGame>(&Recording::parse(&file).unwrap(), &mut ());
     assert!(matches!(other, Err(ReplayError::Game { .. })));
 }
 

@@ -27,7 +27,11 @@ impl<G: Game> RoomCore<G> {
             format: RECORDING_FORMAT,
             game: G::NAME.to_owned(),
             settings: self.settings.clone(),
-            components: self.registry.layout().map(|(idx, _, _)| self.registry.name(idx).to_owned()).collect(),
+            components: self
+                .registry
+                .layout()
+                .map(|(idx, _, _)| self.registry.name(idx).to_owned())
+                .collect(),
             checkpoint_every,
             started_unix_ms,
         };
