@@ -11,6 +11,9 @@
 //! - `room_tick/32p_2000e`: 32 players, 64 NPCs, 1,904 drifters, 4 pickups (+ projectiles).
 //! - `room_tick/200p_2000e`: 200 players, 64 NPCs, 1,736 drifters (DESIGN target p99 ≤ 4 ms).
 //! - `room_tick/64p_1000e`: 64 players, 32 NPCs, 900 drifters (DESIGN target p99 ≤ 2 ms).
+//! - `room_tick/64p_1000e_recorded`: the same, recording the match (`--record`): what a state
+//!   hash, the sketches and the inputs as applied add to a tick (the bytes are taken untimed,
+//!   as the server's writer thread takes them).
 //!
 //! Run: `cargo bench -p tickwire-benches --bench room_tick`. Percentiles over thousands of ticks:
 //! `cargo run --release -p tickwire-benches --example tick_percentiles`.
@@ -18,7 +21,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tickwire_benches::{RoomScenario, ScenarioConfig};
+use tickwire_benches::{Drift, RoomScenario, ScenarioConfig};
+use tickwire_shared::persist::Persistence;
 
 fn bench_room(c: &mut Criterion) {
     let mut g = c.benchmark_group("room_tick");
@@ -27,8 +31,16 @@ fn bench_room(c: &mut Criterion) {
         ("200p_2000e", ScenarioConfig { n_players: 200, n_npcs: 64, n_drifters: 1_736 }),
         ("64p_1000e", ScenarioConfig { n_players: 64, n_npcs: 32, n_drifters: 900 }),
     ];
-    for (name, config) in cases {
+    let recorded = ("64p_1000e_recorded", cases[2].1);
+    for (name, config) in cases.into_iter().chain([recorded]) {
         let mut s = RoomScenario::new(config, 60);
+        let record = name.ends_with("_recorded");
+        if record {
+            let core = s.room.core_mut();
+            // The drifters are the bench's, moved from outside the game: not part of a save.
+            core.world_mut().resource_mut::<Persistence>().transient::<Drift>();
+            core.start_recording(600, 0).expect("the world saves");
+        }
         eprintln!("{name}: {} replicated entities after warm-up", s.replicated());
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -42,6 +54,9 @@ fn bench_room(c: &mut Criterion) {
                     s.server_tick();
                     total += start.elapsed();
                     s.receive();
+                    if record {
+                        drop(s.room.core_mut().take_recording());
+                    }
                 }
                 total
             });

@@ -498,14 +498,17 @@ pub fn state_hash<G: Game>(world: &mut World) -> u64 {
     hash_state(&registry, &state)
 }
 
-/// [`state_hash`] of a state already captured with `registry`.
+/// [`state_hash`] of a state already captured with `registry` (or replicated by a room: the
+/// motion is left out either way).
 #[must_use]
 pub fn hash_state(registry: &ReplicationRegistry, state: &crate::state::ReplicatedState) -> u64 {
     let motion = registry.motion_index();
+    // A state the room replicated carries the motion; one captured from a world does not.
+    let keep = !motion.map_or(0, |m| 1u32 << m.0);
     let mut h = crate::fnv::Fnv64::new();
     for e in state.iter() {
         h.eat(&e.id.0.to_le_bytes());
-        h.eat(&e.mask.to_le_bytes());
+        h.eat(&(e.mask & keep).to_le_bytes());
         for (idx, offset, fields) in registry.layout() {
             if Some(idx) != motion {
                 for f in &e.fields[offset..offset + fields.len()] {

@@ -74,14 +74,21 @@ impl<G: Game> RoomCore<G> {
 
     /// After a step: its fingerprint, and a checkpoint when one is due.
     pub(super) fn record_step(&mut self) {
-        let state = self.registry.capture(&mut self.world);
-        let (hash, sketches) = replay::fingerprint(&self.registry, &state);
+        // The state the snapshots of this tick were made from, when clients were due: the
+        // same capture, not a second one.
+        let tick = self.tick();
+        let (hash, sketches) = match self.replicator.newest() {
+            Some((at, state)) if at == tick => replay::fingerprint(&self.registry, state),
+            _ => {
+                let state = self.registry.capture(&mut self.world);
+                replay::fingerprint(&self.registry, &state)
+            }
+        };
         let Some(recorder) = self.recorder.as_mut() else { return };
         recorder.end_step(hash, sketches);
         if recorder.checkpoint_due() {
             match self.save_world() {
                 Ok(world) => {
-                    let tick = self.tick();
                     if let Some(r) = self.recorder.as_mut() {
                         r.checkpoint(tick, world);
                     }
