@@ -128,6 +128,7 @@ impl Rooms {
             npcs: c.npc_count,
             seed: c.seed,
             max_rewind_ms: c.max_rewind_ms,
+            client_kbps: c.client_kbps,
         }
     }
 

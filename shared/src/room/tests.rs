@@ -83,6 +83,7 @@ fn settings() -> RoomSettings {
         npcs: 0,
         seed: 1,
         max_rewind_ms: crate::rewind::DEFAULT_MAX_REWIND_MS,
+        client_kbps: 0,
     }
 }
 
@@ -626,4 +627,233 @@ fn a_resume_that_replaces_a_live_session_gets_a_delta_too() {
     let client = &rig.clients[ann].1;
     assert_eq!(client.stats().decode_errors, 0);
     assert_eq!(client.stats().snapshots, decoded + 1, "the delta decoded");
+}
+
+/// The bandwidth governor (`RoomSettings::client_kbps`) against real clients decoding every
+/// snapshot: a room of moving dots (some steady, some weaving, some crossing the edge of the
+/// view) and one walking player.
+mod governed {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::client::{Client, ClientConfig};
+    use crate::game::NetIdAllocator;
+
+    const NPCS: usize = 80;
+    const TICKS: u32 = 600;
+    const CLIENT: ClientId = ClientId(1);
+
+    /// A pseudo-random number from `k` (a few bits of a multiplicative hash).
+    fn mix(k: usize, salt: u64) -> i64 {
+        let h = (k as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt;
+        (h.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 33) as i64
+    }
+
+    /// Each dot's step at `tick`: a fifth stand still, a fifth walk straight and turn back
+    /// every 40 ticks, the rest weave (their step changes every tick or two, so no motion
+    /// predicts them: NPCs steering), and the last five walk in and out of the interest radius
+    /// (500) along x.
+    fn step_of(k: usize, tick: u32) -> [i8; 2] {
+        let back = if (tick / 40).is_multiple_of(2) { 1 } else { -1 };
+        if k >= NPCS - 5 {
+            return [(4 * back) as i8, 0];
+        }
+        let t = i64::from(tick) + mix(k, 5) % 8;
+        match k % 5 {
+            0 => [0, 0],
+            1 => {
+                let (x, y) = (mix(k, 1) % 7 - 3, mix(k, 2) % 7 - 3);
+                [(x * back) as i8, (y * back) as i8]
+            }
+            2 => [(1 + t % 3) as i8 * back as i8, (2 - t % 3) as i8],
+            3 => [(-3 * back) as i8, (t % 2) as i8],
+            _ => [((t / 2) % 5 - 2) as i8, (2 - (t / 3) % 5) as i8],
+        }
+    }
+
+    struct Run {
+        core: RoomCore<Dots>,
+        client: Client<Dots>,
+        npcs: Vec<Entity>,
+        own: NetId,
+    }
+
+    impl Run {
+        fn new(client_kbps: u32) -> Run {
+            let settings = RoomSettings { ticks_per_snapshot: 2, client_kbps, ..settings() };
+            let mut core = RoomCore::<Dots>::new(settings);
+            let world = core.world_mut();
+            let npcs = (0..NPCS)
+                .map(|k| {
+                    let id = world.resource_mut::<NetIdAllocator>().next();
+                    let at = if k >= NPCS - 5 {
+                        Vec2::new(420.0 + 10.0 * (k % 5) as f32, 40.0 * (k % 5) as f32)
+                    } else {
+                        Vec2::new((mix(k, 3) % 700 - 350) as f32, (mix(k, 4) % 700 - 350) as f32)
+                    };
+                    world.spawn((id, Spot(at), Step([0, 0]))).id()
+                })
+                .collect();
+            let info = core.join(CLIENT, "ann", "s", None, || "a".into()).unwrap();
+            let mut run =
+                Run { core, client: Client::new(ClientConfig::default()), npcs, own: info.entity };
+            run.deliver();
+            run
+        }
+
+        /// One tick: the player's input, the dots' steps, the step; the client's snapshot
+        /// bytes (if it was due one).
+        fn step(&mut self) -> Option<usize> {
+            let tick = self.core.tick().0;
+            let back = if (tick / 120).is_multiple_of(2) { 1 } else { -1 };
+            self.client.push_input(Step([back, 0]));
+            while let Some(bytes) = self.client.poll_transmit() {
+                if let Ok(crate::protocol::ClientMessage::Input(batch)) =
+                    crate::codec::decode_client(&bytes)
+                {
+                    self.core.input(CLIENT, &batch, 0);
+                }
+            }
+            for (k, &e) in self.npcs.iter().enumerate() {
+                self.core.world_mut().entity_mut(e).insert(Step(step_of(k, tick)));
+            }
+            self.core.step();
+            self.deliver()
+        }
+
+        fn deliver(&mut self) -> Option<usize> {
+            let mut snapshot = None;
+            while let Some(out) = self.core.poll_output() {
+                let bytes = match &out {
+                    Output::Send { bytes, .. } => bytes.to_vec(),
+                    Output::Snapshot { bytes, .. } => {
+                        snapshot = Some(bytes.len());
+                        bytes.clone()
+                    }
+                    _ => continue,
+                };
+                self.client.handle_bytes(0, &bytes).expect("the client decodes every message");
+            }
+            snapshot
+        }
+    }
+
+    /// Mean snapshot bytes over the last `TICKS / 2` ticks of an unconstrained run.
+    fn unconstrained_bytes_per_snapshot() -> f64 {
+        let mut run = Run::new(0);
+        let sizes: Vec<usize> = (0..TICKS / 2).filter_map(|_| run.step()).skip(20).collect();
+        sizes.iter().sum::<usize>() as f64 / sizes.len() as f64
+    }
+
+    /// `state`'s entity `id` as the client works it out `ticks` after it was sent: moved on by
+    /// its motion (one hop or several make the same sum: motion is whole cells a tick).
+    fn predicted_row(state: &ReplicatedState, id: NetId, ticks: u32) -> Option<(u32, Vec<i32>)> {
+        let one = state.subset(&[id]);
+        let moved = crate::motion::predicted(&game::registry::<Dots>(), &one, ticks);
+        let e = moved.as_ref().unwrap_or(&one).get(id)?;
+        Some((e.mask, e.fields.to_vec()))
+    }
+
+    #[test]
+    fn at_a_third_of_the_rate_every_entity_in_view_is_fresh_within_the_staleness_bound() {
+        let unconstrained = unconstrained_bytes_per_snapshot();
+        // A third of it, in kilobits a second at 30 snapshots a second.
+        let kbps = (unconstrained / 3.0 * 30.0 * 8.0 / 1000.0) as u32;
+        let budget = f64::from(snapshot_budget(kbps, 60, 2).unwrap());
+        assert!(budget <= unconstrained / 3.0 + 5.0, "{budget} of {unconstrained}");
+
+        let mut run = Run::new(kbps);
+        let registry = game::registry::<Dots>();
+        let pos = registry.position_offset().unwrap();
+        let radius = f64::from(crate::quantize::position(500.0));
+        // N: an entity in view is left out of at most MAX_STALE_SNAPSHOTS - 1 snapshots in a
+        // row, so its value on the client is at most that many snapshots old.
+        let bound = MAX_STALE_SNAPSHOTS * 2;
+        // The server's states by tick (the newest 64 snapshots').
+        let mut states: VecDeque<(Tick, ReplicatedState)> = VecDeque::new();
+        // Per entity: the newest snapshot that gave the client its current row, and the first
+        // snapshot of its current stay within the radius.
+        let mut fresh_at: HashMap<NetId, Tick> = HashMap::new();
+        let mut in_view_since: HashMap<NetId, Tick> = HashMap::new();
+        let (mut sizes, mut worst_age, mut ages_near, mut ages_far) =
+            (Vec::new(), 0u32, Vec::new(), Vec::new());
+        for _ in 0..TICKS {
+            let Some(size) = run.step() else { continue };
+            let (tick, server) = run.core.newest_state().expect("a snapshot was made");
+            let server = server.clone();
+            let (got_tick, held) = run.client.latest().expect("decoded");
+            assert_eq!(got_tick, tick);
+            sizes.push(size);
+            // The own player: in every snapshot, with its current value.
+            let own = server.get(run.own).unwrap();
+            assert_eq!(held.get(run.own), Some(own), "own player at {tick:?}");
+            let at = [f64::from(own.fields[pos]), f64::from(own.fields[pos + 1])];
+            // Every entity the client holds is the server's at the tick it was last sent,
+            // moved on by the motion it was sent with.
+            for e in held.iter() {
+                if server.get(e.id) == Some(e) {
+                    fresh_at.insert(e.id, tick);
+                    continue;
+                }
+                let sent = *fresh_at.get(&e.id).unwrap_or_else(|| panic!("{} never sent", e.id));
+                let (_, then) = states.iter().find(|(t, _)| *t == sent).expect("kept");
+                let expected = predicted_row(then, e.id, tick.0 - sent.0);
+                assert_eq!(
+                    expected,
+                    Some((e.mask, e.fields.to_vec())),
+                    "{} at {tick:?}, last sent at {sent:?}",
+                    e.id
+                );
+            }
+            // Every entity within the radius is fresh within the bound.
+            for e in server.iter() {
+                let d = if e.mask & 1 == 0 {
+                    0.0
+                } else {
+                    (f64::from(e.fields[pos]) - at[0]).hypot(f64::from(e.fields[pos + 1]) - at[1])
+                };
+                if d > radius {
+                    in_view_since.remove(&e.id);
+                    continue;
+                }
+                let since = *in_view_since.entry(e.id).or_insert(tick);
+                let current = fresh_at.get(&e.id).filter(|t| !since.is_after(**t)).copied();
+                let age = tick.0 - current.unwrap_or(since).0;
+                assert!(age <= bound, "{} is {age} ticks old at {tick:?}", e.id);
+                worst_age = worst_age.max(age);
+                if tick.0 > 100 && e.mask & 1 != 0 {
+                    if d < radius / 3.0 {
+                        ages_near.push(age);
+                    } else if d > radius * 2.0 / 3.0 {
+                        ages_far.push(age);
+                    }
+                }
+            }
+            while states.len() >= 64 {
+                states.pop_front();
+            }
+            states.push_back((tick, server));
+        }
+        let view = run.core.inspect_clients().pop().unwrap();
+        let stats = view.governor.expect("governed");
+        let steady = &sizes[20..];
+        let mean = steady.iter().sum::<usize>() as f64 / steady.len() as f64;
+        let max = *steady.iter().max().unwrap();
+        let mean_age = |ages: &[u32]| ages.iter().sum::<u32>() as f64 / ages.len().max(1) as f64;
+        eprintln!(
+            "unconstrained {unconstrained:.1} B/snapshot; {kbps} kbps = {budget} B/snapshot: \
+             mean {mean:.1}, max {max}; oldest {worst_age} ticks (server: {} ticks); near \
+             entities {:.2} ticks old on average, far ones {:.2}; {stats:?}",
+            stats.max_stale_ticks,
+            mean_age(&ages_near),
+            mean_age(&ages_far),
+        );
+        assert!(stats.left_out > 0 && stats.max_stale_ticks <= bound, "{stats:?}");
+        // Within the budget on average, and no snapshot over what the bucket allows plus the
+        // own player's entry (its share: under 16 bytes here).
+        assert!(mean <= budget + 2.0, "mean {mean} over {budget}");
+        assert!(max as f64 <= budget * (1.0 + CARRY) + 16.0, "{max} over {budget}");
+        // The priorities at work: nearer entities are fresher.
+        assert!(mean_age(&ages_near) < mean_age(&ages_far), "{ages_near:?} {ages_far:?}");
+    }
 }
