@@ -10,6 +10,12 @@
 //! client has (the next delta is taken against it once acknowledged), so nothing it leaves out
 //! can corrupt a later delta.
 //!
+//! An entity sent in a snapshot the client has not acknowledged yet is sent again (current)
+//! until one that carries it is acknowledged: left out, it would go back on the client to its
+//! row in the older acknowledged state. So at a round trip of `k` snapshot intervals an update
+//! costs about `k` entries, and fewer entities fit the budget: the price of deltas against
+//! acknowledged states.
+//!
 //! Ranking: the client's own entity always goes first, and is always sent. Every other entity
 //! whose row differs from what the client holds gains priority each snapshot it is left out, by
 //! a weight from its nearness to the client and its speed ([`NEAR_WEIGHT`], [`FAST_WEIGHT`]);
@@ -89,6 +95,8 @@ struct Track {
     current_at: Tick,
     /// The snapshot tick it was last in the view at (entities no longer in view are forgotten).
     seen: Tick,
+    /// The newest snapshot it was sent in (with a row that differed from the client's).
+    sent_at: Option<Tick>,
 }
 
 /// One entity whose row differs from what the client holds.
@@ -100,7 +108,9 @@ struct Candidate {
     priority: f32,
     /// Ticks since the client got its current row.
     age: u32,
-    own: bool,
+    /// The own entity, or one sent in a snapshot the client has not acknowledged yet (left
+    /// out now, it would go back to its acknowledged row on the client): always sent.
+    must: bool,
     /// Snapshots after this one it may still be left out of (0: it must go now).
     slack: u32,
     take: bool,
@@ -138,8 +148,8 @@ impl Governor {
 
     /// The sent state of a snapshot at `tick`: `current` seen through `view`, where entities
     /// that do not fit the budget keep their row in `base` (what the client holds: its
-    /// acknowledged state moved on by its motion; `None` for a client that holds nothing) or
-    /// are not there yet. `own` is the client's entity's position in `current`, `center` its
+    /// state of snapshot `acked` moved on by its motion; `None` for a client that holds
+    /// nothing) or are not there yet. `own` is the client's entity's position in `current`, `center` its
     /// grid position, `radius` the interest radius in grid units.
     #[expect(clippy::too_many_arguments, reason = "one call site, all plain borrows")]
     pub(crate) fn select(
@@ -149,6 +159,7 @@ impl Governor {
         current: &ReplicatedState,
         view: &View,
         base: Option<&ReplicatedState>,
+        acked: Option<Tick>,
         own: Option<usize>,
         center: [i32; 2],
         radius: i32,
@@ -193,6 +204,7 @@ impl Governor {
                 priority: 0.0,
                 current_at: tick,
                 seen: tick,
+                sent_at: None,
             });
             track.seen = tick;
             let held = old.map(|b| base.entity(b));
@@ -231,13 +243,15 @@ impl Governor {
             };
             track.priority += 1.0 + NEAR_WEIGHT * near + FAST_WEIGHT * fast;
             let age = u32::try_from(tick.diff(track.current_at)).unwrap_or(0);
+            let in_flight =
+                track.sent_at.is_some_and(|sent| acked.is_none_or(|acked| sent.is_after(acked)));
             plan.push((i, old, candidates.len()));
             candidates.push(Candidate {
                 cur: i,
                 bits,
                 priority: track.priority,
                 age,
-                own: Some(i) == own,
+                must: Some(i) == own || in_flight,
                 slack: max_age.saturating_sub(age) / ticks_per_snapshot.max(1),
                 take: false,
             });
@@ -247,15 +261,15 @@ impl Governor {
             previous_id = Some(base.ids()[j]);
             j += 1;
         }
-        // The own entity first, then by priority while the budget lasts.
+        // The own entity and those in flight first, then by priority while the budget lasts.
         let mut order: Vec<usize> = (0..candidates.len()).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (&candidates[a], &candidates[b]);
-            b.own.cmp(&a.own).then(b.priority.total_cmp(&a.priority)).then(a.cur.cmp(&b.cur))
+            b.must.cmp(&a.must).then(b.priority.total_cmp(&a.priority)).then(a.cur.cmp(&b.cur))
         });
         for &k in &order {
             let c = &mut candidates[k];
-            if c.own || c.bits <= bits_left {
+            if c.must || c.bits <= bits_left {
                 c.take = true;
                 bits_left -= c.bits;
             }
@@ -295,6 +309,7 @@ impl Governor {
                     if let Some(track) = self.tracks.get_mut(&e.id) {
                         track.priority = 0.0;
                         track.current_at = tick;
+                        track.sent_at = Some(tick);
                     }
                     Some(e)
                 }

@@ -411,6 +411,7 @@ impl Replicator {
                     &state,
                     &view,
                     base,
+                    baseline.as_ref().map(|(acked, _, _)| *acked),
                     own_idx,
                     center,
                     self.radius,

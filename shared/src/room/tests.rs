@@ -676,6 +676,9 @@ mod governed {
         client: Client<Dots>,
         npcs: Vec<Entity>,
         own: NetId,
+        /// Every `lose`th snapshot is lost on the way (0: none).
+        lose: usize,
+        made: usize,
     }
 
     impl Run {
@@ -695,15 +698,15 @@ mod governed {
                 })
                 .collect();
             let info = core.join(CLIENT, "ann", "s", None, || "a".into()).unwrap();
-            let mut run =
-                Run { core, client: Client::new(ClientConfig::default()), npcs, own: info.entity };
+            let client = Client::new(ClientConfig::default());
+            let mut run = Run { core, client, npcs, own: info.entity, lose: 0, made: 0 };
             run.deliver();
             run
         }
 
         /// One tick: the player's input, the dots' steps, the step; the client's snapshot
-        /// bytes (if it was due one).
-        fn step(&mut self) -> Option<usize> {
+        /// bytes, if it was due one, and whether it arrived.
+        fn step(&mut self) -> Option<(usize, bool)> {
             let tick = self.core.tick().0;
             let back = if (tick / 120).is_multiple_of(2) { 1 } else { -1 };
             self.client.push_input(Step([back, 0]));
@@ -721,13 +724,18 @@ mod governed {
             self.deliver()
         }
 
-        fn deliver(&mut self) -> Option<usize> {
+        fn deliver(&mut self) -> Option<(usize, bool)> {
             let mut snapshot = None;
             while let Some(out) = self.core.poll_output() {
                 let bytes = match &out {
                     Output::Send { bytes, .. } => bytes.to_vec(),
                     Output::Snapshot { bytes, .. } => {
-                        snapshot = Some(bytes.len());
+                        self.made += 1;
+                        if self.lose != 0 && self.made.is_multiple_of(self.lose) {
+                            snapshot = Some((bytes.len(), false));
+                            continue;
+                        }
+                        snapshot = Some((bytes.len(), true));
                         bytes.clone()
                     }
                     _ => continue,
@@ -741,21 +749,41 @@ mod governed {
     /// Mean snapshot bytes over the last `TICKS / 2` ticks of an unconstrained run.
     fn unconstrained_bytes_per_snapshot() -> f64 {
         let mut run = Run::new(0);
-        let sizes: Vec<usize> = (0..TICKS / 2).filter_map(|_| run.step()).skip(20).collect();
+        let sizes: Vec<usize> =
+            (0..TICKS / 2).filter_map(|_| run.step()).map(|(n, _)| n).skip(20).collect();
         sizes.iter().sum::<usize>() as f64 / sizes.len() as f64
     }
 
     /// `state`'s entity `id` as the client works it out `ticks` after it was sent: moved on by
-    /// its motion (one hop or several make the same sum: motion is whole cells a tick).
+    /// its motion (the sum of the hops between snapshots: motion is whole cells a tick).
     fn predicted_row(state: &ReplicatedState, id: NetId, ticks: u32) -> Option<(u32, Vec<i32>)> {
-        let one = state.subset(&[id]);
-        let moved = crate::motion::predicted(&game::registry::<Dots>(), &one, ticks);
-        let e = moved.as_ref().unwrap_or(&one).get(id)?;
-        Some((e.mask, e.fields.to_vec()))
+        let registry = game::registry::<Dots>();
+        let (pos, motion) = (registry.position_index()?, registry.motion_index()?);
+        let (po, mo) = (registry.offset(pos), registry.offset(motion));
+        let e = state.get(id)?;
+        let mut row = e.fields.to_vec();
+        if e.mask & (1 << pos.0) != 0 && e.mask & (1 << motion.0) != 0 {
+            row[po] += row[mo] * ticks as i32;
+            row[po + 1] += row[mo + 1] * ticks as i32;
+        }
+        Some((e.mask, row))
     }
 
     #[test]
     fn at_a_third_of_the_rate_every_entity_in_view_is_fresh_within_the_staleness_bound() {
+        check(0);
+    }
+
+    #[test]
+    fn with_snapshots_lost_the_client_still_holds_only_what_the_server_sent() {
+        // Every third snapshot lost: deltas come against older acknowledged states, which
+        // left out other entities. Each value held must still be one the server sent.
+        check(3);
+    }
+
+    /// The governed run at a third of the unconstrained rate, every `lose`th snapshot lost (0:
+    /// none; the staleness bound and the bytes are checked only without losses).
+    fn check(lose: usize) {
         let unconstrained = unconstrained_bytes_per_snapshot();
         // A third of it, in kilobits a second at 30 snapshots a second.
         let kbps = (unconstrained / 3.0 * 30.0 * 8.0 / 1000.0) as u32;
@@ -763,24 +791,29 @@ mod governed {
         assert!(budget <= unconstrained / 3.0 + 5.0, "{budget} of {unconstrained}");
 
         let mut run = Run::new(kbps);
+        run.lose = lose;
         let registry = game::registry::<Dots>();
         let pos = registry.position_offset().unwrap();
         let radius = f64::from(crate::quantize::position(500.0));
         // N: an entity in view is left out of at most MAX_STALE_SNAPSHOTS - 1 snapshots in a
-        // row, so its value on the client is at most that many snapshots old.
-        let bound = MAX_STALE_SNAPSHOTS * 2;
-        // The server's states by tick (the newest 64 snapshots').
+        // row, so its value on the client is at most that many snapshots old; a lost snapshot
+        // delays what it carried to the next one.
+        let bound = MAX_STALE_SNAPSHOTS * 2 + if lose == 0 { 0 } else { 2 };
+        // The server's state of each snapshot made (the newest 40), newest first.
         let mut states: VecDeque<(Tick, ReplicatedState)> = VecDeque::new();
-        // Per entity: the newest snapshot that gave the client its current row, and the first
-        // snapshot of its current stay within the radius.
-        let mut fresh_at: HashMap<NetId, Tick> = HashMap::new();
+        // Per entity, the first snapshot of its current stay within the radius.
         let mut in_view_since: HashMap<NetId, Tick> = HashMap::new();
         let (mut sizes, mut worst_age, mut ages_near, mut ages_far) =
             (Vec::new(), 0u32, Vec::new(), Vec::new());
         for _ in 0..TICKS {
-            let Some(size) = run.step() else { continue };
+            let Some((size, arrived)) = run.step() else { continue };
             let (tick, server) = run.core.newest_state().expect("a snapshot was made");
-            let server = server.clone();
+            states.truncate(39);
+            states.push_front((tick, server.clone()));
+            if !arrived {
+                continue;
+            }
+            let server = &states[0].1;
             let (got_tick, held) = run.client.latest().expect("decoded");
             assert_eq!(got_tick, tick);
             sizes.push(size);
@@ -788,22 +821,17 @@ mod governed {
             let own = server.get(run.own).unwrap();
             assert_eq!(held.get(run.own), Some(own), "own player at {tick:?}");
             let at = [f64::from(own.fields[pos]), f64::from(own.fields[pos + 1])];
-            // Every entity the client holds is the server's at the tick it was last sent,
-            // moved on by the motion it was sent with.
+            // Every entity the client holds is the server's at some snapshot tick, moved on by
+            // the motion it had then: its age is the newest such tick's.
+            let mut fresh_at = HashMap::new();
             for e in held.iter() {
-                if server.get(e.id) == Some(e) {
-                    fresh_at.insert(e.id, tick);
-                    continue;
-                }
-                let sent = *fresh_at.get(&e.id).unwrap_or_else(|| panic!("{} never sent", e.id));
-                let (_, then) = states.iter().find(|(t, _)| *t == sent).expect("kept");
-                let expected = predicted_row(then, e.id, tick.0 - sent.0);
-                assert_eq!(
-                    expected,
-                    Some((e.mask, e.fields.to_vec())),
-                    "{} at {tick:?}, last sent at {sent:?}",
-                    e.id
-                );
+                let row = Some((e.mask, e.fields.to_vec()));
+                let Some((then, _)) =
+                    states.iter().find(|(t, s)| predicted_row(s, e.id, tick.0 - t.0) == row)
+                else {
+                    panic!("{} at {tick:?} holds {row:?}, which the server never had", e.id)
+                };
+                fresh_at.insert(e.id, *then);
             }
             // Every entity within the radius is fresh within the bound.
             for e in server.iter() {
@@ -829,10 +857,6 @@ mod governed {
                     }
                 }
             }
-            while states.len() >= 64 {
-                states.pop_front();
-            }
-            states.push_back((tick, server));
         }
         let view = run.core.inspect_clients().pop().unwrap();
         let stats = view.governor.expect("governed");
@@ -849,6 +873,10 @@ mod governed {
             mean_age(&ages_far),
         );
         assert!(stats.left_out > 0 && stats.max_stale_ticks <= bound, "{stats:?}");
+        assert_eq!(run.client.stats().decode_errors, 0);
+        if lose != 0 {
+            return;
+        }
         // Within the budget on average, and no snapshot over what the bucket allows plus the
         // own player's entry (its share: under 16 bytes here).
         assert!(mean <= budget + 2.0, "mean {mean} over {budget}");
