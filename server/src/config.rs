@@ -326,7 +326,7 @@ pub struct ServeArgs {
     pub interest_radius: Option<f32>,
     /// Each client's snapshot bandwidth in kilobits (1,000 bits) per second, 1-1000000: each
     /// snapshot fits its share by priority (own player first, then near and fast entities; one
-    /// left out gains priority until sent, and none waits more than 8 snapshots) [default: 0,
+    /// left out gains priority until sent, and none waits more than 16 snapshots) [default: 0,
     /// unlimited].
     #[arg(long, env = "TICKWIRE_CLIENT_KBPS")]
     pub client_kbps: Option<u32>,
