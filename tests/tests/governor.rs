@@ -146,6 +146,11 @@ async fn a_third_of_the_unconstrained_rate_holds_and_the_metrics_show_it() {
     })
     .await;
     let stale = net::metric(&text, &stale_series);
+    eprintln!(
+        "oldest value held: {stale} ticks; updates left out {}, forced {}",
+        net::metric(&text, "tickwire_governor_left_out_total"),
+        net::metric(&text, "tickwire_governor_forced_total"),
+    );
     let bound = f64::from(MAX_STALE_SNAPSHOTS * 2);
     assert!((1.0..=bound).contains(&stale), "{stale} ticks, bound {bound}");
     assert!(net::metric(&text, "tickwire_governor_left_out_total") > 0.0);
