@@ -85,7 +85,11 @@ pub struct RoomSettings {
     /// limit, each snapshot fits its share of it by priority (the own entity first, then near
     /// and fast ones; an entity left out gains priority until sent, and none waits more than
     /// [`MAX_STALE_SNAPSHOTS`] snapshots): the room's `governor` module.
-    #[serde(default)]
+    ///
+    /// Not saved ([`RoomSave`] is bincode, whose layout a new field would change): a save
+    /// stays readable by builds before and after this one, and the server that restores a
+    /// room gives it its own budget (an instance's network policy, not the match's).
+    #[serde(skip)]
     pub client_kbps: u32,
 }
 
