@@ -76,6 +76,9 @@ pub const FAST_WEIGHT: f32 = 2.0;
 /// tick, 240 units/s at 60 Hz, about a running player.
 pub const FAST_CELLS_PER_TICK: f32 = 256.0;
 
+/// In a plan: the client's row of the entity is current (no candidate).
+const CURRENT: usize = usize::MAX;
+
 /// What the governor of one client has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GovernorStats {
@@ -155,8 +158,8 @@ impl Governor {
     /// The sent state of a snapshot at `tick`: `current` seen through `view`, where entities
     /// that do not fit the budget keep their row in `base` (what the client holds: its
     /// state of snapshot `acked` moved on by its motion; `None` for a client that holds
-    /// nothing) or are not there yet. `own` is the client's entity's position in `current`, `center` its
-    /// grid position, `radius` the interest radius in grid units.
+    /// nothing) or are not there yet. `own` is the client's entity's position in `current`,
+    /// `center` its grid position, `radius` the interest radius in grid units.
     #[expect(clippy::too_many_arguments, reason = "one call site, all plain borrows")]
     pub(crate) fn select(
         &mut self,
@@ -184,8 +187,8 @@ impl Governor {
         let empty = ReplicatedState::new(stride);
         let base = base.unwrap_or(&empty);
         let mut candidates: Vec<Candidate> = Vec::new();
-        // Per view entity, in order: its position in `current`, in `base`, and whether it
-        // differs from what the client holds (`usize::MAX`: a candidate's index).
+        // Per view entity, in order: its position in `current`, in `base`, and the index of its
+        // candidate ([`CURRENT`] when the client's row is current already).
         let mut plan: Vec<(usize, Option<usize>, usize)> = Vec::new();
         let mut j = 0;
         let mut previous_id: Option<NetId> = None;
@@ -218,7 +221,7 @@ impl Governor {
                 // The client's row is current (unchanged, or moving as predicted).
                 track.priority = 0.0;
                 track.current_at = tick;
-                plan.push((i, old, usize::MAX - 1));
+                plan.push((i, old, CURRENT));
                 continue;
             }
             let bits = gap_bits(previous_id, e.id) + snapshot::entry_bits(registry, held, e) as i64;
