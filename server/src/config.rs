@@ -817,6 +817,16 @@ mod tests {
         let err = resolve(7).unwrap_err();
         assert!(err.contains("29 bytes a snapshot"), "{err}");
         assert_eq!(resolve(8), Ok(8));
+        // From the file, and the flag over it.
+        let dir = std::env::temp_dir().join(format!("tickwire-kbps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tickwire.toml");
+        std::fs::write(&file, "client_kbps = 64\n").unwrap();
+        let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
+        assert_eq!(args.resolve().unwrap().client_kbps, 64);
+        let args = ServeArgs { client_kbps: Some(0), ..args };
+        assert_eq!(args.resolve().unwrap().client_kbps, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -679,6 +679,10 @@ mod governed {
         /// Every `lose`th snapshot is lost on the way (0: none).
         lose: usize,
         made: usize,
+        /// The client's id on its current connection.
+        id: ClientId,
+        /// Whether the newest snapshot made was full.
+        full: bool,
     }
 
     impl Run {
@@ -699,7 +703,16 @@ mod governed {
                 .collect();
             let info = core.join(CLIENT, "ann", "s", None, || "a".into()).unwrap();
             let client = Client::new(ClientConfig::default());
-            let mut run = Run { core, client, npcs, own: info.entity, lose: 0, made: 0 };
+            let mut run = Run {
+                core,
+                client,
+                npcs,
+                own: info.entity,
+                lose: 0,
+                made: 0,
+                id: CLIENT,
+                full: false,
+            };
             run.deliver();
             run
         }
@@ -714,7 +727,7 @@ mod governed {
                 if let Ok(crate::protocol::ClientMessage::Input(batch)) =
                     crate::codec::decode_client(&bytes)
                 {
-                    self.core.input(CLIENT, &batch, 0);
+                    self.core.input(self.id, &batch, 0);
                 }
             }
             for (k, &e) in self.npcs.iter().enumerate() {
@@ -729,8 +742,9 @@ mod governed {
             while let Some(out) = self.core.poll_output() {
                 let bytes = match &out {
                     Output::Send { bytes, .. } => bytes.to_vec(),
-                    Output::Snapshot { bytes, .. } => {
+                    Output::Snapshot { bytes, full, .. } => {
                         self.made += 1;
+                        self.full = *full;
                         if self.lose != 0 && self.made.is_multiple_of(self.lose) {
                             snapshot = Some((bytes.len(), false));
                             continue;
@@ -744,6 +758,53 @@ mod governed {
             }
             snapshot
         }
+    }
+
+    #[test]
+    fn a_resumed_governed_client_goes_on_with_deltas_against_what_it_was_sent() {
+        let mut run = Run::new(12);
+        let mut states: VecDeque<(Tick, ReplicatedState)> = VecDeque::new();
+        let record = |run: &Run, states: &mut VecDeque<(Tick, ReplicatedState)>| {
+            let (tick, server) = run.core.newest_state().expect("a snapshot was made");
+            states.truncate(39);
+            states.push_front((tick, server.clone()));
+        };
+        for _ in 0..100 {
+            if run.step().is_some() {
+                record(&run, &mut states);
+            }
+        }
+        // The connection drops; the room goes on without the client for a while (within the
+        // grace period of 10 ticks).
+        run.core.disconnect(run.id, false);
+        for _ in 0..5 {
+            run.step();
+        }
+        run.id = ClientId(2);
+        let info = run.core.join(run.id, "ann", "s", Some("a"), || "b".into()).unwrap();
+        assert!(info.resumed);
+        run.deliver();
+        let mut first = true;
+        for _ in 0..200 {
+            let Some(_) = run.step() else { continue };
+            record(&run, &mut states);
+            if first {
+                assert!(!run.full, "the first snapshot after the resume is a delta");
+                first = false;
+            }
+            let (tick, held) = run.client.latest().expect("decoded");
+            assert_eq!(held.get(run.own), states[0].1.get(run.own), "own player at {tick:?}");
+            for e in held.iter() {
+                let row = Some((e.mask, e.fields.to_vec()));
+                assert!(
+                    states.iter().any(|(t, s)| predicted_row(s, e.id, tick.0 - t.0) == row),
+                    "{} at {tick:?} holds {row:?}, which the server never had",
+                    e.id
+                );
+            }
+        }
+        assert!(!first, "snapshots after the resume");
+        assert!(run.core.inspect_clients()[0].governor.is_some_and(|g| g.left_out > 0));
     }
 
     /// Mean snapshot bytes over the last `TICKS / 2` ticks of an unconstrained run.
