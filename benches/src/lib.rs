@@ -109,6 +109,7 @@ impl RoomScenario {
             npcs: config.n_npcs,
             seed: 1,
             max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
+            client_kbps: 0,
         };
         let (mut room, handle) =
             Room::new(room_config, Arc::new(Metrics::default()), ResumeIndex::default());

@@ -166,6 +166,7 @@ fn fixture_settings() -> RoomSettings {
         npcs: 6,
         seed: 13,
         max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
+        client_kbps: 0,
     }
 }
 

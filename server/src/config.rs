@@ -17,6 +17,14 @@ pub use tickwire_shared::game::{DEFAULT_NPC_COUNT, DEFAULT_TICK_RATE};
 /// Default snapshot rate. 30 Hz halves bandwidth against 60 Hz; interpolation hides the rest.
 pub const DEFAULT_SNAPSHOT_RATE: u16 = 30;
 
+/// The largest `--client-kbps`: 1 Gbit/s. Past it a budget limits nothing a client could
+/// receive, and a typo (a rate in bits, not kilobits) is refused rather than taken as no limit.
+pub const MAX_CLIENT_KBPS: u32 = 1_000_000;
+
+/// The smallest snapshot budget `--client-kbps` may leave: a snapshot's envelope and the own
+/// player's update take about this much, and a budget below it would send nothing else.
+pub const MIN_SNAPSHOT_BUDGET_BYTES: u32 = 32;
+
 /// Default players (humans) per room.
 pub const DEFAULT_ROOM_CAPACITY: usize = 32;
 
@@ -143,6 +151,9 @@ pub struct ServerConfig {
     pub npc_count: usize,
     /// Area-of-interest radius in world units.
     pub interest_radius: f32,
+    /// Each client's snapshot bandwidth, kilobits per second; 0: unlimited (the bandwidth
+    /// governor, [`tickwire_shared::room::RoomSettings::client_kbps`]).
+    pub client_kbps: u32,
     /// Seconds a disconnected player's entity waits for its resume token.
     pub resume_grace: Duration,
     /// How far back (milliseconds) a player's shots are resolved where it saw its targets (lag
@@ -254,6 +265,7 @@ impl Default for ServerConfig {
             sim_threads: 0,
             npc_count: DEFAULT_NPC_COUNT,
             interest_radius: DEFAULT_INTEREST_RADIUS,
+            client_kbps: 0,
             resume_grace: Duration::from_secs(30),
             max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
             room_idle_close: Duration::from_secs(60),
@@ -315,6 +327,12 @@ pub struct ServeArgs {
     /// Area-of-interest radius in world units: every entity within it is seen (views are made per cell of radius/8, so some up to 1.09 × it away) [default: 1200].
     #[arg(long, env = "TICKWIRE_INTEREST_RADIUS")]
     pub interest_radius: Option<f32>,
+    /// Each client's snapshot bandwidth in kilobits (1,000 bits) per second, 1-1000000: each
+    /// snapshot fits its share by priority (own player first, then near and fast entities; one
+    /// left out gains priority until sent, and none waits more than 16 snapshots) [default: 0,
+    /// unlimited].
+    #[arg(long, env = "TICKWIRE_CLIENT_KBPS")]
+    pub client_kbps: Option<u32>,
     /// Seconds a dropped player can resume [default: 30].
     #[arg(long, env = "TICKWIRE_RESUME_GRACE_SECS")]
     pub resume_grace_secs: Option<u64>,
@@ -430,6 +448,7 @@ struct FileConfig {
     sim_threads: Option<usize>,
     npcs: Option<usize>,
     interest_radius: Option<f32>,
+    client_kbps: Option<u32>,
     resume_grace_secs: Option<u64>,
     max_rewind_ms: Option<u32>,
     jwt_secret: Option<String>,
@@ -513,6 +532,7 @@ impl ServeArgs {
                 .interest_radius
                 .or(file.interest_radius)
                 .unwrap_or(d.interest_radius),
+            client_kbps: self.client_kbps.or(file.client_kbps).unwrap_or(d.client_kbps),
             resume_grace: self
                 .resume_grace_secs
                 .or(file.resume_grace_secs)
@@ -650,6 +670,27 @@ impl ServerConfig {
         if !(self.interest_radius.is_finite() && self.interest_radius > 0.0) {
             bail!("interest radius must be a positive number");
         }
+        if self.client_kbps > MAX_CLIENT_KBPS {
+            bail!(
+                "--client-kbps {} is more than {MAX_CLIENT_KBPS} (1 Gbit/s): give kilobits a second \
+                 (e.g. 64), or 0 for no limit",
+                self.client_kbps
+            );
+        }
+        let budget = tickwire_shared::room::snapshot_budget(
+            self.client_kbps,
+            u32::from(self.tick_rate),
+            self.ticks_per_snapshot(),
+        );
+        if budget.is_some_and(|b| b < MIN_SNAPSHOT_BUDGET_BYTES) {
+            bail!(
+                "--client-kbps {} leaves {} bytes a snapshot at {} snapshots a second: at least \
+                 {MIN_SNAPSHOT_BUDGET_BYTES} are needed (a snapshot's envelope and the own player)",
+                self.client_kbps,
+                budget.unwrap_or(0),
+                self.snapshot_rate
+            );
+        }
         if self.limits.max_message_bytes < 64 {
             bail!("max message bytes must be at least 64");
         }
@@ -767,6 +808,35 @@ mod tests {
             assert_eq!(q.replenish_interval(), SLOWEST_REFILL);
         }
         assert_eq!(quota(1e12, 1.0).replenish_interval(), Duration::from_nanos(1));
+    }
+
+    #[test]
+    fn the_client_bandwidth_is_a_sane_number_of_kilobits() {
+        let resolve = |kbps: u32| {
+            ServeArgs { client_kbps: Some(kbps), ..ServeArgs::default() }
+                .resolve()
+                .map(|c| c.client_kbps)
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(ServeArgs::default().resolve().unwrap().client_kbps, 0, "unlimited by default");
+        assert_eq!(resolve(0), Ok(0));
+        assert_eq!(resolve(64), Ok(64));
+        assert_eq!(resolve(MAX_CLIENT_KBPS), Ok(MAX_CLIENT_KBPS));
+        assert!(resolve(MAX_CLIENT_KBPS + 1).unwrap_err().contains("kilobits"));
+        // 7 kbps at 30 snapshots a second is 29 bytes a snapshot: too few.
+        let err = resolve(7).unwrap_err();
+        assert!(err.contains("29 bytes a snapshot"), "{err}");
+        assert_eq!(resolve(8), Ok(8));
+        // From the file, and the flag over it.
+        let dir = std::env::temp_dir().join(format!("tickwire-kbps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tickwire.toml");
+        std::fs::write(&file, "client_kbps = 64\n").unwrap();
+        let args = ServeArgs { config: Some(file.clone()), ..ServeArgs::default() };
+        assert_eq!(args.resolve().unwrap().client_kbps, 64);
+        let args = ServeArgs { client_kbps: Some(0), ..args };
+        assert_eq!(args.resolve().unwrap().client_kbps, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

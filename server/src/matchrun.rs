@@ -131,6 +131,7 @@ impl<F: FnMut(u64)> GameVisitor for RunMatch<'_, F> {
             npcs,
             seed: config.seed,
             max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
+            client_kbps: 0,
         };
         let mut core = RoomCore::<G>::new(settings);
         let mut file = match &config.record {

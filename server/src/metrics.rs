@@ -157,6 +157,22 @@ struct SnapshotKind {
     kind: &'static str,
 }
 
+/// The labels of a client's series: its room and its client id. Cardinality is bounded by the
+/// connected clients: a room removes a client's series when it leaves
+/// ([`Metrics::forget_client`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClientLabels {
+    room: String,
+    client: String,
+}
+
+/// The `component` label of `tickwire_snapshot_component_bytes_total`: a registered component
+/// of one of the games, or the rest of a snapshot (a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ComponentLabel {
+    component: &'static str,
+}
+
 /// The `reason` label of `tickwire_disconnects_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
@@ -260,6 +276,19 @@ pub struct Metrics {
     /// With `--redis`: 1 while the instance is subscribed to the cluster's channels (lobby,
     /// broadcasts).
     pub cluster_subscribed: Level,
+    /// Entity updates the bandwidth governor (`--client-kbps`) left out of a snapshot.
+    pub governor_left_out: Count,
+    /// Entity updates the governor sent over budget to keep the staleness bound.
+    pub governor_forced: Count,
+    /// The oldest value a governed client held of an entity in its view, in ticks, since the
+    /// server started.
+    pub governor_max_stale_ticks: Level,
+    /// `tickwire_client_bytes_sent_total`, per connected client.
+    client_bytes: Family<ClientLabels, Counter>,
+    /// `tickwire_client_max_stale_ticks`, per connected governed client.
+    client_stale: Family<ClientLabels, Gauge>,
+    /// `tickwire_snapshot_component_bytes_total`.
+    component_bytes: Family<ComponentLabel, Counter<f64, AtomicU64>>,
     /// `tickwire_disconnects_total`'s series, in [`DisconnectKind::ALL`] order.
     disconnects: [Counter; DisconnectKind::ALL.len()],
     /// `tickwire_process_cpu_seconds_total`, brought up to date at each render.
@@ -324,6 +353,12 @@ impl Default for Metrics {
             rooms_refused: Count::default(),
             tls_handshakes_failed: Count::default(),
             process_cpu: Counter::default(),
+            governor_left_out: Count::default(),
+            governor_forced: Count::default(),
+            governor_max_stale_ticks: Level::default(),
+            client_bytes: Family::default(),
+            client_stale: Family::default(),
+            component_bytes: Family::default(),
             // Every reason is exported from the start, at 0.
             disconnects: DisconnectKind::ALL
                 .map(|k| disconnects.get_or_create_owned(&Reason { reason: k.label() })),
@@ -446,11 +481,73 @@ impl Metrics {
         }
         r.register("tickwire_disconnects", "Sessions ended, by reason", disconnects);
         r.register(
+            "tickwire_governor_left_out",
+            "With --client-kbps: entity updates left out of a snapshot for want of budget",
+            self.governor_left_out.0.clone(),
+        );
+        r.register(
+            "tickwire_governor_forced",
+            "With --client-kbps: entity updates sent over budget to keep the staleness bound",
+            self.governor_forced.0.clone(),
+        );
+        r.register(
+            "tickwire_governor_max_stale_ticks",
+            "With --client-kbps: the oldest value a client held of an entity in its view, ticks",
+            self.governor_max_stale_ticks.0.clone(),
+        );
+        r.register(
+            "tickwire_client_bytes_sent",
+            "Payload bytes sent to each connected client",
+            self.client_bytes.clone(),
+        );
+        r.register(
+            "tickwire_client_max_stale_ticks",
+            "With --client-kbps: the oldest value each connected client held of an entity in its \
+             view, ticks",
+            self.client_stale.clone(),
+        );
+        r.register(
+            "tickwire_snapshot_component_bytes",
+            "Snapshot bytes by replicated component (each room's bytes split by the shares of a \
+             sampled delta; `ids, kinds and masks` is the rest)",
+            self.component_bytes.clone(),
+        );
+        r.register(
             "tickwire_process_cpu_seconds",
             "CPU time (user and system, all threads) the server process has used",
             self.process_cpu.clone(),
         );
         self
+    }
+
+    /// Adds `bytes` sent to `client` of `room` to its series.
+    pub fn client_bytes_sent(&self, room: &str, client: u32, bytes: u64) {
+        let labels = ClientLabels { room: room.to_owned(), client: client.to_string() };
+        self.client_bytes.get_or_create(&labels).inc_by(bytes);
+    }
+
+    /// Sets the oldest value governed `client` of `room` held of an entity in its view, ticks.
+    pub fn client_max_stale_ticks(&self, room: &str, client: u32, ticks: u32) {
+        let labels = ClientLabels { room: room.to_owned(), client: client.to_string() };
+        self.client_stale.get_or_create(&labels).set(i64::from(ticks));
+        let max = &self.governor_max_stale_ticks;
+        if max.load(Ordering::Relaxed) < i64::from(ticks) {
+            max.set(i64::from(ticks));
+        }
+    }
+
+    /// Removes the series of `client` of `room` (it left).
+    pub fn forget_client(&self, room: &str, client: u32) {
+        let labels = ClientLabels { room: room.to_owned(), client: client.to_string() };
+        self.client_bytes.remove(&labels);
+        self.client_stale.remove(&labels);
+    }
+
+    /// Adds `bytes` of snapshots to `component`'s series.
+    pub fn component_bytes(&self, component: &'static str, bytes: f64) {
+        if bytes.is_finite() && bytes > 0.0 {
+            self.component_bytes.get_or_create(&ComponentLabel { component }).inc_by(bytes);
+        }
     }
 
     /// Counts one disconnect.
@@ -505,6 +602,40 @@ mod tests {
         let text = Metrics::default().render();
         let exported = sample(&text, "tickwire_process_cpu_seconds_total").expect("exported");
         assert!(exported >= before, "{exported} < {before}");
+    }
+
+    #[test]
+    fn client_series_come_and_go_with_their_clients() {
+        let m = Metrics::default();
+        m.client_bytes_sent("r\"1", 7, 100);
+        m.client_bytes_sent("r\"1", 7, 23);
+        m.client_bytes_sent("r\"1", 8, 5);
+        m.client_max_stale_ticks("r\"1", 7, 12);
+        m.client_max_stale_ticks("r\"1", 8, 4);
+        m.governor_left_out.fetch_add(9, Ordering::Relaxed);
+        m.component_bytes("Position", 10.5);
+        m.component_bytes("Position", 1.5);
+        m.component_bytes("Health", f64::NAN);
+        let text = m.render();
+        for (series, value) in [
+            ("tickwire_client_bytes_sent_total{room=\"r\\\"1\",client=\"7\"}", 123.0),
+            ("tickwire_client_bytes_sent_total{room=\"r\\\"1\",client=\"8\"}", 5.0),
+            ("tickwire_client_max_stale_ticks{room=\"r\\\"1\",client=\"7\"}", 12.0),
+            ("tickwire_governor_max_stale_ticks", 12.0),
+            ("tickwire_governor_left_out_total", 9.0),
+            ("tickwire_governor_forced_total", 0.0),
+            ("tickwire_snapshot_component_bytes_total{component=\"Position\"}", 12.0),
+        ] {
+            let got = sample(&text, series);
+            assert!(got.is_some_and(|g| (g - value).abs() < 1e-9), "{series}: {got:?}\n{text}");
+        }
+        assert!(!text.contains("Health"), "nothing counted, no series");
+        m.forget_client("r\"1", 7);
+        let text = m.render();
+        assert!(!text.contains("client=\"7\""), "{text}");
+        assert!(text.contains("client=\"8\""), "{text}");
+        // The server-wide maximum stays.
+        assert_eq!(sample(&text, "tickwire_governor_max_stale_ticks"), Some(12.0));
     }
 
     #[test]

@@ -137,6 +137,36 @@ pub struct ClientInspection {
     pub bytes_in_per_sec: f64,
     /// Payload bytes per second it was sent, over the last interval.
     pub bytes_out_per_sec: f64,
+    /// With `--client-kbps`: its snapshot byte budget, the entity updates left out of its
+    /// snapshots so far and of the newest one, those sent over budget to keep the staleness
+    /// bound, and the oldest value it held of an entity in its view (ticks).
+    pub governor: Option<GovernorInspection>,
+}
+
+/// What the bandwidth governor did for one client (`--client-kbps`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GovernorInspection {
+    /// Bytes each snapshot may take.
+    pub budget_bytes: u32,
+    /// Entity updates left out so far.
+    pub left_out: u64,
+    /// Entity updates left out of the newest snapshot.
+    pub left_out_last: u32,
+    /// Entity updates sent over budget to keep the staleness bound.
+    pub forced: u64,
+    /// The oldest value the client held of an entity in its view, ticks.
+    pub max_stale_ticks: u32,
+}
+
+/// One client's counters at an inspection.
+#[derive(Clone, Copy, Debug)]
+struct Inspected {
+    at: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// The governor's counts (entity updates left out, forced).
+    left_out: u64,
+    forced: u64,
 }
 
 /// Where a room is in a hand-off to another instance.
@@ -435,8 +465,11 @@ pub struct Room<G: Game> {
     /// Development restarts (`--dev`): a resume token brings its player back whoever presents
     /// it (a page that reconnected to a restarted server comes with a new guest token).
     resume_any_subject: bool,
-    /// Each client's link counters at the last inspection, and when: the rates' start.
-    inspected: HashMap<ClientId, (Instant, u64, u64)>,
+    /// Each client's counters at the last inspection, and when: the rates' start, and what the
+    /// metrics were last given.
+    inspected: HashMap<ClientId, Inspected>,
+    /// Snapshot bytes made since the last inspection (split by component for the metrics).
+    snapshot_bytes: u64,
     /// Each stage's time summed since the last inspection (microseconds), and the ticks.
     stage_sums: ([u64; STAGES.len()], u64),
     /// The match's recording file, while the room records (`--record`).
@@ -526,6 +559,7 @@ impl<G: Game> Room<G> {
             started: false,
             resume_any_subject: false,
             inspected: HashMap::new(),
+            snapshot_bytes: 0,
             stage_sums: ([0; STAGES.len()], 0),
             recording: None,
         };
@@ -616,11 +650,37 @@ impl<G: Game> Room<G> {
                 let secs = now.saturating_duration_since(since).as_secs_f64();
                 if secs > 0.0 { after.saturating_sub(before) as f64 / secs } else { 0.0 }
             };
-            let (bytes_in_per_sec, bytes_out_per_sec) = match self.inspected.get(&view.client) {
-                Some(&(at, i, o)) => (rate(i, bytes_in, at), rate(o, bytes_out, at)),
+            let before = self.inspected.get(&view.client).copied();
+            let (bytes_in_per_sec, bytes_out_per_sec) = match before {
+                Some(b) => (rate(b.bytes_in, bytes_in, b.at), rate(b.bytes_out, bytes_out, b.at)),
                 None => (0.0, 0.0),
             };
-            seen.insert(view.client, (now, bytes_in, bytes_out));
+            let room = &self.shared.id;
+            let (sent_before, left_before, forced_before) =
+                before.map_or((0, 0, 0), |b| (b.bytes_out, b.left_out, b.forced));
+            self.metrics.client_bytes_sent(
+                room,
+                view.client.0,
+                bytes_out.saturating_sub(sent_before),
+            );
+            let governor = view.governor.unwrap_or_default();
+            if view.governor.is_some() {
+                let r = Ordering::Relaxed;
+                let m = &self.metrics;
+                m.governor_left_out.fetch_add(governor.left_out.saturating_sub(left_before), r);
+                m.governor_forced.fetch_add(governor.forced.saturating_sub(forced_before), r);
+                m.client_max_stale_ticks(room, view.client.0, governor.max_stale_ticks);
+            }
+            seen.insert(
+                view.client,
+                Inspected {
+                    at: now,
+                    bytes_in,
+                    bytes_out,
+                    left_out: governor.left_out,
+                    forced: governor.forced,
+                },
+            );
             let rtt_us = stats.rtt_us.load(Ordering::Relaxed);
             clients.push(ClientInspection {
                 client: view.client.0,
@@ -633,7 +693,18 @@ impl<G: Game> Room<G> {
                 inputs_late: view.inputs_late,
                 bytes_in_per_sec,
                 bytes_out_per_sec,
+                governor: view.governor.map(|g| GovernorInspection {
+                    budget_bytes: g.budget_bytes,
+                    left_out: g.left_out,
+                    left_out_last: g.left_out_last,
+                    forced: g.forced,
+                    max_stale_ticks: g.max_stale_ticks,
+                }),
             });
+        }
+        // Clients gone since the last inspection take their series with them.
+        for client in self.inspected.keys().filter(|c| !seen.contains_key(c)) {
+            self.metrics.forget_client(&self.shared.id, client.0);
         }
         self.inspected = seen;
         let (sums, ticks) = std::mem::replace(&mut self.stage_sums, ([0; STAGES.len()], 0));
@@ -647,6 +718,13 @@ impl<G: Game> Room<G> {
         let per_client = snapshots_per_sec * self.outboxes.len() as f64 / 8.0;
         let parts = self.core.snapshot_bits_by_component().unwrap_or_default();
         let total: u64 = parts.iter().map(|(_, b)| b).sum();
+        // The snapshot bytes made since the last inspection, split by the sampled shares.
+        let made = std::mem::take(&mut self.snapshot_bytes) as f64;
+        if total > 0 {
+            for (component, bits) in &parts {
+                self.metrics.component_bytes(component, made * *bits as f64 / total as f64);
+            }
+        }
         let components = parts
             .into_iter()
             .map(|(component, bits)| ComponentCost {
@@ -857,6 +935,7 @@ impl<G: Game> Room<G> {
                         &self.metrics.snapshot_delta
                     };
                     histogram.observe(bytes.len() as u64);
+                    self.snapshot_bytes += bytes.len() as u64;
                     let Some(outbox) = self.outboxes.get(&client) else { continue };
                     let arrivals =
                         arrivals.into_iter().map(|us| self.epoch + Duration::from_micros(us));
@@ -916,6 +995,9 @@ impl<G: Game> Drop for Room<G> {
         self.shared.closed.store(true, Ordering::Relaxed);
         self.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
         self.metrics.players.fetch_sub(self.players as i64, Ordering::Relaxed);
+        for client in self.inspected.keys() {
+            self.metrics.forget_client(&self.shared.id, client.0);
+        }
         let mut index = self.resume_index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for token in self.core.tokens() {
             index.remove(token);

@@ -128,6 +128,7 @@ impl Rooms {
             npcs: c.npc_count,
             seed: c.seed,
             max_rewind_ms: c.max_rewind_ms,
+            client_kbps: c.client_kbps,
         }
     }
 
@@ -282,7 +283,9 @@ impl Rooms {
     /// When the save does not decode or restore, names an unknown game, or this process has
     /// `--max-rooms` rooms or a room of that id open.
     pub fn restore(&self, bytes: &[u8], named: bool) -> anyhow::Result<RoomHandle> {
-        let save = RoomSave::decode(bytes)?;
+        let mut save = RoomSave::decode(bytes)?;
+        // The budget is this instance's (saves do not carry it).
+        save.settings.client_kbps = self.config.client_kbps;
         let mut rooms = self.lock();
         rooms.retain(|_, e| !e.handle.is_closed());
         let id = save.settings.id.clone();

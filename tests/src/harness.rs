@@ -144,6 +144,7 @@ pub fn room_config(npcs: usize) -> RoomSettings {
         npcs,
         seed: 1,
         max_rewind_ms: tickwire_shared::rewind::DEFAULT_MAX_REWIND_MS,
+        client_kbps: 0,
     }
 }
 

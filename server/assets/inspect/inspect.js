@@ -132,6 +132,8 @@ function render(data) {
       cell(row, c.inputs_late);
       cell(row, fixed(c.bytes_in_per_sec, 0));
       cell(row, fixed(c.bytes_out_per_sec, 0));
+      const g = c.governor;
+      cell(row, g ? `${g.max_stale_ticks} ticks, ${g.left_out_last} out` : "–");
       body.appendChild(row);
       lines.push(h);
     }

@@ -348,6 +348,7 @@ mod tests {
             npcs: 2,
             seed: 3,
             max_rewind_ms: crate::rewind::DEFAULT_MAX_REWIND_MS,
+            client_kbps: 0,
         };
         let mut core = RoomCore::<ArenaGame>::new(settings);
         let mut s = Session::<ArenaGame>::new(ClientConfig::default());

@@ -11,6 +11,7 @@
 //! ticks where clients are due, capture the replicated state and send each of them a delta
 //! against the newest snapshot it acknowledged (the `replicate` module).
 
+mod governor;
 pub(crate) mod inputs;
 mod record;
 mod replicate;
@@ -22,6 +23,10 @@ use std::sync::Arc;
 use bevy_ecs::prelude::*;
 use thiserror::Error;
 
+pub use governor::{
+    CARRY, FAST_CELLS_PER_TICK, FAST_WEIGHT, GovernorStats, MAX_STALE_SNAPSHOTS, NEAR_WEIGHT,
+    snapshot_budget,
+};
 pub use inputs::{
     ANCHOR_LEAD_TICKS, MAX_INPUT_LEAD_TICKS, MAX_TRACKED_ARRIVALS, REANCHOR_LATE_TICKS,
 };
@@ -77,6 +82,16 @@ pub struct RoomSettings {
     /// compensation, [`crate::rewind`]; 0: none). [`crate::rewind::DEFAULT_MAX_REWIND_MS`] by
     /// default.
     pub max_rewind_ms: u32,
+    /// Each client's snapshot bandwidth in kilobits (1,000 bits) a second; 0: unlimited. With a
+    /// limit, each snapshot fits its share of it by priority (the own entity first, then near
+    /// and fast ones; an entity left out gains priority until sent, and none waits more than
+    /// [`MAX_STALE_SNAPSHOTS`] snapshots): the room's `governor` module.
+    ///
+    /// Not saved ([`RoomSave`] is bincode, whose layout a new field would change): a save
+    /// stays readable by builds before and after this one, and the server that restores a
+    /// room gives it its own budget (an instance's network policy, not the match's).
+    #[serde(skip)]
+    pub client_kbps: u32,
 }
 
 impl RoomSettings {
@@ -163,6 +178,8 @@ pub struct ClientView {
     pub input_buffer: usize,
     /// Its input ticks run late so far (a frame missing at its tick).
     pub inputs_late: u32,
+    /// What the bandwidth governor did for it (`None`: the room has no budget).
+    pub governor: Option<GovernorStats>,
 }
 
 /// Counters, for metrics.
@@ -238,6 +255,7 @@ impl<G: Game> RoomCore<G> {
             u32::from(settings.tick_rate),
             settings.ticks_per_snapshot,
             settings.interest_radius,
+            settings.client_kbps,
         );
         RoomCore {
             settings,
@@ -736,6 +754,7 @@ impl<G: Game> RoomCore<G> {
                         .map(|t| u32::try_from(now.diff(t).max(0)).unwrap_or(0)),
                     input_buffer: slot.inputs.buffered(),
                     inputs_late: slot.inputs.late,
+                    governor: slot.replica.governor_stats(),
                 })
             })
             .collect()
@@ -749,7 +768,15 @@ impl<G: Game> RoomCore<G> {
     #[must_use]
     pub fn snapshot_bits_by_component(&self) -> Option<Vec<(&'static str, u64)>> {
         let (tick, newest) = self.replicator.newest()?;
-        let (acked, baseline) = self.clients.values().find_map(|c| c.replica.baseline_state())?;
+        // The room's state at the acknowledged tick while the history has it: a governed
+        // client's own baseline holds only what it was sent.
+        let (acked, baseline) = self.clients.values().find_map(|c| {
+            let acked = c.replica.acked?;
+            self.replicator
+                .state_at(acked)
+                .map(|s| (acked, s))
+                .or_else(|| c.replica.baseline_state())
+        })?;
         let ticks = tick.0.wrapping_sub(acked.0);
         let moved = crate::motion::predicted(&self.registry, baseline, ticks);
         let parts = crate::snapshot::delta_bits_by_component(

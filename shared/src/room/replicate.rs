@@ -21,6 +21,7 @@ use crate::snapshot::{self, PreparedDelta, PreparedState, ReplicatedState, View}
 use crate::tick::Tick;
 
 use super::Output;
+use super::governor::{Governor, GovernorStats};
 
 /// Snapshots kept per client for delta baselines at the most: 32 snapshots is about a second
 /// at 30 Hz, more than any playable round trip. An ack older than the history gets a full
@@ -71,8 +72,9 @@ pub(crate) struct ClientReplica {
     /// as the history's while that still has it.
     baseline: Option<(Arc<ReplicatedState>, Arc<View>)>,
     /// The snapshots sent (the room's [`Replicator::snapshots`] newest), with the view
-    /// (positions in that tick's state) each one showed.
-    sent: VecDeque<(Tick, Arc<View>)>,
+    /// (positions in that tick's state) each one showed and, for a governed client, the state
+    /// it was sent (entities left out at the rows it already had, [`super::governor`]).
+    sent: VecDeque<Sent>,
     /// Which tick of each snapshot interval this client's snapshots are made on.
     pub(crate) phase: u32,
     /// Where the client's interest was centred last (its entity's grid position).
@@ -81,7 +83,14 @@ pub(crate) struct ClientReplica {
     /// the input echo, late count and margin. A snapshot that would repeat them, the same
     /// entities and the same state is not sent ([`Replicator::replicate`]).
     last_report: Option<Report>,
+    /// With a bandwidth budget (`RoomSettings::client_kbps`): the client's governor, made at
+    /// its first snapshot.
+    governor: Option<Box<Governor>>,
 }
+
+/// One snapshot sent: its tick, the view of the room's state it showed, and for a governed
+/// client the state it was sent (its own, not the room's).
+type Sent = (Tick, Arc<View>, Option<Arc<ReplicatedState>>);
 
 /// The per-client header fields of a snapshot: echo, late input ticks, margin.
 type Report = (Option<u32>, u32, Option<i16>);
@@ -100,7 +109,13 @@ impl ClientReplica {
             phase,
             last_position: [0, 0],
             last_report: None,
+            governor: None,
         }
+    }
+
+    /// What the bandwidth governor has done for this client (`None`: no budget).
+    pub(crate) fn governor_stats(&self) -> Option<GovernorStats> {
+        self.governor.as_ref().map(|g| g.stats())
     }
 
     /// Takes the replica over for a resumed session whose snapshots go on tick `phase` of each
@@ -115,7 +130,11 @@ impl ClientReplica {
         // The new connection has been sent nothing: its first snapshot always goes.
         self.last_report = None;
         match (self.acked, &self.baseline) {
-            (Some(acked), Some((_, view))) => self.sent.push_back((acked, view.clone())),
+            // A governed client's baseline is a state of its own, under a view of all of it.
+            (Some(acked), Some((state, view))) => {
+                let own = self.governor.is_some().then(|| state.clone());
+                self.sent.push_back((acked, view.clone(), own));
+            }
             _ => {
                 self.acked = None;
                 self.baseline = None;
@@ -132,7 +151,7 @@ impl ClientReplica {
     /// The view of the newest snapshot sent.
     #[cfg(test)]
     pub(crate) fn last_view(&self) -> Option<&Arc<View>> {
-        self.sent.back().map(|(_, view)| view)
+        self.sent.back().map(|(_, view, _)| view)
     }
 }
 
@@ -179,12 +198,22 @@ pub(crate) struct Replicator {
     unchanged_since: Option<Tick>,
     /// Snapshots not sent because they would have told the client nothing new.
     skipped: u64,
+    /// Ticks between two snapshots to one client.
+    ticks_per_snapshot: u32,
+    /// Each client's byte budget per snapshot (`None`: unlimited, [`super::governor`]).
+    budget: Option<u32>,
 }
 
 impl Replicator {
     /// Keeps [`history_snapshots`] × `ticks_per_snapshot` states; interest within
     /// `interest_radius` world units.
-    pub(crate) fn new(tick_rate: u32, ticks_per_snapshot: u32, interest_radius: f32) -> Replicator {
+    /// With `client_kbps` (0: none) each client's snapshots fit that rate.
+    pub(crate) fn new(
+        tick_rate: u32,
+        ticks_per_snapshot: u32,
+        interest_radius: f32,
+        client_kbps: u32,
+    ) -> Replicator {
         let ticks_per_snapshot = ticks_per_snapshot.max(1);
         let snapshots = history_snapshots(f64::from(tick_rate) / f64::from(ticks_per_snapshot));
         let history_len = snapshots * ticks_per_snapshot as usize;
@@ -201,6 +230,8 @@ impl Replicator {
             body_capacity: 256,
             unchanged_since: None,
             skipped: 0,
+            ticks_per_snapshot,
+            budget: super::governor::snapshot_budget(client_kbps, tick_rate, ticks_per_snapshot),
         }
     }
 
@@ -225,17 +256,29 @@ impl Replicator {
             replica.baseline = None;
             return;
         };
-        let Some((_, view)) = replica.sent.iter().find(|(t, _)| *t == ack) else { return };
+        let Some((_, view, own)) = replica.sent.iter().find(|(t, _, _)| *t == ack) else { return };
         if replica.acked.is_none_or(|a| ack.is_after(a)) {
             replica.acked = Some(ack);
-            let state = self.history.iter().find(|(t, _)| *t == ack).map(|(_, s)| s.clone());
-            replica.baseline = state.map(|state| (state, view.clone()));
+            replica.baseline = match own {
+                // A governed client holds the state it was sent, all of it.
+                Some(own) => Some((own.clone(), Arc::new(View::all(own.len())))),
+                None => {
+                    let state =
+                        self.history.iter().find(|(t, _)| *t == ack).map(|(_, s)| s.clone());
+                    state.map(|state| (state, view.clone()))
+                }
+            };
         }
     }
 
     /// The newest captured state (with its motion) and its tick.
     pub(crate) fn newest(&self) -> Option<(Tick, &ReplicatedState)> {
         self.history.back().map(|(t, s)| (*t, &**s))
+    }
+
+    /// The captured state of `tick`, while the history holds it.
+    pub(crate) fn state_at(&self, tick: Tick) -> Option<&ReplicatedState> {
+        self.history.iter().find(|(t, _)| *t == tick).map(|(_, s)| &**s)
     }
 
     /// Snapshots each client's replica keeps.
@@ -308,7 +351,7 @@ impl Replicator {
                 replica
                     .sent
                     .iter()
-                    .any(|(t, _)| *t == acked)
+                    .any(|(t, _, _)| *t == acked)
                     .then(|| (acked, base_state.clone(), base_view.clone()))
             });
             // Views are made per interest cell, once a tick, and shared by the clients that
@@ -343,7 +386,8 @@ impl Replicator {
             let report = (last_applied, inputs_late, input_margin);
             let repeat = replica.last_report == Some(report)
                 && arrivals.is_empty()
-                && replica.sent.back().is_some_and(|(sent, sent_view)| {
+                && replica.governor.as_ref().is_none_or(|g| g.complete)
+                && replica.sent.back().is_some_and(|(sent, sent_view, _)| {
                     unchanged_since.is_some_and(|since| !since.is_after(*sent))
                         && **sent_view == *view
                 });
@@ -351,13 +395,48 @@ impl Replicator {
                 self.skipped += 1;
                 continue;
             }
+            // A governed client's body is its own: made from the state it is sent.
+            let governed = self.budget.map(|budget| {
+                let governor =
+                    replica.governor.get_or_insert_with(|| Box::new(Governor::new(budget)));
+                let predicted = baseline.as_ref().and_then(|(acked, base_state, _)| {
+                    motion::predicted(registry, base_state, tick.0.wrapping_sub(acked.0))
+                });
+                let base = predicted
+                    .as_ref()
+                    .or_else(|| baseline.as_ref().map(|(_, base_state, _)| &**base_state));
+                let sent = governor.select(
+                    registry,
+                    tick,
+                    &state,
+                    &view,
+                    base,
+                    baseline.as_ref().map(|(acked, _, _)| *acked),
+                    own_idx,
+                    center,
+                    self.radius,
+                    self.ticks_per_snapshot,
+                );
+                let mut w = BitWriter::new(Vec::with_capacity(body_capacity));
+                match base {
+                    Some(base) => {
+                        snapshot::encode_delta(registry, base.iter(), sent.iter(), &mut w)
+                    }
+                    None => snapshot::encode_full(registry, sent.iter(), &mut w),
+                }
+                (Arc::new(w.finish()), Arc::new(sent))
+            });
             let key: BodyKey = (
                 baseline.as_ref().map(|(t, _, _)| *t),
                 baseline.as_ref().map_or_else(|| Arc::new(View::default()), |(_, _, v)| v.clone()),
                 view.clone(),
             );
-            let body = match self.body_cache.get(&key) {
-                Some(body) => body.clone(),
+            let cached = match &governed {
+                Some((body, _)) => Some(body.clone()),
+                None => self.body_cache.get(&key).cloned(),
+            };
+            let body = match cached {
+                Some(body) => body,
                 None => {
                     // Room for a body as big as the last one, so it never grows while written.
                     let mut w = BitWriter::new(Vec::with_capacity(body_capacity));
@@ -417,11 +496,14 @@ impl Replicator {
                 });
                 continue;
             }
+            if let Some(governor) = &mut replica.governor {
+                governor.spend(bytes.len());
+            }
             out.push_back(Output::Snapshot { client, bytes, full: baseline.is_none(), arrivals });
             while replica.sent.len() >= self.snapshots {
                 replica.sent.pop_front();
             }
-            replica.sent.push_back((tick, view));
+            replica.sent.push_back((tick, view, governed.map(|(_, sent)| sent)));
             replica.last_report = Some(report);
         }
         self.body_capacity = body_capacity;

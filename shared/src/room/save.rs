@@ -184,6 +184,7 @@ pub(crate) fn check_a_saved_match_goes_on_exactly<G: Game>(
         npcs: 6,
         seed: 42,
         max_rewind_ms: 200,
+        client_kbps: 0,
     };
     let mut rng = crate::rng::Rng::from_state(0x5eed);
     let feed = |room: &mut RoomCore<G>, clients: &[ClientId], seq: u32, frames: &[G::Input]| {

@@ -83,6 +83,7 @@ fn settings() -> RoomSettings {
         npcs: 0,
         seed: 1,
         max_rewind_ms: crate::rewind::DEFAULT_MAX_REWIND_MS,
+        client_kbps: 0,
     }
 }
 
@@ -626,4 +627,333 @@ fn a_resume_that_replaces_a_live_session_gets_a_delta_too() {
     let client = &rig.clients[ann].1;
     assert_eq!(client.stats().decode_errors, 0);
     assert_eq!(client.stats().snapshots, decoded + 1, "the delta decoded");
+}
+
+/// The bandwidth governor (`RoomSettings::client_kbps`) against real clients decoding every
+/// snapshot: a room of moving dots (some steady, some weaving, some crossing the edge of the
+/// view) and one walking player.
+mod governed {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::client::{Client, ClientConfig};
+    use crate::game::NetIdAllocator;
+
+    const NPCS: usize = 80;
+    const TICKS: u32 = 600;
+    const CLIENT: ClientId = ClientId(1);
+
+    /// A pseudo-random number from `k` (a few bits of a multiplicative hash).
+    fn mix(k: usize, salt: u64) -> i64 {
+        let h = (k as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ salt;
+        (h.wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 33) as i64
+    }
+
+    /// Each dot's step at `tick`: a fifth stand still, a fifth walk straight and turn back
+    /// every 40 ticks, the rest weave (their step changes every tick or two, so no motion
+    /// predicts them: NPCs steering), and the last five walk in and out of the interest radius
+    /// (500) along x.
+    fn step_of(k: usize, tick: u32) -> [i8; 2] {
+        let back = if (tick / 40).is_multiple_of(2) { 1 } else { -1 };
+        if k >= NPCS - 5 {
+            return [(4 * back) as i8, 0];
+        }
+        let t = i64::from(tick) + mix(k, 5) % 8;
+        match k % 5 {
+            0 => [0, 0],
+            1 => {
+                let (x, y) = (mix(k, 1) % 7 - 3, mix(k, 2) % 7 - 3);
+                [(x * back) as i8, (y * back) as i8]
+            }
+            2 => [(1 + t % 3) as i8 * back as i8, (2 - t % 3) as i8],
+            3 => [(-3 * back) as i8, (t % 2) as i8],
+            _ => [((t / 2) % 5 - 2) as i8, (2 - (t / 3) % 5) as i8],
+        }
+    }
+
+    struct Run {
+        core: RoomCore<Dots>,
+        client: Client<Dots>,
+        npcs: Vec<Entity>,
+        own: NetId,
+        /// Every `lose`th snapshot is lost on the way (0: none).
+        lose: usize,
+        made: usize,
+        /// The client's id on its current connection.
+        id: ClientId,
+        /// Whether the newest snapshot made was full.
+        full: bool,
+    }
+
+    impl Run {
+        fn new(client_kbps: u32) -> Run {
+            let settings = RoomSettings { ticks_per_snapshot: 2, client_kbps, ..settings() };
+            let mut core = RoomCore::<Dots>::new(settings);
+            let world = core.world_mut();
+            let npcs = (0..NPCS)
+                .map(|k| {
+                    let id = world.resource_mut::<NetIdAllocator>().next();
+                    let at = if k >= NPCS - 5 {
+                        Vec2::new(420.0 + 10.0 * (k % 5) as f32, 40.0 * (k % 5) as f32)
+                    } else {
+                        Vec2::new((mix(k, 3) % 700 - 350) as f32, (mix(k, 4) % 700 - 350) as f32)
+                    };
+                    world.spawn((id, Spot(at), Step([0, 0]))).id()
+                })
+                .collect();
+            let info = core.join(CLIENT, "ann", "s", None, || "a".into()).unwrap();
+            let client = Client::new(ClientConfig::default());
+            let mut run = Run {
+                core,
+                client,
+                npcs,
+                own: info.entity,
+                lose: 0,
+                made: 0,
+                id: CLIENT,
+                full: false,
+            };
+            run.deliver();
+            run
+        }
+
+        /// One tick: the player's input, the dots' steps, the step; the client's snapshot
+        /// bytes, if it was due one, and whether it arrived.
+        fn step(&mut self) -> Option<(usize, bool)> {
+            let tick = self.core.tick().0;
+            let back = if (tick / 120).is_multiple_of(2) { 1 } else { -1 };
+            self.client.push_input(Step([back, 0]));
+            while let Some(bytes) = self.client.poll_transmit() {
+                if let Ok(crate::protocol::ClientMessage::Input(batch)) =
+                    crate::codec::decode_client(&bytes)
+                {
+                    self.core.input(self.id, &batch, 0);
+                }
+            }
+            for (k, &e) in self.npcs.iter().enumerate() {
+                self.core.world_mut().entity_mut(e).insert(Step(step_of(k, tick)));
+            }
+            self.core.step();
+            self.deliver()
+        }
+
+        fn deliver(&mut self) -> Option<(usize, bool)> {
+            let mut snapshot = None;
+            while let Some(out) = self.core.poll_output() {
+                let bytes = match &out {
+                    Output::Send { bytes, .. } => bytes.to_vec(),
+                    Output::Snapshot { bytes, full, .. } => {
+                        self.made += 1;
+                        self.full = *full;
+                        if self.lose != 0 && self.made.is_multiple_of(self.lose) {
+                            snapshot = Some((bytes.len(), false));
+                            continue;
+                        }
+                        snapshot = Some((bytes.len(), true));
+                        bytes.clone()
+                    }
+                    _ => continue,
+                };
+                self.client.handle_bytes(0, &bytes).expect("the client decodes every message");
+            }
+            snapshot
+        }
+    }
+
+    #[test]
+    fn a_resumed_governed_client_goes_on_with_deltas_against_what_it_was_sent() {
+        let mut run = Run::new(12);
+        let mut states: VecDeque<(Tick, ReplicatedState)> = VecDeque::new();
+        let record = |run: &Run, states: &mut VecDeque<(Tick, ReplicatedState)>| {
+            let (tick, server) = run.core.newest_state().expect("a snapshot was made");
+            states.truncate(39);
+            states.push_front((tick, server.clone()));
+        };
+        for _ in 0..100 {
+            if run.step().is_some() {
+                record(&run, &mut states);
+            }
+        }
+        // The connection drops; the room goes on without the client for a while (within the
+        // grace period of 10 ticks).
+        run.core.disconnect(run.id, false);
+        for _ in 0..5 {
+            run.step();
+        }
+        run.id = ClientId(2);
+        let info = run.core.join(run.id, "ann", "s", Some("a"), || "b".into()).unwrap();
+        assert!(info.resumed);
+        run.deliver();
+        let mut first = true;
+        for _ in 0..200 {
+            let Some(_) = run.step() else { continue };
+            record(&run, &mut states);
+            if first {
+                assert!(!run.full, "the first snapshot after the resume is a delta");
+                first = false;
+            }
+            let (tick, held) = run.client.latest().expect("decoded");
+            assert_eq!(held.get(run.own), states[0].1.get(run.own), "own player at {tick:?}");
+            for e in held.iter() {
+                let row = Some((e.mask, e.fields.to_vec()));
+                assert!(
+                    states.iter().any(|(t, s)| predicted_row(s, e.id, tick.0 - t.0) == row),
+                    "{} at {tick:?} holds {row:?}, which the server never had",
+                    e.id
+                );
+            }
+        }
+        assert!(!first, "snapshots after the resume");
+        assert!(run.core.inspect_clients()[0].governor.is_some_and(|g| g.left_out > 0));
+    }
+
+    /// Mean snapshot bytes over the last `TICKS / 2` ticks of an unconstrained run.
+    fn unconstrained_bytes_per_snapshot() -> f64 {
+        let mut run = Run::new(0);
+        let sizes: Vec<usize> =
+            (0..TICKS / 2).filter_map(|_| run.step()).map(|(n, _)| n).skip(20).collect();
+        sizes.iter().sum::<usize>() as f64 / sizes.len() as f64
+    }
+
+    /// `state`'s entity `id` as the client works it out `ticks` after it was sent: moved on by
+    /// its motion (the sum of the hops between snapshots: motion is whole cells a tick).
+    fn predicted_row(state: &ReplicatedState, id: NetId, ticks: u32) -> Option<(u32, Vec<i32>)> {
+        let registry = game::registry::<Dots>();
+        let (pos, motion) = (registry.position_index()?, registry.motion_index()?);
+        let (po, mo) = (registry.offset(pos), registry.offset(motion));
+        let e = state.get(id)?;
+        let mut row = e.fields.to_vec();
+        if e.mask & (1 << pos.0) != 0 && e.mask & (1 << motion.0) != 0 {
+            row[po] += row[mo] * ticks as i32;
+            row[po + 1] += row[mo + 1] * ticks as i32;
+        }
+        Some((e.mask, row))
+    }
+
+    #[test]
+    fn the_budget_is_not_saved_so_saves_keep_their_layout() {
+        // Saves are bincode: a new field would make every earlier save unreadable (and this
+        // build's saves unreadable to an older instance in a rolling restart).
+        let governed = RoomSettings { client_kbps: 64, ..settings() };
+        let encoded = crate::persist::encode(&governed).unwrap();
+        assert_eq!(encoded, crate::persist::encode(&settings()).unwrap());
+        let decoded: RoomSettings = crate::persist::decode(&encoded).unwrap();
+        assert_eq!(decoded, settings(), "restored unlimited, until the server sets its own");
+    }
+
+    #[test]
+    fn at_a_third_of_the_rate_every_entity_in_view_is_fresh_within_the_staleness_bound() {
+        check(0);
+    }
+
+    #[test]
+    fn with_snapshots_lost_the_client_still_holds_only_what_the_server_sent() {
+        // Every third snapshot lost: deltas come against older acknowledged states, which
+        // left out other entities. Each value held must still be one the server sent.
+        check(3);
+    }
+
+    /// The governed run at a third of the unconstrained rate, every `lose`th snapshot lost (0:
+    /// none; the staleness bound and the bytes are checked only without losses).
+    fn check(lose: usize) {
+        let unconstrained = unconstrained_bytes_per_snapshot();
+        // A third of it, in kilobits a second at 30 snapshots a second.
+        let kbps = (unconstrained / 3.0 * 30.0 * 8.0 / 1000.0) as u32;
+        let budget = f64::from(snapshot_budget(kbps, 60, 2).unwrap());
+        assert!(budget <= unconstrained / 3.0 + 5.0, "{budget} of {unconstrained}");
+
+        let mut run = Run::new(kbps);
+        run.lose = lose;
+        let registry = game::registry::<Dots>();
+        let pos = registry.position_offset().unwrap();
+        let radius = f64::from(crate::quantize::position(500.0));
+        // N: an entity in view is left out of at most MAX_STALE_SNAPSHOTS - 1 snapshots in a
+        // row, so its value on the client is at most that many snapshots old; a lost snapshot
+        // delays what it carried to the next one.
+        let bound = MAX_STALE_SNAPSHOTS * 2 + if lose == 0 { 0 } else { 2 };
+        // The server's state of each snapshot made (the newest 40), newest first.
+        let mut states: VecDeque<(Tick, ReplicatedState)> = VecDeque::new();
+        // Per entity, the first snapshot of its current stay within the radius.
+        let mut in_view_since: HashMap<NetId, Tick> = HashMap::new();
+        let (mut sizes, mut worst_age, mut ages_near, mut ages_far) =
+            (Vec::new(), 0u32, Vec::new(), Vec::new());
+        for _ in 0..TICKS {
+            let Some((size, arrived)) = run.step() else { continue };
+            let (tick, server) = run.core.newest_state().expect("a snapshot was made");
+            states.truncate(39);
+            states.push_front((tick, server.clone()));
+            if !arrived {
+                continue;
+            }
+            let server = &states[0].1;
+            let (got_tick, held) = run.client.latest().expect("decoded");
+            assert_eq!(got_tick, tick);
+            sizes.push(size);
+            // The own player: in every snapshot, with its current value.
+            let own = server.get(run.own).unwrap();
+            assert_eq!(held.get(run.own), Some(own), "own player at {tick:?}");
+            let at = [f64::from(own.fields[pos]), f64::from(own.fields[pos + 1])];
+            // Every entity the client holds is the server's at some snapshot tick, moved on by
+            // the motion it had then: its age is the newest such tick's.
+            let mut fresh_at = HashMap::new();
+            for e in held.iter() {
+                let row = Some((e.mask, e.fields.to_vec()));
+                let Some((then, _)) =
+                    states.iter().find(|(t, s)| predicted_row(s, e.id, tick.0 - t.0) == row)
+                else {
+                    panic!("{} at {tick:?} holds {row:?}, which the server never had", e.id)
+                };
+                fresh_at.insert(e.id, *then);
+            }
+            // Every entity within the radius is fresh within the bound.
+            for e in server.iter() {
+                let d = if e.mask & 1 == 0 {
+                    0.0
+                } else {
+                    (f64::from(e.fields[pos]) - at[0]).hypot(f64::from(e.fields[pos + 1]) - at[1])
+                };
+                if d > radius {
+                    in_view_since.remove(&e.id);
+                    continue;
+                }
+                let since = *in_view_since.entry(e.id).or_insert(tick);
+                let current = fresh_at.get(&e.id).filter(|t| !since.is_after(**t)).copied();
+                let age = tick.0 - current.unwrap_or(since).0;
+                assert!(age <= bound, "{} is {age} ticks old at {tick:?}", e.id);
+                worst_age = worst_age.max(age);
+                if tick.0 > 100 && e.mask & 1 != 0 {
+                    if d < radius / 3.0 {
+                        ages_near.push(age);
+                    } else if d > radius * 2.0 / 3.0 {
+                        ages_far.push(age);
+                    }
+                }
+            }
+        }
+        let view = run.core.inspect_clients().pop().unwrap();
+        let stats = view.governor.expect("governed");
+        let steady = &sizes[20..];
+        let mean = steady.iter().sum::<usize>() as f64 / steady.len() as f64;
+        let max = *steady.iter().max().unwrap();
+        let mean_age = |ages: &[u32]| ages.iter().sum::<u32>() as f64 / ages.len().max(1) as f64;
+        eprintln!(
+            "unconstrained {unconstrained:.1} B/snapshot; {kbps} kbps = {budget} B/snapshot: \
+             mean {mean:.1}, max {max}; oldest {worst_age} ticks (server: {} ticks); near \
+             entities {:.2} ticks old on average, far ones {:.2}; {stats:?}",
+            stats.max_stale_ticks,
+            mean_age(&ages_near),
+            mean_age(&ages_far),
+        );
+        assert!(stats.left_out > 0 && stats.max_stale_ticks <= bound, "{stats:?}");
+        assert_eq!(run.client.stats().decode_errors, 0);
+        if lose != 0 {
+            return;
+        }
+        // Within the budget on average, and no snapshot over what the bucket allows plus the
+        // own player's entry (its share: under 16 bytes here).
+        assert!(mean <= budget + 2.0, "mean {mean} over {budget}");
+        assert!(max as f64 <= budget * (1.0 + CARRY) + 16.0, "{max} over {budget}");
+        // The priorities at work: nearer entities are fresher.
+        assert!(mean_age(&ages_near) < mean_age(&ages_far), "{ages_near:?} {ages_far:?}");
+    }
 }

@@ -306,6 +306,32 @@ impl BitSink for Counter {
     }
 }
 
+/// The bits of one entity's entry in a delta after its id gap, with its mask written in full
+/// (an upper bound on the one-bit "same mask"): an update from `old`, or a spawn when there is
+/// none. What the bandwidth governor ranks entities' costs by.
+pub(crate) fn entry_bits(
+    registry: &ReplicationRegistry,
+    old: Option<EntityView<'_>>,
+    new: EntityView<'_>,
+) -> u64 {
+    let n_components = registry.len() as u32;
+    let mut w = Counter::default();
+    match old {
+        Some(old) => {
+            let touched = touched_mask(registry, old, new);
+            w.write_bits(KIND_UPDATED, 1);
+            write_mask(&mut w, touched, &mut !touched, n_components);
+            write_update_fields(&mut w, registry, old, new, touched);
+        }
+        None => {
+            w.write_bits(KIND_SPAWNED, 2);
+            write_mask(&mut w, new.mask, &mut !new.mask, n_components);
+            write_entity_fields(&mut w, registry, new);
+        }
+    }
+    w.0
+}
+
 /// What [`encode_delta`] from `baseline` to `current` writes, attributed: the bits each
 /// registered component takes (registry order), and last the rest (ids, kinds, masks, the end
 /// mark). They add up to the delta's length. For the live inspector: where a snapshot's bytes

@@ -32,6 +32,7 @@ mod prepared;
 
 use thiserror::Error;
 
+pub(crate) use format::entry_bits;
 pub use format::{decode_delta, decode_full, delta_bits_by_component, encode_delta, encode_full};
 pub use prepared::{
     PreparedDelta, PreparedState, View, encode_delta_prepared, encode_full_prepared,

@@ -334,6 +334,7 @@ fn the_rewind_history_survives_a_restore() {
         npcs: 4,
         seed: 3,
         max_rewind_ms: 200,
+        client_kbps: 0,
     };
     let mut a = RoomCore::<ArenaGame>::new(settings);
     for _ in 0..40 {

@@ -452,6 +452,7 @@ impl BotMatch {
             npcs: 0,
             seed: 5,
             max_rewind_ms: crate::rewind::DEFAULT_MAX_REWIND_MS,
+            client_kbps: 0,
         };
         let mut core = RoomCore::<SoccerGame>::new(settings);
         core.join(ClientId(1), "bot", "bot", None, || "token".into()).expect("joins");
