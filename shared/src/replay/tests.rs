@@ -16,6 +16,7 @@ fn settings() -> RoomSettings {
         npcs: 5,
         seed: 9,
         max_rewind_ms: 200,
+        client_kbps: 0,
     }
 }
 
