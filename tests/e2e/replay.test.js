@@ -97,6 +97,11 @@ test("a recording plays with pause, seek and speed", { timeout: 60_000 }, async 
   });
   assert.ok(fast.tick > 600);
   assert.deepEqual(problems, []);
+  if (process.env.TICKWIRE_SCREENSHOT) {
+    await page.click("#play");
+    await page.setViewportSize({ width: 1000, height: 820 });
+    await page.screenshot({ path: process.env.TICKWIRE_SCREENSHOT });
+  }
   await page.close();
 });
 
